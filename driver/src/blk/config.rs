@@ -1,0 +1,160 @@
+//! The virtio-blk device configuration (virtio 1.2, 5.2.4), parsed from its little-endian bytes.
+
+use serde::Serialize;
+
+/// Bytes of the configuration uvio knows, up to and including the secure-erase fields.
+pub const BLK_CONFIG_LEN: usize = 72;
+
+/// Disk geometry, a legacy hint (VIRTIO_BLK_F_GEOMETRY).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Geometry {
+    pub cylinders: u16,
+    pub heads: u8,
+    pub sectors: u8,
+}
+
+/// The virtio-blk configuration. Fields are named as the spec names them; a field is `None`
+/// when the device's configuration structure ends before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlkConfig {
+    /// In 512-byte sectors, whatever the logical block size.
+    pub capacity: u64,
+    pub size_max: u32,
+    pub seg_max: u32,
+    pub geometry: Geometry,
+    pub blk_size: u32,
+    pub physical_block_exp: u8,
+    pub alignment_offset: u8,
+    pub min_io_size: u16,
+    pub opt_io_size: u32,
+    pub writeback: u8,
+    pub num_queues: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_discard_sectors: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_discard_seg: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discard_sector_alignment: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_write_zeroes_sectors: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_write_zeroes_seg: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_zeroes_may_unmap: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_secure_erase_sectors: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_secure_erase_seg: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secure_erase_sector_alignment: Option<u32>,
+}
+
+/// Little-endian field reader over a configuration structure that may be short.
+pub(crate) struct ConfigBytes<'a>(pub &'a [u8]);
+
+impl ConfigBytes<'_> {
+    pub fn u8(&self, at: usize) -> Option<u8> {
+        self.0.get(at).copied()
+    }
+    pub fn u16(&self, at: usize) -> Option<u16> {
+        Some(u16::from_le_bytes(self.0.get(at..at + 2)?.try_into().ok()?))
+    }
+    pub fn u32(&self, at: usize) -> Option<u32> {
+        Some(u32::from_le_bytes(self.0.get(at..at + 4)?.try_into().ok()?))
+    }
+    pub fn u64(&self, at: usize) -> Option<u64> {
+        Some(u64::from_le_bytes(self.0.get(at..at + 8)?.try_into().ok()?))
+    }
+}
+
+/// The configuration is shorter than the fields every virtio-blk device has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the virtio-blk configuration is {0} bytes, shorter than the 36 bytes up to num_queues")]
+pub struct ShortBlkConfig(pub usize);
+
+impl BlkConfig {
+    /// Parses the configuration bytes. The first 36 bytes (through `num_queues`) must be there.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ShortBlkConfig> {
+        let b = ConfigBytes(bytes);
+        let short = ShortBlkConfig(bytes.len());
+        Ok(BlkConfig {
+            capacity: b.u64(0).ok_or(short)?,
+            size_max: b.u32(8).ok_or(short)?,
+            seg_max: b.u32(12).ok_or(short)?,
+            geometry: Geometry {
+                cylinders: b.u16(16).ok_or(short)?,
+                heads: b.u8(18).ok_or(short)?,
+                sectors: b.u8(19).ok_or(short)?,
+            },
+            blk_size: b.u32(20).ok_or(short)?,
+            physical_block_exp: b.u8(24).ok_or(short)?,
+            alignment_offset: b.u8(25).ok_or(short)?,
+            min_io_size: b.u16(26).ok_or(short)?,
+            opt_io_size: b.u32(28).ok_or(short)?,
+            writeback: b.u8(32).ok_or(short)?,
+            num_queues: b.u16(34).ok_or(short)?,
+            max_discard_sectors: b.u32(36),
+            max_discard_seg: b.u32(40),
+            discard_sector_alignment: b.u32(44),
+            max_write_zeroes_sectors: b.u32(48),
+            max_write_zeroes_seg: b.u32(52),
+            write_zeroes_may_unmap: b.u8(56),
+            max_secure_erase_sectors: b.u32(60),
+            max_secure_erase_seg: b.u32(64),
+            secure_erase_sector_alignment: b.u32(68),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_qemu_like_config() {
+        let mut c = vec![0u8; 60];
+        c[0..8].copy_from_slice(&2_097_152u64.to_le_bytes()); // 1 GiB
+        c[8..12].copy_from_slice(&0u32.to_le_bytes());
+        c[12..16].copy_from_slice(&254u32.to_le_bytes());
+        c[16..18].copy_from_slice(&2080u16.to_le_bytes());
+        c[18] = 16;
+        c[19] = 63;
+        c[20..24].copy_from_slice(&512u32.to_le_bytes());
+        c[24] = 3;
+        c[32] = 1;
+        c[34..36].copy_from_slice(&2u16.to_le_bytes());
+        c[36..40].copy_from_slice(&4_194_303u32.to_le_bytes());
+        c[40..44].copy_from_slice(&1u32.to_le_bytes());
+        c[56] = 1;
+        let cfg = BlkConfig::parse(&c).unwrap();
+        assert_eq!(cfg.capacity, 2_097_152);
+        assert_eq!(cfg.seg_max, 254);
+        assert_eq!(
+            cfg.geometry,
+            Geometry {
+                cylinders: 2080,
+                heads: 16,
+                sectors: 63
+            }
+        );
+        assert_eq!(cfg.blk_size, 512);
+        assert_eq!(cfg.physical_block_exp, 3);
+        assert_eq!(cfg.writeback, 1);
+        assert_eq!(cfg.num_queues, 2);
+        assert_eq!(cfg.max_discard_sectors, Some(4_194_303));
+        assert_eq!(cfg.write_zeroes_may_unmap, Some(1));
+        assert_eq!(cfg.max_secure_erase_sectors, None);
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(json["capacity"], 2_097_152);
+        assert!(json.get("max_secure_erase_sectors").is_none());
+    }
+
+    #[test]
+    fn refuses_a_truncated_config() {
+        assert_eq!(BlkConfig::parse(&[0u8; 35]), Err(ShortBlkConfig(35)));
+        assert!(BlkConfig::parse(&[0u8; 36])
+            .unwrap()
+            .max_discard_sectors
+            .is_none());
+    }
+}

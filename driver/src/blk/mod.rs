@@ -1,0 +1,5 @@
+//! virtio-blk.
+
+pub mod config;
+
+pub use config::BlkConfig;

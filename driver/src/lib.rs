@@ -1,0 +1,14 @@
+//! uvio: a userspace, polled virtio-blk / virtio-scsi driver for Linux guests, over VFIO.
+//!
+//! Layers, top-down as the tools use them: [`binding`] hands PCI functions between kernel
+//! drivers and vfio-pci; [`pci`] reads what sysfs knows of a function; [`vfio`] opens it and
+//! maps its BARs and DMA memory; [`virtio`] speaks the modern PCI transport; [`blk`] and
+//! [`scsi`] know their device configurations.
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
+pub mod binding;
+pub mod blk;
+pub mod pci;
+pub mod scsi;
+pub mod vfio;
+pub mod virtio;

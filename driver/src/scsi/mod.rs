@@ -1,0 +1,5 @@
+//! virtio-scsi.
+
+pub mod config;
+
+pub use config::ScsiConfig;

@@ -1,0 +1,178 @@
+//! Feature bits and their spec names.
+
+use std::fmt;
+
+use super::DeviceType;
+
+/// A 64-bit virtio feature set. Bits 0..24 are device-specific, 24..41 transport/ring bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Features(pub u64);
+
+impl Features {
+    pub const INDIRECT_DESC: Features = Features(1 << 28);
+    pub const EVENT_IDX: Features = Features(1 << 29);
+    pub const VERSION_1: Features = Features(1 << 32);
+    pub const ACCESS_PLATFORM: Features = Features(1 << 33);
+    pub const RING_PACKED: Features = Features(1 << 34);
+
+    pub const BLK_SIZE_MAX: Features = Features(1 << 1);
+    pub const BLK_SEG_MAX: Features = Features(1 << 2);
+    pub const BLK_GEOMETRY: Features = Features(1 << 4);
+    pub const BLK_RO: Features = Features(1 << 5);
+    pub const BLK_BLK_SIZE: Features = Features(1 << 6);
+    pub const BLK_FLUSH: Features = Features(1 << 9);
+    pub const BLK_TOPOLOGY: Features = Features(1 << 10);
+    pub const BLK_CONFIG_WCE: Features = Features(1 << 11);
+    pub const BLK_MQ: Features = Features(1 << 12);
+    pub const BLK_DISCARD: Features = Features(1 << 13);
+    pub const BLK_WRITE_ZEROES: Features = Features(1 << 14);
+
+    pub const SCSI_INOUT: Features = Features(1 << 0);
+    pub const SCSI_HOTPLUG: Features = Features(1 << 1);
+    pub const SCSI_CHANGE: Features = Features(1 << 2);
+
+    pub const fn union(self, other: Features) -> Features {
+        Features(self.0 | other.0)
+    }
+
+    pub const fn intersection(self, other: Features) -> Features {
+        Features(self.0 & other.0)
+    }
+
+    pub const fn contains(self, other: Features) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The spec names of the set bits, for a device of `device_type`; unknown bits print as
+    /// `bit N` so nothing the device offers is hidden.
+    pub fn names(self, device_type: DeviceType) -> Vec<String> {
+        (0..64)
+            .filter(|bit| self.0 & (1u64 << bit) != 0)
+            .map(|bit| feature_name(device_type, bit))
+            .collect()
+    }
+}
+
+impl std::ops::BitOr for Features {
+    type Output = Features;
+    fn bitor(self, rhs: Features) -> Features {
+        self.union(rhs)
+    }
+}
+
+impl fmt::LowerHex for Features {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.0, f)
+    }
+}
+
+/// The spec name of feature `bit` for `device_type` (virtio 1.2, sections 5.2.3, 5.6.3, 6).
+pub fn feature_name(device_type: DeviceType, bit: u32) -> String {
+    let device_specific = match (device_type, bit) {
+        (DeviceType::Block, 0) => Some("VIRTIO_BLK_F_BARRIER"),
+        (DeviceType::Block, 1) => Some("VIRTIO_BLK_F_SIZE_MAX"),
+        (DeviceType::Block, 2) => Some("VIRTIO_BLK_F_SEG_MAX"),
+        (DeviceType::Block, 4) => Some("VIRTIO_BLK_F_GEOMETRY"),
+        (DeviceType::Block, 5) => Some("VIRTIO_BLK_F_RO"),
+        (DeviceType::Block, 6) => Some("VIRTIO_BLK_F_BLK_SIZE"),
+        (DeviceType::Block, 7) => Some("VIRTIO_BLK_F_SCSI"),
+        (DeviceType::Block, 9) => Some("VIRTIO_BLK_F_FLUSH"),
+        (DeviceType::Block, 10) => Some("VIRTIO_BLK_F_TOPOLOGY"),
+        (DeviceType::Block, 11) => Some("VIRTIO_BLK_F_CONFIG_WCE"),
+        (DeviceType::Block, 12) => Some("VIRTIO_BLK_F_MQ"),
+        (DeviceType::Block, 13) => Some("VIRTIO_BLK_F_DISCARD"),
+        (DeviceType::Block, 14) => Some("VIRTIO_BLK_F_WRITE_ZEROES"),
+        (DeviceType::Block, 15) => Some("VIRTIO_BLK_F_LIFETIME"),
+        (DeviceType::Block, 16) => Some("VIRTIO_BLK_F_SECURE_ERASE"),
+        (DeviceType::Block, 17) => Some("VIRTIO_BLK_F_ZONED"),
+        (DeviceType::Scsi, 0) => Some("VIRTIO_SCSI_F_INOUT"),
+        (DeviceType::Scsi, 1) => Some("VIRTIO_SCSI_F_HOTPLUG"),
+        (DeviceType::Scsi, 2) => Some("VIRTIO_SCSI_F_CHANGE"),
+        (DeviceType::Scsi, 3) => Some("VIRTIO_SCSI_F_T10_PI"),
+        _ => None,
+    };
+    let transport = match bit {
+        24 => Some("VIRTIO_F_NOTIFY_ON_EMPTY"),
+        27 => Some("VIRTIO_F_ANY_LAYOUT"),
+        28 => Some("VIRTIO_F_INDIRECT_DESC"),
+        29 => Some("VIRTIO_F_EVENT_IDX"),
+        32 => Some("VIRTIO_F_VERSION_1"),
+        33 => Some("VIRTIO_F_ACCESS_PLATFORM"),
+        34 => Some("VIRTIO_F_RING_PACKED"),
+        35 => Some("VIRTIO_F_IN_ORDER"),
+        36 => Some("VIRTIO_F_ORDER_PLATFORM"),
+        37 => Some("VIRTIO_F_SR_IOV"),
+        38 => Some("VIRTIO_F_NOTIFICATION_DATA"),
+        39 => Some("VIRTIO_F_NOTIF_CONFIG_DATA"),
+        40 => Some("VIRTIO_F_RING_RESET"),
+        41 => Some("VIRTIO_F_ADMIN_VQ"),
+        _ => None,
+    };
+    device_specific
+        .or(transport)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("bit {bit}"))
+}
+
+/// The features uvio's driver for `device_type` knows how to use, offered back to the device.
+pub fn driver_features(device_type: DeviceType) -> Features {
+    let ring = Features::VERSION_1
+        | Features::ACCESS_PLATFORM
+        | Features::INDIRECT_DESC
+        | Features::EVENT_IDX;
+    let device = match device_type {
+        DeviceType::Block => {
+            Features::BLK_SIZE_MAX
+                | Features::BLK_SEG_MAX
+                | Features::BLK_GEOMETRY
+                | Features::BLK_RO
+                | Features::BLK_BLK_SIZE
+                | Features::BLK_FLUSH
+                | Features::BLK_TOPOLOGY
+                | Features::BLK_CONFIG_WCE
+                | Features::BLK_MQ
+                | Features::BLK_DISCARD
+                | Features::BLK_WRITE_ZEROES
+        }
+        DeviceType::Scsi => Features::SCSI_INOUT | Features::SCSI_HOTPLUG | Features::SCSI_CHANGE,
+        _ => Features::default(),
+    };
+    ring | device
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_features_qemu_offers_for_virtio_blk() {
+        // Device features QEMU 7.2 offered for virtio-blk in the test guest (guest-testbed.md).
+        let offered = Features(0x0000_0103_3000_7e54);
+        let names = offered.names(DeviceType::Block);
+        for expected in [
+            "VIRTIO_BLK_F_SEG_MAX",
+            "VIRTIO_BLK_F_MQ",
+            "VIRTIO_BLK_F_WRITE_ZEROES",
+            "VIRTIO_F_INDIRECT_DESC",
+            "VIRTIO_F_EVENT_IDX",
+            "VIRTIO_F_VERSION_1",
+            "VIRTIO_F_ACCESS_PLATFORM",
+            "VIRTIO_F_RING_RESET",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing from {names:?}"
+            );
+        }
+        assert_eq!(names.len(), offered.0.count_ones() as usize);
+        assert_eq!(feature_name(DeviceType::Scsi, 1), "VIRTIO_SCSI_F_HOTPLUG");
+        assert_eq!(feature_name(DeviceType::Scsi, 20), "bit 20");
+    }
+
+    #[test]
+    fn driver_features_always_include_the_required_bits() {
+        for t in [DeviceType::Block, DeviceType::Scsi] {
+            assert!(driver_features(t).contains(Features::VERSION_1 | Features::ACCESS_PLATFORM));
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The virtio-pci modern transport (virtio 1.2, section 4.1) over a VFIO device: the
+//! capability walk, the common configuration registers, the status handshake with feature
+//! negotiation, and the device configuration read with the generation retry.
+
+use std::time::{Duration, Instant};
+
+use super::features::Features;
+use super::DeviceType;
+use crate::pci::{PciAddress, PciFunction};
+use crate::vfio::{MappedBar, VfioDevice, VfioError};
+
+/// Errors from the virtio-pci transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error(transparent)]
+    Vfio(#[from] VfioError),
+    #[error("{0} is not a virtio function")]
+    NotVirtio(PciAddress),
+    #[error(
+        "{0} has no virtio-pci modern capabilities (is it a legacy-only device? give QEMU's \
+         device `disable-legacy=on`)"
+    )]
+    NotModern(PciAddress),
+    #[error("{bdf}: malformed PCI capability list: {what}")]
+    BadCapability { bdf: PciAddress, what: String },
+    #[error(
+        "{bdf}: the device did not finish its reset within {0:?}",
+        RESET_TIMEOUT
+    )]
+    ResetTimeout { bdf: PciAddress },
+    #[error(
+        "{bdf} does not offer {missing:?}, which uvio requires (VFIO in a guest needs \
+         VIRTIO_F_ACCESS_PLATFORM: give QEMU's device `iommu_platform=on`)"
+    )]
+    MissingFeatures {
+        bdf: PciAddress,
+        missing: Vec<String>,
+    },
+    #[error("{bdf} refused the negotiated features (FEATURES_OK did not stick)")]
+    FeaturesRejected { bdf: PciAddress },
+    #[error("{bdf}: the device configuration kept changing while being read")]
+    ConfigUnstable { bdf: PciAddress },
+    #[error("{bdf}: register access at {offset:#x} falls outside the {area} structure")]
+    Register {
+        bdf: PciAddress,
+        area: &'static str,
+        offset: usize,
+    },
+}
+
+const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Device status bits (virtio 1.2, 2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceStatus(pub u8);
+
+impl DeviceStatus {
+    pub const ACKNOWLEDGE: u8 = 1;
+    pub const DRIVER: u8 = 2;
+    pub const DRIVER_OK: u8 = 4;
+    pub const FEATURES_OK: u8 = 8;
+    pub const DEVICE_NEEDS_RESET: u8 = 64;
+    pub const FAILED: u8 = 128;
+}
+
+/// Common configuration register offsets (virtio 1.2, 4.1.4.3).
+mod common {
+    pub const DEVICE_FEATURE_SELECT: usize = 0;
+    pub const DEVICE_FEATURE: usize = 4;
+    pub const DRIVER_FEATURE_SELECT: usize = 8;
+    pub const DRIVER_FEATURE: usize = 12;
+    pub const NUM_QUEUES: usize = 18;
+    pub const DEVICE_STATUS: usize = 20;
+    pub const CONFIG_GENERATION: usize = 21;
+}
+
+/// virtio-pci capability types (virtio 1.2, 4.1.4).
+mod cap {
+    pub const COMMON: u8 = 1;
+    pub const NOTIFY: u8 = 2;
+    pub const ISR: u8 = 3;
+    pub const DEVICE: u8 = 4;
+    pub const PCI_CFG: u8 = 5;
+}
+
+const PCI_STATUS: u64 = 0x06;
+const PCI_STATUS_CAP_LIST: u16 = 0x10;
+const PCI_CAPABILITY_LIST: u64 = 0x34;
+const PCI_CAP_ID_VNDR: u8 = 0x09;
+
+/// Reads PCI config space: `(offset, buffer)`.
+pub type ConfigReader<'a> = &'a dyn Fn(u64, &mut [u8]) -> Result<(), VfioError>;
+
+/// Where one virtio structure lives: a window into a BAR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StructureWindow {
+    pub bar: u8,
+    pub offset: u32,
+    pub length: u32,
+}
+
+/// The virtio-pci capabilities of a function, as the capability walk found them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtioCapabilities {
+    pub common: StructureWindow,
+    pub notify: StructureWindow,
+    pub notify_off_multiplier: u32,
+    pub isr: StructureWindow,
+    pub device: Option<StructureWindow>,
+}
+
+/// Walks the PCI capability list with `read` (config-space reads) and returns the first
+/// virtio structure of each type. The PCI-config-access capability is skipped: with BARs
+/// mapped it is never needed.
+pub fn walk_capabilities(
+    bdf: PciAddress,
+    read: ConfigReader<'_>,
+) -> Result<VirtioCapabilities, TransportError> {
+    let bad = |what: String| TransportError::BadCapability { bdf, what };
+    let mut word = [0u8; 2];
+    read(PCI_STATUS, &mut word)?;
+    if u16::from_le_bytes(word) & PCI_STATUS_CAP_LIST == 0 {
+        return Err(TransportError::NotModern(bdf));
+    }
+    let mut byte = [0u8; 1];
+    read(PCI_CAPABILITY_LIST, &mut byte)?;
+    let mut pointer = byte[0] & 0xfc;
+    let (mut common, mut notify, mut isr, mut device) = (None, None, None, None);
+    let mut multiplier = 0;
+    // A config space of 256 bytes holds at most 48 capabilities; more means a loop.
+    let mut seen = 0;
+    while pointer != 0 {
+        seen += 1;
+        if seen > 48 || pointer < 0x40 {
+            return Err(bad(format!(
+                "capability pointer {pointer:#x} loops or points into the header"
+            )));
+        }
+        let mut raw = [0u8; 16];
+        read(u64::from(pointer), &mut raw)?;
+        let (id, next) = (raw[0], raw[1] & 0xfc);
+        if id == PCI_CAP_ID_VNDR {
+            let (cap_len, cfg_type, bar) = (raw[2], raw[3], raw[4]);
+            let window = StructureWindow {
+                bar,
+                offset: u32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]),
+                length: u32::from_le_bytes([raw[12], raw[13], raw[14], raw[15]]),
+            };
+            // Spec: ignore structures in reserved BARs (> 5) and types we do not know.
+            let usable = bar <= 5 && cap_len >= 16;
+            match cfg_type {
+                cap::COMMON if usable && common.is_none() => common = Some(window),
+                cap::NOTIFY if usable && notify.is_none() && cap_len >= 20 => {
+                    let mut m = [0u8; 4];
+                    read(u64::from(pointer) + 16, &mut m)?;
+                    multiplier = u32::from_le_bytes(m);
+                    notify = Some(window);
+                }
+                cap::ISR if usable && isr.is_none() => isr = Some(window),
+                cap::DEVICE if usable && device.is_none() => device = Some(window),
+                cap::PCI_CFG => {}
+                _ => {}
+            }
+        }
+        pointer = next;
+    }
+    match (common, notify, isr) {
+        (Some(common), Some(notify), Some(isr)) => Ok(VirtioCapabilities {
+            common,
+            notify,
+            notify_off_multiplier: multiplier,
+            isr,
+            device,
+        }),
+        _ => Err(TransportError::NotModern(bdf)),
+    }
+}
+
+/// A virtio function driven through the modern PCI transport over VFIO. Dropping it resets
+/// the device, so nothing is left running behind the process.
+pub struct VirtioPciTransport {
+    bdf: PciAddress,
+    device_type: DeviceType,
+    capabilities: VirtioCapabilities,
+    bars: Vec<Option<MappedBar>>,
+    negotiated: Features,
+    // Declared last so the BAR mappings are gone before the device fd closes.
+    vfio: VfioDevice,
+}
+
+impl std::fmt::Debug for VirtioPciTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtioPciTransport")
+            .field("bdf", &self.bdf)
+            .field("device_type", &self.device_type)
+            .field("capabilities", &self.capabilities)
+            .finish()
+    }
+}
+
+impl VirtioPciTransport {
+    /// Opens `function` through VFIO and maps the BARs holding its virtio structures.
+    pub fn open(function: &PciFunction) -> Result<Self, TransportError> {
+        let bdf = function.address;
+        let device_type = function
+            .virtio_device_type()
+            .ok_or(TransportError::NotVirtio(bdf))?;
+        let vfio = VfioDevice::open(function)?;
+        let capabilities = walk_capabilities(bdf, &|offset, buf| vfio.read_config(offset, buf))?;
+        let mut windows = vec![capabilities.common, capabilities.notify, capabilities.isr];
+        windows.extend(capabilities.device);
+        let mut bars: Vec<Option<MappedBar>> = (0..6).map(|_| None).collect();
+        for window in windows {
+            let slot = &mut bars[usize::from(window.bar)];
+            if slot.is_none() {
+                *slot = Some(vfio.map_bar(u32::from(window.bar))?);
+            }
+            let bar_len = slot.as_ref().map_or(0, MappedBar::len) as u64;
+            if u64::from(window.offset) + u64::from(window.length) > bar_len {
+                return Err(TransportError::BadCapability {
+                    bdf,
+                    what: format!(
+                        "structure at BAR{} {:#x}+{:#x} exceeds the BAR's {bar_len:#x} bytes",
+                        window.bar, window.offset, window.length
+                    ),
+                });
+            }
+        }
+        Ok(VirtioPciTransport {
+            bdf,
+            device_type,
+            capabilities,
+            bars,
+            negotiated: Features::default(),
+            vfio,
+        })
+    }
+
+    pub fn bdf(&self) -> PciAddress {
+        self.bdf
+    }
+
+    pub fn device_type(&self) -> DeviceType {
+        self.device_type
+    }
+
+    pub fn capabilities(&self) -> &VirtioCapabilities {
+        &self.capabilities
+    }
+
+    pub fn vfio(&self) -> &VfioDevice {
+        &self.vfio
+    }
+
+    /// The features accepted in the last successful [`negotiate`](Self::negotiate).
+    pub fn negotiated_features(&self) -> Features {
+        self.negotiated
+    }
+
+    fn window_bar(
+        &self,
+        window: StructureWindow,
+        area: &'static str,
+        offset: usize,
+        size: usize,
+    ) -> Result<(&MappedBar, usize), TransportError> {
+        let err = TransportError::Register {
+            bdf: self.bdf,
+            area,
+            offset,
+        };
+        if offset + size > window.length as usize {
+            return Err(err);
+        }
+        let bar = self.bars[usize::from(window.bar)].as_ref().ok_or(err)?;
+        Ok((bar, window.offset as usize + offset))
+    }
+
+    fn common_read_u8(&self, offset: usize) -> Result<u8, TransportError> {
+        let (bar, at) = self.window_bar(self.capabilities.common, "common", offset, 1)?;
+        bar.read_u8(at).ok_or(TransportError::Register {
+            bdf: self.bdf,
+            area: "common",
+            offset,
+        })
+    }
+
+    fn common_write_u8(&self, offset: usize, value: u8) -> Result<(), TransportError> {
+        let (bar, at) = self.window_bar(self.capabilities.common, "common", offset, 1)?;
+        bar.write_u8(at, value)
+            .then_some(())
+            .ok_or(TransportError::Register {
+                bdf: self.bdf,
+                area: "common",
+                offset,
+            })
+    }
+
+    fn common_read_u16(&self, offset: usize) -> Result<u16, TransportError> {
+        let (bar, at) = self.window_bar(self.capabilities.common, "common", offset, 2)?;
+        bar.read_u16(at).ok_or(TransportError::Register {
+            bdf: self.bdf,
+            area: "common",
+            offset,
+        })
+    }
+
+    fn common_read_u32(&self, offset: usize) -> Result<u32, TransportError> {
+        let (bar, at) = self.window_bar(self.capabilities.common, "common", offset, 4)?;
+        bar.read_u32(at).ok_or(TransportError::Register {
+            bdf: self.bdf,
+            area: "common",
+            offset,
+        })
+    }
+
+    fn common_write_u32(&self, offset: usize, value: u32) -> Result<(), TransportError> {
+        let (bar, at) = self.window_bar(self.capabilities.common, "common", offset, 4)?;
+        bar.write_u32(at, value)
+            .then_some(())
+            .ok_or(TransportError::Register {
+                bdf: self.bdf,
+                area: "common",
+                offset,
+            })
+    }
+
+    pub fn status(&self) -> Result<DeviceStatus, TransportError> {
+        self.common_read_u8(common::DEVICE_STATUS).map(DeviceStatus)
+    }
+
+    fn add_status(&self, bits: u8) -> Result<(), TransportError> {
+        let now = self.status()?.0;
+        self.common_write_u8(common::DEVICE_STATUS, now | bits)
+    }
+
+    /// Resets the device and waits until it reads back status 0 (virtio 1.2, 4.1.4.3.2).
+    pub fn reset(&mut self) -> Result<(), TransportError> {
+        self.common_write_u8(common::DEVICE_STATUS, 0)?;
+        let start = Instant::now();
+        while self.status()?.0 != 0 {
+            if start.elapsed() > RESET_TIMEOUT {
+                return Err(TransportError::ResetTimeout { bdf: self.bdf });
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        self.negotiated = Features::default();
+        Ok(())
+    }
+
+    /// The features the device offers.
+    pub fn device_features(&self) -> Result<Features, TransportError> {
+        let mut value = 0u64;
+        for select in 0..2u32 {
+            self.common_write_u32(common::DEVICE_FEATURE_SELECT, select)?;
+            value |= u64::from(self.common_read_u32(common::DEVICE_FEATURE)?) << (32 * select);
+        }
+        Ok(Features(value))
+    }
+
+    /// Runs the initialisation handshake up to FEATURES_OK (virtio 1.2, 3.1.1): reset,
+    /// ACKNOWLEDGE, DRIVER, offer `wanted` ∩ device features, FEATURES_OK and read it back.
+    /// Fails (leaving the device FAILED) when the device lacks any of `required`.
+    pub fn negotiate(
+        &mut self,
+        wanted: Features,
+        required: Features,
+    ) -> Result<Features, TransportError> {
+        self.reset()?;
+        self.add_status(DeviceStatus::ACKNOWLEDGE)?;
+        self.add_status(DeviceStatus::DRIVER)?;
+        let offered = self.device_features()?;
+        let missing = Features(required.0 & !offered.0);
+        if missing.0 != 0 {
+            self.add_status(DeviceStatus::FAILED)?;
+            return Err(TransportError::MissingFeatures {
+                bdf: self.bdf,
+                missing: missing.names(self.device_type),
+            });
+        }
+        let accepted = offered.intersection(wanted.union(required));
+        for select in 0..2u32 {
+            self.common_write_u32(common::DRIVER_FEATURE_SELECT, select)?;
+            self.common_write_u32(common::DRIVER_FEATURE, (accepted.0 >> (32 * select)) as u32)?;
+        }
+        self.add_status(DeviceStatus::FEATURES_OK)?;
+        if self.status()?.0 & DeviceStatus::FEATURES_OK == 0 {
+            self.add_status(DeviceStatus::FAILED)?;
+            return Err(TransportError::FeaturesRejected { bdf: self.bdf });
+        }
+        self.negotiated = accepted;
+        Ok(accepted)
+    }
+
+    /// The number of virtqueues the device has.
+    pub fn num_queues(&self) -> Result<u16, TransportError> {
+        self.common_read_u16(common::NUM_QUEUES)
+    }
+
+    /// Length of the device-specific configuration structure (0 if the device has none).
+    pub fn device_config_len(&self) -> usize {
+        self.capabilities.device.map_or(0, |w| w.length as usize)
+    }
+
+    /// Reads the first `len` bytes of the device configuration (fewer if the structure is
+    /// shorter), retrying until `config_generation` is the same before and after, so a
+    /// multi-field value is never torn (virtio 1.2, 2.5.1).
+    pub fn read_device_config(&self, len: usize) -> Result<Vec<u8>, TransportError> {
+        let Some(window) = self.capabilities.device else {
+            return Ok(Vec::new());
+        };
+        let len = len.min(window.length as usize);
+        for _ in 0..1000 {
+            let before = self.common_read_u8(common::CONFIG_GENERATION)?;
+            let mut bytes = Vec::with_capacity(len);
+            let mut offset = 0;
+            while offset < len {
+                let (bar, at) = self.window_bar(window, "device config", offset, 1)?;
+                // Whole 32-bit reads where they fit, bytes for the tail.
+                if offset + 4 <= len {
+                    let word = bar.read_u32(at).ok_or(TransportError::Register {
+                        bdf: self.bdf,
+                        area: "device config",
+                        offset,
+                    })?;
+                    bytes.extend_from_slice(&word.to_le_bytes());
+                    offset += 4;
+                } else {
+                    bytes.push(bar.read_u8(at).ok_or(TransportError::Register {
+                        bdf: self.bdf,
+                        area: "device config",
+                        offset,
+                    })?);
+                    offset += 1;
+                }
+            }
+            if self.common_read_u8(common::CONFIG_GENERATION)? == before {
+                return Ok(bytes);
+            }
+        }
+        Err(TransportError::ConfigUnstable { bdf: self.bdf })
+    }
+}
+
+impl Drop for VirtioPciTransport {
+    fn drop(&mut self) {
+        // Leave the device reset so it stops touching memory that is about to be unmapped.
+        if let Err(e) = self.reset() {
+            log::warn!("{}: reset on close failed: {e}", self.bdf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Config space of QEMU 7.2's virtio-blk-pci (disable-legacy=on) as a guest reads it:
+    /// MSI-X cap at 0x98, then the vendor caps common/ISR/device/notify/pci-cfg at 0x84..0x40.
+    fn qemu_config_space() -> Vec<u8> {
+        let mut c = vec![0u8; 256];
+        c[0x06] = 0x10; // status: capability list
+        c[0x34] = 0x98;
+        c[0x98] = 0x11; // MSI-X
+        c[0x99] = 0x84;
+        let mut vndr = |at: usize, next: u8, len: u8, ty: u8, bar: u8, off: u32, length: u32| {
+            c[at] = PCI_CAP_ID_VNDR;
+            c[at + 1] = next;
+            c[at + 2] = len;
+            c[at + 3] = ty;
+            c[at + 4] = bar;
+            c[at + 8..at + 12].copy_from_slice(&off.to_le_bytes());
+            c[at + 12..at + 16].copy_from_slice(&length.to_le_bytes());
+        };
+        vndr(0x84, 0x70, 20, cap::PCI_CFG, 0, 0, 0);
+        vndr(0x70, 0x60, 20, cap::NOTIFY, 4, 0x3000, 0x1000);
+        vndr(0x60, 0x50, 16, cap::DEVICE, 4, 0x2000, 0x1000);
+        vndr(0x50, 0x40, 16, cap::ISR, 4, 0x1000, 0x1000);
+        vndr(0x40, 0x00, 16, cap::COMMON, 4, 0x0000, 0x1000);
+        c[0x70 + 16..0x70 + 20].copy_from_slice(&4u32.to_le_bytes());
+        c
+    }
+
+    fn reader(space: Vec<u8>) -> impl Fn(u64, &mut [u8]) -> Result<(), VfioError> {
+        move |offset, buf| {
+            let o = offset as usize;
+            buf.copy_from_slice(&space[o..o + buf.len()]);
+            Ok(())
+        }
+    }
+
+    fn bdf() -> PciAddress {
+        "0000:00:05.0".parse().unwrap()
+    }
+
+    #[test]
+    fn finds_the_modern_structures() {
+        let caps = walk_capabilities(bdf(), &reader(qemu_config_space())).unwrap();
+        assert_eq!(
+            caps.common,
+            StructureWindow {
+                bar: 4,
+                offset: 0,
+                length: 0x1000
+            }
+        );
+        assert_eq!(caps.isr.offset, 0x1000);
+        assert_eq!(caps.device.unwrap().offset, 0x2000);
+        assert_eq!(caps.notify.offset, 0x3000);
+        assert_eq!(caps.notify_off_multiplier, 4);
+    }
+
+    #[test]
+    fn refuses_a_legacy_device_and_a_looping_list() {
+        let mut legacy = qemu_config_space();
+        legacy[0x34] = 0x98;
+        legacy[0x99] = 0; // only the MSI-X cap
+        assert!(matches!(
+            walk_capabilities(bdf(), &reader(legacy)),
+            Err(TransportError::NotModern(_))
+        ));
+        let mut looping = qemu_config_space();
+        looping[0x41] = 0x98; // common -> MSI-X -> ... forever
+        assert!(matches!(
+            walk_capabilities(bdf(), &reader(looping)),
+            Err(TransportError::BadCapability { .. })
+        ));
+        let mut no_caps = qemu_config_space();
+        no_caps[0x06] = 0;
+        assert!(matches!(
+            walk_capabilities(bdf(), &reader(no_caps)),
+            Err(TransportError::NotModern(_))
+        ));
+    }
+}
