@@ -7,6 +7,7 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod binding;
+pub mod dma;
 pub mod blk;
 pub mod pci;
 pub mod scsi;

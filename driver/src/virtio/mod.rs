@@ -2,6 +2,8 @@
 
 pub mod features;
 pub mod pci;
+pub mod queue;
+pub mod split;
 
 pub use features::Features;
 pub use pci::{DeviceStatus, VirtioPciTransport};

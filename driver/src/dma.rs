@@ -1,0 +1,318 @@
+//! DMA memory: IOVA allocation inside the ranges the IOMMU reports, memory the device may
+//! read and write (2 MiB huge pages when the system has them), and the buffers I/O uses.
+//!
+//! The IOVA of a region is not its virtual address: QEMU's vIOMMU is 39 bits wide, and user
+//! addresses are not. Every address handed to a device comes from here.
+
+use std::ops::Range;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
+
+use memmap2::{MmapMut, MmapOptions};
+
+use crate::vfio::{VfioDevice, VfioError};
+
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Errors from DMA memory.
+#[derive(Debug, thiserror::Error)]
+pub enum DmaError {
+    #[error(transparent)]
+    Vfio(#[from] VfioError),
+    #[error("allocating {len} bytes of DMA memory: {source}")]
+    Alloc { len: usize, source: std::io::Error },
+    #[error("no free IOVA range of {0} bytes left inside the IOMMU's ranges")]
+    IovaExhausted(u64),
+    #[error("a registered region must be page-aligned ({page} bytes): address {addr:#x}, length {len:#x}")]
+    Unaligned { addr: usize, len: usize, page: u64 },
+    #[error("zero-length DMA region")]
+    Empty,
+}
+
+/// First-fit allocator of IOVA space over the ranges the IOMMU accepts.
+#[derive(Debug, Clone)]
+pub struct IovaAllocator {
+    /// Free ranges, sorted and never adjacent (adjacent ones are merged).
+    free: Vec<Range<u64>>,
+}
+
+impl IovaAllocator {
+    pub fn new(ranges: &[Range<u64>]) -> Self {
+        let mut free: Vec<Range<u64>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
+        free.sort_by_key(|r| r.start);
+        IovaAllocator { free }
+    }
+
+    /// `size` bytes aligned to `align` (a power of two), or `None` when nothing fits.
+    pub fn alloc(&mut self, size: u64, align: u64) -> Option<u64> {
+        debug_assert!(align.is_power_of_two());
+        if size == 0 {
+            return None;
+        }
+        for i in 0..self.free.len() {
+            let range = self.free[i].clone();
+            let start = range.start.checked_add(align - 1)? & !(align - 1);
+            let Some(end) = start.checked_add(size) else { continue };
+            if end > range.end {
+                continue;
+            }
+            // Split the free range into what is left before and after the allocation.
+            let mut rest = Vec::with_capacity(2);
+            if range.start < start {
+                rest.push(range.start..start);
+            }
+            if end < range.end {
+                rest.push(end..range.end);
+            }
+            self.free.splice(i..=i, rest);
+            return Some(start);
+        }
+        None
+    }
+
+    /// Returns `iova..iova+size` to the free list.
+    pub fn free(&mut self, iova: u64, size: u64) {
+        let at = self.free.partition_point(|r| r.start < iova);
+        self.free.insert(at, iova..iova + size);
+        // Merge with the neighbours it touches.
+        if at + 1 < self.free.len() && self.free[at].end == self.free[at + 1].start {
+            self.free[at].end = self.free[at + 1].end;
+            self.free.remove(at + 1);
+        }
+        if at > 0 && self.free[at - 1].end == self.free[at].start {
+            self.free[at - 1].end = self.free[at].end;
+            self.free.remove(at);
+        }
+    }
+
+    pub fn free_ranges(&self) -> &[Range<u64>] {
+        &self.free
+    }
+}
+
+/// The DMA address space of one opened device: maps memory through its container.
+#[derive(Debug)]
+pub struct DmaSpace {
+    device: Arc<VfioDevice>,
+    iova: Mutex<IovaAllocator>,
+    page_size: u64,
+}
+
+impl DmaSpace {
+    pub fn new(device: Arc<VfioDevice>) -> Result<Arc<Self>, DmaError> {
+        let info = device.iommu_info()?;
+        log::debug!("{}: IOVA ranges {:x?}, page size {}", device.address(), info.iova_ranges, info.page_size());
+        Ok(Arc::new(DmaSpace {
+            iova: Mutex::new(IovaAllocator::new(&info.iova_ranges)),
+            page_size: info.page_size(),
+            device,
+        }))
+    }
+
+    pub fn page_size(&self) -> u64 {
+        self.page_size
+    }
+
+    fn alloc_iova(&self, len: u64, align: u64) -> Result<u64, DmaError> {
+        let mut iova = self.iova.lock().unwrap_or_else(|e| e.into_inner());
+        iova.alloc(len, align.max(self.page_size)).ok_or(DmaError::IovaExhausted(len))
+    }
+
+    fn free_iova(&self, iova: u64, len: u64) {
+        self.iova.lock().unwrap_or_else(|e| e.into_inner()).free(iova, len);
+    }
+
+    /// Allocates `len` bytes (rounded up to whole pages) of zeroed memory and maps it for the
+    /// device. Regions of 2 MiB or more use huge pages when the system has them free.
+    pub fn alloc(self: &Arc<Self>, len: usize) -> Result<DmaRegion, DmaError> {
+        if len == 0 {
+            return Err(DmaError::Empty);
+        }
+        let page = self.page_size as usize;
+        let (mut mem, mapped_len) = if len >= HUGE_PAGE {
+            let huge_len = len.div_ceil(HUGE_PAGE) * HUGE_PAGE;
+            match MmapOptions::new().len(huge_len).huge(Some(21)).map_anon() {
+                Ok(m) => (m, huge_len),
+                // No huge pages reserved: ordinary pages work, just with more IOTLB misses.
+                Err(_) => {
+                    let l = len.div_ceil(page) * page;
+                    (MmapOptions::new().len(l).map_anon().map_err(|source| DmaError::Alloc { len, source })?, l)
+                }
+            }
+        } else {
+            let l = len.div_ceil(page) * page;
+            (MmapOptions::new().len(l).map_anon().map_err(|source| DmaError::Alloc { len, source })?, l)
+        };
+        let align = if mapped_len >= HUGE_PAGE { HUGE_PAGE as u64 } else { self.page_size };
+        let iova = self.alloc_iova(mapped_len as u64, align)?;
+        let ptr = NonNull::new(mem.as_mut_ptr()).ok_or(DmaError::Empty)?;
+        // SAFETY: `mem` is owned by the region created below and stays mapped until its Drop,
+        // which unmaps the DMA mapping first.
+        if let Err(e) = unsafe { self.device.map_dma(ptr.as_ptr(), iova, mapped_len as u64) } {
+            self.free_iova(iova, mapped_len as u64);
+            return Err(e.into());
+        }
+        Ok(DmaRegion { space: Arc::clone(self), ptr, len: mapped_len, iova, _memory: Some(mem) })
+    }
+
+    /// Maps memory the caller owns for zero-copy I/O.
+    ///
+    /// # Safety
+    /// `ptr..ptr+len` must stay allocated and must not be unmapped or remapped until the
+    /// returned region is dropped, and the caller must not access it through references while
+    /// the device may be writing it (only while no request using it is in flight).
+    pub unsafe fn register(self: &Arc<Self>, ptr: NonNull<u8>, len: usize) -> Result<DmaRegion, DmaError> {
+        let page = self.page_size as usize;
+        if len == 0 {
+            return Err(DmaError::Empty);
+        }
+        if (ptr.as_ptr() as usize) % page != 0 || len % page != 0 {
+            return Err(DmaError::Unaligned { addr: ptr.as_ptr() as usize, len, page: self.page_size });
+        }
+        let iova = self.alloc_iova(len as u64, self.page_size)?;
+        // SAFETY: the caller keeps the memory alive for the region's lifetime.
+        if let Err(e) = unsafe { self.device.map_dma(ptr.as_ptr(), iova, len as u64) } {
+            self.free_iova(iova, len as u64);
+            return Err(e.into());
+        }
+        Ok(DmaRegion { space: Arc::clone(self), ptr, len, iova, _memory: None })
+    }
+}
+
+/// Memory mapped for the device at [`iova`](Self::iova). It is shared with the device, so the
+/// driver reads and writes it only through raw pointers (volatile or atomic for ring fields).
+#[derive(Debug)]
+pub struct DmaRegion {
+    space: Arc<DmaSpace>,
+    ptr: NonNull<u8>,
+    len: usize,
+    iova: u64,
+    /// The anonymous mapping, when the region owns its memory; dropped after the DMA unmap.
+    _memory: Option<MmapMut>,
+}
+
+// SAFETY: the region is plain memory plus an IOVA; who may touch which bytes when is governed
+// by the queues that use it, which are themselves owned by one thread at a time.
+unsafe impl Send for DmaRegion {}
+// SAFETY: as above; shared references only give out raw pointers and IOVAs.
+unsafe impl Sync for DmaRegion {}
+
+impl DmaRegion {
+    pub fn iova(&self) -> u64 {
+        self.iova
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Splits the region into `count` buffers of `size` bytes each (a pool for I/O).
+    pub fn into_bufs(self, size: usize) -> Vec<DmaBuf> {
+        let region = Arc::new(self);
+        let count = if size == 0 { 0 } else { region.len / size };
+        (0..count)
+            .map(|i| DmaBuf { region: Arc::clone(&region), offset: i * size, len: size })
+            .collect()
+    }
+
+    /// The whole region as one buffer.
+    pub fn into_buf(self) -> DmaBuf {
+        let len = self.len;
+        DmaBuf { region: Arc::new(self), offset: 0, len }
+    }
+}
+
+impl Drop for DmaRegion {
+    fn drop(&mut self) {
+        // Unmap before the memory goes back to the system, so the device can never reach
+        // freed memory. A failure leaves the IOVA allocated (leaked) rather than reusing it.
+        match self.space.device.unmap_dma(self.iova, self.len as u64) {
+            Ok(()) => self.space.free_iova(self.iova, self.len as u64),
+            Err(e) => log::error!("unmapping DMA region at IOVA {:#x}: {e}", self.iova),
+        }
+    }
+}
+
+/// A buffer for I/O data: a range of a [`DmaRegion`], owned by whoever holds it. A request
+/// takes the buffer when it is submitted and gives it back with its completion, so the
+/// slice accessors never alias memory the device is using.
+#[derive(Debug)]
+pub struct DmaBuf {
+    region: Arc<DmaRegion>,
+    offset: usize,
+    len: usize,
+}
+
+impl DmaBuf {
+    pub fn iova(&self) -> u64 {
+        self.region.iova + self.offset as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes, for reading the data a completed read brought in.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the range lies in the live region; this buffer is the only handle on it
+        // (buffers are carved disjointly), and it is not in flight while the caller holds it.
+        unsafe { std::slice::from_raw_parts(self.region.ptr.as_ptr().add(self.offset), self.len) }
+    }
+
+    /// The bytes, for filling a buffer before a write.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as for `as_slice`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.region.ptr.as_ptr().add(self.offset), self.len) }
+    }
+
+    /// Shortens the buffer to its first `len` bytes (for a short final transfer).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocates_inside_the_ranges_with_alignment() {
+        let mut a = IovaAllocator::new(&[4096..0xfee0_0000, 0xfef0_0000..(1 << 39)]);
+        let x = a.alloc(4096, 4096).unwrap();
+        assert_eq!(x, 4096);
+        let huge = a.alloc(2 << 20, 2 << 20).unwrap();
+        assert_eq!(huge % (2 << 20), 0);
+        assert!(huge >= 8192);
+        // Too big for the low range: lands above the MSI window.
+        let big = a.alloc(0x1_0000_0000, 4096).unwrap();
+        assert!(big >= 0xfef0_0000 && big + 0x1_0000_0000 <= 1 << 39);
+        assert!(a.alloc(1 << 40, 4096).is_none());
+        assert!(a.alloc(0, 4096).is_none());
+    }
+
+    #[test]
+    fn freeing_merges_neighbours_back_into_one_range() {
+        let mut a = IovaAllocator::new(&[0x1000..0x10_0000]);
+        let blocks: Vec<u64> = (0..8).map(|_| a.alloc(0x2000, 0x1000).unwrap()).collect();
+        assert_eq!(blocks[1], blocks[0] + 0x2000);
+        for &b in blocks.iter().rev().step_by(2) {
+            a.free(b, 0x2000);
+        }
+        for &b in blocks.iter().step_by(2) {
+            a.free(b, 0x2000);
+        }
+        assert_eq!(a.free_ranges(), &[0x1000..0x10_0000]);
+    }
+}

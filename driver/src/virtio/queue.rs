@@ -1,0 +1,107 @@
+//! What a device driver needs of a virtqueue, whatever its format: add a descriptor chain,
+//! publish it, learn whether the device wants a notification, and pop validated completions.
+//! The split ring implements it now; a packed ring can later without touching the devices.
+
+use std::ptr::NonNull;
+
+/// One buffer of a descriptor chain, by IOVA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub iova: u64,
+    pub len: u32,
+    /// The device writes this buffer (a read's data, a status byte); otherwise it reads it.
+    pub device_writes: bool,
+}
+
+impl Segment {
+    pub fn readable(iova: u64, len: u32) -> Self {
+        Segment { iova, len, device_writes: false }
+    }
+
+    pub fn writable(iova: u64, len: u32) -> Self {
+        Segment { iova, len, device_writes: true }
+    }
+}
+
+/// A completed chain, after validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsedChain {
+    /// The token given to [`Virtqueue::add`].
+    pub token: u64,
+    /// Bytes the device says it wrote into the chain's writable buffers.
+    pub written: u32,
+}
+
+/// Why a chain could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    #[error("the virtqueue has no free descriptors for a chain of {0}")]
+    Full(usize),
+    #[error("a chain of {segments} buffers exceeds the queue's limit of {max}")]
+    TooManySegments { segments: usize, max: usize },
+    #[error("an empty descriptor chain")]
+    Empty,
+    #[error(transparent)]
+    Broken(#[from] QueueFault),
+}
+
+/// Something the device wrote that no correct device writes. The queue stops: every later
+/// call reports the same fault, and the device must be reset before the queue is used again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QueueFault {
+    #[error("the device completed descriptor {id}, which is outside the ring of {size}")]
+    IdOutOfRange { id: u32, size: u16 },
+    #[error("the device completed descriptor {id}, which is not the head of a chain in flight (completed twice?)")]
+    NotInFlight { id: u32 },
+    #[error("the device claims {written} bytes written into chain {id}, whose writable buffers hold {capacity}")]
+    LengthTooLong { id: u32, written: u32, capacity: u32 },
+    #[error("the device moved the used index from {last} to {now}, more than the {in_flight} chains in flight")]
+    IndexJump { last: u16, now: u16, in_flight: u16 },
+}
+
+/// The guest-side interface of one virtqueue.
+pub trait Virtqueue: Send {
+    /// Writes a chain into the ring without making it visible to the device yet.
+    fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError>;
+    /// Makes every chain added since the last call visible; returns whether the device asked
+    /// to be notified.
+    fn publish(&mut self) -> bool;
+    /// The next completed chain, `None` when there is none, or the fault that broke the queue.
+    fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>>;
+    /// Chains the device holds now.
+    fn in_flight(&self) -> u16;
+    /// The fault that broke this queue, if any.
+    fn fault(&self) -> Option<QueueFault>;
+    /// Ring size (entries).
+    fn size(&self) -> u16;
+    /// The IOVAs to program into the transport: descriptor area, driver area, device area.
+    fn addresses(&self) -> QueueAddresses;
+}
+
+/// Where a queue's three areas live, as the transport's queue registers want them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueAddresses {
+    pub descriptors: u64,
+    pub driver: u64,
+    pub device: u64,
+}
+
+/// Memory shared with the device that a queue lives in: the DMA region in a real driver,
+/// plain memory with a fake IOVA in unit tests.
+pub trait SharedMemory: Send + Sync + std::fmt::Debug {
+    fn ptr(&self) -> NonNull<u8>;
+    fn iova(&self) -> u64;
+    fn len(&self) -> usize;
+}
+
+impl SharedMemory for crate::dma::DmaRegion {
+    fn ptr(&self) -> NonNull<u8> {
+        NonNull::new(self.as_ptr()).expect("a DMA region is never at address 0")
+    }
+    fn iova(&self) -> u64 {
+        crate::dma::DmaRegion::iova(self)
+    }
+    fn len(&self) -> usize {
+        crate::dma::DmaRegion::len(self)
+    }
+}
