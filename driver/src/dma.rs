@@ -38,7 +38,8 @@ pub struct IovaAllocator {
 
 impl IovaAllocator {
     pub fn new(ranges: &[Range<u64>]) -> Self {
-        let mut free: Vec<Range<u64>> = ranges.iter().filter(|r| r.start < r.end).cloned().collect();
+        let mut free: Vec<Range<u64>> =
+            ranges.iter().filter(|r| r.start < r.end).cloned().collect();
         free.sort_by_key(|r| r.start);
         IovaAllocator { free }
     }
@@ -52,7 +53,9 @@ impl IovaAllocator {
         for i in 0..self.free.len() {
             let range = self.free[i].clone();
             let start = range.start.checked_add(align - 1)? & !(align - 1);
-            let Some(end) = start.checked_add(size) else { continue };
+            let Some(end) = start.checked_add(size) else {
+                continue;
+            };
             if end > range.end {
                 continue;
             }
@@ -101,7 +104,12 @@ pub struct DmaSpace {
 impl DmaSpace {
     pub fn new(device: Arc<VfioDevice>) -> Result<Arc<Self>, DmaError> {
         let info = device.iommu_info()?;
-        log::debug!("{}: IOVA ranges {:x?}, page size {}", device.address(), info.iova_ranges, info.page_size());
+        log::debug!(
+            "{}: IOVA ranges {:x?}, page size {}",
+            device.address(),
+            info.iova_ranges,
+            info.page_size()
+        );
         Ok(Arc::new(DmaSpace {
             iova: Mutex::new(IovaAllocator::new(&info.iova_ranges)),
             page_size: info.page_size(),
@@ -115,11 +123,15 @@ impl DmaSpace {
 
     fn alloc_iova(&self, len: u64, align: u64) -> Result<u64, DmaError> {
         let mut iova = self.iova.lock().unwrap_or_else(|e| e.into_inner());
-        iova.alloc(len, align.max(self.page_size)).ok_or(DmaError::IovaExhausted(len))
+        iova.alloc(len, align.max(self.page_size))
+            .ok_or(DmaError::IovaExhausted(len))
     }
 
     fn free_iova(&self, iova: u64, len: u64) {
-        self.iova.lock().unwrap_or_else(|e| e.into_inner()).free(iova, len);
+        self.iova
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .free(iova, len);
     }
 
     /// Allocates `len` bytes (rounded up to whole pages) of zeroed memory and maps it for the
@@ -136,14 +148,30 @@ impl DmaSpace {
                 // No huge pages reserved: ordinary pages work, just with more IOTLB misses.
                 Err(_) => {
                     let l = len.div_ceil(page) * page;
-                    (MmapOptions::new().len(l).map_anon().map_err(|source| DmaError::Alloc { len, source })?, l)
+                    (
+                        MmapOptions::new()
+                            .len(l)
+                            .map_anon()
+                            .map_err(|source| DmaError::Alloc { len, source })?,
+                        l,
+                    )
                 }
             }
         } else {
             let l = len.div_ceil(page) * page;
-            (MmapOptions::new().len(l).map_anon().map_err(|source| DmaError::Alloc { len, source })?, l)
+            (
+                MmapOptions::new()
+                    .len(l)
+                    .map_anon()
+                    .map_err(|source| DmaError::Alloc { len, source })?,
+                l,
+            )
         };
-        let align = if mapped_len >= HUGE_PAGE { HUGE_PAGE as u64 } else { self.page_size };
+        let align = if mapped_len >= HUGE_PAGE {
+            HUGE_PAGE as u64
+        } else {
+            self.page_size
+        };
         let iova = self.alloc_iova(mapped_len as u64, align)?;
         let ptr = NonNull::new(mem.as_mut_ptr()).ok_or(DmaError::Empty)?;
         // SAFETY: `mem` is owned by the region created below and stays mapped until its Drop,
@@ -152,7 +180,13 @@ impl DmaSpace {
             self.free_iova(iova, mapped_len as u64);
             return Err(e.into());
         }
-        Ok(DmaRegion { space: Arc::clone(self), ptr, len: mapped_len, iova, _memory: Some(mem) })
+        Ok(DmaRegion {
+            space: Arc::clone(self),
+            ptr,
+            len: mapped_len,
+            iova,
+            _memory: Some(mem),
+        })
     }
 
     /// Maps memory the caller owns for zero-copy I/O.
@@ -161,13 +195,21 @@ impl DmaSpace {
     /// `ptr..ptr+len` must stay allocated and must not be unmapped or remapped until the
     /// returned region is dropped, and the caller must not access it through references while
     /// the device may be writing it (only while no request using it is in flight).
-    pub unsafe fn register(self: &Arc<Self>, ptr: NonNull<u8>, len: usize) -> Result<DmaRegion, DmaError> {
+    pub unsafe fn register(
+        self: &Arc<Self>,
+        ptr: NonNull<u8>,
+        len: usize,
+    ) -> Result<DmaRegion, DmaError> {
         let page = self.page_size as usize;
         if len == 0 {
             return Err(DmaError::Empty);
         }
         if (ptr.as_ptr() as usize) % page != 0 || len % page != 0 {
-            return Err(DmaError::Unaligned { addr: ptr.as_ptr() as usize, len, page: self.page_size });
+            return Err(DmaError::Unaligned {
+                addr: ptr.as_ptr() as usize,
+                len,
+                page: self.page_size,
+            });
         }
         let iova = self.alloc_iova(len as u64, self.page_size)?;
         // SAFETY: the caller keeps the memory alive for the region's lifetime.
@@ -175,7 +217,13 @@ impl DmaSpace {
             self.free_iova(iova, len as u64);
             return Err(e.into());
         }
-        Ok(DmaRegion { space: Arc::clone(self), ptr, len, iova, _memory: None })
+        Ok(DmaRegion {
+            space: Arc::clone(self),
+            ptr,
+            len,
+            iova,
+            _memory: None,
+        })
     }
 }
 
@@ -219,14 +267,22 @@ impl DmaRegion {
         let region = Arc::new(self);
         let count = if size == 0 { 0 } else { region.len / size };
         (0..count)
-            .map(|i| DmaBuf { region: Arc::clone(&region), offset: i * size, len: size })
+            .map(|i| DmaBuf {
+                region: Arc::clone(&region),
+                offset: i * size,
+                len: size,
+            })
             .collect()
     }
 
     /// The whole region as one buffer.
     pub fn into_buf(self) -> DmaBuf {
         let len = self.len;
-        DmaBuf { region: Arc::new(self), offset: 0, len }
+        DmaBuf {
+            region: Arc::new(self),
+            offset: 0,
+            len,
+        }
     }
 }
 
@@ -274,7 +330,9 @@ impl DmaBuf {
     /// The bytes, for filling a buffer before a write.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as for `as_slice`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.region.ptr.as_ptr().add(self.offset), self.len) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.region.ptr.as_ptr().add(self.offset), self.len)
+        }
     }
 
     /// Shortens the buffer to its first `len` bytes (for a short final transfer).

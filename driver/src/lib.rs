@@ -7,8 +7,9 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 pub mod binding;
-pub mod dma;
 pub mod blk;
+pub mod block;
+pub mod dma;
 pub mod pci;
 pub mod scsi;
 pub mod vfio;

@@ -3,11 +3,19 @@
 
 mod bind;
 mod info;
+mod io;
 mod list;
+mod open;
+mod units;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use open::Target;
+use units::parse_size;
+use uvio::block::Op;
 use uvio::pci::PciAddress;
 
 /// Errors the tools print; every library error converts into it.
@@ -50,6 +58,54 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read bytes from a device to a file or stdout.
+    Read {
+        #[arg(value_name = "DEVICE")]
+        device: Target,
+        #[arg(long, value_parser = parse_size)]
+        offset: u64,
+        #[arg(long, value_parser = parse_size)]
+        length: u64,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Write bytes from a file or stdin to a device.
+    Write {
+        #[arg(value_name = "DEVICE")]
+        device: Target,
+        #[arg(long, value_parser = parse_size)]
+        offset: u64,
+        /// Read from here instead of stdin.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Bytes to write (default: all of the input).
+        #[arg(long, value_parser = parse_size)]
+        length: Option<u64>,
+    },
+    /// Flush the device's volatile write cache.
+    Flush {
+        #[arg(value_name = "DEVICE")]
+        device: Target,
+    },
+    /// Discard (deallocate) a range.
+    Discard {
+        #[arg(value_name = "DEVICE")]
+        device: Target,
+        #[arg(long, value_parser = parse_size)]
+        offset: u64,
+        #[arg(long, value_parser = parse_size)]
+        length: u64,
+    },
+    /// Write zeroes over a range.
+    WriteZeroes {
+        #[arg(value_name = "DEVICE")]
+        device: Target,
+        #[arg(long, value_parser = parse_size)]
+        offset: u64,
+        #[arg(long, value_parser = parse_size)]
+        length: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +115,29 @@ fn main() -> ExitCode {
         Command::Bind { functions } => bind::bind(&functions),
         Command::Unbind { functions } => bind::unbind(&functions),
         Command::Info { function, json } => info::run(function, json),
+        Command::Read {
+            device,
+            offset,
+            length,
+            output,
+        } => io::read(device, offset, length, output),
+        Command::Write {
+            device,
+            offset,
+            input,
+            length,
+        } => io::write(device, offset, input, length),
+        Command::Flush { device } => io::flush(device),
+        Command::Discard {
+            device,
+            offset,
+            length,
+        } => io::range_op(device, Op::Discard, offset, length),
+        Command::WriteZeroes {
+            device,
+            offset,
+            length,
+        } => io::range_op(device, Op::WriteZeroes, offset, length),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,8 @@
-//! virtio-blk.
+//! virtio-blk: configuration, request encoding, and the disk itself.
 
 pub mod config;
+pub mod device;
+pub mod encoder;
 
 pub use config::BlkConfig;
+pub use device::{BlkError, BlkOptions, VirtioBlk};

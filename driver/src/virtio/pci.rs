@@ -2,9 +2,11 @@
 //! capability walk, the common configuration registers, the status handshake with feature
 //! negotiation, and the device configuration read with the generation retry.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::features::Features;
+use super::queue::Virtqueue;
 use super::DeviceType;
 use crate::pci::{PciAddress, PciFunction};
 use crate::vfio::{MappedBar, VfioDevice, VfioError};
@@ -40,6 +42,21 @@ pub enum TransportError {
     FeaturesRejected { bdf: PciAddress },
     #[error("{bdf}: the device configuration kept changing while being read")]
     ConfigUnstable { bdf: PciAddress },
+    #[error("{bdf}: virtqueue {index} does not exist (the device has {available})")]
+    NoSuchQueue {
+        bdf: PciAddress,
+        index: u16,
+        available: u16,
+    },
+    #[error("{bdf}: virtqueue {index} takes at most {max} entries, not {wanted}")]
+    QueueTooLarge {
+        bdf: PciAddress,
+        index: u16,
+        max: u16,
+        wanted: u16,
+    },
+    #[error("{bdf}: the device needs a reset (DEVICE_NEEDS_RESET is set)")]
+    NeedsReset { bdf: PciAddress },
     #[error("{bdf}: register access at {offset:#x} falls outside the {area} structure")]
     Register {
         bdf: PciAddress,
@@ -69,10 +86,25 @@ mod common {
     pub const DEVICE_FEATURE: usize = 4;
     pub const DRIVER_FEATURE_SELECT: usize = 8;
     pub const DRIVER_FEATURE: usize = 12;
+    pub const CONFIG_MSIX_VECTOR: usize = 16;
     pub const NUM_QUEUES: usize = 18;
     pub const DEVICE_STATUS: usize = 20;
     pub const CONFIG_GENERATION: usize = 21;
+    pub const QUEUE_SELECT: usize = 22;
+    pub const QUEUE_SIZE: usize = 24;
+    pub const QUEUE_MSIX_VECTOR: usize = 26;
+    pub const QUEUE_ENABLE: usize = 28;
+    pub const QUEUE_NOTIFY_OFF: usize = 30;
+    pub const QUEUE_DESC: usize = 32;
+    pub const QUEUE_DRIVER: usize = 40;
+    pub const QUEUE_DEVICE: usize = 48;
 }
+
+/// "No MSI-X vector": polled queues raise no interrupt at all.
+const NO_VECTOR: u16 = 0xffff;
+const PCI_COMMAND: u64 = 0x04;
+const PCI_COMMAND_MEMORY: u16 = 0x2;
+const PCI_COMMAND_MASTER: u16 = 0x4;
 
 /// virtio-pci capability types (virtio 1.2, 4.1.4).
 mod cap {
@@ -182,10 +214,10 @@ pub struct VirtioPciTransport {
     bdf: PciAddress,
     device_type: DeviceType,
     capabilities: VirtioCapabilities,
-    bars: Vec<Option<MappedBar>>,
+    bars: Vec<Option<Arc<MappedBar>>>,
     negotiated: Features,
     // Declared last so the BAR mappings are gone before the device fd closes.
-    vfio: VfioDevice,
+    vfio: Arc<VfioDevice>,
 }
 
 impl std::fmt::Debug for VirtioPciTransport {
@@ -205,17 +237,17 @@ impl VirtioPciTransport {
         let device_type = function
             .virtio_device_type()
             .ok_or(TransportError::NotVirtio(bdf))?;
-        let vfio = VfioDevice::open(function)?;
+        let vfio = Arc::new(VfioDevice::open(function)?);
         let capabilities = walk_capabilities(bdf, &|offset, buf| vfio.read_config(offset, buf))?;
         let mut windows = vec![capabilities.common, capabilities.notify, capabilities.isr];
         windows.extend(capabilities.device);
-        let mut bars: Vec<Option<MappedBar>> = (0..6).map(|_| None).collect();
+        let mut bars: Vec<Option<Arc<MappedBar>>> = (0..6).map(|_| None).collect();
         for window in windows {
             let slot = &mut bars[usize::from(window.bar)];
             if slot.is_none() {
-                *slot = Some(vfio.map_bar(u32::from(window.bar))?);
+                *slot = Some(Arc::new(vfio.map_bar(u32::from(window.bar))?));
             }
-            let bar_len = slot.as_ref().map_or(0, MappedBar::len) as u64;
+            let bar_len = slot.as_ref().map_or(0, |b| b.len()) as u64;
             if u64::from(window.offset) + u64::from(window.length) > bar_len {
                 return Err(TransportError::BadCapability {
                     bdf,
@@ -248,7 +280,7 @@ impl VirtioPciTransport {
         &self.capabilities
     }
 
-    pub fn vfio(&self) -> &VfioDevice {
+    pub fn vfio(&self) -> &Arc<VfioDevice> {
         &self.vfio
     }
 
@@ -272,7 +304,7 @@ impl VirtioPciTransport {
         if offset + size > window.length as usize {
             return Err(err);
         }
-        let bar = self.bars[usize::from(window.bar)].as_ref().ok_or(err)?;
+        let bar = self.bars[usize::from(window.bar)].as_deref().ok_or(err)?;
         Ok((bar, window.offset as usize + offset))
     }
 
@@ -392,6 +424,109 @@ impl VirtioPciTransport {
         Ok(accepted)
     }
 
+    fn common_write_u16(&self, offset: usize, value: u16) -> Result<(), TransportError> {
+        let (bar, at) = self.window_bar(self.capabilities.common, "common", offset, 2)?;
+        bar.write_u16(at, value)
+            .then_some(())
+            .ok_or(TransportError::Register {
+                bdf: self.bdf,
+                area: "common",
+                offset,
+            })
+    }
+
+    fn common_write_u64(&self, offset: usize, value: u64) -> Result<(), TransportError> {
+        // Two 32-bit halves, low first: what every virtio-pci device accepts.
+        self.common_write_u32(offset, value as u32)?;
+        self.common_write_u32(offset + 4, (value >> 32) as u32)
+    }
+
+    /// Turns on memory decoding and bus mastering, without which the function cannot DMA.
+    pub fn enable_bus_master(&self) -> Result<(), TransportError> {
+        let command = self.vfio.read_config_u16(PCI_COMMAND)?;
+        let wanted = command | PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY;
+        if wanted != command {
+            self.vfio.write_config(PCI_COMMAND, &wanted.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The largest ring the device accepts for queue `index`.
+    pub fn queue_max_size(&self, index: u16) -> Result<u16, TransportError> {
+        let available = self.num_queues()?;
+        if index >= available {
+            return Err(TransportError::NoSuchQueue {
+                bdf: self.bdf,
+                index,
+                available,
+            });
+        }
+        self.common_write_u16(common::QUEUE_SELECT, index)?;
+        self.common_read_u16(common::QUEUE_SIZE)
+    }
+
+    /// Programs `queue` as virtqueue `index` with no interrupt vector, enables it, and returns
+    /// the doorbell to ring for it. Call between [`negotiate`](Self::negotiate) and
+    /// [`driver_ok`](Self::driver_ok).
+    pub fn setup_queue(
+        &self,
+        index: u16,
+        queue: &dyn Virtqueue,
+    ) -> Result<QueueNotifier, TransportError> {
+        let max = self.queue_max_size(index)?;
+        if queue.size() > max {
+            return Err(TransportError::QueueTooLarge {
+                bdf: self.bdf,
+                index,
+                max,
+                wanted: queue.size(),
+            });
+        }
+        let addresses = queue.addresses();
+        self.common_write_u16(common::QUEUE_SIZE, queue.size())?;
+        self.common_write_u16(common::QUEUE_MSIX_VECTOR, NO_VECTOR)?;
+        self.common_write_u64(common::QUEUE_DESC, addresses.descriptors)?;
+        self.common_write_u64(common::QUEUE_DRIVER, addresses.driver)?;
+        self.common_write_u64(common::QUEUE_DEVICE, addresses.device)?;
+        let notify_off = self.common_read_u16(common::QUEUE_NOTIFY_OFF)?;
+        self.common_write_u16(common::QUEUE_ENABLE, 1)?;
+        let window = self.capabilities.notify;
+        let offset = usize::from(notify_off) * self.capabilities.notify_off_multiplier as usize;
+        let (_, at) = self.window_bar(window, "notify", offset, 2)?;
+        let bar = Arc::clone(self.bars[usize::from(window.bar)].as_ref().ok_or(
+            TransportError::Register {
+                bdf: self.bdf,
+                area: "notify",
+                offset,
+            },
+        )?);
+        Ok(QueueNotifier {
+            bar,
+            offset: at,
+            index,
+        })
+    }
+
+    /// Sets DRIVER_OK: the device may now use the queues.
+    pub fn driver_ok(&self) -> Result<(), TransportError> {
+        self.common_write_u16(common::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
+        self.add_status(DeviceStatus::DRIVER_OK)?;
+        self.check_status()
+    }
+
+    /// Fails when the device has flagged DEVICE_NEEDS_RESET.
+    pub fn check_status(&self) -> Result<(), TransportError> {
+        if self.status()?.0 & DeviceStatus::DEVICE_NEEDS_RESET != 0 {
+            return Err(TransportError::NeedsReset { bdf: self.bdf });
+        }
+        Ok(())
+    }
+
+    /// The configuration generation: it changes whenever the device configuration does.
+    pub fn config_generation(&self) -> Result<u8, TransportError> {
+        self.common_read_u8(common::CONFIG_GENERATION)
+    }
+
     /// The number of virtqueues the device has.
     pub fn num_queues(&self) -> Result<u16, TransportError> {
         self.common_read_u16(common::NUM_QUEUES)
@@ -439,6 +574,27 @@ impl VirtioPciTransport {
             }
         }
         Err(TransportError::ConfigUnstable { bdf: self.bdf })
+    }
+}
+
+/// The doorbell of one virtqueue: a 16-bit write of the queue index into the notify area.
+/// Owned by the thread that owns the queue; the write is the only cost of a notification.
+#[derive(Debug)]
+pub struct QueueNotifier {
+    bar: Arc<MappedBar>,
+    offset: usize,
+    index: u16,
+}
+
+impl QueueNotifier {
+    pub fn notify(&self) {
+        // The offset was bounds-checked against the notify window when the queue was set up.
+        let written = self.bar.write_u16(self.offset, self.index);
+        debug_assert!(written);
+    }
+
+    pub fn queue_index(&self) -> u16 {
+        self.index
     }
 }
 

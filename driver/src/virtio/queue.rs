@@ -15,11 +15,19 @@ pub struct Segment {
 
 impl Segment {
     pub fn readable(iova: u64, len: u32) -> Self {
-        Segment { iova, len, device_writes: false }
+        Segment {
+            iova,
+            len,
+            device_writes: false,
+        }
     }
 
     pub fn writable(iova: u64, len: u32) -> Self {
-        Segment { iova, len, device_writes: true }
+        Segment {
+            iova,
+            len,
+            device_writes: true,
+        }
     }
 }
 
@@ -54,13 +62,17 @@ pub enum QueueFault {
     #[error("the device completed descriptor {id}, which is not the head of a chain in flight (completed twice?)")]
     NotInFlight { id: u32 },
     #[error("the device claims {written} bytes written into chain {id}, whose writable buffers hold {capacity}")]
-    LengthTooLong { id: u32, written: u32, capacity: u32 },
+    LengthTooLong {
+        id: u32,
+        written: u32,
+        capacity: u32,
+    },
     #[error("the device moved the used index from {last} to {now}, more than the {in_flight} chains in flight")]
     IndexJump { last: u16, now: u16, in_flight: u16 },
 }
 
 /// The guest-side interface of one virtqueue.
-pub trait Virtqueue: Send {
+pub trait Virtqueue: Send + std::fmt::Debug {
     /// Writes a chain into the ring without making it visible to the device yet.
     fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError>;
     /// Makes every chain added since the last call visible; returns whether the device asked

@@ -43,7 +43,14 @@ impl SplitLayout {
         let used = (avail + 6 + 2 * n).next_multiple_of(4);
         let indirect = (used + 6 + 8 * n).next_multiple_of(16);
         let total = indirect + n * usize::from(indirect_max) * DESC_SIZE;
-        Some(SplitLayout { size, avail, used, indirect, indirect_max, total })
+        Some(SplitLayout {
+            size,
+            avail,
+            used,
+            indirect,
+            indirect_max,
+            total,
+        })
     }
 }
 
@@ -90,7 +97,12 @@ unsafe impl Send for SplitQueue {}
 impl SplitQueue {
     /// Builds an empty queue in `memory`, which must be zeroed and at least `layout.total`
     /// bytes. `event_idx` is whether VIRTIO_F_EVENT_IDX was negotiated.
-    pub fn new(memory: Box<dyn SharedMemory>, layout: SplitLayout, event_idx: bool, depth: u16) -> Option<Self> {
+    pub fn new(
+        memory: Box<dyn SharedMemory>,
+        layout: SplitLayout,
+        event_idx: bool,
+        depth: u16,
+    ) -> Option<Self> {
         if memory.len() < layout.total || memory.iova() % 16 != 0 {
             return None;
         }
@@ -160,7 +172,12 @@ impl SplitQueue {
 
     fn write_desc(&self, table: usize, index: u16, segment: &Segment, flags: u16, next: u16) {
         let p = self.at(table + usize::from(index) * DESC_SIZE);
-        let flags = flags | if segment.device_writes { DESC_F_WRITE } else { 0 };
+        let flags = flags
+            | if segment.device_writes {
+                DESC_F_WRITE
+            } else {
+                0
+            };
         // SAFETY: the descriptor lies in the table (index < table size by construction) and
         // is 16-aligned; the device does not read it until the chain is published.
         unsafe {
@@ -207,7 +224,10 @@ impl Virtqueue for SplitQueue {
         // Direct when the chain fits and, if indirect tables exist, enough descriptors remain
         // for every other chain the owner may still add; indirect otherwise.
         let direct = n <= free && (!indirect_ok || free - n >= others);
-        let writable: u32 = segments.iter().filter(|s| s.device_writes).fold(0u32, |a, s| a.saturating_add(s.len));
+        let writable: u32 = segments
+            .iter()
+            .filter(|s| s.device_writes)
+            .fold(0u32, |a, s| a.saturating_add(s.len));
         let head;
         let descriptors;
         if direct {
@@ -218,7 +238,13 @@ impl Virtqueue for SplitQueue {
                 debug_assert_eq!(taken, index);
                 let last = i + 1 == n;
                 let next = self.next[usize::from(index)];
-                self.write_desc(0, index, segment, if last { 0 } else { DESC_F_NEXT }, if last { 0 } else { next });
+                self.write_desc(
+                    0,
+                    index,
+                    segment,
+                    if last { 0 } else { DESC_F_NEXT },
+                    if last { 0 } else { next },
+                );
                 index = next;
             }
             descriptors = n as u16;
@@ -234,17 +260,36 @@ impl Virtqueue for SplitQueue {
             let table = self.layout.indirect + usize::from(head) * max * DESC_SIZE;
             for (i, segment) in segments.iter().enumerate() {
                 let last = i + 1 == n;
-                self.write_desc(table, i as u16, segment, if last { 0 } else { DESC_F_NEXT }, if last { 0 } else { i as u16 + 1 });
+                self.write_desc(
+                    table,
+                    i as u16,
+                    segment,
+                    if last { 0 } else { DESC_F_NEXT },
+                    if last { 0 } else { i as u16 + 1 },
+                );
             }
             let table_iova = self.iova + table as u64;
-            self.write_desc(0, head, &Segment::readable(table_iova, (n * DESC_SIZE) as u32), DESC_F_INDIRECT, 0);
+            self.write_desc(
+                0,
+                head,
+                &Segment::readable(table_iova, (n * DESC_SIZE) as u32),
+                DESC_F_INDIRECT,
+                0,
+            );
             descriptors = 1;
         } else if n > usize::from(self.layout.size) {
-            return Err(AddError::TooManySegments { segments: n, max: usize::from(self.layout.size) });
+            return Err(AddError::TooManySegments {
+                segments: n,
+                max: usize::from(self.layout.size),
+            });
         } else {
             return Err(AddError::Full(n));
         }
-        self.chains[usize::from(head)] = Chain { token, descriptors, writable };
+        self.chains[usize::from(head)] = Chain {
+            token,
+            descriptors,
+            writable,
+        };
         let slot = usize::from(self.avail_idx & (self.layout.size - 1));
         self.write_u16(self.layout.avail + 4 + 2 * slot, head);
         self.avail_idx = self.avail_idx.wrapping_add(1);
@@ -262,13 +307,15 @@ impl Virtqueue for SplitQueue {
             self.push_used_event();
         }
         // Release: the descriptors and ring entries above are visible before the index.
-        self.atomic_u16(self.layout.avail + 2).store(new.to_le(), Ordering::Release);
+        self.atomic_u16(self.layout.avail + 2)
+            .store(new.to_le(), Ordering::Release);
         self.published_idx = new;
         // Full barrier between publishing the index and reading the device's suppression
         // state, or a notification can be lost (the kernel's virtqueue_kick_prepare).
         fence(Ordering::SeqCst);
         if self.event_idx {
-            let avail_event = self.read_u16(self.layout.used + 4 + 8 * usize::from(self.layout.size));
+            let avail_event =
+                self.read_u16(self.layout.used + 4 + 8 * usize::from(self.layout.size));
             // vring_need_event: did `new` pass `avail_event` since `old`?
             new.wrapping_sub(avail_event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
@@ -280,20 +327,30 @@ impl Virtqueue for SplitQueue {
         if let Some(fault) = self.fault {
             return Some(Err(fault));
         }
-        let now = u16::from_le(self.atomic_u16(self.layout.used + 2).load(Ordering::Acquire));
+        let now = u16::from_le(
+            self.atomic_u16(self.layout.used + 2)
+                .load(Ordering::Acquire),
+        );
         if now == self.last_used {
             return None;
         }
         let pending = now.wrapping_sub(self.last_used);
         if pending > self.in_flight {
-            return Some(Err(self.break_queue(QueueFault::IndexJump { last: self.last_used, now, in_flight: self.in_flight })));
+            return Some(Err(self.break_queue(QueueFault::IndexJump {
+                last: self.last_used,
+                now,
+                in_flight: self.in_flight,
+            })));
         }
         let slot = usize::from(self.last_used & (self.layout.size - 1));
         let element = self.layout.used + 4 + 8 * slot;
         let id = self.read_u32(element);
         let written = self.read_u32(element + 4);
         if id >= u32::from(self.layout.size) {
-            return Some(Err(self.break_queue(QueueFault::IdOutOfRange { id, size: self.layout.size })));
+            return Some(Err(self.break_queue(QueueFault::IdOutOfRange {
+                id,
+                size: self.layout.size,
+            })));
         }
         let head = id as u16;
         let chain = self.chains[usize::from(head)];
@@ -301,7 +358,11 @@ impl Virtqueue for SplitQueue {
             return Some(Err(self.break_queue(QueueFault::NotInFlight { id })));
         }
         if written > chain.writable {
-            return Some(Err(self.break_queue(QueueFault::LengthTooLong { id, written, capacity: chain.writable })));
+            return Some(Err(self.break_queue(QueueFault::LengthTooLong {
+                id,
+                written,
+                capacity: chain.writable,
+            })));
         }
         // Return the chain's descriptors to the free list, following the private links.
         let mut last = head;
@@ -314,7 +375,10 @@ impl Virtqueue for SplitQueue {
         self.chains[usize::from(head)].descriptors = 0;
         self.in_flight -= 1;
         self.last_used = self.last_used.wrapping_add(1);
-        Some(Ok(UsedChain { token: chain.token, written }))
+        Some(Ok(UsedChain {
+            token: chain.token,
+            written,
+        }))
     }
 
     fn in_flight(&self) -> u16 {
@@ -368,7 +432,12 @@ pub(crate) mod tests {
     impl Drop for HeapMemory {
         fn drop(&mut self) {
             // SAFETY: allocated in `new` with this layout.
-            unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align(self.len, 4096).unwrap()) }
+            unsafe {
+                dealloc(
+                    self.ptr.as_ptr(),
+                    Layout::from_size_align(self.len, 4096).unwrap(),
+                )
+            }
         }
     }
 
@@ -426,7 +495,8 @@ pub(crate) mod tests {
 
         /// Every newly available chain: (head, segments, was indirect).
         pub fn take_available(&mut self) -> Vec<(u16, Vec<Segment>, bool)> {
-            let idx = unsafe { AtomicU16::from_ptr(self.base.add(self.layout.avail + 2).cast()) }.load(Ordering::Acquire);
+            let idx = unsafe { AtomicU16::from_ptr(self.base.add(self.layout.avail + 2).cast()) }
+                .load(Ordering::Acquire);
             let mut out = Vec::new();
             while self.last_avail != idx {
                 let slot = usize::from(self.last_avail & (self.layout.size - 1));
@@ -434,11 +504,23 @@ pub(crate) mod tests {
                 let mut segs = Vec::new();
                 let (addr, len, flags, _) = self.desc(0, head);
                 let indirect = flags & DESC_F_INDIRECT != 0;
-                let (table, mut i) = if indirect { ((addr - self.iova) as usize, 0) } else { (0, head) };
-                let count = if indirect { len as usize / 16 } else { usize::from(self.layout.size) };
+                let (table, mut i) = if indirect {
+                    ((addr - self.iova) as usize, 0)
+                } else {
+                    (0, head)
+                };
+                let count = if indirect {
+                    len as usize / 16
+                } else {
+                    usize::from(self.layout.size)
+                };
                 for _ in 0..count {
                     let (addr, len, flags, next) = self.desc(table, i);
-                    segs.push(Segment { iova: addr, len, device_writes: flags & DESC_F_WRITE != 0 });
+                    segs.push(Segment {
+                        iova: addr,
+                        len,
+                        device_writes: flags & DESC_F_WRITE != 0,
+                    });
                     if flags & DESC_F_NEXT == 0 {
                         break;
                     }
@@ -459,7 +541,8 @@ pub(crate) mod tests {
                 p.add(4).cast::<u32>().write_volatile(len);
             }
             self.used_idx = self.used_idx.wrapping_add(1);
-            unsafe { AtomicU16::from_ptr(self.base.add(self.layout.used + 2).cast()) }.store(self.used_idx, Ordering::Release);
+            unsafe { AtomicU16::from_ptr(self.base.add(self.layout.used + 2).cast()) }
+                .store(self.used_idx, Ordering::Release);
         }
 
         pub fn set_used_idx(&mut self, idx: u16) {
@@ -512,7 +595,13 @@ pub(crate) mod tests {
             assert_eq!(segs, &blk_chain(i % 2));
             dev.complete(u32::from(*head), 4097);
             let used = q.pop_used().unwrap().unwrap();
-            assert_eq!(used, UsedChain { token: i, written: 4097 });
+            assert_eq!(
+                used,
+                UsedChain {
+                    token: i,
+                    written: 4097
+                }
+            );
             assert!(q.pop_used().is_none());
         }
         assert_eq!(q.avail_idx, (70_000u32 % 65536) as u16);
@@ -528,14 +617,19 @@ pub(crate) mod tests {
         // 6 of 8 descriptors used: a third 3-descriptor chain does not fit.
         assert_eq!(q.add(&blk_chain(2), 12), Err(AddError::Full(3)));
         q.add(&[Segment::writable(0x9000, 512)], 13).unwrap();
-        assert!(q.publish(), "no NO_NOTIFY flag: the device wants a notification");
+        assert!(
+            q.publish(),
+            "no NO_NOTIFY flag: the device wants a notification"
+        );
         let avail = dev.take_available();
         assert_eq!(avail.len(), 3);
         // Complete in reverse order.
         for (head, _, _) in avail.iter().rev() {
             dev.complete(u32::from(*head), 1);
         }
-        let tokens: Vec<u64> = std::iter::from_fn(|| q.pop_used()).map(|r| r.unwrap().token).collect();
+        let tokens: Vec<u64> = std::iter::from_fn(|| q.pop_used())
+            .map(|r| r.unwrap().token)
+            .collect();
         assert_eq!(tokens, [13, 11, 10]);
         // All 8 descriptors are free again: two 3-chains and a 2-chain fit.
         q.add(&blk_chain(3), 1).unwrap();
@@ -549,13 +643,21 @@ pub(crate) mod tests {
         // depth 8 on a ring of 8: no room for direct chains, so multi-buffer chains go indirect.
         let mut q = queue(8, 16, true, 8);
         let mut dev = FakeDevice::new(&q);
-        let long: Vec<Segment> = (0..12).map(|i| Segment::writable(0x40_0000 + i * 4096, 4096)).collect();
+        let long: Vec<Segment> = (0..12)
+            .map(|i| Segment::writable(0x40_0000 + i * 4096, 4096))
+            .collect();
         for t in 0..8 {
             q.add(&long, t).unwrap();
         }
         assert_eq!(q.add(&long, 9), Err(AddError::Full(12)));
         let too_long: Vec<Segment> = (0..17).map(|i| Segment::readable(i * 512, 512)).collect();
-        assert!(matches!(q.add(&too_long, 0), Err(AddError::TooManySegments { segments: 17, max: 16 })));
+        assert!(matches!(
+            q.add(&too_long, 0),
+            Err(AddError::TooManySegments {
+                segments: 17,
+                max: 16
+            })
+        ));
         q.publish();
         let avail = dev.take_available();
         assert_eq!(avail.len(), 8);
@@ -564,7 +666,12 @@ pub(crate) mod tests {
             assert_eq!(segs, &long);
             dev.complete(u32::from(*head), 12 * 4096);
         }
-        assert_eq!(std::iter::from_fn(|| q.pop_used()).filter(|r| r.is_ok()).count(), 8);
+        assert_eq!(
+            std::iter::from_fn(|| q.pop_used())
+                .filter(|r| r.is_ok())
+                .count(),
+            8
+        );
         // Single-buffer chains never need a table.
         q.add(&[Segment::readable(0x1000, 512)], 0).unwrap();
         q.publish();
@@ -602,10 +709,16 @@ pub(crate) mod tests {
         q.publish();
         dev.take_available();
         dev.complete(8, 0);
-        assert_eq!(q.pop_used(), Some(Err(QueueFault::IdOutOfRange { id: 8, size: 8 })));
+        assert_eq!(
+            q.pop_used(),
+            Some(Err(QueueFault::IdOutOfRange { id: 8, size: 8 }))
+        );
         // Broken for good: later calls report the same fault.
         assert!(matches!(q.add(&blk_chain(1), 2), Err(AddError::Broken(_))));
-        assert!(matches!(q.pop_used(), Some(Err(QueueFault::IdOutOfRange { .. }))));
+        assert!(matches!(
+            q.pop_used(),
+            Some(Err(QueueFault::IdOutOfRange { .. }))
+        ));
         assert!(!q.publish());
     }
 
@@ -619,7 +732,11 @@ pub(crate) mod tests {
         dev.complete(u32::from(head), 4098);
         assert_eq!(
             q.pop_used(),
-            Some(Err(QueueFault::LengthTooLong { id: u32::from(head), written: 4098, capacity: 4097 }))
+            Some(Err(QueueFault::LengthTooLong {
+                id: u32::from(head),
+                written: 4098,
+                capacity: 4097
+            }))
         );
     }
 
@@ -634,7 +751,12 @@ pub(crate) mod tests {
         dev.complete(u32::from(heads[0]), 1);
         dev.complete(u32::from(heads[0]), 1);
         assert_eq!(q.pop_used().unwrap().unwrap().token, 1);
-        assert_eq!(q.pop_used(), Some(Err(QueueFault::NotInFlight { id: u32::from(heads[0]) })));
+        assert_eq!(
+            q.pop_used(),
+            Some(Err(QueueFault::NotInFlight {
+                id: u32::from(heads[0])
+            }))
+        );
     }
 
     #[test]
@@ -645,7 +767,14 @@ pub(crate) mod tests {
         q.publish();
         dev.take_available();
         dev.set_used_idx(5);
-        assert_eq!(q.pop_used(), Some(Err(QueueFault::IndexJump { last: 0, now: 5, in_flight: 1 })));
+        assert_eq!(
+            q.pop_used(),
+            Some(Err(QueueFault::IndexJump {
+                last: 0,
+                now: 5,
+                in_flight: 1
+            }))
+        );
     }
 
     #[test]
@@ -657,6 +786,9 @@ pub(crate) mod tests {
         let head = dev.take_available()[0].0;
         // Descriptor head+1 is inside the chain but not a head.
         dev.complete(u32::from(head) + 1, 0);
-        assert!(matches!(q.pop_used(), Some(Err(QueueFault::NotInFlight { .. }))));
+        assert!(matches!(
+            q.pop_used(),
+            Some(Err(QueueFault::NotInFlight { .. }))
+        ));
     }
 }

@@ -1,0 +1,283 @@
+//! A virtio-blk disk driven from userspace: negotiation, queues, limits, serial, resize.
+
+use std::sync::Arc;
+
+use super::config::{BlkConfig, ShortBlkConfig, BLK_CONFIG_LEN};
+use super::encoder::{BlkEncoder, BLK_ID_BYTES, BLK_SLOT_SIZE};
+use crate::block::device::RangeOpLimits;
+use crate::block::{BlockDevice, HwQueue, Limits, Request, TagSet};
+use crate::dma::{DmaError, DmaSpace};
+use crate::pci::PciFunction;
+use crate::virtio::features::driver_features;
+use crate::virtio::pci::TransportError;
+use crate::virtio::split::{SplitLayout, SplitQueue};
+use crate::virtio::{DeviceType, Features, VirtioPciTransport};
+
+/// Largest read or write uvio puts in one request unless told otherwise; larger transfers
+/// are split (the kernel's default max_sectors_kb is in the same range).
+pub const DEFAULT_MAX_TRANSFER: u64 = 1 << 20;
+const DEFAULT_QUEUE_SIZE: u16 = 256;
+
+/// Errors from opening a virtio-blk disk.
+#[derive(Debug, thiserror::Error)]
+pub enum BlkError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Dma(#[from] DmaError),
+    #[error(transparent)]
+    Config(#[from] ShortBlkConfig),
+    #[error("{0} is a virtio {1} function, not virtio-blk")]
+    WrongType(String, String),
+    #[error("virtqueue {index}: {what}")]
+    Queue { index: u16, what: String },
+}
+
+/// How to set up the disk.
+#[derive(Debug, Clone, Default)]
+pub struct BlkOptions {
+    /// Hardware queues to use (at most what the device has); default: all.
+    pub queues: Option<u16>,
+    /// Ring entries per queue (a power of two, at most what the device takes); default 256.
+    pub queue_size: Option<u16>,
+    /// Tags (requests in flight) per queue; default: the ring size.
+    pub depth: Option<u16>,
+    /// Largest read or write per request; default [`DEFAULT_MAX_TRANSFER`].
+    pub max_transfer: Option<u64>,
+}
+
+/// An open virtio-blk disk. Its hardware queues live in [`tag_set`](Self::tag_set) until
+/// threads take them. Dropping the disk resets the device.
+#[derive(Debug)]
+pub struct VirtioBlk {
+    // Dropped first: the device is reset before the queues' memory is unmapped.
+    transport: VirtioPciTransport,
+    tag_set: TagSet,
+    dma: Arc<DmaSpace>,
+    features: Features,
+    config: BlkConfig,
+    device: BlockDevice,
+    generation: u8,
+}
+
+fn floor_pow2(x: u16) -> u16 {
+    if x == 0 {
+        0
+    } else {
+        1 << (15 - x.leading_zeros())
+    }
+}
+
+impl VirtioBlk {
+    pub fn open(function: &PciFunction, options: &BlkOptions) -> Result<Self, BlkError> {
+        let bdf = function.address;
+        let mut transport = VirtioPciTransport::open(function)?;
+        if transport.device_type() != DeviceType::Block {
+            return Err(BlkError::WrongType(
+                bdf.to_string(),
+                transport.device_type().name(),
+            ));
+        }
+        let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
+        let features = transport.negotiate(driver_features(DeviceType::Block), required)?;
+        let generation = transport.config_generation()?;
+        let config = BlkConfig::parse(&transport.read_device_config(BLK_CONFIG_LEN)?)?;
+        let dma = DmaSpace::new(Arc::clone(transport.vfio()))?;
+        transport.enable_bus_master()?;
+
+        let has = |f: Features| features.contains(f);
+        let device_queues = if has(Features::BLK_MQ) {
+            config.num_queues.max(1)
+        } else {
+            1
+        };
+        let nr_queues = options
+            .queues
+            .unwrap_or(device_queues)
+            .clamp(1, device_queues);
+        let indirect = has(Features::INDIRECT_DESC);
+        let event_idx = has(Features::EVENT_IDX);
+
+        // Ring sizes first: they bound the segments a request may have.
+        let mut sizes = Vec::new();
+        for index in 0..nr_queues {
+            let max = transport.queue_max_size(index)?;
+            let size = floor_pow2(options.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE).min(max));
+            if size < 4 {
+                return Err(BlkError::Queue {
+                    index,
+                    what: format!("the device allows only {max} entries"),
+                });
+            }
+            sizes.push(size);
+        }
+        let smallest = *sizes.iter().min().unwrap_or(&4);
+        let limits = Self::limits(&config, features, smallest, options);
+        let capacity = config.capacity.saturating_mul(512);
+        let mut device = BlockDevice::new(bdf.to_string(), capacity, limits.clone());
+
+        let mut queues = Vec::new();
+        for (index, &size) in (0..nr_queues).zip(&sizes) {
+            let chain = limits.max_segments + 2;
+            let (indirect_max, depth_cap) = if indirect {
+                (chain as u16, size)
+            } else {
+                (0, (usize::from(size) / chain).max(1) as u16)
+            };
+            let depth = options.depth.unwrap_or(size).clamp(1, depth_cap);
+            let layout = SplitLayout::new(size, indirect_max).ok_or_else(|| BlkError::Queue {
+                index,
+                what: format!("ring size {size} is not a power of two"),
+            })?;
+            let ring = dma.alloc(layout.total)?;
+            let virtqueue =
+                SplitQueue::new(Box::new(ring), layout, event_idx, depth).ok_or_else(|| {
+                    BlkError::Queue {
+                        index,
+                        what: "ring memory too small".into(),
+                    }
+                })?;
+            let notifier = transport.setup_queue(index, &virtqueue)?;
+            let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE)?;
+            let encoder = BlkEncoder::new(limits.clone(), device.capacity_handle());
+            queues.push(HwQueue::new(
+                index,
+                Box::new(virtqueue),
+                notifier,
+                depth,
+                slots,
+                Box::new(encoder),
+            ));
+        }
+        transport.driver_ok()?;
+        let mut tag_set = TagSet::new(queues);
+        device.nr_hw_queues = tag_set.nr_hw_queues();
+        device.queue_depth = tag_set.queue_depth();
+        device.write_cache = if has(Features::BLK_CONFIG_WCE) {
+            config.writeback != 0
+        } else {
+            has(Features::BLK_FLUSH)
+        };
+        device.serial = Self::read_serial(&dma, &mut tag_set);
+        Ok(VirtioBlk {
+            transport,
+            tag_set,
+            dma,
+            features,
+            config,
+            device,
+            generation,
+        })
+    }
+
+    fn limits(config: &BlkConfig, features: Features, ring: u16, options: &BlkOptions) -> Limits {
+        let has = |f: Features| features.contains(f);
+        let logical = if has(Features::BLK_BLK_SIZE)
+            && config.blk_size.is_power_of_two()
+            && (512..=65536).contains(&config.blk_size)
+        {
+            config.blk_size
+        } else {
+            512
+        };
+        let physical = if has(Features::BLK_TOPOLOGY) && config.physical_block_exp <= 16 {
+            logical << config.physical_block_exp
+        } else {
+            logical
+        };
+        // Header and status take two descriptors of every chain, which is at most the ring.
+        let ring_segments = usize::from(ring) - 2;
+        let max_segments = if has(Features::BLK_SEG_MAX) {
+            (config.seg_max as usize).clamp(1, ring_segments)
+        } else {
+            1
+        };
+        let max_segment_size = if has(Features::BLK_SIZE_MAX) && config.size_max >= 512 {
+            config.size_max
+        } else {
+            0xffff_f000
+        };
+        let max_transfer = options
+            .max_transfer
+            .unwrap_or(DEFAULT_MAX_TRANSFER)
+            .min(max_segments as u64 * u64::from(max_segment_size))
+            .max(u64::from(logical));
+        let range_limits = |max_sectors: Option<u32>, alignment_sectors: Option<u32>| {
+            let max_sectors = max_sectors.filter(|&s| s > 0).unwrap_or(u32::MAX);
+            RangeOpLimits {
+                max_bytes: (u64::from(max_sectors) * 512) / u64::from(logical) * u64::from(logical),
+                alignment: alignment_sectors
+                    .unwrap_or(0)
+                    .saturating_mul(512)
+                    .max(logical),
+            }
+        };
+        Limits {
+            logical_block_size: logical,
+            physical_block_size: physical,
+            max_transfer_bytes: max_transfer / u64::from(logical) * u64::from(logical),
+            max_segments,
+            max_segment_size,
+            read_only: has(Features::BLK_RO),
+            flush: has(Features::BLK_FLUSH),
+            discard: has(Features::BLK_DISCARD)
+                .then(|| range_limits(config.max_discard_sectors, config.discard_sector_alignment)),
+            write_zeroes: has(Features::BLK_WRITE_ZEROES)
+                .then(|| range_limits(config.max_write_zeroes_sectors, None)),
+        }
+    }
+
+    /// The serial number (GET_ID), if the device has one.
+    fn read_serial(dma: &Arc<DmaSpace>, tag_set: &mut TagSet) -> Option<String> {
+        let buf = dma.alloc(4096).ok()?.into_buf();
+        let mut queue = tag_set.take_queue(0)?;
+        let done = queue.run_one(Request::get_id(buf, u64::MAX));
+        tag_set.return_queue(queue);
+        done.result.ok()?;
+        let crate::block::Data::One(buf) = done.data else {
+            return None;
+        };
+        let id = &buf.as_slice()[..BLK_ID_BYTES];
+        let end = id.iter().position(|&b| b == 0).unwrap_or(BLK_ID_BYTES);
+        let serial = String::from_utf8_lossy(&id[..end]).trim().to_string();
+        (!serial.is_empty()).then_some(serial)
+    }
+
+    pub fn block_device(&self) -> &BlockDevice {
+        &self.device
+    }
+
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    pub fn config(&self) -> &BlkConfig {
+        &self.config
+    }
+
+    pub fn tag_set(&mut self) -> &mut TagSet {
+        &mut self.tag_set
+    }
+
+    /// The DMA space, for allocating I/O buffers.
+    pub fn dma(&self) -> &Arc<DmaSpace> {
+        &self.dma
+    }
+
+    /// Re-reads the configuration if the device changed it (a resize, say) and applies the
+    /// new capacity to every queue. Returns whether anything changed.
+    pub fn refresh_config(&mut self) -> Result<bool, BlkError> {
+        self.transport.check_status()?;
+        let generation = self.transport.config_generation()?;
+        if generation == self.generation {
+            return Ok(false);
+        }
+        let config = BlkConfig::parse(&self.transport.read_device_config(BLK_CONFIG_LEN)?)?;
+        self.generation = generation;
+        self.device
+            .set_capacity(config.capacity.saturating_mul(512));
+        let changed = config != self.config;
+        self.config = config;
+        Ok(changed)
+    }
+}

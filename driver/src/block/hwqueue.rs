@@ -1,0 +1,324 @@
+//! A hardware queue: one virtqueue, its tags and per-tag request memory, owned by one thread.
+//!
+//! The hot path (submit, kick, poll) takes no lock and allocates nothing: per-tag state and
+//! the segment scratch list are sized once, and completions go into a caller's vector that
+//! has room for `depth` entries.
+
+use std::sync::Arc;
+
+use super::request::{Completion, Data, IoError, Rejected, Request};
+use super::tags::TagBitmap;
+use crate::dma::DmaRegion;
+use crate::virtio::pci::QueueNotifier;
+use crate::virtio::queue::{AddError, Segment, Virtqueue};
+
+/// The per-tag slice of DMA memory where a request's device header and status live.
+#[derive(Debug, Clone, Copy)]
+pub struct SlotMemory {
+    ptr: *mut u8,
+    iova: u64,
+    len: usize,
+}
+
+impl SlotMemory {
+    pub fn iova(&self, offset: usize) -> u64 {
+        self.iova + offset as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `bytes` into the slot at `offset` (volatile: the device reads it).
+    pub fn write(&self, offset: usize, bytes: &[u8]) {
+        assert!(offset + bytes.len() <= self.len, "slot write out of bounds");
+        for (i, b) in bytes.iter().enumerate() {
+            // SAFETY: in bounds (checked above) of the slot, which lies in a live DMA region
+            // owned by the queue; the device does not access it until the chain is published.
+            unsafe { self.ptr.add(offset + i).write_volatile(*b) }
+        }
+    }
+
+    /// Reads `out.len()` bytes the device wrote at `offset` (volatile).
+    pub fn read(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset + out.len() <= self.len, "slot read out of bounds");
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: as for `write`; the chain has completed, so the device is done with it.
+            *b = unsafe { self.ptr.add(offset + i).read_volatile() };
+        }
+    }
+
+    pub fn read_u8(&self, offset: usize) -> u8 {
+        let mut b = [0u8];
+        self.read(offset, &mut b);
+        b[0]
+    }
+}
+
+/// Turns requests into descriptor chains for one kind of device, and device status into
+/// results. virtio-blk and virtio-scsi each have one.
+pub trait RequestEncoder: Send + std::fmt::Debug {
+    /// Bytes of per-tag DMA memory the encoder needs (headers, status, sense).
+    fn slot_size(&self) -> usize;
+    /// Checks `request`, writes its headers into `slot` and appends its chain to `segments`.
+    fn encode(
+        &mut self,
+        slot: &SlotMemory,
+        request: &Request,
+        segments: &mut Vec<Segment>,
+    ) -> Result<(), IoError>;
+    /// The outcome of a completed request, from `slot` and the bytes the device wrote.
+    fn decode(
+        &mut self,
+        slot: &SlotMemory,
+        request: &Request,
+        written: u32,
+    ) -> Result<u64, IoError>;
+    /// Most descriptors one request may need (for sizing the scratch list).
+    fn max_chain(&self) -> usize;
+}
+
+/// Counters of one hardware queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub submitted: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub notifications: u64,
+    pub bytes: u64,
+}
+
+/// One hardware queue. `Send` (move it to the thread that drives it), not `Sync`.
+#[derive(Debug)]
+pub struct HwQueue {
+    index: u16,
+    virtqueue: Box<dyn Virtqueue>,
+    notifier: QueueNotifier,
+    tags: TagBitmap,
+    in_flight: Vec<Option<Request>>,
+    slots: Arc<DmaRegion>,
+    slot_size: usize,
+    encoder: Box<dyn RequestEncoder>,
+    segments: Vec<Segment>,
+    stats: QueueStats,
+    /// Set once every request was failed after the queue broke.
+    drained: bool,
+}
+
+impl HwQueue {
+    /// Builds a queue from its parts. `slots` must hold `depth` slots of the encoder's size.
+    pub fn new(
+        index: u16,
+        virtqueue: Box<dyn Virtqueue>,
+        notifier: QueueNotifier,
+        depth: u16,
+        slots: DmaRegion,
+        encoder: Box<dyn RequestEncoder>,
+    ) -> Self {
+        let slot_size = encoder.slot_size().next_multiple_of(64);
+        assert!(
+            slots.len() >= slot_size * usize::from(depth),
+            "slot memory too small for the depth"
+        );
+        let max_chain = encoder.max_chain();
+        HwQueue {
+            index,
+            virtqueue,
+            notifier,
+            tags: TagBitmap::new(depth),
+            in_flight: (0..depth).map(|_| None).collect(),
+            slots: Arc::new(slots),
+            slot_size,
+            encoder,
+            segments: Vec::with_capacity(max_chain),
+            stats: QueueStats::default(),
+            drained: false,
+        }
+    }
+
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    pub fn depth(&self) -> u16 {
+        self.tags.depth()
+    }
+
+    /// Requests submitted and not yet completed.
+    pub fn in_flight(&self) -> u16 {
+        self.tags.in_use()
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        self.stats
+    }
+
+    fn slot(&self, tag: u16) -> SlotMemory {
+        let offset = usize::from(tag) * self.slot_size;
+        SlotMemory {
+            // SAFETY: tag < depth, and the region holds depth slots (checked in `new`).
+            ptr: unsafe { self.slots.as_ptr().add(offset) },
+            iova: self.slots.iova() + offset as u64,
+            len: self.slot_size,
+        }
+    }
+
+    /// Puts `request` on the queue (not yet visible to the device: call [`kick`](Self::kick)
+    /// after a batch). Returns its tag, or hands the request back with the reason.
+    pub fn submit(&mut self, request: Request) -> Result<u16, Rejected> {
+        if let Some(fault) = self.virtqueue.fault() {
+            return Err(Rejected {
+                error: IoError::QueueBroken(fault),
+                request,
+            });
+        }
+        let Some(tag) = self.tags.alloc() else {
+            return Err(Rejected {
+                error: IoError::QueueFull(self.depth()),
+                request,
+            });
+        };
+        let slot = self.slot(tag);
+        self.segments.clear();
+        let added = self
+            .encoder
+            .encode(&slot, &request, &mut self.segments)
+            .and_then(|()| {
+                self.virtqueue
+                    .add(&self.segments, u64::from(tag))
+                    .map_err(|e| match e {
+                        AddError::Broken(fault) => IoError::QueueBroken(fault),
+                        AddError::Full(_) => IoError::QueueFull(self.tags.depth()),
+                        AddError::TooManySegments { segments, max } => IoError::TooManySegments {
+                            op: request.op.name(),
+                            segments,
+                            max,
+                        },
+                        AddError::Empty => IoError::BadRequest {
+                            op: request.op.name(),
+                            what: "at least one buffer",
+                        },
+                    })
+            });
+        if let Err(error) = added {
+            self.tags.free(tag);
+            return Err(Rejected { error, request });
+        }
+        self.in_flight[usize::from(tag)] = Some(request);
+        self.stats.submitted += 1;
+        Ok(tag)
+    }
+
+    /// Makes submitted requests visible to the device and notifies it if it asked to be.
+    pub fn kick(&mut self) {
+        if self.virtqueue.publish() {
+            self.notifier.notify();
+            self.stats.notifications += 1;
+        }
+    }
+
+    /// Moves finished requests into `out` (which should have room for `depth` entries, so
+    /// nothing is allocated here) and returns how many.
+    pub fn poll(&mut self, out: &mut Vec<Completion>) -> usize {
+        let mut n = 0;
+        if self.drained {
+            return 0;
+        }
+        while let Some(used) = self.virtqueue.pop_used() {
+            match used {
+                Ok(used) => {
+                    let tag = used.token as u16;
+                    // The virtqueue only returns tokens it was given, so the tag is ours.
+                    let Some(request) = self
+                        .in_flight
+                        .get_mut(usize::from(tag))
+                        .and_then(Option::take)
+                    else {
+                        continue;
+                    };
+                    let slot = self.slot(tag);
+                    let result = self.encoder.decode(&slot, &request, used.written);
+                    self.tags.free(tag);
+                    self.finish(request, result, out);
+                    n += 1;
+                }
+                Err(fault) => {
+                    // Nothing more will complete: fail everything in flight, once.
+                    for tag in 0..self.tags.depth() {
+                        if let Some(request) = self.in_flight[usize::from(tag)].take() {
+                            self.tags.free(tag);
+                            self.finish(request, Err(IoError::QueueBroken(fault)), out);
+                            n += 1;
+                        }
+                    }
+                    self.drained = true;
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    fn finish(
+        &mut self,
+        request: Request,
+        result: Result<u64, IoError>,
+        out: &mut Vec<Completion>,
+    ) {
+        self.stats.completed += 1;
+        match &result {
+            Ok(bytes) => self.stats.bytes += bytes,
+            Err(_) => self.stats.errors += 1,
+        }
+        out.push(Completion {
+            cookie: request.cookie,
+            op: request.op,
+            result,
+            data: request.data,
+        });
+    }
+
+    /// Submits one request, kicks, and busy-polls until it completes: for the control path
+    /// (serial number, a flush from a tool), never for I/O loops.
+    pub fn run_one(&mut self, request: Request) -> Completion {
+        let cookie = request.cookie;
+        if let Err(rejected) = self.submit(request) {
+            return Completion {
+                cookie,
+                op: rejected.request.op,
+                result: Err(rejected.error),
+                data: rejected.request.data,
+            };
+        }
+        self.kick();
+        let mut out = Vec::with_capacity(usize::from(self.depth()));
+        loop {
+            self.poll(&mut out);
+            if let Some(at) = out.iter().position(|c| c.cookie == cookie) {
+                return out.swap_remove(at);
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Data of a request as chain segments, each buffer split at `max_segment` bytes.
+pub fn data_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut Vec<Segment>) {
+    for buf in data.bufs() {
+        let mut offset = 0u64;
+        let len = buf.len() as u64;
+        while offset < len {
+            let piece = (len - offset).min(u64::from(max_segment)) as u32;
+            out.push(Segment {
+                iova: buf.iova() + offset,
+                len: piece,
+                device_writes,
+            });
+            offset += u64::from(piece);
+        }
+    }
+}

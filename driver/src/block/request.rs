@@ -1,0 +1,270 @@
+//! Requests, their completions, and the errors a request can end with.
+
+use crate::dma::DmaBuf;
+use crate::virtio::queue::QueueFault;
+
+/// What a request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Flush,
+    Discard,
+    WriteZeroes,
+    /// Read the device's serial (virtio-blk GET_ID) into a 20-byte buffer.
+    GetId,
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Flush => "flush",
+            Op::Discard => "discard",
+            Op::WriteZeroes => "write-zeroes",
+            Op::GetId => "get-id",
+        }
+    }
+
+    /// Whether the op changes the medium (refused on a read-only device).
+    pub fn writes(self) -> bool {
+        matches!(self, Op::Write | Op::Discard | Op::WriteZeroes)
+    }
+}
+
+/// The data buffers of a request.
+#[derive(Debug, Default)]
+pub enum Data {
+    #[default]
+    None,
+    One(DmaBuf),
+    /// A vectored request: the buffers in order (allocated by the caller, not the driver).
+    Many(Vec<DmaBuf>),
+}
+
+impl Data {
+    pub fn len(&self) -> u64 {
+        match self {
+            Data::None => 0,
+            Data::One(b) => b.len() as u64,
+            Data::Many(v) => v.iter().map(|b| b.len() as u64).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bufs(&self) -> &[DmaBuf] {
+        match self {
+            Data::None => &[],
+            Data::One(b) => std::slice::from_ref(b),
+            Data::Many(v) => v,
+        }
+    }
+}
+
+/// A block request. `offset` and lengths are in bytes and must be multiples of the device's
+/// logical block size. `cookie` comes back untouched in the completion.
+#[derive(Debug)]
+pub struct Request {
+    pub op: Op,
+    pub offset: u64,
+    /// Bytes to discard / zero; for reads and writes the data's length is used.
+    pub len: u64,
+    pub data: Data,
+    pub cookie: u64,
+    /// Force unit access: the write is on stable media when it completes.
+    pub fua: bool,
+    /// The logical unit, for devices with several (a SCSI host); 0 for a virtio-blk disk.
+    pub unit: u32,
+}
+
+impl Request {
+    pub fn read(offset: u64, buf: DmaBuf, cookie: u64) -> Self {
+        Request {
+            op: Op::Read,
+            offset,
+            len: buf.len() as u64,
+            data: Data::One(buf),
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn write(offset: u64, buf: DmaBuf, cookie: u64) -> Self {
+        Request {
+            op: Op::Write,
+            offset,
+            len: buf.len() as u64,
+            data: Data::One(buf),
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn readv(offset: u64, bufs: Vec<DmaBuf>, cookie: u64) -> Self {
+        let data = Data::Many(bufs);
+        Request {
+            op: Op::Read,
+            offset,
+            len: data.len(),
+            data,
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn writev(offset: u64, bufs: Vec<DmaBuf>, cookie: u64) -> Self {
+        let data = Data::Many(bufs);
+        Request {
+            op: Op::Write,
+            offset,
+            len: data.len(),
+            data,
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn flush(cookie: u64) -> Self {
+        Request {
+            op: Op::Flush,
+            offset: 0,
+            len: 0,
+            data: Data::None,
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn discard(offset: u64, len: u64, cookie: u64) -> Self {
+        Request {
+            op: Op::Discard,
+            offset,
+            len,
+            data: Data::None,
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn write_zeroes(offset: u64, len: u64, cookie: u64) -> Self {
+        Request {
+            op: Op::WriteZeroes,
+            offset,
+            len,
+            data: Data::None,
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn get_id(buf: DmaBuf, cookie: u64) -> Self {
+        Request {
+            op: Op::GetId,
+            offset: 0,
+            len: buf.len() as u64,
+            data: Data::One(buf),
+            cookie,
+            fua: false,
+            unit: 0,
+        }
+    }
+
+    pub fn on_unit(mut self, unit: u32) -> Self {
+        self.unit = unit;
+        self
+    }
+}
+
+/// Why a request failed, before or after it reached the device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IoError {
+    #[error("{op} of {len} bytes at offset {offset} is not aligned to the {block_size}-byte logical block size")]
+    Misaligned {
+        op: &'static str,
+        offset: u64,
+        len: u64,
+        block_size: u32,
+    },
+    #[error(
+        "{op} of {len} bytes at offset {offset} goes past the end of the device ({capacity} bytes)"
+    )]
+    OutOfRange {
+        op: &'static str,
+        offset: u64,
+        len: u64,
+        capacity: u64,
+    },
+    #[error("{op} of {len} bytes exceeds the {max}-byte limit of one request: split it")]
+    TooLarge {
+        op: &'static str,
+        len: u64,
+        max: u64,
+    },
+    #[error("{op} needs {segments} buffer segments, more than the device's limit of {max}")]
+    TooManySegments {
+        op: &'static str,
+        segments: usize,
+        max: usize,
+    },
+    #[error("the device is read-only: {op} refused")]
+    ReadOnly { op: &'static str },
+    #[error("the device does not support {op}")]
+    NotSupported { op: &'static str },
+    #[error("{op} needs {what}")]
+    BadRequest {
+        op: &'static str,
+        what: &'static str,
+    },
+    #[error("no such logical unit {0}")]
+    NoSuchUnit(u32),
+    #[error("all {0} tags of the hardware queue are in use: poll for completions first")]
+    QueueFull(u16),
+    #[error("the device reported an I/O error (VIRTIO_BLK_S_IOERR)")]
+    DeviceIo,
+    #[error("the device reported the request unsupported (VIRTIO_BLK_S_UNSUPP)")]
+    DeviceUnsupported,
+    #[error("the device wrote status byte {0:#04x}, which no virtio-blk status has")]
+    BadStatus(u8),
+    #[error("the device reported {written} bytes written, expected {expected}")]
+    ShortTransfer { written: u32, expected: u64 },
+    #[error("the hardware queue is broken and needs a device reset: {0}")]
+    QueueBroken(QueueFault),
+    #[error("{0}")]
+    Device(String),
+}
+
+/// A finished request: the caller's cookie, the outcome, and the buffers back.
+#[derive(Debug)]
+pub struct Completion {
+    pub cookie: u64,
+    pub op: Op,
+    /// Bytes transferred, or why the request failed.
+    pub result: Result<u64, IoError>,
+    pub data: Data,
+}
+
+/// A request refused before it reached the device, handed back with the reason.
+#[derive(Debug)]
+pub struct Rejected {
+    pub error: IoError,
+    pub request: Request,
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Rejected {}
