@@ -293,14 +293,20 @@ impl VfioDevice {
             };
             // SAFETY: `region` is a vfio_region_info with argsz and index set; with argsz equal
             // to the bare struct the kernel writes no capability chain after it.
-            unsafe {
+            let queried = unsafe {
                 ioctl_ptr(
                     &device,
                     "VFIO_DEVICE_GET_REGION_INFO",
                     VFIO_DEVICE_GET_REGION_INFO,
                     &mut region,
-                )?
+                )
             };
+            // vfio-pci refuses the VGA region (index 8) of a non-VGA function with EINVAL:
+            // record such a region as absent, keeping the indices of the others.
+            if queried.is_err() {
+                region.size = 0;
+                region.flags = 0;
+            }
             regions.push(RegionInfo {
                 index,
                 flags: region.flags,
