@@ -1,9 +1,9 @@
 //! `uvio info BDF`: open a function through VFIO, negotiate, and print what it offers.
 
 use serde_json::{json, Value};
-use uvio::blk::config::{BlkConfig, BLK_CONFIG_LEN};
+use uvio::blk::config::{blk_config_fields, BlkConfig};
 use uvio::pci::{PciAddress, Sysfs};
-use uvio::scsi::config::{ScsiConfig, SCSI_CONFIG_LEN};
+use uvio::scsi::config::{ScsiConfig, SCSI_CONFIG_FIELDS};
 use uvio::virtio::features::driver_features;
 use uvio::virtio::{DeviceType, Features, VirtioPciTransport};
 
@@ -19,15 +19,14 @@ pub fn run(bdf: PciAddress, json_output: bool) -> CmdResult {
     let virtqueues = transport.num_queues()?;
     let config: Value = match device_type {
         DeviceType::Block => serde_json::to_value(BlkConfig::parse(
-            &transport.read_device_config(BLK_CONFIG_LEN)?,
+            &transport.read_device_config(&blk_config_fields(negotiated))?,
+            negotiated,
         )?)?,
         DeviceType::Scsi => serde_json::to_value(ScsiConfig::parse(
-            &transport.read_device_config(SCSI_CONFIG_LEN)?,
+            &transport.read_device_config(&SCSI_CONFIG_FIELDS)?,
         )?)?,
-        _ => {
-            let raw = transport.read_device_config(transport.device_config_len())?;
-            json!({ "raw": raw.iter().map(|b| format!("{b:02x}")).collect::<String>() })
-        }
+        // uvio drives only block and SCSI devices; other configurations are not decoded.
+        _ => Value::Null,
     };
     let caps = transport.capabilities();
     let window = |w: uvio::virtio::pci::StructureWindow| json!({ "bar": w.bar, "offset": w.offset, "length": w.length });

@@ -2,8 +2,40 @@
 
 use serde::Serialize;
 
-/// Bytes of the configuration uvio knows, up to and including the secure-erase fields.
-pub const BLK_CONFIG_LEN: usize = 72;
+use crate::virtio::pci::{field, ConfigField};
+use crate::virtio::Features;
+
+/// The fields of the configuration every virtio-blk device has (through `num_queues`), and
+/// those the discard and write-zeroes features add, with their natural widths.
+const BASE_FIELDS: [ConfigField; 13] = [
+    field(0, 8),
+    field(8, 4),
+    field(12, 4),
+    field(16, 2),
+    field(18, 1),
+    field(19, 1),
+    field(20, 4),
+    field(24, 1),
+    field(25, 1),
+    field(26, 2),
+    field(28, 4),
+    field(32, 1),
+    field(34, 2),
+];
+const DISCARD_FIELDS: [ConfigField; 3] = [field(36, 4), field(40, 4), field(44, 4)];
+const WRITE_ZEROES_FIELDS: [ConfigField; 3] = [field(48, 4), field(52, 4), field(56, 1)];
+
+/// The configuration fields to read for a device with `features` negotiated.
+pub fn blk_config_fields(features: Features) -> Vec<ConfigField> {
+    let mut fields: Vec<ConfigField> = BASE_FIELDS.to_vec();
+    if features.contains(Features::BLK_DISCARD) {
+        fields.extend(DISCARD_FIELDS);
+    }
+    if features.contains(Features::BLK_WRITE_ZEROES) {
+        fields.extend(WRITE_ZEROES_FIELDS);
+    }
+    fields
+}
 
 /// Disk geometry, a legacy hint (VIRTIO_BLK_F_GEOMETRY).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,12 +73,6 @@ pub struct BlkConfig {
     pub max_write_zeroes_seg: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub write_zeroes_may_unmap: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_secure_erase_sectors: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_secure_erase_seg: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secure_erase_sector_alignment: Option<u32>,
 }
 
 /// Little-endian field reader over a configuration structure that may be short.
@@ -73,8 +99,12 @@ impl ConfigBytes<'_> {
 pub struct ShortBlkConfig(pub usize);
 
 impl BlkConfig {
-    /// Parses the configuration bytes. The first 36 bytes (through `num_queues`) must be there.
-    pub fn parse(bytes: &[u8]) -> Result<Self, ShortBlkConfig> {
+    /// Parses the configuration bytes (as [`blk_config_fields`] read them). The first 36
+    /// bytes (through `num_queues`) must be there; discard and write-zeroes fields are
+    /// reported only when their feature was negotiated.
+    pub fn parse(bytes: &[u8], features: Features) -> Result<Self, ShortBlkConfig> {
+        let discard = features.contains(Features::BLK_DISCARD);
+        let write_zeroes = features.contains(Features::BLK_WRITE_ZEROES);
         let b = ConfigBytes(bytes);
         let short = ShortBlkConfig(bytes.len());
         Ok(BlkConfig {
@@ -93,15 +123,12 @@ impl BlkConfig {
             opt_io_size: b.u32(28).ok_or(short)?,
             writeback: b.u8(32).ok_or(short)?,
             num_queues: b.u16(34).ok_or(short)?,
-            max_discard_sectors: b.u32(36),
-            max_discard_seg: b.u32(40),
-            discard_sector_alignment: b.u32(44),
-            max_write_zeroes_sectors: b.u32(48),
-            max_write_zeroes_seg: b.u32(52),
-            write_zeroes_may_unmap: b.u8(56),
-            max_secure_erase_sectors: b.u32(60),
-            max_secure_erase_seg: b.u32(64),
-            secure_erase_sector_alignment: b.u32(68),
+            max_discard_sectors: b.u32(36).filter(|_| discard),
+            max_discard_seg: b.u32(40).filter(|_| discard),
+            discard_sector_alignment: b.u32(44).filter(|_| discard),
+            max_write_zeroes_sectors: b.u32(48).filter(|_| write_zeroes),
+            max_write_zeroes_seg: b.u32(52).filter(|_| write_zeroes),
+            write_zeroes_may_unmap: b.u8(56).filter(|_| write_zeroes),
         })
     }
 }
@@ -126,7 +153,7 @@ mod tests {
         c[36..40].copy_from_slice(&4_194_303u32.to_le_bytes());
         c[40..44].copy_from_slice(&1u32.to_le_bytes());
         c[56] = 1;
-        let cfg = BlkConfig::parse(&c).unwrap();
+        let cfg = BlkConfig::parse(&c, Features::BLK_DISCARD | Features::BLK_WRITE_ZEROES).unwrap();
         assert_eq!(cfg.capacity, 2_097_152);
         assert_eq!(cfg.seg_max, 254);
         assert_eq!(
@@ -143,16 +170,40 @@ mod tests {
         assert_eq!(cfg.num_queues, 2);
         assert_eq!(cfg.max_discard_sectors, Some(4_194_303));
         assert_eq!(cfg.write_zeroes_may_unmap, Some(1));
-        assert_eq!(cfg.max_secure_erase_sectors, None);
         let json = serde_json::to_value(&cfg).unwrap();
         assert_eq!(json["capacity"], 2_097_152);
-        assert!(json.get("max_secure_erase_sectors").is_none());
+        // Without the features, their fields are not reported even when bytes are there.
+        let plain = BlkConfig::parse(&c, Features::default()).unwrap();
+        assert_eq!(plain.max_discard_sectors, None);
+        assert_eq!(plain.write_zeroes_may_unmap, None);
+        assert!(serde_json::to_value(&plain)
+            .unwrap()
+            .get("max_discard_sectors")
+            .is_none());
+    }
+
+    #[test]
+    fn field_table_covers_the_struct_with_natural_widths() {
+        let fields = blk_config_fields(Features::BLK_DISCARD | Features::BLK_WRITE_ZEROES);
+        let mut covered = vec![false; 57];
+        for f in &fields {
+            assert_eq!(f.offset % f.width, 0, "{f:?} misaligned");
+            for b in f.offset..f.offset + f.width {
+                assert!(!covered[b], "byte {b} read twice");
+                covered[b] = true;
+            }
+        }
+        // Only padding (byte 33) is never read.
+        let unread: Vec<usize> = (0..57).filter(|&b| !covered[b]).collect();
+        assert_eq!(unread, [33]);
+        assert_eq!(blk_config_fields(Features::default()).len(), 13);
     }
 
     #[test]
     fn refuses_a_truncated_config() {
-        assert_eq!(BlkConfig::parse(&[0u8; 35]), Err(ShortBlkConfig(35)));
-        assert!(BlkConfig::parse(&[0u8; 36])
+        let all = Features::BLK_DISCARD | Features::BLK_WRITE_ZEROES;
+        assert_eq!(BlkConfig::parse(&[0u8; 35], all), Err(ShortBlkConfig(35)));
+        assert!(BlkConfig::parse(&[0u8; 36], all)
             .unwrap()
             .max_discard_sectors
             .is_none());

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::config::{BlkConfig, ShortBlkConfig, BLK_CONFIG_LEN};
+use super::config::{blk_config_fields, BlkConfig, ShortBlkConfig};
 use super::encoder::{BlkEncoder, BLK_ID_BYTES, BLK_SLOT_SIZE};
 use crate::block::device::RangeOpLimits;
 use crate::block::{BlockDevice, HwQueue, Limits, Request, TagSet};
@@ -81,7 +81,10 @@ impl VirtioBlk {
         let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
         let features = transport.negotiate(driver_features(DeviceType::Block), required)?;
         let generation = transport.config_generation()?;
-        let config = BlkConfig::parse(&transport.read_device_config(BLK_CONFIG_LEN)?)?;
+        let config = BlkConfig::parse(
+            &transport.read_device_config(&blk_config_fields(features))?,
+            features,
+        )?;
         let dma = DmaSpace::new(Arc::clone(transport.vfio()))?;
         transport.enable_bus_master()?;
 
@@ -272,7 +275,8 @@ impl VirtioBlk {
         if generation == self.generation {
             return Ok(false);
         }
-        let config = BlkConfig::parse(&self.transport.read_device_config(BLK_CONFIG_LEN)?)?;
+        let fields = blk_config_fields(self.features);
+        let config = BlkConfig::parse(&self.transport.read_device_config(&fields)?, self.features)?;
         self.generation = generation;
         self.device
             .set_capacity(config.capacity.saturating_mul(512));

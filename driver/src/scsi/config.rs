@@ -4,8 +4,21 @@ use serde::Serialize;
 
 use crate::blk::config::ConfigBytes;
 
-/// Bytes of the virtio-scsi configuration.
-pub const SCSI_CONFIG_LEN: usize = 36;
+use crate::virtio::pci::{field, ConfigField};
+
+/// The virtio-scsi configuration fields with their natural widths.
+pub const SCSI_CONFIG_FIELDS: [ConfigField; 10] = [
+    field(0, 4),
+    field(4, 4),
+    field(8, 4),
+    field(12, 4),
+    field(16, 4),
+    field(20, 4),
+    field(24, 4),
+    field(28, 2),
+    field(30, 2),
+    field(32, 4),
+];
 
 /// The virtio-scsi configuration, fields named as in the spec.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

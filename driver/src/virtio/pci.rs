@@ -123,6 +123,18 @@ const PCI_CAP_ID_VNDR: u8 = 0x09;
 /// Reads PCI config space: `(offset, buffer)`.
 pub type ConfigReader<'a> = &'a dyn Fn(u64, &mut [u8]) -> Result<(), VfioError>;
 
+/// One field of a device configuration structure: where it is and how wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigField {
+    pub offset: usize,
+    pub width: usize,
+}
+
+/// Shorthand for a table of fields: `(offset, width)` pairs.
+pub const fn field(offset: usize, width: usize) -> ConfigField {
+    ConfigField { offset, width }
+}
+
 /// Where one virtio structure lives: a window into a BAR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StructureWindow {
@@ -537,36 +549,52 @@ impl VirtioPciTransport {
         self.capabilities.device.map_or(0, |w| w.length as usize)
     }
 
-    /// Reads the first `len` bytes of the device configuration (fewer if the structure is
-    /// shorter), retrying until `config_generation` is the same before and after, so a
-    /// multi-field value is never torn (virtio 1.2, 2.5.1).
-    pub fn read_device_config(&self, len: usize) -> Result<Vec<u8>, TransportError> {
+    /// Reads the device configuration fields `fields` into a little-endian image of the
+    /// structure (bytes of fields not asked for stay zero), each field with its natural width
+    /// as the spec requires (64-bit ones as two 32-bit halves), retrying until
+    /// `config_generation` is the same before and after so no value is torn (virtio 1.2, 2.5.1
+    /// and 4.1.3.1). Fields past the end of the structure are not read.
+    pub fn read_device_config(&self, fields: &[ConfigField]) -> Result<Vec<u8>, TransportError> {
         let Some(window) = self.capabilities.device else {
             return Ok(Vec::new());
         };
-        let len = len.min(window.length as usize);
+        let fields: Vec<ConfigField> = fields
+            .iter()
+            .copied()
+            .filter(|f| f.offset + f.width <= window.length as usize)
+            .collect();
+        let len = fields.iter().map(|f| f.offset + f.width).max().unwrap_or(0);
+        let register = |offset| TransportError::Register {
+            bdf: self.bdf,
+            area: "device config",
+            offset,
+        };
         for _ in 0..1000 {
             let before = self.common_read_u8(common::CONFIG_GENERATION)?;
-            let mut bytes = Vec::with_capacity(len);
-            let mut offset = 0;
-            while offset < len {
-                let (bar, at) = self.window_bar(window, "device config", offset, 1)?;
-                // Whole 32-bit reads where they fit, bytes for the tail.
-                if offset + 4 <= len {
-                    let word = bar.read_u32(at).ok_or(TransportError::Register {
-                        bdf: self.bdf,
-                        area: "device config",
-                        offset,
-                    })?;
-                    bytes.extend_from_slice(&word.to_le_bytes());
-                    offset += 4;
-                } else {
-                    bytes.push(bar.read_u8(at).ok_or(TransportError::Register {
-                        bdf: self.bdf,
-                        area: "device config",
-                        offset,
-                    })?);
-                    offset += 1;
+            let mut bytes = vec![0u8; len];
+            for field in &fields {
+                let (bar, at) =
+                    self.window_bar(window, "device config", field.offset, field.width)?;
+                let out = &mut bytes[field.offset..field.offset + field.width];
+                match field.width {
+                    1 => out[0] = bar.read_u8(at).ok_or(register(field.offset))?,
+                    2 => out.copy_from_slice(
+                        &bar.read_u16(at)
+                            .ok_or(register(field.offset))?
+                            .to_le_bytes(),
+                    ),
+                    4 => out.copy_from_slice(
+                        &bar.read_u32(at)
+                            .ok_or(register(field.offset))?
+                            .to_le_bytes(),
+                    ),
+                    8 => {
+                        let low = bar.read_u32(at).ok_or(register(field.offset))?;
+                        let high = bar.read_u32(at + 4).ok_or(register(field.offset + 4))?;
+                        out[..4].copy_from_slice(&low.to_le_bytes());
+                        out[4..].copy_from_slice(&high.to_le_bytes());
+                    }
+                    _ => return Err(register(field.offset)),
                 }
             }
             if self.common_read_u8(common::CONFIG_GENERATION)? == before {
