@@ -9,7 +9,12 @@ use uvio_tests::vm::{VmOutput, VmSpec};
 
 const DISK: &str = "0000:00:05.0";
 const RO_DISK: &str = "0000:00:06.0";
+/// Two queues, indirect descriptors and EVENT_IDX (QEMU's defaults).
+const STRESS: &str = "0000:00:07.0";
+/// One queue with neither indirect descriptors nor EVENT_IDX: the other ring paths.
+const PLAIN: &str = "0000:00:08.0";
 const IMAGE_BYTES: usize = 32 << 20;
+const VERIFY_IOS: u64 = 20000;
 
 /// xorshift64*: reproducible test bytes from a seed.
 fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -72,6 +77,9 @@ fn reads_writes_flushes_discards_and_zeroes_byte_exact() {
     let ro_image = seeded_bytes(0x5eed_0002, 4 << 20);
     fs::write(dir.join("disk.img"), &image).unwrap();
     fs::write(dir.join("ro.img"), &ro_image).unwrap();
+    for name in ["stress.img", "plain.img"] {
+        fs::write(dir.join(name), vec![0u8; 64 << 20]).unwrap();
+    }
     let w1 = seeded_bytes(0x5eed_0003, (3 << 20) + 4096); // crosses request boundaries
     let w2 = seeded_bytes(0x5eed_0004, 8192);
     fs::write(dir.join("w1.bin"), &w1).unwrap();
@@ -89,7 +97,10 @@ fn reads_writes_flushes_discards_and_zeroes_byte_exact() {
     let (discard_off, discard_len) = (24 << 20, 1 << 20);
     let (zero_off, zero_len) = (26 << 20, (2 << 20) + 4096);
 
-    let mut script = format!("check bind uvio bind {DISK} {RO_DISK}\n");
+    let mut script = format!("check bind uvio bind {DISK} {RO_DISK} {STRESS} {PLAIN}\n");
+    script += &format!("check verify uvio verify {STRESS} --ios {VERIFY_IOS} --json\n");
+    script +=
+        &format!("check verify_plain uvio verify {PLAIN} --ios {VERIFY_IOS} --depth 16 --json\n");
     for (name, off, len) in reads {
         script += &format!("check read_{name} sh -c 'uvio read {DISK} --offset {off} --length {len} | sha256sum'\n");
     }
@@ -123,6 +134,20 @@ true
             dir.join("ro.img").display()
         ))
         .virtio_blk("06.0", "ro", "")
+        .blockdev(format!(
+            "driver=file,filename={},node-name=stress",
+            dir.join("stress.img").display()
+        ))
+        .virtio_blk("07.0", "stress", "num-queues=2")
+        .blockdev(format!(
+            "driver=file,filename={},node-name=plain",
+            dir.join("plain.img").display()
+        ))
+        .virtio_blk(
+            "08.0",
+            "plain",
+            "num-queues=1,indirect_desc=off,event_idx=off",
+        )
         .file(dir.join("w1.bin"), "/data/w1.bin")
         .file(dir.join("w2.bin"), "/data/w2.bin")
         .script(script)
@@ -189,5 +214,26 @@ true
         ro_image,
         "the read-only image changed"
     );
+
+    // Concurrency: every queue used, every request completed once and verified.
+    for (section, queues, depth) in [("verify", 2, 256), ("verify_plain", 1, 16)] {
+        let s = out.section(section);
+        assert_eq!(s.rc, 0, "{section} failed\n{out}");
+        let report: serde_json::Value =
+            serde_json::from_str(&s.output).unwrap_or_else(|e| panic!("{section}: {e}\n{s}"));
+        assert_eq!(report["ok"], true, "{s}");
+        assert_eq!(report["depth"], depth, "{s}");
+        let per_queue = report["queues"].as_array().expect("queues array");
+        assert_eq!(per_queue.len(), queues, "{s}");
+        for q in per_queue {
+            assert_eq!(q["submitted"], VERIFY_IOS, "{s}");
+            assert_eq!(q["completed"], VERIFY_IOS, "{s}");
+            assert!(
+                q["reads_verified"].as_u64().unwrap_or(0) > VERIFY_IOS / 10,
+                "{s}"
+            );
+            assert!(q["failures"].as_array().is_some_and(Vec::is_empty), "{s}");
+        }
+    }
     let _ = fs::remove_dir_all(&dir);
 }

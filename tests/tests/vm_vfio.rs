@@ -17,18 +17,24 @@ const SCSI_QUEUES: u64 = 4;
 fn json(out: &VmOutput, section: &str) -> Value {
     let s = out.section(section);
     assert_eq!(s.rc, 0, "section {section} failed\n{out}");
-    serde_json::from_str(&s.output).unwrap_or_else(|e| panic!("section {section} is not JSON ({e})\n{out}"))
+    serde_json::from_str(&s.output)
+        .unwrap_or_else(|e| panic!("section {section} is not JSON ({e})\n{out}"))
 }
 
 fn names(v: &Value) -> Vec<&str> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 fn failed_with(out: &VmOutput, section: &str, needles: &[&str]) {
     let s = out.section(section);
     assert_ne!(s.rc, 0, "section {section} should have failed\n{out}");
     for needle in needles {
-        assert!(s.output.contains(needle), "section {section} does not say {needle:?}:\n{s}");
+        assert!(
+            s.output.contains(needle),
+            "section {section} does not say {needle:?}:\n{s}"
+        );
     }
 }
 
@@ -82,8 +88,16 @@ true
     let scsi = find(&listed, SCSI);
     assert_eq!(scsi["device_type"], "scsi");
     assert_eq!(scsi["device_id"], "0x1048");
-    assert!(out.section("list").output.contains(&format!("run `uvio bind {BLK}`")), "{out}");
-    assert!(!listed.as_array().unwrap().iter().any(|f| f["bdf"] == AHCI), "non-virtio listed\n{out}");
+    assert!(
+        out.section("list")
+            .output
+            .contains(&format!("run `uvio bind {BLK}`")),
+        "{out}"
+    );
+    assert!(
+        !listed.as_array().unwrap().iter().any(|f| f["bdf"] == AHCI),
+        "non-virtio listed\n{out}"
+    );
 
     // bind: both on vfio-pci, usable, and the kernel's disk is gone.
     assert_eq!(out.section("bind").rc, 0, "{out}");
@@ -93,9 +107,20 @@ true
         assert_eq!(f["driver"], "vfio-pci", "{f}");
         assert_eq!(f["usable"], true, "{f}");
     }
-    assert!(out.section("sysblock_before").output.contains("vda"), "{out}");
-    assert!(!out.section("sysblock_bound").output.contains("vda"), "{out}");
-    assert!(out.section("bind_again").output.contains("already bound to vfio-pci"), "{out}");
+    assert!(
+        out.section("sysblock_before").output.contains("vda"),
+        "{out}"
+    );
+    assert!(
+        !out.section("sysblock_bound").output.contains("vda"),
+        "{out}"
+    );
+    assert!(
+        out.section("bind_again")
+            .output
+            .contains("already bound to vfio-pci"),
+        "{out}"
+    );
 
     // info: the values from QEMU's command line, and the required features negotiated.
     for section in ["info_blk", "info_blk_again"] {
@@ -105,29 +130,68 @@ true
         assert_eq!(info["config"]["num_queues"], BLK_QUEUES, "{info}");
         assert_eq!(info["virtqueues"], BLK_QUEUES, "{info}");
         let negotiated = names(&info["features"]["negotiated"]);
-        for f in ["VIRTIO_F_VERSION_1", "VIRTIO_F_ACCESS_PLATFORM", "VIRTIO_BLK_F_MQ"] {
+        for f in [
+            "VIRTIO_F_VERSION_1",
+            "VIRTIO_F_ACCESS_PLATFORM",
+            "VIRTIO_BLK_F_MQ",
+        ] {
             assert!(negotiated.contains(&f), "{f} not negotiated: {info}");
         }
-        assert!(names(&info["features"]["offered"]).contains(&"VIRTIO_F_EVENT_IDX"), "{info}");
+        assert!(
+            names(&info["features"]["offered"]).contains(&"VIRTIO_F_EVENT_IDX"),
+            "{info}"
+        );
     }
     let info = json(&out, "info_scsi");
     assert_eq!(info["device_type"], "scsi");
     assert_eq!(info["config"]["num_queues"], SCSI_QUEUES, "{info}");
     // Control and event queues come on top of the request queues.
     assert_eq!(info["virtqueues"], SCSI_QUEUES + 2, "{info}");
-    for field in ["seg_max", "max_sectors", "cmd_per_lun", "event_info_size", "sense_size", "cdb_size", "max_channel", "max_target", "max_lun"] {
-        assert!(info["config"][field].is_u64(), "config lacks {field}: {info}");
+    for field in [
+        "seg_max",
+        "max_sectors",
+        "cmd_per_lun",
+        "event_info_size",
+        "sense_size",
+        "cdb_size",
+        "max_channel",
+        "max_target",
+        "max_lun",
+    ] {
+        assert!(
+            info["config"][field].is_u64(),
+            "config lacks {field}: {info}"
+        );
     }
-    assert!(names(&info["features"]["negotiated"]).contains(&"VIRTIO_F_ACCESS_PLATFORM"), "{info}");
+    assert!(
+        names(&info["features"]["negotiated"]).contains(&"VIRTIO_F_ACCESS_PLATFORM"),
+        "{info}"
+    );
     let text = &out.section("info_text").output;
-    assert!(text.contains(&format!("capacity: {}", BLK_BYTES / 512)) && text.contains("VIRTIO_F_VERSION_1"), "{out}");
+    assert!(
+        text.contains(&format!("capacity: {}", BLK_BYTES / 512))
+            && text.contains("VIRTIO_F_VERSION_1"),
+        "{out}"
+    );
 
     // unbind: back to virtio-pci, and the kernel's disk is back in /sys/block.
-    assert!(out.section("unbind").output.contains("vfio-pci -> virtio-pci"), "{out}");
-    assert!(out.section("sysblock_after").output.contains("vda"), "{out}");
+    assert!(
+        out.section("unbind")
+            .output
+            .contains("vfio-pci -> virtio-pci"),
+        "{out}"
+    );
+    assert!(
+        out.section("sysblock_after").output.contains("vda"),
+        "{out}"
+    );
 
     // Errors name the problem and the way out.
-    failed_with(&out, "not_bound", &["bound to virtio-pci", &format!("uvio bind {BLK}")]);
+    failed_with(
+        &out,
+        "not_bound",
+        &["bound to virtio-pci", &format!("uvio bind {BLK}")],
+    );
     failed_with(&out, "unknown", &["no PCI function 0000:00:09.0"]);
     failed_with(&out, "unknown_bind", &["no PCI function 0000:00:09.0"]);
     failed_with(&out, "not_virtio", &["not a virtio function"]);
@@ -155,7 +219,14 @@ true
     assert_eq!(blk["bdf"], BLK, "{out}");
     assert!(blk["iommu_group"].is_null(), "{out}");
     assert_eq!(blk["usable"], false);
-    assert!(blk["reason"].as_str().unwrap_or("").contains("vIOMMU"), "{out}");
-    failed_with(&out, "bind", &["no IOMMU group", "intel-iommu", "intel_iommu=on"]);
+    assert!(
+        blk["reason"].as_str().unwrap_or("").contains("vIOMMU"),
+        "{out}"
+    );
+    failed_with(
+        &out,
+        "bind",
+        &["no IOMMU group", "intel-iommu", "intel_iommu=on"],
+    );
     failed_with(&out, "info", &["no IOMMU group", "intel_iommu=on"]);
 }

@@ -7,6 +7,7 @@ mod io;
 mod list;
 mod open;
 mod units;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -97,6 +98,27 @@ enum Command {
         #[arg(long, value_parser = parse_size)]
         length: u64,
     },
+    /// Stress and verify: one thread per hardware queue, `depth` random reads and writes in
+    /// flight each, every completion checked.
+    Verify {
+        #[arg(value_name = "DEVICE")]
+        device: Target,
+        /// Hardware queues (threads) to use; default: all the device has.
+        #[arg(long)]
+        queues: Option<u16>,
+        /// Requests in flight per queue; default: the ring size.
+        #[arg(long)]
+        depth: Option<u16>,
+        /// Requests per queue.
+        #[arg(long, default_value_t = 10000)]
+        ios: u64,
+        #[arg(long, value_parser = parse_size, default_value = "4096")]
+        bs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write zeroes over a range.
     WriteZeroes {
         #[arg(value_name = "DEVICE")]
@@ -138,6 +160,15 @@ fn main() -> ExitCode {
             offset,
             length,
         } => io::range_op(device, Op::WriteZeroes, offset, length),
+        Command::Verify {
+            device,
+            queues,
+            depth,
+            ios,
+            bs,
+            seed,
+            json,
+        } => verify::run(device, queues, depth, ios, bs, seed, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -185,12 +185,12 @@ mod tests {
     #[test]
     fn field_table_covers_the_struct_with_natural_widths() {
         let fields = blk_config_fields(Features::BLK_DISCARD | Features::BLK_WRITE_ZEROES);
-        let mut covered = vec![false; 57];
+        let mut covered = [false; 57];
         for f in &fields {
             assert_eq!(f.offset % f.width, 0, "{f:?} misaligned");
-            for b in f.offset..f.offset + f.width {
-                assert!(!covered[b], "byte {b} read twice");
-                covered[b] = true;
+            for (b, seen) in covered.iter_mut().enumerate().skip(f.offset).take(f.width) {
+                assert!(!*seen, "byte {b} read twice");
+                *seen = true;
             }
         }
         // Only padding (byte 33) is never read.

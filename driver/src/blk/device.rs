@@ -114,31 +114,40 @@ impl VirtioBlk {
             }
             sizes.push(size);
         }
-        let smallest = *sizes.iter().min().unwrap_or(&4);
-        let limits = Self::limits(&config, features, smallest, options);
+        let ring = *sizes.iter().min().unwrap_or(&4);
+        // Tags per queue. With indirect descriptors every request can take a single ring
+        // entry, so the whole ring is usable. Without them each request's chain must fit in
+        // its share of the ring, so the depth also bounds the segments per request.
+        let depth = if indirect {
+            options.depth.unwrap_or(ring).clamp(1, ring)
+        } else {
+            options.depth.unwrap_or(ring / 4).clamp(1, ring / 3)
+        };
+        let segment_budget = if indirect {
+            usize::from(ring) - 2
+        } else {
+            usize::from(ring / depth) - 2
+        };
+        let limits = Self::limits(&config, features, segment_budget, options);
         let capacity = config.capacity.saturating_mul(512);
         let mut device = BlockDevice::new(bdf.to_string(), capacity, limits.clone());
 
         let mut queues = Vec::new();
         for (index, &size) in (0..nr_queues).zip(&sizes) {
-            let chain = limits.max_segments + 2;
-            let (indirect_max, depth_cap) = if indirect {
-                (chain as u16, size)
+            let indirect_max = if indirect {
+                (limits.max_segments + 2) as u16
             } else {
-                (0, (usize::from(size) / chain).max(1) as u16)
+                0
             };
-            let depth = options.depth.unwrap_or(size).clamp(1, depth_cap);
             let layout = SplitLayout::new(size, indirect_max).ok_or_else(|| BlkError::Queue {
                 index,
                 what: format!("ring size {size} is not a power of two"),
             })?;
-            let ring = dma.alloc(layout.total)?;
-            let virtqueue =
-                SplitQueue::new(Box::new(ring), layout, event_idx, depth).ok_or_else(|| {
-                    BlkError::Queue {
-                        index,
-                        what: "ring memory too small".into(),
-                    }
+            let ring_memory = dma.alloc(layout.total)?;
+            let virtqueue = SplitQueue::new(Box::new(ring_memory), layout, event_idx, depth)
+                .ok_or_else(|| BlkError::Queue {
+                    index,
+                    what: "ring memory too small".into(),
                 })?;
             let notifier = transport.setup_queue(index, &virtqueue)?;
             let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE)?;
@@ -173,7 +182,14 @@ impl VirtioBlk {
         })
     }
 
-    fn limits(config: &BlkConfig, features: Features, ring: u16, options: &BlkOptions) -> Limits {
+    /// Request limits from the configuration; `segment_budget` is the most data segments a
+    /// chain may have given the ring (header and status excluded).
+    fn limits(
+        config: &BlkConfig,
+        features: Features,
+        segment_budget: usize,
+        options: &BlkOptions,
+    ) -> Limits {
         let has = |f: Features| features.contains(f);
         let logical = if has(Features::BLK_BLK_SIZE)
             && config.blk_size.is_power_of_two()
@@ -188,10 +204,8 @@ impl VirtioBlk {
         } else {
             logical
         };
-        // Header and status take two descriptors of every chain, which is at most the ring.
-        let ring_segments = usize::from(ring) - 2;
         let max_segments = if has(Features::BLK_SEG_MAX) {
-            (config.seg_max as usize).clamp(1, ring_segments)
+            (config.seg_max as usize).clamp(1, segment_budget.max(1))
         } else {
             1
         };

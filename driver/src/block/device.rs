@@ -118,7 +118,7 @@ impl Limits {
     ) -> Result<(), IoError> {
         let op = op.name();
         let bs = u64::from(self.logical_block_size);
-        if offset % bs != 0 || len % bs != 0 || len == 0 {
+        if !offset.is_multiple_of(bs) || !len.is_multiple_of(bs) || len == 0 {
             return Err(IoError::Misaligned {
                 op,
                 offset,

@@ -210,10 +210,6 @@ pub struct SenseData {
     pub field_pointer: Option<FieldPointer>,
 }
 
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
 fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
@@ -360,7 +356,11 @@ impl SenseData {
             let _ = write!(
                 s,
                 "  Sense Key Specific: Error in {}: byte {}",
-                if fp.in_cdb { "Command" } else { "Data parameters" },
+                if fp.in_cdb {
+                    "Command"
+                } else {
+                    "Data parameters"
+                },
                 fp.byte
             );
             match fp.bit {
@@ -481,7 +481,10 @@ mod tests {
             "Fixed format, current; Sense key: Illegal Request\n\
              Additional sense: Logical unit not supported\n"
         );
-        assert_eq!(fixed_sense(SenseKey::ILLEGAL_REQUEST, 0x25, 0), LUN_NOT_SUPPORTED_FIXED);
+        assert_eq!(
+            fixed_sense(SenseKey::ILLEGAL_REQUEST, 0x25, 0),
+            LUN_NOT_SUPPORTED_FIXED
+        );
     }
 
     #[test]
@@ -494,7 +497,10 @@ mod tests {
             "Descriptor format, current; Sense key: Illegal Request\n\
              Additional sense: Logical unit not supported\n"
         );
-        assert_eq!(descriptor_sense(SenseKey::ILLEGAL_REQUEST, 0x25, 0), LUN_NOT_SUPPORTED_DESC);
+        assert_eq!(
+            descriptor_sense(SenseKey::ILLEGAL_REQUEST, 0x25, 0),
+            LUN_NOT_SUPPORTED_DESC
+        );
     }
 
     #[test]
@@ -532,7 +538,9 @@ mod tests {
         assert_eq!(s.information, None);
         assert!(s.deferred);
         assert!(s.to_string().starts_with("[deferred] Medium Error"));
-        assert!(s.to_sg_string().starts_with("Fixed format, <<<deferred>>>;"));
+        assert!(s
+            .to_sg_string()
+            .starts_with("Fixed format, <<<deferred>>>;"));
     }
 
     #[test]

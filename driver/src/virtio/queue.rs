@@ -104,6 +104,9 @@ pub trait SharedMemory: Send + Sync + std::fmt::Debug {
     fn ptr(&self) -> NonNull<u8>;
     fn iova(&self) -> u64;
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl SharedMemory for crate::dma::DmaRegion {
