@@ -7,12 +7,10 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use uvio::blk::{BlkOptions, VirtioBlk};
 use uvio::block::{Completion, Data, HwQueue, Op, Request};
 use uvio::dma::DmaBuf;
-use uvio::pci::Sysfs;
 
-use crate::open::Target;
+use crate::open::{open_device, QueueRequest, Target};
 use crate::CmdResult;
 
 const MAGIC: u64 = 0x7576_696f_7665_7269; // "uvioveri"
@@ -218,23 +216,17 @@ pub fn run(
     seed: u64,
     json: bool,
 ) -> CmdResult {
-    let function = Sysfs::system().pci_function(target.bdf)?;
-    let options = BlkOptions {
-        queues,
-        depth,
-        ..Default::default()
-    };
-    let mut disk = VirtioBlk::open(&function, &options)?;
-    let device = disk.block_device().clone();
+    let opened = open_device(target, QueueRequest { queues, depth })?;
+    let device = opened.device.clone();
     let bs = bs.max(u64::from(device.limits.logical_block_size));
-    if bs % u64::from(device.limits.logical_block_size) != 0 || bs < 64 {
+    if !bs.is_multiple_of(u64::from(device.limits.logical_block_size)) || bs < 64 {
         return Err(format!(
             "--bs {bs} is not a multiple of the {}-byte block size",
             device.limits.logical_block_size
         )
         .into());
     }
-    let hw_queues = disk.tag_set().take_all();
+    let hw_queues = opened.queues;
     let nr = hw_queues.len() as u64;
     let total_blocks = device.capacity() / bs;
     let per_queue = total_blocks / nr;
@@ -250,8 +242,8 @@ pub fn run(
     std::thread::scope(|scope| -> CmdResult {
         let mut handles = Vec::new();
         for (i, queue) in hw_queues.into_iter().enumerate() {
-            let buffers = disk
-                .dma()
+            let buffers = opened
+                .dma
                 .alloc(depth * bs as usize)?
                 .into_bufs(bs as usize);
             let first = i as u64 * per_queue;
