@@ -61,6 +61,7 @@ impl RequestEncoder for BlkEncoder {
 
     fn encode(
         &mut self,
+        _tag: u16,
         slot: &SlotMemory,
         request: &Request,
         segments: &mut Vec<Segment>,
@@ -84,6 +85,7 @@ impl RequestEncoder for BlkEncoder {
             Op::GetId => VIRTIO_BLK_T_GET_ID,
             Op::Discard => VIRTIO_BLK_T_DISCARD,
             Op::WriteZeroes => VIRTIO_BLK_T_WRITE_ZEROES,
+            Op::Scsi => return Err(IoError::NotSupported { op: "a SCSI command on virtio-blk" }),
         };
         let sector = if matches!(request.op, Op::Read | Op::Write) {
             sector
@@ -99,7 +101,7 @@ impl RequestEncoder for BlkEncoder {
             Op::Write => {
                 data_segments(&request.data, false, self.limits.max_segment_size, segments)
             }
-            Op::Flush => {}
+            Op::Flush | Op::Scsi => {}
             Op::GetId => {
                 let buf = &request.data.bufs()[0];
                 segments.push(Segment::writable(buf.iova(), BLK_ID_BYTES as u32));
@@ -122,6 +124,7 @@ impl RequestEncoder for BlkEncoder {
 
     fn decode(
         &mut self,
+        _tag: u16,
         slot: &SlotMemory,
         request: &Request,
         written: u32,
@@ -144,7 +147,7 @@ impl RequestEncoder for BlkEncoder {
             Op::Write => Ok(request.data.len()),
             Op::GetId => Ok(BLK_ID_BYTES as u64),
             Op::Discard | Op::WriteZeroes => Ok(request.len),
-            Op::Flush => Ok(0),
+            Op::Flush | Op::Scsi => Ok(0),
         }
     }
 }

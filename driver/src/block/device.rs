@@ -96,6 +96,7 @@ impl Limits {
                     return Err(IoError::NotSupported { op });
                 }
             }
+            Op::Scsi => return Err(IoError::NotSupported { op }),
             Op::GetId => {
                 if request.data.len() < 20 {
                     return Err(IoError::BadRequest {

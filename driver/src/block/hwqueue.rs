@@ -67,6 +67,7 @@ pub trait RequestEncoder: Send + std::fmt::Debug {
     /// Checks `request`, writes its headers into `slot` and appends its chain to `segments`.
     fn encode(
         &mut self,
+        tag: u16,
         slot: &SlotMemory,
         request: &Request,
         segments: &mut Vec<Segment>,
@@ -74,6 +75,7 @@ pub trait RequestEncoder: Send + std::fmt::Debug {
     /// The outcome of a completed request, from `slot` and the bytes the device wrote.
     fn decode(
         &mut self,
+        tag: u16,
         slot: &SlotMemory,
         request: &Request,
         written: u32,
@@ -92,6 +94,9 @@ pub struct QueueStats {
     pub bytes: u64,
 }
 
+/// How long [`HwQueue::run_one`] waits for a control-path request.
+const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One hardware queue. `Send` (move it to the thread that drives it), not `Sync`.
 #[derive(Debug)]
 pub struct HwQueue {
@@ -107,6 +112,12 @@ pub struct HwQueue {
     stats: QueueStats,
     /// Set once every request was failed after the queue broke.
     drained: bool,
+    /// Completions of other requests that arrived during [`run_one`](Self::run_one), handed
+    /// out by the next [`poll`](Self::poll).
+    deferred: Vec<Completion>,
+    /// The tag [`run_one`](Self::run_one) waits for, and its completion once it came.
+    awaited: Option<u16>,
+    awaited_done: Option<Completion>,
 }
 
 impl HwQueue {
@@ -137,6 +148,9 @@ impl HwQueue {
             segments: Vec::with_capacity(max_chain),
             stats: QueueStats::default(),
             drained: false,
+            deferred: Vec::with_capacity(usize::from(depth)),
+            awaited: None,
+            awaited_done: None,
         }
     }
 
@@ -186,7 +200,7 @@ impl HwQueue {
         self.segments.clear();
         let added = self
             .encoder
-            .encode(&slot, &request, &mut self.segments)
+            .encode(tag, &slot, &request, &mut self.segments)
             .and_then(|()| {
                 self.virtqueue
                     .add(&self.segments, u64::from(tag))
@@ -224,35 +238,34 @@ impl HwQueue {
     /// Moves finished requests into `out` (which should have room for `depth` entries, so
     /// nothing is allocated here) and returns how many.
     pub fn poll(&mut self, out: &mut Vec<Completion>) -> usize {
-        let mut n = 0;
-        if self.drained {
-            return 0;
+        let before = out.len();
+        out.append(&mut self.deferred);
+        if !self.drained {
+            self.reap(out);
         }
+        out.len() - before
+    }
+
+    fn reap(&mut self, out: &mut Vec<Completion>) {
         while let Some(used) = self.virtqueue.pop_used() {
             match used {
                 Ok(used) => {
                     let tag = used.token as u16;
                     // The virtqueue only returns tokens it was given, so the tag is ours.
-                    let Some(request) = self
-                        .in_flight
-                        .get_mut(usize::from(tag))
-                        .and_then(Option::take)
-                    else {
+                    let Some(request) = self.in_flight.get_mut(usize::from(tag)).and_then(Option::take) else {
                         continue;
                     };
                     let slot = self.slot(tag);
-                    let result = self.encoder.decode(&slot, &request, used.written);
+                    let result = self.encoder.decode(tag, &slot, &request, used.written);
                     self.tags.free(tag);
-                    self.finish(request, result, out);
-                    n += 1;
+                    self.finish(tag, request, result, out);
                 }
                 Err(fault) => {
                     // Nothing more will complete: fail everything in flight, once.
                     for tag in 0..self.tags.depth() {
                         if let Some(request) = self.in_flight[usize::from(tag)].take() {
                             self.tags.free(tag);
-                            self.finish(request, Err(IoError::QueueBroken(fault)), out);
-                            n += 1;
+                            self.finish(tag, request, Err(IoError::QueueBroken(fault)), out);
                         }
                     }
                     self.drained = true;
@@ -260,46 +273,50 @@ impl HwQueue {
                 }
             }
         }
-        n
     }
 
-    fn finish(
-        &mut self,
-        request: Request,
-        result: Result<u64, IoError>,
-        out: &mut Vec<Completion>,
-    ) {
+    fn finish(&mut self, tag: u16, request: Request, result: Result<u64, IoError>, out: &mut Vec<Completion>) {
         self.stats.completed += 1;
         match &result {
             Ok(bytes) => self.stats.bytes += bytes,
             Err(_) => self.stats.errors += 1,
         }
-        out.push(Completion {
-            cookie: request.cookie,
-            op: request.op,
-            result,
-            data: request.data,
-        });
+        let completion = Completion { cookie: request.cookie, op: request.op, result, data: request.data };
+        if self.awaited == Some(tag) {
+            self.awaited = None;
+            self.awaited_done = Some(completion);
+        } else {
+            out.push(completion);
+        }
     }
 
     /// Submits one request, kicks, and busy-polls until it completes: for the control path
-    /// (serial number, a flush from a tool), never for I/O loops.
+    /// (serial number, the SCSI scan), never for I/O loops. Other requests that complete
+    /// meanwhile are kept for the next [`poll`](Self::poll).
     pub fn run_one(&mut self, request: Request) -> Completion {
-        let cookie = request.cookie;
-        if let Err(rejected) = self.submit(request) {
-            return Completion {
-                cookie,
-                op: rejected.request.op,
-                result: Err(rejected.error),
-                data: rejected.request.data,
-            };
-        }
+        let (cookie, op) = (request.cookie, request.op);
+        let tag = match self.submit(request) {
+            Ok(tag) => tag,
+            Err(rejected) => {
+                return Completion { cookie, op, result: Err(rejected.error), data: rejected.request.data };
+            }
+        };
+        self.awaited = Some(tag);
         self.kick();
-        let mut out = Vec::with_capacity(usize::from(self.depth()));
+        let mut others = std::mem::take(&mut self.deferred);
+        let start = std::time::Instant::now();
         loop {
-            self.poll(&mut out);
-            if let Some(at) = out.iter().position(|c| c.cookie == cookie) {
-                return out.swap_remove(at);
+            self.reap(&mut others);
+            if let Some(done) = self.awaited_done.take() {
+                self.deferred = others;
+                return done;
+            }
+            if start.elapsed() > CONTROL_TIMEOUT {
+                // Stop waiting; if it completes later, `poll` hands it out like any other.
+                self.awaited = None;
+                self.deferred = others;
+                let what = format!("{} did not complete within {CONTROL_TIMEOUT:?}", op.name());
+                return Completion { cookie, op, result: Err(IoError::Device(what)), data: Data::None };
             }
             std::hint::spin_loop();
         }

@@ -1,6 +1,8 @@
 //! Requests, their completions, and the errors a request can end with.
 
 use crate::dma::DmaBuf;
+use crate::scsi::cdb::Cdb;
+use crate::scsi::sense::{ScsiStatus, SenseData};
 use crate::virtio::queue::QueueFault;
 
 /// What a request does.
@@ -13,6 +15,8 @@ pub enum Op {
     WriteZeroes,
     /// Read the device's serial (virtio-blk GET_ID) into a 20-byte buffer.
     GetId,
+    /// A SCSI command given as a CDB (the scan and revalidation use it).
+    Scsi,
 }
 
 impl Op {
@@ -24,6 +28,7 @@ impl Op {
             Op::Discard => "discard",
             Op::WriteZeroes => "write-zeroes",
             Op::GetId => "get-id",
+            Op::Scsi => "scsi command",
         }
     }
 
@@ -79,105 +84,70 @@ pub struct Request {
     pub fua: bool,
     /// The logical unit, for devices with several (a SCSI host); 0 for a virtio-blk disk.
     pub unit: u32,
+    /// For [`Op::Scsi`]: the command, and whether the data moves from the device.
+    pub command: Option<ScsiCommand>,
+}
+
+/// A SCSI command to pass through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScsiCommand {
+    pub cdb: Cdb,
+    /// Data flows from the device into the buffer (INQUIRY, READ); otherwise out of it.
+    pub data_in: bool,
+    /// The virtio-scsi LUN field to send it to, for LUNs that are not units yet (the
+    /// scan); `None` sends it to the request's unit.
+    pub address: Option<[u8; 8]>,
 }
 
 impl Request {
+    fn new(op: Op, offset: u64, len: u64, data: Data, cookie: u64) -> Self {
+        Request { op, offset, len, data, cookie, fua: false, unit: 0, command: None }
+    }
+
     pub fn read(offset: u64, buf: DmaBuf, cookie: u64) -> Self {
-        Request {
-            op: Op::Read,
-            offset,
-            len: buf.len() as u64,
-            data: Data::One(buf),
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::Read, offset, buf.len() as u64, Data::One(buf), cookie)
     }
 
     pub fn write(offset: u64, buf: DmaBuf, cookie: u64) -> Self {
-        Request {
-            op: Op::Write,
-            offset,
-            len: buf.len() as u64,
-            data: Data::One(buf),
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::Write, offset, buf.len() as u64, Data::One(buf), cookie)
     }
 
     pub fn readv(offset: u64, bufs: Vec<DmaBuf>, cookie: u64) -> Self {
         let data = Data::Many(bufs);
-        Request {
-            op: Op::Read,
-            offset,
-            len: data.len(),
-            data,
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::Read, offset, data.len(), data, cookie)
     }
 
     pub fn writev(offset: u64, bufs: Vec<DmaBuf>, cookie: u64) -> Self {
         let data = Data::Many(bufs);
-        Request {
-            op: Op::Write,
-            offset,
-            len: data.len(),
-            data,
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::Write, offset, data.len(), data, cookie)
     }
 
     pub fn flush(cookie: u64) -> Self {
-        Request {
-            op: Op::Flush,
-            offset: 0,
-            len: 0,
-            data: Data::None,
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::Flush, 0, 0, Data::None, cookie)
     }
 
     pub fn discard(offset: u64, len: u64, cookie: u64) -> Self {
-        Request {
-            op: Op::Discard,
-            offset,
-            len,
-            data: Data::None,
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::Discard, offset, len, Data::None, cookie)
     }
 
     pub fn write_zeroes(offset: u64, len: u64, cookie: u64) -> Self {
-        Request {
-            op: Op::WriteZeroes,
-            offset,
-            len,
-            data: Data::None,
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::WriteZeroes, offset, len, Data::None, cookie)
     }
 
     pub fn get_id(buf: DmaBuf, cookie: u64) -> Self {
-        Request {
-            op: Op::GetId,
-            offset: 0,
-            len: buf.len() as u64,
-            data: Data::One(buf),
-            cookie,
-            fua: false,
-            unit: 0,
-        }
+        Self::new(Op::GetId, 0, buf.len() as u64, Data::One(buf), cookie)
+    }
+
+    /// A SCSI command for `unit`, with an optional data buffer.
+    pub fn scsi(unit: u32, cdb: Cdb, data_in: bool, data: Data, cookie: u64) -> Self {
+        let len = data.len();
+        Request { unit, command: Some(ScsiCommand { cdb, data_in, address: None }), ..Self::new(Op::Scsi, 0, len, data, cookie) }
+    }
+
+    /// A SCSI command to the LUN whose virtio-scsi LUN field is `address`.
+    pub fn scsi_to(address: [u8; 8], cdb: Cdb, data_in: bool, data: Data, cookie: u64) -> Self {
+        let len = data.len();
+        Request { command: Some(ScsiCommand { cdb, data_in, address: Some(address) }), ..Self::new(Op::Scsi, 0, len, data, cookie) }
     }
 
     pub fn on_unit(mut self, unit: u32) -> Self {
@@ -242,6 +212,20 @@ pub enum IoError {
     QueueBroken(QueueFault),
     #[error("{0}")]
     Device(String),
+    #[error("SCSI status {status}{}", sense.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    Scsi { status: ScsiStatus, sense: Option<SenseData> },
+    #[error("virtio-scsi response {name} ({code})")]
+    Transport { code: u8, name: &'static str },
+}
+
+impl IoError {
+    /// The sense data of a CHECK CONDITION, if this is one.
+    pub fn sense(&self) -> Option<&SenseData> {
+        match self {
+            IoError::Scsi { sense, .. } => sense.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// A finished request: the caller's cookie, the outcome, and the buffers back.

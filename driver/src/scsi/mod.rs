@@ -3,8 +3,11 @@
 pub mod asc_text;
 pub mod cdb;
 pub mod config;
+pub mod encoder;
 pub mod lun;
 pub mod reply;
 pub mod sense;
+pub mod units;
+pub mod wire;
 
 pub use config::ScsiConfig;

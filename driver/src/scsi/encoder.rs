@@ -1,0 +1,194 @@
+//! SCSI requests on a virtio-scsi request queue: block requests become READ/WRITE(10/16),
+//! SYNCHRONIZE CACHE, UNMAP and WRITE SAME(16) CDBs for a LUN; passthrough commands go as
+//! given. CHECK CONDITION comes back as an error carrying the decoded sense.
+
+use std::sync::Arc;
+
+use super::cdb::{self, UnmapDescriptor};
+use super::sense::{ScsiStatus, SenseData};
+use super::units::{UnitInfo, UnitTable};
+use super::wire::{self, CmdResp, CMD_REQ_LEN, CMD_RESP_LEN, SENSE_SIZE};
+use crate::block::hwqueue::{data_segments, RequestEncoder, SlotMemory};
+use crate::block::{IoError, Op, Request};
+use crate::dma::DmaBuf;
+use crate::virtio::queue::Segment;
+
+// Per-tag slot layout.
+const REQ: usize = 0;
+const RESP: usize = 64;
+const UNMAP_PARAMS: usize = RESP + CMD_RESP_LEN + 4;
+const UNMAP_PARAMS_LEN: usize = cdb::UNMAP_HEADER_LEN + cdb::UNMAP_DESCRIPTOR_LEN;
+/// Bytes of DMA memory per tag.
+pub const SCSI_SLOT_SIZE: usize = 256;
+const _: () = assert!(UNMAP_PARAMS + UNMAP_PARAMS_LEN <= SCSI_SLOT_SIZE);
+
+/// Encodes requests for one virtio-scsi request queue.
+#[derive(Debug)]
+pub struct ScsiEncoder {
+    table: Arc<UnitTable>,
+    generation: u64,
+    units: Vec<UnitInfo>,
+    /// Requests in flight per unit on this queue, against each unit's budget.
+    in_flight: Vec<u16>,
+    /// The unit each tag's request went to, to give back its budget.
+    tag_unit: Vec<u32>,
+    /// One logical block of zeroes, the data of WRITE SAME for write-zeroes.
+    zeroes: DmaBuf,
+    max_segments: usize,
+    max_segment_size: u32,
+}
+
+impl ScsiEncoder {
+    pub fn new(table: Arc<UnitTable>, depth: u16, zeroes: DmaBuf, max_segments: usize) -> Self {
+        ScsiEncoder {
+            table,
+            generation: u64::MAX,
+            units: Vec::new(),
+            in_flight: Vec::new(),
+            tag_unit: vec![u32::MAX; usize::from(depth)],
+            zeroes,
+            max_segments,
+            max_segment_size: 0xffff_f000,
+        }
+    }
+
+    /// Takes a fresh copy of the unit table when it changed; free otherwise.
+    fn refresh(&mut self) {
+        if self.table.generation() != self.generation {
+            let (generation, units) = self.table.snapshot();
+            self.generation = generation;
+            self.in_flight.resize(units.len(), 0);
+            self.units = units;
+        }
+    }
+
+}
+
+fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
+    let mut head = [0u8; 12];
+    slot.read(RESP, &mut head);
+    let resp = CmdResp::parse(&head);
+    if resp.response != wire::response::OK {
+        return Err(IoError::Transport { code: resp.response, name: wire::response::name(resp.response) });
+    }
+    let status = ScsiStatus(resp.status);
+    if status.0 != 0 {
+        let sense = (resp.sense_len > 0).then(|| {
+            let mut sense = [0u8; SENSE_SIZE];
+            let n = (resp.sense_len as usize).min(SENSE_SIZE);
+            slot.read(RESP + 12, &mut sense[..n]);
+            SenseData::parse(&sense[..n]).ok()
+        });
+        return Err(IoError::Scsi { status, sense: sense.flatten() });
+    }
+    Ok(resp)
+}
+
+impl RequestEncoder for ScsiEncoder {
+    fn slot_size(&self) -> usize {
+        SCSI_SLOT_SIZE
+    }
+
+    fn max_chain(&self) -> usize {
+        self.max_segments + 3
+    }
+
+    fn encode(&mut self, tag: u16, slot: &SlotMemory, request: &Request, segments: &mut Vec<Segment>) -> Result<(), IoError> {
+        let op = request.op.name();
+        let (lun_field, command, data_in, unit) = if let Some(command) = request.command.filter(|c| c.address.is_some()) {
+            // Passthrough to a LUN addressed directly (the scan): no unit, no budget.
+            (command.address.unwrap_or_default(), command.cdb, command.data_in, u32::MAX)
+        } else {
+            self.refresh();
+            let index = request.unit as usize;
+            let info = self.units.get(index).ok_or(IoError::NoSuchUnit(request.unit))?;
+            if info.removed {
+                return Err(IoError::Transport { code: wire::response::BAD_TARGET, name: "BAD_TARGET (the LUN was removed)" });
+            }
+            if self.in_flight[index] >= info.budget {
+                return Err(IoError::QueueFull(info.budget));
+            }
+            let limits = &info.limits;
+            let bs = u64::from(limits.logical_block_size);
+            let (command, data_in) = match request.op {
+                Op::Scsi => {
+                    let c = request.command.ok_or(IoError::BadRequest { op, what: "a CDB" })?;
+                    (c.cdb, c.data_in)
+                }
+                _ => {
+                    limits.check(request, info.capacity)?;
+                    if request.fua && !info.fua {
+                        return Err(IoError::NotSupported { op: "FUA on this LUN" });
+                    }
+                    let lba = request.offset / bs;
+                    let blocks = u32::try_from(request.len / bs).map_err(|_| IoError::TooLarge { op, len: request.len, max: limits.max_transfer_bytes })?;
+                    match request.op {
+                        Op::Read if info.use_16 => (cdb::read_16(lba, blocks, request.fua), true),
+                        Op::Read => (cdb::read(lba, blocks, request.fua), true),
+                        Op::Write if info.use_16 => (cdb::write_16(lba, blocks, request.fua), false),
+                        Op::Write => (cdb::write(lba, blocks, request.fua), false),
+                        Op::Flush if info.use_16 => (cdb::synchronize_cache_16(0, 0, false), false),
+                        Op::Flush => (cdb::synchronize_cache_10(0, 0, false), false),
+                        Op::Discard => {
+                            let mut params = [0u8; UNMAP_PARAMS_LEN];
+                            let n = cdb::unmap_parameter_list(&mut params, &[UnmapDescriptor { lba, blocks }])
+                                .map_err(|_| IoError::BadRequest { op, what: "one UNMAP descriptor" })?;
+                            slot.write(UNMAP_PARAMS, &params[..n]);
+                            (cdb::unmap(n as u16), false)
+                        }
+                        Op::WriteZeroes => (cdb::write_same_16(lba, blocks, false, false), false),
+                        Op::GetId | Op::Scsi => return Err(IoError::NotSupported { op }),
+                    }
+                }
+            };
+            (info.lun_field, command, data_in, request.unit)
+        };
+        slot.write(REQ, &wire::cmd_req(&lun_field, u64::from(tag), command.as_bytes()));
+        // A response the device never wrote must not read as success.
+        slot.write(RESP, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]);
+        segments.push(Segment::readable(slot.iova(REQ), CMD_REQ_LEN as u32));
+        // Device-readable buffers first, then device-writable ones (virtio 1.2, 2.7.4.2).
+        match request.op {
+            Op::Discard => segments.push(Segment::readable(slot.iova(UNMAP_PARAMS), UNMAP_PARAMS_LEN as u32)),
+            Op::WriteZeroes => {
+                let bs = request.len.min(u64::from(self.units[unit as usize].limits.logical_block_size));
+                segments.push(Segment::readable(self.zeroes.iova(), bs as u32));
+            }
+            _ if !data_in => data_segments(&request.data, false, self.max_segment_size, segments),
+            _ => {}
+        }
+        segments.push(Segment::writable(slot.iova(RESP), CMD_RESP_LEN as u32));
+        if data_in {
+            data_segments(&request.data, true, self.max_segment_size, segments);
+        }
+        if unit != u32::MAX {
+            self.in_flight[unit as usize] += 1;
+        }
+        if let Some(t) = self.tag_unit.get_mut(usize::from(tag)) {
+            *t = unit;
+        }
+        Ok(())
+    }
+
+    fn decode(&mut self, tag: u16, slot: &SlotMemory, request: &Request, written: u32) -> Result<u64, IoError> {
+        let unit = self.tag_unit.get_mut(usize::from(tag)).map_or(u32::MAX, |t| std::mem::replace(t, u32::MAX));
+        if let Some(n) = self.in_flight.get_mut(unit as usize) {
+            *n = n.saturating_sub(1);
+        }
+        let resp = check_response(slot)?;
+        let data = request.data.len();
+        let moved = data.saturating_sub(u64::from(resp.resid));
+        match request.op {
+            Op::Read => {
+                if resp.resid != 0 || u64::from(written) < CMD_RESP_LEN as u64 + data {
+                    return Err(IoError::ShortTransfer { written, expected: CMD_RESP_LEN as u64 + data });
+                }
+                Ok(data)
+            }
+            Op::Write => Ok(data),
+            Op::Discard | Op::WriteZeroes => Ok(request.len),
+            Op::Scsi => Ok(moved),
+            Op::Flush | Op::GetId => Ok(0),
+        }
+    }
+}
