@@ -305,6 +305,8 @@ pub struct DmaBuf {
     region: Arc<DmaRegion>,
     offset: usize,
     len: usize,
+    /// The length it was carved with; `len` may be shortened and restored up to it.
+    capacity: usize,
 }
 
 impl DmaBuf {
@@ -338,6 +340,16 @@ impl DmaBuf {
     /// Shortens the buffer to its first `len` bytes (for a short final transfer).
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+    }
+
+    /// Sets the length anywhere up to the length the buffer was made with.
+    pub fn set_len(&mut self, len: usize) {
+        self.len = len.min(self.capacity);
+    }
+
+    /// The length the buffer was made with.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 

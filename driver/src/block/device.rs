@@ -229,6 +229,7 @@ mod tests {
             cookie: 0,
             fua: false,
             unit: 0,
+            command: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod encoder;
 pub mod lun;
 pub mod reply;
+pub mod scan;
 pub mod sense;
 pub mod units;
 pub mod wire;

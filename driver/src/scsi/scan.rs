@@ -1,0 +1,380 @@
+//! The host scan, as Linux's `scsi_scan.c` does it, and the disk revalidation `sd` does.
+//!
+//! Per target: INQUIRY to LUN 0 (a BAD_TARGET response means no target); the peripheral
+//! qualifier and type decide whether LUN 0 is a logical unit or only proves the target
+//! exists; REPORT LUNS for SCSI-3 and later (re-issued with a larger buffer when the list is
+//! longer), else a sequential scan; INQUIRY of each listed LUN. Each disk LUN then gets TEST
+//! UNIT READY (START STOP UNIT when not ready), READ CAPACITY(16) with fallback to (10), the
+//! VPD pages it offers, and MODE SENSE for write protect and the write cache.
+//!
+//! The logic runs against [`CommandRunner`], so it is tested here against a simulated
+//! target that answers as QEMU's SCSI emulation does.
+
+use serde::Serialize;
+
+use super::cdb::{self, Cdb, PageControl};
+use super::lun::{virtio_lun, ScsiLun};
+use super::reply::{
+    BlockDeviceCharacteristics, BlockLimits, DeviceIdentification, Inquiry, LogicalBlockProvisioning, LunPresence,
+    ModeSense, ReadCapacity10, ReadCapacity16, ReportLuns, SupportedVpdPages, UnitSerialNumber,
+};
+use super::sense::SenseKey;
+use super::wire::response;
+use crate::block::IoError;
+
+/// Sends one SCSI command to (target, LUN) and returns the data the device sent back.
+pub trait CommandRunner {
+    /// `alloc` is the data length (the buffer for data-in, zero-filled data for data-out).
+    fn run(&mut self, target: u16, linux_lun: u64, cdb: Cdb, alloc: usize, data_in: bool) -> Result<Vec<u8>, IoError>;
+}
+
+/// SCSI levels as Linux numbers them (`scsi_level`).
+const SCSI_3: u8 = 4;
+const SCSI_SPC_2: u8 = 5;
+/// REPORT LUNS starts with room for 511 LUNs, as Linux does.
+const REPORT_LUNS_ALLOC: usize = 4096;
+const UA_RETRIES: usize = 5;
+
+/// Unmap (discard) support of a disk LUN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmapLimits {
+    /// LBPME in READ CAPACITY(16): the LUN is thin-provisioned.
+    pub lbpme: bool,
+    /// UNMAP supported (VPD 0xB2 LBPU).
+    pub lbpu: bool,
+    /// WRITE SAME(16) with UNMAP supported (LBPWS).
+    pub lbpws: bool,
+    pub max_unmap_blocks: Option<u32>,
+    pub max_unmap_descriptors: Option<u32>,
+    pub granularity_blocks: Option<u32>,
+}
+
+/// What revalidation learned of a disk LUN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskInfo {
+    pub blocks: u64,
+    pub block_size: u32,
+    pub physical_block_size: u32,
+    pub size_bytes: u64,
+    pub write_protect: bool,
+    pub write_cache: bool,
+    /// DPOFUA: the LUN honours FUA.
+    pub fua: bool,
+    pub serial: Option<String>,
+    /// Designators of VPD page 0x83, as names (`naa.…`) or their text.
+    pub identifiers: Vec<String>,
+    pub rotation_rate: Option<u16>,
+    pub max_transfer_blocks: Option<u32>,
+    pub optimal_transfer_blocks: Option<u32>,
+    pub unmap: UnmapLimits,
+    pub vpd_pages: Vec<u8>,
+    /// READ/WRITE(16) are needed (more than 2^32 blocks).
+    pub use_16: bool,
+    /// Why the LUN is not ready, if TEST UNIT READY kept failing.
+    pub not_ready: Option<String>,
+}
+
+/// A logical unit the scan found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScannedLun {
+    pub channel: u16,
+    pub target: u16,
+    /// The LUN as addressed (e.g. 300).
+    pub lun: u16,
+    /// Linux's integer for it (e.g. 16684 for flat-addressed 300).
+    pub linux_lun: u64,
+    #[serde(skip)]
+    pub lun_field: [u8; 8],
+    #[serde(skip)]
+    pub inquiry: Inquiry,
+    pub disk: Option<DiskInfo>,
+}
+
+/// Everything a host scan found, and what went wrong on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ScanReport {
+    pub luns: Vec<ScannedLun>,
+    pub warnings: Vec<String>,
+}
+
+fn is_unit_attention(e: &IoError) -> bool {
+    e.sense().is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
+}
+
+/// Runs a command, retrying while the LUN reports a UNIT ATTENTION (power on, reset,
+/// REPORTED LUNS DATA HAS CHANGED): QEMU raises one on the first command after those.
+fn run_retry(runner: &mut dyn CommandRunner, target: u16, lun: u64, cdb: Cdb, alloc: usize) -> Result<Vec<u8>, IoError> {
+    let mut attempt = 0;
+    loop {
+        match runner.run(target, lun, cdb, alloc, true) {
+            Err(e) if is_unit_attention(&e) && attempt + 1 < UA_RETRIES => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The LUN number as addressed, from Linux's integer.
+fn lun_number(linux_lun: u64) -> u16 {
+    ScsiLun::from_linux(linux_lun).number().unwrap_or((linux_lun & 0x3fff) as u16)
+}
+
+/// INQUIRY as Linux's `scsi_probe_lun` sends it: 36 bytes, then again with the length the
+/// device says it has.
+fn inquiry(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Result<Inquiry, IoError> {
+    let first = run_retry(runner, target, lun, cdb::inquiry(36), 36)?;
+    let parsed = Inquiry::parse(&first).map_err(|e| IoError::Device(format!("INQUIRY reply: {e}")))?;
+    let wanted = usize::from(parsed.additional_length) + 5;
+    if wanted > first.len() && wanted <= 255 {
+        if let Ok(longer) = run_retry(runner, target, lun, cdb::inquiry(wanted as u16), wanted) {
+            if let Ok(p) = Inquiry::parse(&longer) {
+                return Ok(p);
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// Probes one LUN: `Ok(Some)` when a logical unit is there (PQ/PDT rules), `Ok(None)` when
+/// only the target answered, `Err` when nothing answered.
+pub fn probe_lun(runner: &mut dyn CommandRunner, target: u16, linux_lun: u64) -> Result<Option<ScannedLun>, IoError> {
+    let inq = inquiry(runner, target, linux_lun)?;
+    if inq.linux_presence(linux_lun) == LunPresence::TargetOnly {
+        return Ok(None);
+    }
+    let lun_field = virtio_lun(target as u8, linux_lun).map_err(|e| IoError::Device(e.to_string()))?;
+    let disk = inq.is_sd_disk().then(|| revalidate(runner, target, linux_lun, &inq));
+    Ok(Some(ScannedLun { channel: 0, target, lun: lun_number(linux_lun), linux_lun, lun_field, inquiry: inq, disk }))
+}
+
+fn no_target(e: &IoError) -> bool {
+    matches!(e, IoError::Transport { code, .. } if *code == response::BAD_TARGET || *code == response::INCORRECT_LUN)
+}
+
+/// Scans one target like `__scsi_scan_target`. `max_lun` is the largest Linux LUN integer
+/// the host accepts.
+pub fn scan_target(runner: &mut dyn CommandRunner, target: u16, max_lun: u64, report: &mut ScanReport) {
+    let lun0 = match inquiry(runner, target, 0) {
+        Ok(inq) => inq,
+        Err(e) if no_target(&e) => return,
+        Err(e) => {
+            report.warnings.push(format!("target {target}: INQUIRY of LUN 0 failed: {e}"));
+            return;
+        }
+    };
+    let mut found: Vec<u64> = Vec::new();
+    if lun0.linux_presence(0) == LunPresence::Present {
+        match probe_lun(runner, target, 0) {
+            Ok(Some(l)) => {
+                found.push(0);
+                report.luns.push(l);
+            }
+            Ok(None) => {}
+            Err(e) => report.warnings.push(format!("0:{target}:0: {e}")),
+        }
+    }
+    let listed = if lun0.scsi_level >= SCSI_3 { report_luns(runner, target, report) } else { None };
+    match listed {
+        Some(luns) => {
+            for lun in luns {
+                if found.contains(&lun) {
+                    continue;
+                }
+                if lun > max_lun {
+                    report.warnings.push(format!("0:{target}: LUN {lun} is larger than the host allows ({max_lun}); skipped"));
+                    continue;
+                }
+                match probe_lun(runner, target, lun) {
+                    Ok(Some(l)) => {
+                        found.push(lun);
+                        report.luns.push(l);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        report.warnings.push(format!("0:{target}:{}: no response ({e}); scan of the target aborted", lun_number(lun)));
+                        break;
+                    }
+                }
+            }
+        }
+        None => {
+            // Sequential scan: up to 8 LUNs for SCSI-2, 256 otherwise, stopping at a hole.
+            let last = if lun0.scsi_level < SCSI_3 { 8 } else { 256 }.min(max_lun + 1);
+            for lun in 1..last {
+                match probe_lun(runner, target, lun) {
+                    Ok(Some(l)) => report.luns.push(l),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+/// REPORT LUNS to LUN 0, re-issued with room for the whole list; `None` when refused.
+fn report_luns(runner: &mut dyn CommandRunner, target: u16, report: &mut ScanReport) -> Option<Vec<u64>> {
+    let mut alloc = REPORT_LUNS_ALLOC;
+    for _ in 0..4 {
+        let data = match run_retry(runner, target, 0, cdb::report_luns(0, alloc as u32), alloc) {
+            Ok(d) => d,
+            Err(e) => {
+                report.warnings.push(format!("target {target}: REPORT LUNS failed ({e}); scanning LUNs sequentially"));
+                return None;
+            }
+        };
+        let parsed = ReportLuns::parse(&data).ok()?;
+        if parsed.is_complete() {
+            return Some(parsed.linux_luns().collect());
+        }
+        alloc = usize::try_from(parsed.required_alloc_len()).ok()?.min(1 << 24);
+    }
+    None
+}
+
+/// Scans targets 0..=`max_target` of channel 0.
+pub fn scan_host(runner: &mut dyn CommandRunner, max_target: u16, max_lun: u64) -> ScanReport {
+    let mut report = ScanReport::default();
+    for target in 0..=max_target {
+        scan_target(runner, target, max_lun, &mut report);
+    }
+    report
+}
+
+/// Revalidates a disk LUN the way `sd_revalidate_disk` does.
+pub fn revalidate(runner: &mut dyn CommandRunner, target: u16, lun: u64, inq: &Inquiry) -> DiskInfo {
+    let not_ready = spin_up(runner, target, lun);
+    // Capacity: READ CAPACITY(16) first for SPC-3 and later, (10) otherwise or as fallback.
+    let mut capacity: Option<(u64, u32, u32, bool)> = None;
+    let mut try16 = inq.scsi_level > SCSI_SPC_2;
+    if !try16 {
+        if let Ok(rc) = run_retry(runner, target, lun, cdb::read_capacity_10(), 8).and_then(|d| {
+            ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string()))
+        }) {
+            if rc.needs_16() {
+                try16 = true;
+            } else {
+                capacity = Some((rc.block_count(), rc.block_length, rc.block_length, false));
+            }
+        }
+    }
+    if try16 {
+        match run_retry(runner, target, lun, cdb::read_capacity_16(32), 32)
+            .and_then(|d| ReadCapacity16::parse(&d).map_err(|e| IoError::Device(e.to_string())))
+        {
+            Ok(rc) => capacity = Some((rc.block_count(), rc.block_length, rc.physical_block_size() as u32, rc.lbpme)),
+            Err(_) => {
+                if let Ok(rc) = run_retry(runner, target, lun, cdb::read_capacity_10(), 8)
+                    .and_then(|d| ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string())))
+                {
+                    capacity = Some((rc.block_count(), rc.block_length, rc.block_length, false));
+                }
+            }
+        }
+    }
+    let (blocks, block_size, physical, lbpme) = capacity.unwrap_or((0, 512, 512, false));
+    // Linux treats a block size of 0 as 512 and refuses sizes it cannot handle.
+    let block_size = if block_size == 0 { 512 } else { block_size };
+    let blocks = if matches!(block_size, 512 | 1024 | 2048 | 4096) { blocks } else { 0 };
+    let mut info = DiskInfo {
+        blocks,
+        block_size,
+        physical_block_size: physical.max(block_size),
+        size_bytes: blocks.saturating_mul(u64::from(block_size)),
+        write_protect: false,
+        write_cache: false,
+        fua: false,
+        serial: None,
+        identifiers: Vec::new(),
+        rotation_rate: None,
+        max_transfer_blocks: None,
+        optimal_transfer_blocks: None,
+        unmap: UnmapLimits { lbpme, lbpu: false, lbpws: false, max_unmap_blocks: None, max_unmap_descriptors: None, granularity_blocks: None },
+        vpd_pages: Vec::new(),
+        use_16: blocks > u64::from(u32::MAX),
+        not_ready,
+    };
+    // virtio_scsi asks for VPD pages from every SCSI-3 device (BLIST_TRY_VPD_PAGES).
+    if inq.scsi_level >= SCSI_3 {
+        read_vpd(runner, target, lun, &mut info);
+    }
+    mode_sense(runner, target, lun, &mut info);
+    info
+}
+
+/// TEST UNIT READY; on NOT READY (other than no medium) START STOP UNIT and poll.
+fn spin_up(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Option<String> {
+    let mut started = false;
+    for _ in 0..50 {
+        match run_retry(runner, target, lun, cdb::test_unit_ready(), 0) {
+            Ok(_) => return None,
+            Err(e) => {
+                let Some(sense) = e.sense() else { return Some(e.to_string()) };
+                if sense.key != SenseKey::NOT_READY || sense.asc == 0x3a {
+                    return Some(e.to_string());
+                }
+                if !started {
+                    let _ = runner.run(target, lun, cdb::start_stop_unit(true, true), 0, false);
+                    started = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+    Some("the LUN did not become ready".into())
+}
+
+fn read_vpd(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut DiskInfo) {
+    let page = |runner: &mut dyn CommandRunner, code: u8, alloc: usize| run_retry(runner, target, lun, cdb::inquiry_vpd(code, alloc as u16), alloc).ok();
+    let Some(supported) = page(runner, 0x00, 255).and_then(|d| SupportedVpdPages::parse(&d).ok()) else { return };
+    info.vpd_pages = supported.pages.clone();
+    if supported.supports(0x80) {
+        info.serial = page(runner, 0x80, 255).and_then(|d| UnitSerialNumber::parse(&d).ok()).map(|s| s.serial.trim().to_string());
+    }
+    if supported.supports(0x83) {
+        if let Some(ids) = page(runner, 0x83, 1024).and_then(|d| DeviceIdentification::parse(&d).ok()) {
+            info.identifiers = ids.designators.iter().map(|d| d.name().unwrap_or_else(|| d.text())).collect();
+        }
+    }
+    if supported.supports(0xb0) {
+        if let Some(bl) = page(runner, 0xb0, 64).and_then(|d| BlockLimits::parse(&d).ok()) {
+            info.max_transfer_blocks = bl.max_transfer_length.filter(|&n| n > 0);
+            info.optimal_transfer_blocks = bl.optimal_transfer_length.filter(|&n| n > 0);
+            if info.unmap.lbpme {
+                info.unmap.max_unmap_descriptors = bl.max_unmap_block_descriptor_count;
+                info.unmap.max_unmap_blocks = bl.max_unmap_lba_count.filter(|_| bl.max_unmap_block_descriptor_count.unwrap_or(0) > 0);
+                info.unmap.granularity_blocks = bl.optimal_unmap_granularity;
+            }
+        }
+    }
+    if supported.supports(0xb1) {
+        info.rotation_rate = page(runner, 0xb1, 64).and_then(|d| BlockDeviceCharacteristics::parse(&d).ok()).and_then(|c| c.medium_rotation_rate);
+    }
+    if supported.supports(0xb2) && info.unmap.lbpme {
+        if let Some(lbp) = page(runner, 0xb2, 64).and_then(|d| LogicalBlockProvisioning::parse(&d).ok()) {
+            info.unmap.lbpu = lbp.lbpu;
+            info.unmap.lbpws = lbp.lbpws;
+        }
+    }
+}
+
+/// MODE SENSE(6): page 0x3F for write protect, then the caching page for WCE and DPOFUA.
+fn mode_sense(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut DiskInfo) {
+    let ms = |runner: &mut dyn CommandRunner, page: u8, alloc: u8| {
+        run_retry(runner, target, lun, cdb::mode_sense_6(page, 0, PageControl::Current, false, alloc), usize::from(alloc)).ok()
+    };
+    if let Some(d) = ms(runner, 0x3f, 4).or_else(|| ms(runner, 0x00, 4)) {
+        if let Ok(m) = ModeSense::parse_6(&d) {
+            info.write_protect = m.header.write_protect;
+        }
+    }
+    let Some(head) = ms(runner, 0x08, 4) else { return };
+    let Ok(m) = ModeSense::parse_6(&head) else { return };
+    info.fua = m.header.dpofua;
+    let full = (usize::from(m.header.mode_data_length) + 1).clamp(4, 255) as u8;
+    if let Some(d) = ms(runner, 0x08, full) {
+        if let Ok(m) = ModeSense::parse_6(&d) {
+            info.write_cache = m.caching().is_some_and(|c| c.wce) && !info.write_protect;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
