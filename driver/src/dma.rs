@@ -271,6 +271,7 @@ impl DmaRegion {
                 region: Arc::clone(&region),
                 offset: i * size,
                 len: size,
+                capacity: size,
             })
             .collect()
     }
@@ -282,6 +283,7 @@ impl DmaRegion {
             region: Arc::new(self),
             offset: 0,
             len,
+            capacity: len,
         }
     }
 }
