@@ -20,8 +20,7 @@ const WINDOW: usize = 8;
 fn report(verb: &str, bytes: u64, target: Target, offset: u64, start: Instant) {
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
-        "{verb} {bytes} bytes at offset {offset} of {} in {secs:.3} s ({:.1} MiB/s)",
-        target.bdf,
+        "{verb} {bytes} bytes at offset {offset} of {target} in {secs:.3} s ({:.1} MiB/s)",
         bytes as f64 / (1 << 20) as f64 / secs.max(1e-9)
     );
 }
@@ -72,7 +71,7 @@ pub fn read(target: Target, offset: u64, length: u64, output: Option<PathBuf>) -
             let mut buf = free.pop().ok_or("no buffer")?;
             buf.truncate(len as usize);
             dev.queue
-                .submit(Request::read(at, buf, next_submit as u64))
+                .submit(Request::read(at, buf, next_submit as u64).on_unit(dev.unit))
                 .map_err(|r| r.error)?;
             next_submit += 1;
         }
@@ -143,7 +142,7 @@ pub fn write(
                 .read_exact(buf.as_mut_slice())
                 .map_err(|e| format!("input ended before {length} bytes: {e}"))?;
             dev.queue
-                .submit(Request::write(at, buf, next as u64))
+                .submit(Request::write(at, buf, next as u64).on_unit(dev.unit))
                 .map_err(|r| r.error)?;
             next += 1;
         }
@@ -162,9 +161,9 @@ pub fn write(
 
 pub fn flush(target: Target) -> CmdResult {
     let mut dev = open(target, 1)?;
-    let c = dev.queue.run_one(Request::flush(0));
+    let c = dev.queue.run_one(Request::flush(0).on_unit(dev.unit));
     c.result?;
-    eprintln!("flushed {}", target.bdf);
+    eprintln!("flushed {target}");
     Ok(())
 }
 
@@ -185,7 +184,7 @@ pub fn range_op(target: Target, op: Op, offset: u64, length: u64) -> CmdResult {
             _ => Request::write_zeroes(at, len, 0),
         };
         dev.queue
-            .run_one(request)
+            .run_one(request.on_unit(dev.unit))
             .result
             .map_err(|e| format!("{} at offset {at}: {e}", op.name()))?;
     }

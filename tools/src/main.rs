@@ -6,6 +6,7 @@ mod info;
 mod io;
 mod list;
 mod open;
+mod scan;
 mod units;
 mod verify;
 
@@ -58,6 +59,19 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Scan virtio-scsi hosts for LUNs as the kernel does (INQUIRY, REPORT LUNS, READ
+    /// CAPACITY, VPD, MODE SENSE) and list them in lsscsi's layout. Scans every host bound
+    /// to vfio-pci when none is named.
+    Scan {
+        #[arg(value_name = "BDF")]
+        functions: Vec<PciAddress>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Show disk sizes (as lsscsi -s does).
+        #[arg(short = 's', long = "size")]
+        size: bool,
     },
     /// Read bytes from a device to a file or stdout.
     Read {
@@ -137,6 +151,11 @@ fn main() -> ExitCode {
         Command::Bind { functions } => bind::bind(&functions),
         Command::Unbind { functions } => bind::unbind(&functions),
         Command::Info { function, json } => info::run(function, json),
+        Command::Scan {
+            functions,
+            json,
+            size,
+        } => scan::run(&functions, json, size),
         Command::Read {
             device,
             offset,

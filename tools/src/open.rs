@@ -1,4 +1,5 @@
-//! Opening what a tool names as DEVICE: a virtio-blk function by its BDF.
+//! Opening what a tool names as DEVICE: a virtio-blk function by its BDF, or a disk LUN of
+//! a virtio-scsi host as `BDF/C:T:L` (for example `0000:00:04.0/0:2:5`).
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -7,26 +8,45 @@ use uvio::blk::{BlkOptions, VirtioBlk};
 use uvio::block::{BlockDevice, HwQueue};
 use uvio::dma::DmaSpace;
 use uvio::pci::{PciAddress, Sysfs};
+use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
 use uvio::virtio::DeviceType;
 
-/// A device argument.
+/// A device argument: a function, and for a SCSI host the LUN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     pub bdf: PciAddress,
+    /// channel, target, LUN
+    pub lun: Option<(u16, u16, u16)>,
 }
 
 impl FromStr for Target {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bdf = s.parse::<PciAddress>().map_err(|e| e.to_string())?;
-        Ok(Target { bdf })
+        let (bdf, lun) = match s.split_once('/') {
+            Some((bdf, ctl)) => {
+                let parts: Vec<&str> = ctl.split(':').collect();
+                let bad =
+                    || format!("`{ctl}` is not a LUN address: expected C:T:L, for example 0:2:5");
+                let [c, t, l] = parts.as_slice() else {
+                    return Err(bad());
+                };
+                let n = |x: &str| x.parse::<u16>().map_err(|_| bad());
+                (bdf, Some((n(c)?, n(t)?, n(l)?)))
+            }
+            None => (s, None),
+        };
+        let bdf = bdf.parse::<PciAddress>().map_err(|e| e.to_string())?;
+        Ok(Target { bdf, lun })
     }
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.bdf.fmt(f)
+        match self.lun {
+            Some((c, t, l)) => write!(f, "{}/{c}:{t}:{l}", self.bdf),
+            None => self.bdf.fmt(f),
+        }
     }
 }
 
@@ -39,13 +59,21 @@ pub struct QueueRequest {
     pub depth: Option<u16>,
 }
 
-/// An opened block device with its hardware queues, ready to be handed to threads.
+/// What keeps the device open.
+enum Keep {
+    Blk(#[allow(dead_code)] VirtioBlk),
+    Scsi(#[allow(dead_code)] VirtioScsiHost),
+}
+
+/// An opened block device with its hardware queues, ready to be handed to threads. Every
+/// request must carry `unit` (`Request::on_unit`): it names the LUN on a SCSI host.
 pub struct OpenedDevice {
     pub device: BlockDevice,
+    pub unit: u32,
     pub queues: Vec<HwQueue>,
     pub dma: Arc<DmaSpace>,
     /// Keeps the device open (and resets it when dropped, after the queues are done).
-    _disk: VirtioBlk,
+    _keep: Keep,
 }
 
 /// Opens `target` with the queues asked for.
@@ -54,36 +82,65 @@ pub fn open_device(
     request: QueueRequest,
 ) -> Result<OpenedDevice, Box<dyn std::error::Error>> {
     let function = Sysfs::system().pci_function(target.bdf)?;
-    match function.virtio_device_type() {
-        Some(DeviceType::Block) => {}
-        Some(other) => {
-            return Err(format!(
-                "{} is a virtio-{} function; block I/O needs virtio-blk",
-                target.bdf,
-                other.name()
-            )
-            .into())
+    match (function.virtio_device_type(), target.lun) {
+        (Some(DeviceType::Block), None) => {
+            let options = BlkOptions {
+                queues: request.queues,
+                depth: request.depth,
+                ..Default::default()
+            };
+            let mut disk = VirtioBlk::open(&function, &options)?;
+            let queues = disk.tag_set().take_all();
+            Ok(OpenedDevice {
+                device: disk.block_device().clone(),
+                unit: 0,
+                queues,
+                dma: Arc::clone(disk.dma()),
+                _keep: Keep::Blk(disk),
+            })
         }
-        None => return Err(format!("{} is not a virtio function", target.bdf).into()),
+        (Some(DeviceType::Block), Some(_)) => {
+            Err(format!("{} is virtio-blk: name it without a LUN", target.bdf).into())
+        }
+        (Some(DeviceType::Scsi), Some((channel, t, l))) => {
+            if channel != 0 {
+                return Err(format!("virtio-scsi has only channel 0, not {channel}").into());
+            }
+            let options = ScsiOptions {
+                queues: request.queues,
+                depth: request.depth,
+                ..Default::default()
+            };
+            let mut host = VirtioScsiHost::open(&function, &options)?;
+            let (unit, device) = host.disk(t, l)?;
+            let queues = host.tag_set().take_all();
+            Ok(OpenedDevice {
+                device,
+                unit,
+                queues,
+                dma: Arc::clone(host.dma()),
+                _keep: Keep::Scsi(host),
+            })
+        }
+        (Some(DeviceType::Scsi), None) => Err(format!(
+            "{} is a virtio-scsi host: name a LUN as {}/C:T:L (see `uvio scan {}`)",
+            target.bdf, target.bdf, target.bdf
+        )
+        .into()),
+        (Some(other), _) => Err(format!(
+            "{} is a virtio-{} function; block I/O needs virtio-blk or virtio-scsi",
+            target.bdf,
+            other.name()
+        )
+        .into()),
+        (None, _) => Err(format!("{} is not a virtio function", target.bdf).into()),
     }
-    let options = BlkOptions {
-        queues: request.queues,
-        depth: request.depth,
-        ..Default::default()
-    };
-    let mut disk = VirtioBlk::open(&function, &options)?;
-    let queues = disk.tag_set().take_all();
-    Ok(OpenedDevice {
-        device: disk.block_device().clone(),
-        queues,
-        dma: Arc::clone(disk.dma()),
-        _disk: disk,
-    })
 }
 
 /// An opened block device with one hardware queue for the calling thread.
 pub struct Opened {
     pub device: BlockDevice,
+    pub unit: u32,
     pub queue: HwQueue,
     pub dma: Arc<DmaSpace>,
     _device: OpenedDevice,
@@ -100,8 +157,26 @@ pub fn open(target: Target, depth: u16) -> Result<Opened, Box<dyn std::error::Er
     let queue = opened.queues.pop().ok_or("the device has no queue")?;
     Ok(Opened {
         device: opened.device.clone(),
+        unit: opened.unit,
         queue,
         dma: Arc::clone(&opened.dma),
         _device: opened,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_functions_and_luns() {
+        let t: Target = "0000:00:04.0/0:2:5".parse().unwrap();
+        assert_eq!(t.lun, Some((0, 2, 5)));
+        assert_eq!(t.to_string(), "0000:00:04.0/0:2:5");
+        let b: Target = "00:05.0".parse().unwrap();
+        assert_eq!(b.lun, None);
+        assert_eq!(b.to_string(), "0000:00:05.0");
+        assert!("0000:00:04.0/0:2".parse::<Target>().is_err());
+        assert!("0000:00:04.0/0:x:1".parse::<Target>().is_err());
+    }
 }

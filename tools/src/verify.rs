@@ -59,15 +59,27 @@ struct Slot {
     generation: u64,
 }
 
-fn worker(
-    mut queue: HwQueue,
-    buffers: Vec<DmaBuf>,
+/// Where one worker does its I/O.
+struct Region {
+    unit: u32,
     first_block: u64,
     blocks: usize,
     bs: usize,
+}
+
+fn worker(
+    mut queue: HwQueue,
+    buffers: Vec<DmaBuf>,
+    region: Region,
     ios: u64,
     seed: u64,
 ) -> QueueReport {
+    let Region {
+        unit: _,
+        first_block,
+        blocks,
+        bs,
+    } = region;
     let depth = buffers.len();
     let mut report = QueueReport {
         queue: queue.index(),
@@ -117,7 +129,8 @@ fn worker(
                 Request::write(offset, buf, slot as u64)
             } else {
                 Request::read(offset, buf, slot as u64)
-            };
+            }
+            .on_unit(region.unit);
             match queue.submit(request) {
                 Ok(_) => {
                     busy[block] = true;
@@ -227,6 +240,7 @@ pub fn run(
         .into());
     }
     let hw_queues = opened.queues;
+    let unit = opened.unit;
     let nr = hw_queues.len() as u64;
     let total_blocks = device.capacity() / bs;
     let per_queue = total_blocks / nr;
@@ -248,15 +262,13 @@ pub fn run(
                 .into_bufs(bs as usize);
             let first = i as u64 * per_queue;
             handles.push(scope.spawn(move || {
-                worker(
-                    queue,
-                    buffers,
-                    first,
-                    per_queue as usize,
-                    bs as usize,
-                    ios,
-                    seed,
-                )
+                let region = Region {
+                    unit,
+                    first_block: first,
+                    blocks: per_queue as usize,
+                    bs: bs as usize,
+                };
+                worker(queue, buffers, region, ios, seed)
             }));
         }
         for h in handles {

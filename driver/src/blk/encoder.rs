@@ -85,7 +85,11 @@ impl RequestEncoder for BlkEncoder {
             Op::GetId => VIRTIO_BLK_T_GET_ID,
             Op::Discard => VIRTIO_BLK_T_DISCARD,
             Op::WriteZeroes => VIRTIO_BLK_T_WRITE_ZEROES,
-            Op::Scsi => return Err(IoError::NotSupported { op: "a SCSI command on virtio-blk" }),
+            Op::Scsi => {
+                return Err(IoError::NotSupported {
+                    op: "a SCSI command on virtio-blk",
+                })
+            }
         };
         let sector = if matches!(request.op, Op::Read | Op::Write) {
             sector

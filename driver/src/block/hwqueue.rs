@@ -252,7 +252,11 @@ impl HwQueue {
                 Ok(used) => {
                     let tag = used.token as u16;
                     // The virtqueue only returns tokens it was given, so the tag is ours.
-                    let Some(request) = self.in_flight.get_mut(usize::from(tag)).and_then(Option::take) else {
+                    let Some(request) = self
+                        .in_flight
+                        .get_mut(usize::from(tag))
+                        .and_then(Option::take)
+                    else {
                         continue;
                     };
                     let slot = self.slot(tag);
@@ -275,13 +279,24 @@ impl HwQueue {
         }
     }
 
-    fn finish(&mut self, tag: u16, request: Request, result: Result<u64, IoError>, out: &mut Vec<Completion>) {
+    fn finish(
+        &mut self,
+        tag: u16,
+        request: Request,
+        result: Result<u64, IoError>,
+        out: &mut Vec<Completion>,
+    ) {
         self.stats.completed += 1;
         match &result {
             Ok(bytes) => self.stats.bytes += bytes,
             Err(_) => self.stats.errors += 1,
         }
-        let completion = Completion { cookie: request.cookie, op: request.op, result, data: request.data };
+        let completion = Completion {
+            cookie: request.cookie,
+            op: request.op,
+            result,
+            data: request.data,
+        };
         if self.awaited == Some(tag) {
             self.awaited = None;
             self.awaited_done = Some(completion);
@@ -298,7 +313,12 @@ impl HwQueue {
         let tag = match self.submit(request) {
             Ok(tag) => tag,
             Err(rejected) => {
-                return Completion { cookie, op, result: Err(rejected.error), data: rejected.request.data };
+                return Completion {
+                    cookie,
+                    op,
+                    result: Err(rejected.error),
+                    data: rejected.request.data,
+                };
             }
         };
         self.awaited = Some(tag);
@@ -316,7 +336,12 @@ impl HwQueue {
                 self.awaited = None;
                 self.deferred = others;
                 let what = format!("{} did not complete within {CONTROL_TIMEOUT:?}", op.name());
-                return Completion { cookie, op, result: Err(IoError::Device(what)), data: Data::None };
+                return Completion {
+                    cookie,
+                    op,
+                    result: Err(IoError::Device(what)),
+                    data: Data::None,
+                };
             }
             std::hint::spin_loop();
         }

@@ -101,7 +101,16 @@ pub struct ScsiCommand {
 
 impl Request {
     fn new(op: Op, offset: u64, len: u64, data: Data, cookie: u64) -> Self {
-        Request { op, offset, len, data, cookie, fua: false, unit: 0, command: None }
+        Request {
+            op,
+            offset,
+            len,
+            data,
+            cookie,
+            fua: false,
+            unit: 0,
+            command: None,
+        }
     }
 
     pub fn read(offset: u64, buf: DmaBuf, cookie: u64) -> Self {
@@ -141,13 +150,28 @@ impl Request {
     /// A SCSI command for `unit`, with an optional data buffer.
     pub fn scsi(unit: u32, cdb: Cdb, data_in: bool, data: Data, cookie: u64) -> Self {
         let len = data.len();
-        Request { unit, command: Some(ScsiCommand { cdb, data_in, address: None }), ..Self::new(Op::Scsi, 0, len, data, cookie) }
+        Request {
+            unit,
+            command: Some(ScsiCommand {
+                cdb,
+                data_in,
+                address: None,
+            }),
+            ..Self::new(Op::Scsi, 0, len, data, cookie)
+        }
     }
 
     /// A SCSI command to the LUN whose virtio-scsi LUN field is `address`.
     pub fn scsi_to(address: [u8; 8], cdb: Cdb, data_in: bool, data: Data, cookie: u64) -> Self {
         let len = data.len();
-        Request { command: Some(ScsiCommand { cdb, data_in, address: Some(address) }), ..Self::new(Op::Scsi, 0, len, data, cookie) }
+        Request {
+            command: Some(ScsiCommand {
+                cdb,
+                data_in,
+                address: Some(address),
+            }),
+            ..Self::new(Op::Scsi, 0, len, data, cookie)
+        }
     }
 
     pub fn on_unit(mut self, unit: u32) -> Self {
@@ -213,7 +237,10 @@ pub enum IoError {
     #[error("{0}")]
     Device(String),
     #[error("SCSI status {status}{}", sense.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
-    Scsi { status: ScsiStatus, sense: Option<SenseData> },
+    Scsi {
+        status: ScsiStatus,
+        sense: Option<SenseData>,
+    },
     #[error("virtio-scsi response {name} ({code})")]
     Transport { code: u8, name: &'static str },
 }

@@ -61,7 +61,6 @@ impl ScsiEncoder {
             self.units = units;
         }
     }
-
 }
 
 fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
@@ -69,7 +68,10 @@ fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
     slot.read(RESP, &mut head);
     let resp = CmdResp::parse(&head);
     if resp.response != wire::response::OK {
-        return Err(IoError::Transport { code: resp.response, name: wire::response::name(resp.response) });
+        return Err(IoError::Transport {
+            code: resp.response,
+            name: wire::response::name(resp.response),
+        });
     }
     let status = ScsiStatus(resp.status);
     if status.0 != 0 {
@@ -79,7 +81,10 @@ fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
             slot.read(RESP + 12, &mut sense[..n]);
             SenseData::parse(&sense[..n]).ok()
         });
-        return Err(IoError::Scsi { status, sense: sense.flatten() });
+        return Err(IoError::Scsi {
+            status,
+            sense: sense.flatten(),
+        });
     }
     Ok(resp)
 }
@@ -93,17 +98,36 @@ impl RequestEncoder for ScsiEncoder {
         self.max_segments + 3
     }
 
-    fn encode(&mut self, tag: u16, slot: &SlotMemory, request: &Request, segments: &mut Vec<Segment>) -> Result<(), IoError> {
+    fn encode(
+        &mut self,
+        tag: u16,
+        slot: &SlotMemory,
+        request: &Request,
+        segments: &mut Vec<Segment>,
+    ) -> Result<(), IoError> {
         let op = request.op.name();
-        let (lun_field, command, data_in, unit) = if let Some(command) = request.command.filter(|c| c.address.is_some()) {
+        let (lun_field, command, data_in, unit) = if let Some(command) =
+            request.command.filter(|c| c.address.is_some())
+        {
             // Passthrough to a LUN addressed directly (the scan): no unit, no budget.
-            (command.address.unwrap_or_default(), command.cdb, command.data_in, u32::MAX)
+            (
+                command.address.unwrap_or_default(),
+                command.cdb,
+                command.data_in,
+                u32::MAX,
+            )
         } else {
             self.refresh();
             let index = request.unit as usize;
-            let info = self.units.get(index).ok_or(IoError::NoSuchUnit(request.unit))?;
+            let info = self
+                .units
+                .get(index)
+                .ok_or(IoError::NoSuchUnit(request.unit))?;
             if info.removed {
-                return Err(IoError::Transport { code: wire::response::BAD_TARGET, name: "BAD_TARGET (the LUN was removed)" });
+                return Err(IoError::Transport {
+                    code: wire::response::BAD_TARGET,
+                    name: "BAD_TARGET (the LUN was removed)",
+                });
             }
             if self.in_flight[index] >= info.budget {
                 return Err(IoError::QueueFull(info.budget));
@@ -112,27 +136,44 @@ impl RequestEncoder for ScsiEncoder {
             let bs = u64::from(limits.logical_block_size);
             let (command, data_in) = match request.op {
                 Op::Scsi => {
-                    let c = request.command.ok_or(IoError::BadRequest { op, what: "a CDB" })?;
+                    let c = request
+                        .command
+                        .ok_or(IoError::BadRequest { op, what: "a CDB" })?;
                     (c.cdb, c.data_in)
                 }
                 _ => {
                     limits.check(request, info.capacity)?;
                     if request.fua && !info.fua {
-                        return Err(IoError::NotSupported { op: "FUA on this LUN" });
+                        return Err(IoError::NotSupported {
+                            op: "FUA on this LUN",
+                        });
                     }
                     let lba = request.offset / bs;
-                    let blocks = u32::try_from(request.len / bs).map_err(|_| IoError::TooLarge { op, len: request.len, max: limits.max_transfer_bytes })?;
+                    let blocks =
+                        u32::try_from(request.len / bs).map_err(|_| IoError::TooLarge {
+                            op,
+                            len: request.len,
+                            max: limits.max_transfer_bytes,
+                        })?;
                     match request.op {
                         Op::Read if info.use_16 => (cdb::read_16(lba, blocks, request.fua), true),
                         Op::Read => (cdb::read(lba, blocks, request.fua), true),
-                        Op::Write if info.use_16 => (cdb::write_16(lba, blocks, request.fua), false),
+                        Op::Write if info.use_16 => {
+                            (cdb::write_16(lba, blocks, request.fua), false)
+                        }
                         Op::Write => (cdb::write(lba, blocks, request.fua), false),
                         Op::Flush if info.use_16 => (cdb::synchronize_cache_16(0, 0, false), false),
                         Op::Flush => (cdb::synchronize_cache_10(0, 0, false), false),
                         Op::Discard => {
                             let mut params = [0u8; UNMAP_PARAMS_LEN];
-                            let n = cdb::unmap_parameter_list(&mut params, &[UnmapDescriptor { lba, blocks }])
-                                .map_err(|_| IoError::BadRequest { op, what: "one UNMAP descriptor" })?;
+                            let n = cdb::unmap_parameter_list(
+                                &mut params,
+                                &[UnmapDescriptor { lba, blocks }],
+                            )
+                            .map_err(|_| IoError::BadRequest {
+                                op,
+                                what: "one UNMAP descriptor",
+                            })?;
                             slot.write(UNMAP_PARAMS, &params[..n]);
                             (cdb::unmap(n as u16), false)
                         }
@@ -143,15 +184,23 @@ impl RequestEncoder for ScsiEncoder {
             };
             (info.lun_field, command, data_in, request.unit)
         };
-        slot.write(REQ, &wire::cmd_req(&lun_field, u64::from(tag), command.as_bytes()));
+        slot.write(
+            REQ,
+            &wire::cmd_req(&lun_field, u64::from(tag), command.as_bytes()),
+        );
         // A response the device never wrote must not read as success.
         slot.write(RESP, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]);
         segments.push(Segment::readable(slot.iova(REQ), CMD_REQ_LEN as u32));
         // Device-readable buffers first, then device-writable ones (virtio 1.2, 2.7.4.2).
         match request.op {
-            Op::Discard => segments.push(Segment::readable(slot.iova(UNMAP_PARAMS), UNMAP_PARAMS_LEN as u32)),
+            Op::Discard => segments.push(Segment::readable(
+                slot.iova(UNMAP_PARAMS),
+                UNMAP_PARAMS_LEN as u32,
+            )),
             Op::WriteZeroes => {
-                let bs = request.len.min(u64::from(self.units[unit as usize].limits.logical_block_size));
+                let bs = request.len.min(u64::from(
+                    self.units[unit as usize].limits.logical_block_size,
+                ));
                 segments.push(Segment::readable(self.zeroes.iova(), bs as u32));
             }
             _ if !data_in => data_segments(&request.data, false, self.max_segment_size, segments),
@@ -170,8 +219,17 @@ impl RequestEncoder for ScsiEncoder {
         Ok(())
     }
 
-    fn decode(&mut self, tag: u16, slot: &SlotMemory, request: &Request, written: u32) -> Result<u64, IoError> {
-        let unit = self.tag_unit.get_mut(usize::from(tag)).map_or(u32::MAX, |t| std::mem::replace(t, u32::MAX));
+    fn decode(
+        &mut self,
+        tag: u16,
+        slot: &SlotMemory,
+        request: &Request,
+        written: u32,
+    ) -> Result<u64, IoError> {
+        let unit = self
+            .tag_unit
+            .get_mut(usize::from(tag))
+            .map_or(u32::MAX, |t| std::mem::replace(t, u32::MAX));
         if let Some(n) = self.in_flight.get_mut(unit as usize) {
             *n = n.saturating_sub(1);
         }
@@ -181,7 +239,10 @@ impl RequestEncoder for ScsiEncoder {
         match request.op {
             Op::Read => {
                 if resp.resid != 0 || u64::from(written) < CMD_RESP_LEN as u64 + data {
-                    return Err(IoError::ShortTransfer { written, expected: CMD_RESP_LEN as u64 + data });
+                    return Err(IoError::ShortTransfer {
+                        written,
+                        expected: CMD_RESP_LEN as u64 + data,
+                    });
                 }
                 Ok(data)
             }

@@ -15,8 +15,9 @@ use serde::Serialize;
 use super::cdb::{self, Cdb, PageControl};
 use super::lun::{virtio_lun, ScsiLun};
 use super::reply::{
-    BlockDeviceCharacteristics, BlockLimits, DeviceIdentification, Inquiry, LogicalBlockProvisioning, LunPresence,
-    ModeSense, ReadCapacity10, ReadCapacity16, ReportLuns, SupportedVpdPages, UnitSerialNumber,
+    BlockDeviceCharacteristics, BlockLimits, DeviceIdentification, Inquiry,
+    LogicalBlockProvisioning, LunPresence, ModeSense, ReadCapacity10, ReadCapacity16, ReportLuns,
+    SupportedVpdPages, UnitSerialNumber,
 };
 use super::sense::SenseKey;
 use super::wire::response;
@@ -25,7 +26,14 @@ use crate::block::IoError;
 /// Sends one SCSI command to (target, LUN) and returns the data the device sent back.
 pub trait CommandRunner {
     /// `alloc` is the data length (the buffer for data-in, zero-filled data for data-out).
-    fn run(&mut self, target: u16, linux_lun: u64, cdb: Cdb, alloc: usize, data_in: bool) -> Result<Vec<u8>, IoError>;
+    fn run(
+        &mut self,
+        target: u16,
+        linux_lun: u64,
+        cdb: Cdb,
+        alloc: usize,
+        data_in: bool,
+    ) -> Result<Vec<u8>, IoError>;
 }
 
 /// SCSI levels as Linux numbers them (`scsi_level`).
@@ -103,7 +111,13 @@ fn is_unit_attention(e: &IoError) -> bool {
 
 /// Runs a command, retrying while the LUN reports a UNIT ATTENTION (power on, reset,
 /// REPORTED LUNS DATA HAS CHANGED): QEMU raises one on the first command after those.
-fn run_retry(runner: &mut dyn CommandRunner, target: u16, lun: u64, cdb: Cdb, alloc: usize) -> Result<Vec<u8>, IoError> {
+fn run_retry(
+    runner: &mut dyn CommandRunner,
+    target: u16,
+    lun: u64,
+    cdb: Cdb,
+    alloc: usize,
+) -> Result<Vec<u8>, IoError> {
     let mut attempt = 0;
     loop {
         match runner.run(target, lun, cdb, alloc, true) {
@@ -115,14 +129,17 @@ fn run_retry(runner: &mut dyn CommandRunner, target: u16, lun: u64, cdb: Cdb, al
 
 /// The LUN number as addressed, from Linux's integer.
 fn lun_number(linux_lun: u64) -> u16 {
-    ScsiLun::from_linux(linux_lun).number().unwrap_or((linux_lun & 0x3fff) as u16)
+    ScsiLun::from_linux(linux_lun)
+        .number()
+        .unwrap_or((linux_lun & 0x3fff) as u16)
 }
 
 /// INQUIRY as Linux's `scsi_probe_lun` sends it: 36 bytes, then again with the length the
 /// device says it has.
 fn inquiry(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Result<Inquiry, IoError> {
     let first = run_retry(runner, target, lun, cdb::inquiry(36), 36)?;
-    let parsed = Inquiry::parse(&first).map_err(|e| IoError::Device(format!("INQUIRY reply: {e}")))?;
+    let parsed =
+        Inquiry::parse(&first).map_err(|e| IoError::Device(format!("INQUIRY reply: {e}")))?;
     let wanted = usize::from(parsed.additional_length) + 5;
     if wanted > first.len() && wanted <= 255 {
         if let Ok(longer) = run_retry(runner, target, lun, cdb::inquiry(wanted as u16), wanted) {
@@ -136,14 +153,29 @@ fn inquiry(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Result<Inqu
 
 /// Probes one LUN: `Ok(Some)` when a logical unit is there (PQ/PDT rules), `Ok(None)` when
 /// only the target answered, `Err` when nothing answered.
-pub fn probe_lun(runner: &mut dyn CommandRunner, target: u16, linux_lun: u64) -> Result<Option<ScannedLun>, IoError> {
+pub fn probe_lun(
+    runner: &mut dyn CommandRunner,
+    target: u16,
+    linux_lun: u64,
+) -> Result<Option<ScannedLun>, IoError> {
     let inq = inquiry(runner, target, linux_lun)?;
     if inq.linux_presence(linux_lun) == LunPresence::TargetOnly {
         return Ok(None);
     }
-    let lun_field = virtio_lun(target as u8, linux_lun).map_err(|e| IoError::Device(e.to_string()))?;
-    let disk = inq.is_sd_disk().then(|| revalidate(runner, target, linux_lun, &inq));
-    Ok(Some(ScannedLun { channel: 0, target, lun: lun_number(linux_lun), linux_lun, lun_field, inquiry: inq, disk }))
+    let lun_field =
+        virtio_lun(target as u8, linux_lun).map_err(|e| IoError::Device(e.to_string()))?;
+    let disk = inq
+        .is_sd_disk()
+        .then(|| revalidate(runner, target, linux_lun, &inq));
+    Ok(Some(ScannedLun {
+        channel: 0,
+        target,
+        lun: lun_number(linux_lun),
+        linux_lun,
+        lun_field,
+        inquiry: inq,
+        disk,
+    }))
 }
 
 fn no_target(e: &IoError) -> bool {
@@ -152,12 +184,19 @@ fn no_target(e: &IoError) -> bool {
 
 /// Scans one target like `__scsi_scan_target`. `max_lun` is the largest Linux LUN integer
 /// the host accepts.
-pub fn scan_target(runner: &mut dyn CommandRunner, target: u16, max_lun: u64, report: &mut ScanReport) {
+pub fn scan_target(
+    runner: &mut dyn CommandRunner,
+    target: u16,
+    max_lun: u64,
+    report: &mut ScanReport,
+) {
     let lun0 = match inquiry(runner, target, 0) {
         Ok(inq) => inq,
         Err(e) if no_target(&e) => return,
         Err(e) => {
-            report.warnings.push(format!("target {target}: INQUIRY of LUN 0 failed: {e}"));
+            report
+                .warnings
+                .push(format!("target {target}: INQUIRY of LUN 0 failed: {e}"));
             return;
         }
     };
@@ -172,7 +211,11 @@ pub fn scan_target(runner: &mut dyn CommandRunner, target: u16, max_lun: u64, re
             Err(e) => report.warnings.push(format!("0:{target}:0: {e}")),
         }
     }
-    let listed = if lun0.scsi_level >= SCSI_3 { report_luns(runner, target, report) } else { None };
+    let listed = if lun0.scsi_level >= SCSI_3 {
+        report_luns(runner, target, report)
+    } else {
+        None
+    };
     match listed {
         Some(luns) => {
             for lun in luns {
@@ -180,7 +223,9 @@ pub fn scan_target(runner: &mut dyn CommandRunner, target: u16, max_lun: u64, re
                     continue;
                 }
                 if lun > max_lun {
-                    report.warnings.push(format!("0:{target}: LUN {lun} is larger than the host allows ({max_lun}); skipped"));
+                    report.warnings.push(format!(
+                        "0:{target}: LUN {lun} is larger than the host allows ({max_lun}); skipped"
+                    ));
                     continue;
                 }
                 match probe_lun(runner, target, lun) {
@@ -190,7 +235,10 @@ pub fn scan_target(runner: &mut dyn CommandRunner, target: u16, max_lun: u64, re
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        report.warnings.push(format!("0:{target}:{}: no response ({e}); scan of the target aborted", lun_number(lun)));
+                        report.warnings.push(format!(
+                            "0:{target}:{}: no response ({e}); scan of the target aborted",
+                            lun_number(lun)
+                        ));
                         break;
                     }
                 }
@@ -210,13 +258,19 @@ pub fn scan_target(runner: &mut dyn CommandRunner, target: u16, max_lun: u64, re
 }
 
 /// REPORT LUNS to LUN 0, re-issued with room for the whole list; `None` when refused.
-fn report_luns(runner: &mut dyn CommandRunner, target: u16, report: &mut ScanReport) -> Option<Vec<u64>> {
+fn report_luns(
+    runner: &mut dyn CommandRunner,
+    target: u16,
+    report: &mut ScanReport,
+) -> Option<Vec<u64>> {
     let mut alloc = REPORT_LUNS_ALLOC;
     for _ in 0..4 {
         let data = match run_retry(runner, target, 0, cdb::report_luns(0, alloc as u32), alloc) {
             Ok(d) => d,
             Err(e) => {
-                report.warnings.push(format!("target {target}: REPORT LUNS failed ({e}); scanning LUNs sequentially"));
+                report.warnings.push(format!(
+                    "target {target}: REPORT LUNS failed ({e}); scanning LUNs sequentially"
+                ));
                 return None;
             }
         };
@@ -224,7 +278,9 @@ fn report_luns(runner: &mut dyn CommandRunner, target: u16, report: &mut ScanRep
         if parsed.is_complete() {
             return Some(parsed.linux_luns().collect());
         }
-        alloc = usize::try_from(parsed.required_alloc_len()).ok()?.min(1 << 24);
+        alloc = usize::try_from(parsed.required_alloc_len())
+            .ok()?
+            .min(1 << 24);
     }
     None
 }
@@ -239,15 +295,20 @@ pub fn scan_host(runner: &mut dyn CommandRunner, max_target: u16, max_lun: u64) 
 }
 
 /// Revalidates a disk LUN the way `sd_revalidate_disk` does.
-pub fn revalidate(runner: &mut dyn CommandRunner, target: u16, lun: u64, inq: &Inquiry) -> DiskInfo {
+pub fn revalidate(
+    runner: &mut dyn CommandRunner,
+    target: u16,
+    lun: u64,
+    inq: &Inquiry,
+) -> DiskInfo {
     let not_ready = spin_up(runner, target, lun);
     // Capacity: READ CAPACITY(16) first for SPC-3 and later, (10) otherwise or as fallback.
     let mut capacity: Option<(u64, u32, u32, bool)> = None;
     let mut try16 = inq.scsi_level > SCSI_SPC_2;
     if !try16 {
-        if let Ok(rc) = run_retry(runner, target, lun, cdb::read_capacity_10(), 8).and_then(|d| {
-            ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string()))
-        }) {
+        if let Ok(rc) = run_retry(runner, target, lun, cdb::read_capacity_10(), 8)
+            .and_then(|d| ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string())))
+        {
             if rc.needs_16() {
                 try16 = true;
             } else {
@@ -259,10 +320,19 @@ pub fn revalidate(runner: &mut dyn CommandRunner, target: u16, lun: u64, inq: &I
         match run_retry(runner, target, lun, cdb::read_capacity_16(32), 32)
             .and_then(|d| ReadCapacity16::parse(&d).map_err(|e| IoError::Device(e.to_string())))
         {
-            Ok(rc) => capacity = Some((rc.block_count(), rc.block_length, rc.physical_block_size() as u32, rc.lbpme)),
+            Ok(rc) => {
+                capacity = Some((
+                    rc.block_count(),
+                    rc.block_length,
+                    rc.physical_block_size() as u32,
+                    rc.lbpme,
+                ))
+            }
             Err(_) => {
-                if let Ok(rc) = run_retry(runner, target, lun, cdb::read_capacity_10(), 8)
-                    .and_then(|d| ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string())))
+                if let Ok(rc) =
+                    run_retry(runner, target, lun, cdb::read_capacity_10(), 8).and_then(|d| {
+                        ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string()))
+                    })
                 {
                     capacity = Some((rc.block_count(), rc.block_length, rc.block_length, false));
                 }
@@ -272,7 +342,11 @@ pub fn revalidate(runner: &mut dyn CommandRunner, target: u16, lun: u64, inq: &I
     let (blocks, block_size, physical, lbpme) = capacity.unwrap_or((0, 512, 512, false));
     // Linux treats a block size of 0 as 512 and refuses sizes it cannot handle.
     let block_size = if block_size == 0 { 512 } else { block_size };
-    let blocks = if matches!(block_size, 512 | 1024 | 2048 | 4096) { blocks } else { 0 };
+    let blocks = if matches!(block_size, 512 | 1024 | 2048 | 4096) {
+        blocks
+    } else {
+        0
+    };
     let mut info = DiskInfo {
         blocks,
         block_size,
@@ -286,7 +360,14 @@ pub fn revalidate(runner: &mut dyn CommandRunner, target: u16, lun: u64, inq: &I
         rotation_rate: None,
         max_transfer_blocks: None,
         optimal_transfer_blocks: None,
-        unmap: UnmapLimits { lbpme, lbpu: false, lbpws: false, max_unmap_blocks: None, max_unmap_descriptors: None, granularity_blocks: None },
+        unmap: UnmapLimits {
+            lbpme,
+            lbpu: false,
+            lbpws: false,
+            max_unmap_blocks: None,
+            max_unmap_descriptors: None,
+            granularity_blocks: None,
+        },
         vpd_pages: Vec::new(),
         use_16: blocks > u64::from(u32::MAX),
         not_ready,
@@ -306,7 +387,9 @@ fn spin_up(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Option<Stri
         match run_retry(runner, target, lun, cdb::test_unit_ready(), 0) {
             Ok(_) => return None,
             Err(e) => {
-                let Some(sense) = e.sense() else { return Some(e.to_string()) };
+                let Some(sense) = e.sense() else {
+                    return Some(e.to_string());
+                };
                 if sense.key != SenseKey::NOT_READY || sense.asc == 0x3a {
                     return Some(e.to_string());
                 }
@@ -322,15 +405,35 @@ fn spin_up(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Option<Stri
 }
 
 fn read_vpd(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut DiskInfo) {
-    let page = |runner: &mut dyn CommandRunner, code: u8, alloc: usize| run_retry(runner, target, lun, cdb::inquiry_vpd(code, alloc as u16), alloc).ok();
-    let Some(supported) = page(runner, 0x00, 255).and_then(|d| SupportedVpdPages::parse(&d).ok()) else { return };
+    let page = |runner: &mut dyn CommandRunner, code: u8, alloc: usize| {
+        run_retry(
+            runner,
+            target,
+            lun,
+            cdb::inquiry_vpd(code, alloc as u16),
+            alloc,
+        )
+        .ok()
+    };
+    let Some(supported) = page(runner, 0x00, 255).and_then(|d| SupportedVpdPages::parse(&d).ok())
+    else {
+        return;
+    };
     info.vpd_pages = supported.pages.clone();
     if supported.supports(0x80) {
-        info.serial = page(runner, 0x80, 255).and_then(|d| UnitSerialNumber::parse(&d).ok()).map(|s| s.serial.trim().to_string());
+        info.serial = page(runner, 0x80, 255)
+            .and_then(|d| UnitSerialNumber::parse(&d).ok())
+            .map(|s| s.serial.trim().to_string());
     }
     if supported.supports(0x83) {
-        if let Some(ids) = page(runner, 0x83, 1024).and_then(|d| DeviceIdentification::parse(&d).ok()) {
-            info.identifiers = ids.designators.iter().map(|d| d.name().unwrap_or_else(|| d.text())).collect();
+        if let Some(ids) =
+            page(runner, 0x83, 1024).and_then(|d| DeviceIdentification::parse(&d).ok())
+        {
+            info.identifiers = ids
+                .designators
+                .iter()
+                .map(|d| d.name().unwrap_or_else(|| d.text()))
+                .collect();
         }
     }
     if supported.supports(0xb0) {
@@ -339,16 +442,22 @@ fn read_vpd(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut Di
             info.optimal_transfer_blocks = bl.optimal_transfer_length.filter(|&n| n > 0);
             if info.unmap.lbpme {
                 info.unmap.max_unmap_descriptors = bl.max_unmap_block_descriptor_count;
-                info.unmap.max_unmap_blocks = bl.max_unmap_lba_count.filter(|_| bl.max_unmap_block_descriptor_count.unwrap_or(0) > 0);
+                info.unmap.max_unmap_blocks = bl
+                    .max_unmap_lba_count
+                    .filter(|_| bl.max_unmap_block_descriptor_count.unwrap_or(0) > 0);
                 info.unmap.granularity_blocks = bl.optimal_unmap_granularity;
             }
         }
     }
     if supported.supports(0xb1) {
-        info.rotation_rate = page(runner, 0xb1, 64).and_then(|d| BlockDeviceCharacteristics::parse(&d).ok()).and_then(|c| c.medium_rotation_rate);
+        info.rotation_rate = page(runner, 0xb1, 64)
+            .and_then(|d| BlockDeviceCharacteristics::parse(&d).ok())
+            .and_then(|c| c.medium_rotation_rate);
     }
     if supported.supports(0xb2) && info.unmap.lbpme {
-        if let Some(lbp) = page(runner, 0xb2, 64).and_then(|d| LogicalBlockProvisioning::parse(&d).ok()) {
+        if let Some(lbp) =
+            page(runner, 0xb2, 64).and_then(|d| LogicalBlockProvisioning::parse(&d).ok())
+        {
             info.unmap.lbpu = lbp.lbpu;
             info.unmap.lbpws = lbp.lbpws;
         }
@@ -358,15 +467,26 @@ fn read_vpd(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut Di
 /// MODE SENSE(6): page 0x3F for write protect, then the caching page for WCE and DPOFUA.
 fn mode_sense(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut DiskInfo) {
     let ms = |runner: &mut dyn CommandRunner, page: u8, alloc: u8| {
-        run_retry(runner, target, lun, cdb::mode_sense_6(page, 0, PageControl::Current, false, alloc), usize::from(alloc)).ok()
+        run_retry(
+            runner,
+            target,
+            lun,
+            cdb::mode_sense_6(page, 0, PageControl::Current, false, alloc),
+            usize::from(alloc),
+        )
+        .ok()
     };
     if let Some(d) = ms(runner, 0x3f, 4).or_else(|| ms(runner, 0x00, 4)) {
         if let Ok(m) = ModeSense::parse_6(&d) {
             info.write_protect = m.header.write_protect;
         }
     }
-    let Some(head) = ms(runner, 0x08, 4) else { return };
-    let Ok(m) = ModeSense::parse_6(&head) else { return };
+    let Some(head) = ms(runner, 0x08, 4) else {
+        return;
+    };
+    let Ok(m) = ModeSense::parse_6(&head) else {
+        return;
+    };
     info.fua = m.header.dpofua;
     let full = (usize::from(m.header.mode_data_length) + 1).clamp(4, 255) as u8;
     if let Some(d) = ms(runner, 0x08, full) {

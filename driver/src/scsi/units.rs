@@ -61,12 +61,19 @@ impl UnitTable {
     }
 
     pub fn get(&self, index: u32) -> Option<UnitInfo> {
-        self.units.lock().unwrap_or_else(|e| e.into_inner()).get(index as usize).cloned()
+        self.units
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(index as usize)
+            .cloned()
     }
 
     /// The index of the unit with LUN field `lun_field`, if any (removed ones too).
     pub fn find(&self, lun_field: &[u8; 8]) -> Option<u32> {
         let units = self.units.lock().unwrap_or_else(|e| e.into_inner());
-        units.iter().position(|u| &u.lun_field == lun_field).map(|i| i as u32)
+        units
+            .iter()
+            .position(|u| &u.lun_field == lun_field)
+            .map(|i| i as u32)
     }
 }

@@ -141,7 +141,10 @@ impl Event {
 
     /// The target and LUN number the event names (QEMU uses peripheral form below 256).
     pub fn target_lun(&self) -> (u16, u16) {
-        (u16::from(self.lun[1]), (u16::from(self.lun[2] & 0x3f) << 8) | u16::from(self.lun[3]))
+        (
+            u16::from(self.lun[1]),
+            (u16::from(self.lun[2] & 0x3f) << 8) | u16::from(self.lun[3]),
+        )
     }
 }
 
@@ -168,7 +171,10 @@ mod tests {
         r[10] = 2;
         r[11] = response::OK;
         let resp = CmdResp::parse(&r);
-        assert_eq!((resp.sense_len, resp.resid, resp.status, resp.response), (18, 100, 2, 0));
+        assert_eq!(
+            (resp.sense_len, resp.resid, resp.status, resp.response),
+            (18, 100, 2, 0)
+        );
         assert_eq!(response::name(response::BAD_TARGET), "BAD_TARGET");
 
         let mut e = [0u8; 16];

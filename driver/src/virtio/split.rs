@@ -88,6 +88,9 @@ pub struct SplitQueue {
     last_used: u16,
     in_flight: u16,
     fault: Option<QueueFault>,
+    /// Used lengths beyond a chain's writable buffers: a fault, or clamped (see
+    /// [`SplitQueue::clamp_used_len`]).
+    clamp_used_len: bool,
 }
 
 // SAFETY: the queue owns its memory handle; the raw pointer only points into it. A queue is
@@ -125,6 +128,7 @@ impl SplitQueue {
             last_used: 0,
             in_flight: 0,
             fault: None,
+            clamp_used_len: false,
         };
         if event_idx {
             queue.push_used_event();
@@ -133,6 +137,15 @@ impl SplitQueue {
             queue.write_u16(layout.avail, AVAIL_F_NO_INTERRUPT);
         }
         Some(queue)
+    }
+
+    /// Clamps a used length beyond the chain's writable buffers instead of breaking the
+    /// queue. QEMU's virtio-scsi counts the data of a WRITE in the used length (it adds the
+    /// data-out size to the response size), so for virtio-scsi the length is a hint only;
+    /// ids are still checked strictly.
+    pub fn clamp_used_len(mut self) -> Self {
+        self.clamp_used_len = true;
+        self
     }
 
     pub fn layout(&self) -> &SplitLayout {
@@ -357,6 +370,11 @@ impl Virtqueue for SplitQueue {
         if chain.descriptors == 0 {
             return Some(Err(self.break_queue(QueueFault::NotInFlight { id })));
         }
+        let written = if self.clamp_used_len {
+            written.min(chain.writable)
+        } else {
+            written
+        };
         if written > chain.writable {
             return Some(Err(self.break_queue(QueueFault::LengthTooLong {
                 id,
@@ -741,6 +759,29 @@ pub(crate) mod tests {
                 capacity: 4097
             }))
         );
+    }
+
+    #[test]
+    fn a_clamping_queue_tolerates_an_overlong_length_but_not_a_bad_id() {
+        let mut q = queue(8, 0, true, 8).clamp_used_len();
+        let mut dev = FakeDevice::new(&q);
+        q.add(&blk_chain(0), 1).unwrap();
+        q.add(&blk_chain(1), 2).unwrap();
+        q.publish();
+        let heads: Vec<u16> = dev.take_available().iter().map(|a| a.0).collect();
+        dev.complete(u32::from(heads[0]), 1 << 20);
+        assert_eq!(
+            q.pop_used(),
+            Some(Ok(UsedChain {
+                token: 1,
+                written: 4097
+            }))
+        );
+        dev.complete(u32::from(heads[0]), 0);
+        assert!(matches!(
+            q.pop_used(),
+            Some(Err(QueueFault::NotInFlight { .. }))
+        ));
     }
 
     #[test]

@@ -20,7 +20,16 @@ struct FakeLun {
 }
 
 fn disk(blocks: u64) -> FakeLun {
-    FakeLun { pdt: 0, blocks, block_size: 512, physical_exp: 0, serial: None, read_only: false, rotation: 0, unit_attention: true }
+    FakeLun {
+        pdt: 0,
+        blocks,
+        block_size: 512,
+        physical_exp: 0,
+        serial: None,
+        read_only: false,
+        rotation: 0,
+        unit_attention: true,
+    }
 }
 
 struct FakeHost {
@@ -29,7 +38,10 @@ struct FakeHost {
 }
 
 fn check(key: SenseKey, asc: u8, ascq: u8) -> IoError {
-    IoError::Scsi { status: ScsiStatus(2), sense: SenseData::parse(&fixed_sense(key, asc, ascq)).ok() }
+    IoError::Scsi {
+        status: ScsiStatus(2),
+        sense: SenseData::parse(&fixed_sense(key, asc, ascq)).ok(),
+    }
 }
 
 fn inquiry_reply(pdt_byte: u8, product: &str, alloc: usize) -> Vec<u8> {
@@ -47,9 +59,19 @@ fn inquiry_reply(pdt_byte: u8, product: &str, alloc: usize) -> Vec<u8> {
 }
 
 impl CommandRunner for FakeHost {
-    fn run(&mut self, target: u16, linux_lun: u64, cdb: Cdb, alloc: usize, _data_in: bool) -> Result<Vec<u8>, IoError> {
+    fn run(
+        &mut self,
+        target: u16,
+        linux_lun: u64,
+        cdb: Cdb,
+        alloc: usize,
+        _data_in: bool,
+    ) -> Result<Vec<u8>, IoError> {
         self.commands += 1;
-        let luns = self.targets.get_mut(&target).ok_or(IoError::Transport { code: response::BAD_TARGET, name: "BAD_TARGET" })?;
+        let luns = self.targets.get_mut(&target).ok_or(IoError::Transport {
+            code: response::BAD_TARGET,
+            name: "BAD_TARGET",
+        })?;
         let number = lun_number(linux_lun);
         let c = cdb.as_bytes();
         let op = c[0];
@@ -77,7 +99,15 @@ impl CommandRunner for FakeHost {
             return Err(check(SenseKey::UNIT_ATTENTION, 0x29, 0));
         }
         let mut r = match op {
-            0x12 if c[1] & 1 == 0 => inquiry_reply(lun.pdt, if lun.pdt == 5 { "QEMU CD-ROM" } else { "QEMU HARDDISK" }, 36),
+            0x12 if c[1] & 1 == 0 => inquiry_reply(
+                lun.pdt,
+                if lun.pdt == 5 {
+                    "QEMU CD-ROM"
+                } else {
+                    "QEMU HARDDISK"
+                },
+                36,
+            ),
             0x12 => match c[2] {
                 0x00 => {
                     let mut pages = vec![0x00];
@@ -99,7 +129,16 @@ impl CommandRunner for FakeHost {
                 },
                 0x83 => {
                     let id = b"drive-scsi0-0-0-0";
-                    let mut r = vec![lun.pdt, 0x83, 0, (4 + id.len()) as u8, 0x02, 0x00, 0, id.len() as u8];
+                    let mut r = vec![
+                        lun.pdt,
+                        0x83,
+                        0,
+                        (4 + id.len()) as u8,
+                        0x02,
+                        0x00,
+                        0,
+                        id.len() as u8,
+                    ];
                     r.extend(id);
                     r
                 }
@@ -142,7 +181,9 @@ impl CommandRunner for FakeHost {
                 let wp = if lun.read_only { 0x80 } else { 0 };
                 let mut r = vec![0u8, 0, 0x10 | wp, 8, 0, 0, 0, 0, 0, 0, 2, 0];
                 if c[2] & 0x3f == 0x08 || c[2] & 0x3f == 0x3f {
-                    r.extend([0x08, 0x12, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+                    r.extend([
+                        0x08, 0x12, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                    ]);
                 }
                 r[0] = (r.len() - 1) as u8;
                 r
@@ -171,27 +212,67 @@ fn report_luns(luns: &BTreeMap<u16, FakeLun>, alloc: usize) -> Vec<u8> {
 fn host() -> FakeHost {
     let mut targets = BTreeMap::new();
     // Target 0: LUN 0 disk with a serial and 4 KiB physical blocks.
-    targets.insert(0, BTreeMap::from([(0, FakeLun { serial: Some("SER-0"), physical_exp: 3, rotation: 1, ..disk(2_097_152) })]));
+    targets.insert(
+        0,
+        BTreeMap::from([(
+            0,
+            FakeLun {
+                serial: Some("SER-0"),
+                physical_exp: 3,
+                rotation: 1,
+                ..disk(2_097_152)
+            },
+        )]),
+    );
     // Target 2: no LUN 0, sparse LUNs 5 and 300 (flat addressing), LUN 5 read-only.
     targets.insert(
         2,
-        BTreeMap::from([(5, FakeLun { read_only: true, ..disk(1000) }), (300, FakeLun { block_size: 4096, ..disk(256) })]),
+        BTreeMap::from([
+            (
+                5,
+                FakeLun {
+                    read_only: true,
+                    ..disk(1000)
+                },
+            ),
+            (
+                300,
+                FakeLun {
+                    block_size: 4096,
+                    ..disk(256)
+                },
+            ),
+        ]),
     );
     // Target 3: a CD-ROM at LUN 0.
     targets.insert(3, BTreeMap::from([(0, FakeLun { pdt: 5, ..disk(1) })]));
-    FakeHost { targets, commands: 0 }
+    FakeHost {
+        targets,
+        commands: 0,
+    }
 }
 
 #[test]
 fn finds_every_lun_the_way_linux_does() {
     let mut h = host();
     let report = scan_host(&mut h, 255, 16383 + 1 + 0x4000);
-    let found: Vec<(u16, u16, u64)> = report.luns.iter().map(|l| (l.target, l.lun, l.linux_lun)).collect();
-    assert_eq!(found, [(0, 0, 0), (2, 5, 5), (2, 300, 16684), (3, 0, 0)], "{report:?}");
+    let found: Vec<(u16, u16, u64)> = report
+        .luns
+        .iter()
+        .map(|l| (l.target, l.lun, l.linux_lun))
+        .collect();
+    assert_eq!(
+        found,
+        [(0, 0, 0), (2, 5, 5), (2, 300, 16684), (3, 0, 0)],
+        "{report:?}"
+    );
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 
     let d0 = report.luns[0].disk.as_ref().expect("LUN 0:0:0 is a disk");
-    assert_eq!((d0.blocks, d0.block_size, d0.physical_block_size), (2_097_152, 512, 4096));
+    assert_eq!(
+        (d0.blocks, d0.block_size, d0.physical_block_size),
+        (2_097_152, 512, 4096)
+    );
     assert_eq!(d0.size_bytes, 1 << 30);
     assert_eq!(d0.serial.as_deref(), Some("SER-0"));
     assert_eq!(d0.rotation_rate, Some(1));
@@ -200,7 +281,10 @@ fn finds_every_lun_the_way_linux_does() {
     assert!(d0.unmap.lbpme && d0.unmap.lbpu);
     assert_eq!(d0.unmap.max_unmap_blocks, Some(1 << 21));
     assert_eq!(d0.vpd_pages, [0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2]);
-    assert_eq!(d0.not_ready, None, "the UNIT ATTENTION after reset is retried");
+    assert_eq!(
+        d0.not_ready, None,
+        "the UNIT ATTENTION after reset is retried"
+    );
 
     let ro = report.luns[1].disk.as_ref().expect("disk");
     assert!(ro.write_protect && !ro.write_cache);
@@ -213,8 +297,21 @@ fn finds_every_lun_the_way_linux_does() {
 
 #[test]
 fn lists_longer_than_the_buffer_are_fetched_again() {
-    let mut h = FakeHost { targets: BTreeMap::new(), commands: 0 };
-    let many: BTreeMap<u16, FakeLun> = (0..600).map(|n| (n, FakeLun { unit_attention: false, ..disk(8) })).collect();
+    let mut h = FakeHost {
+        targets: BTreeMap::new(),
+        commands: 0,
+    };
+    let many: BTreeMap<u16, FakeLun> = (0..600)
+        .map(|n| {
+            (
+                n,
+                FakeLun {
+                    unit_attention: false,
+                    ..disk(8)
+                },
+            )
+        })
+        .collect();
     h.targets.insert(1, many);
     let report = scan_host(&mut h, 3, 16383 + 1 + 0x4000);
     assert_eq!(report.luns.len(), 600, "{:?}", report.warnings);
@@ -225,12 +322,19 @@ fn luns_beyond_the_host_limit_are_skipped_with_a_warning() {
     let mut h = host();
     let report = scan_host(&mut h, 2, 255);
     assert!(report.luns.iter().all(|l| l.linux_lun <= 255));
-    assert!(report.warnings.iter().any(|w| w.contains("16684")), "{:?}", report.warnings);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("16684")),
+        "{:?}",
+        report.warnings
+    );
 }
 
 #[test]
 fn an_empty_host_costs_one_command_per_target() {
-    let mut h = FakeHost { targets: BTreeMap::new(), commands: 0 };
+    let mut h = FakeHost {
+        targets: BTreeMap::new(),
+        commands: 0,
+    };
     let report = scan_host(&mut h, 255, 16383);
     assert!(report.luns.is_empty());
     assert_eq!(h.commands, 256);

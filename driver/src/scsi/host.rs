@@ -1,0 +1,647 @@
+//! A virtio-scsi host adapter driven from userspace: negotiation, the control, event and
+//! request queues, the initial scan, and the disk LUNs it serves as block devices.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cdb::Cdb;
+use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
+use super::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
+use super::lun::virtio_lun;
+use super::scan::{self, CommandRunner, DiskInfo, ScanReport, ScannedLun};
+use super::units::{UnitInfo, UnitTable};
+use super::wire::{self, Event, EVENT_LEN};
+use crate::block::device::RangeOpLimits;
+use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, Request, TagSet};
+use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
+use crate::pci::{PciAddress, PciFunction};
+use crate::virtio::features::driver_features;
+use crate::virtio::pci::{QueueNotifier, TransportError};
+use crate::virtio::queue::{Segment, Virtqueue};
+use crate::virtio::split::{SplitLayout, SplitQueue};
+use crate::virtio::{DeviceType, Features, VirtioPciTransport};
+
+const CONTROL_QUEUE: u16 = 0;
+const EVENT_QUEUE: u16 = 1;
+const FIRST_REQUEST_QUEUE: u16 = 2;
+/// Event buffers kept posted (Linux posts 8).
+const EVENT_BUFFERS: u16 = 16;
+const DEFAULT_QUEUE_SIZE: u16 = 256;
+/// Largest read or write per request unless the LUN says less.
+const DEFAULT_MAX_TRANSFER: u64 = 1 << 20;
+const SCAN_BUFFER: usize = 64 << 10;
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors from opening or managing a virtio-scsi host.
+#[derive(Debug, thiserror::Error)]
+pub enum ScsiHostError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Dma(#[from] DmaError),
+    #[error(transparent)]
+    Config(#[from] ShortScsiConfig),
+    #[error("{0} is a virtio {1} function, not virtio-scsi")]
+    WrongType(PciAddress, String),
+    #[error("virtqueue {index}: {what}")]
+    Queue { index: u16, what: String },
+    #[error("{bdf} has no LUN 0:{target}:{lun}: `uvio scan {bdf}` lists what it has")]
+    NoSuchLun {
+        bdf: PciAddress,
+        target: u16,
+        lun: u16,
+    },
+    #[error("{bdf} LUN 0:{target}:{lun} is a {kind}, not a disk: it has no block device")]
+    NotADisk {
+        bdf: PciAddress,
+        target: u16,
+        lun: u16,
+        kind: String,
+    },
+    #[error("the control queue: {0}")]
+    Control(String),
+}
+
+/// How to set up the host.
+#[derive(Debug, Clone, Default)]
+pub struct ScsiOptions {
+    pub queues: Option<u16>,
+    pub queue_size: Option<u16>,
+    pub depth: Option<u16>,
+}
+
+/// A change the event queue reported, after uvio applied it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostEvent {
+    /// A LUN appeared (and was scanned).
+    Added(ScannedLun),
+    /// A LUN went away; I/O to its unit now fails at once.
+    Removed { target: u16, lun: u16 },
+    /// A LUN's capacity or parameters changed (and it was revalidated).
+    Changed(ScannedLun),
+    /// Events were lost; the host was rescanned.
+    Rescanned,
+}
+
+/// The control queue: task management functions, one at a time.
+#[derive(Debug)]
+struct ControlQueue {
+    queue: SplitQueue,
+    notifier: QueueNotifier,
+    memory: DmaRegion,
+}
+
+/// The event queue with its buffers.
+#[derive(Debug)]
+struct EventQueue {
+    queue: SplitQueue,
+    notifier: QueueNotifier,
+    buffers: DmaRegion,
+}
+
+impl EventQueue {
+    fn post(&mut self, index: u16) -> Result<(), IoError> {
+        let iova = self.buffers.iova() + u64::from(index) * EVENT_LEN as u64;
+        self.queue
+            .add(
+                &[Segment::writable(iova, EVENT_LEN as u32)],
+                u64::from(index),
+            )
+            .map_err(|e| IoError::Device(format!("posting an event buffer: {e}")))
+    }
+
+    /// Events the device reported since the last call; their buffers are posted again.
+    fn take(&mut self) -> Result<Vec<Event>, IoError> {
+        let mut events = Vec::new();
+        while let Some(used) = self.queue.pop_used() {
+            let used = used.map_err(IoError::QueueBroken)?;
+            let index = used.token as u16;
+            let mut raw = [0u8; EVENT_LEN];
+            for (i, b) in raw.iter_mut().enumerate() {
+                // SAFETY: the buffer index came back from the queue, which only returns tokens
+                // it was given (< EVENT_BUFFERS), so the bytes lie in the region; the device
+                // is done with the buffer.
+                *b = unsafe {
+                    self.buffers
+                        .as_ptr()
+                        .add(usize::from(index) * EVENT_LEN + i)
+                        .read_volatile()
+                };
+            }
+            events.push(Event::parse(&raw));
+            self.post(index)?;
+        }
+        if !events.is_empty() && self.queue.publish() {
+            self.notifier.notify();
+        }
+        Ok(events)
+    }
+}
+
+/// An open virtio-scsi host. Its request queues live in [`tag_set`](Self::tag_set) until
+/// threads take them; every disk LUN shares them. Dropping the host resets the device.
+#[derive(Debug)]
+pub struct VirtioScsiHost {
+    // Dropped first: the device is reset before any queue memory is unmapped.
+    transport: VirtioPciTransport,
+    bdf: PciAddress,
+    tag_set: TagSet,
+    dma: Arc<DmaSpace>,
+    features: Features,
+    config: ScsiConfig,
+    units: Arc<UnitTable>,
+    report: ScanReport,
+    /// Unit index of each scanned disk LUN, parallel to `report.luns`.
+    unit_of: Vec<Option<u32>>,
+    control: ControlQueue,
+    events: EventQueue,
+    depth: u16,
+    max_segments: usize,
+}
+
+/// Runs scan commands through one request queue.
+struct QueueRunner<'a> {
+    queue: &'a mut HwQueue,
+    buffer: Option<DmaBuf>,
+    dma: &'a Arc<DmaSpace>,
+}
+
+impl CommandRunner for QueueRunner<'_> {
+    fn run(
+        &mut self,
+        target: u16,
+        linux_lun: u64,
+        cdb: Cdb,
+        alloc: usize,
+        data_in: bool,
+    ) -> Result<Vec<u8>, IoError> {
+        let address =
+            virtio_lun(target as u8, linux_lun).map_err(|e| IoError::Device(e.to_string()))?;
+        let data = if alloc == 0 {
+            Data::None
+        } else {
+            let mut buf = match self.buffer.take() {
+                Some(b) if b.capacity() >= alloc => b,
+                _ => self
+                    .dma
+                    .alloc(alloc.max(SCAN_BUFFER))
+                    .map_err(|e| IoError::Device(e.to_string()))?
+                    .into_buf(),
+            };
+            buf.set_len(alloc);
+            if !data_in {
+                buf.as_mut_slice().fill(0);
+            }
+            Data::One(buf)
+        };
+        let done = self
+            .queue
+            .run_one(Request::scsi_to(address, cdb, data_in, data, u64::MAX));
+        let mut out = Vec::new();
+        if let Data::One(buf) = done.data {
+            if let Ok(moved) = &done.result {
+                out.extend_from_slice(&buf.as_slice()[..(*moved as usize).min(buf.len())]);
+            }
+            self.buffer = Some(buf);
+        }
+        done.result.map(|_| out)
+    }
+}
+
+impl VirtioScsiHost {
+    /// Opens the host, sets up its queues and scans it.
+    pub fn open(function: &PciFunction, options: &ScsiOptions) -> Result<Self, ScsiHostError> {
+        let bdf = function.address;
+        let mut transport = VirtioPciTransport::open(function)?;
+        if transport.device_type() != DeviceType::Scsi {
+            return Err(ScsiHostError::WrongType(
+                bdf,
+                transport.device_type().name(),
+            ));
+        }
+        let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
+        let features = transport.negotiate(driver_features(DeviceType::Scsi), required)?;
+        let config = ScsiConfig::parse(&transport.read_device_config(&SCSI_CONFIG_FIELDS)?)?;
+        let dma = DmaSpace::new(Arc::clone(transport.vfio()))?;
+        transport.enable_bus_master()?;
+        let event_idx = features.contains(Features::EVENT_IDX);
+        let indirect = features.contains(Features::INDIRECT_DESC);
+
+        let small_queue = |index: u16, size: u16| -> Result<SplitQueue, ScsiHostError> {
+            let size = size.min(transport.queue_max_size(index)?);
+            let size = 1 << (15 - size.max(1).leading_zeros());
+            let layout = SplitLayout::new(size, 0).ok_or(ScsiHostError::Queue {
+                index,
+                what: "bad size".into(),
+            })?;
+            SplitQueue::new(Box::new(dma.alloc(layout.total)?), layout, event_idx, size).ok_or(
+                ScsiHostError::Queue {
+                    index,
+                    what: "ring memory too small".into(),
+                },
+            )
+        };
+        let control_queue = small_queue(CONTROL_QUEUE, 16)?;
+        let control = ControlQueue {
+            notifier: transport.setup_queue(CONTROL_QUEUE, &control_queue)?,
+            queue: control_queue,
+            memory: dma.alloc(4096)?,
+        };
+        let event_queue = small_queue(EVENT_QUEUE, EVENT_BUFFERS)?;
+        let mut events = EventQueue {
+            notifier: transport.setup_queue(EVENT_QUEUE, &event_queue)?,
+            queue: event_queue,
+            buffers: dma.alloc(usize::from(EVENT_BUFFERS) * EVENT_LEN)?,
+        };
+        let posted = EVENT_BUFFERS.min(events.queue.size());
+        for i in 0..posted {
+            events.post(i).map_err(|e| ScsiHostError::Queue {
+                index: EVENT_QUEUE,
+                what: e.to_string(),
+            })?;
+        }
+
+        let device_queues = (config.num_queues.max(1) as u16)
+            .min(transport.num_queues()?.saturating_sub(FIRST_REQUEST_QUEUE));
+        let nr_queues = options
+            .queues
+            .unwrap_or(device_queues)
+            .clamp(1, device_queues.max(1));
+        let mut sizes = Vec::new();
+        for i in 0..nr_queues {
+            let index = FIRST_REQUEST_QUEUE + i;
+            let max = transport.queue_max_size(index)?;
+            let size = options.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE).min(max);
+            let size = if size == 0 {
+                0
+            } else {
+                1u16 << (15 - size.leading_zeros())
+            };
+            if size < 4 {
+                return Err(ScsiHostError::Queue {
+                    index,
+                    what: format!("the device allows only {max} entries"),
+                });
+            }
+            sizes.push(size);
+        }
+        let ring = *sizes.iter().min().unwrap_or(&4);
+        let depth = if indirect {
+            options.depth.unwrap_or(ring).clamp(1, ring)
+        } else {
+            options.depth.unwrap_or(ring / 4).clamp(1, ring / 4)
+        };
+        // Request header, response and an UNMAP list take three descriptors of a chain.
+        let budget = if indirect {
+            usize::from(ring) - 3
+        } else {
+            usize::from(ring / depth).saturating_sub(3).max(1)
+        };
+        let max_segments = (config.seg_max.max(1) as usize).min(budget);
+        let units = Arc::new(UnitTable::default());
+        let mut queues = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let index = FIRST_REQUEST_QUEUE + i as u16;
+            let indirect_max = if indirect {
+                (max_segments + 3) as u16
+            } else {
+                0
+            };
+            let layout = SplitLayout::new(size, indirect_max).ok_or(ScsiHostError::Queue {
+                index,
+                what: "bad size".into(),
+            })?;
+            let virtqueue =
+                SplitQueue::new(Box::new(dma.alloc(layout.total)?), layout, event_idx, depth)
+                    .ok_or(ScsiHostError::Queue {
+                        index,
+                        what: "ring memory too small".into(),
+                    })?
+                    .clamp_used_len();
+            let notifier = transport.setup_queue(index, &virtqueue)?;
+            let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE)?;
+            let zeroes = dma.alloc(64 << 10)?.into_buf();
+            let encoder = ScsiEncoder::new(Arc::clone(&units), depth, zeroes, max_segments);
+            queues.push(HwQueue::new(
+                i as u16,
+                Box::new(virtqueue),
+                notifier,
+                depth,
+                slots,
+                Box::new(encoder),
+            ));
+        }
+        transport.driver_ok()?;
+        if events.queue.publish() {
+            events.notifier.notify();
+        }
+        let mut host = VirtioScsiHost {
+            transport,
+            bdf,
+            tag_set: TagSet::new(queues),
+            dma,
+            features,
+            config,
+            units,
+            report: ScanReport::default(),
+            unit_of: Vec::new(),
+            control,
+            events,
+            depth,
+            max_segments,
+        };
+        host.rescan()?;
+        Ok(host)
+    }
+
+    /// The largest Linux LUN integer the host takes (virtio_scsi's `max_lun`).
+    fn max_linux_lun(&self) -> u64 {
+        u64::from(self.config.max_lun) + 1 + 0x4000
+    }
+
+    /// Scans the whole host again and registers every disk LUN not yet known.
+    pub fn rescan(&mut self) -> Result<(), ScsiHostError> {
+        let mut queue = self.tag_set.take_queue(0).ok_or(ScsiHostError::Control(
+            "request queue 0 is in use by another thread".into(),
+        ))?;
+        let report = {
+            let mut runner = QueueRunner {
+                queue: &mut queue,
+                buffer: None,
+                dma: &self.dma,
+            };
+            scan::scan_host(&mut runner, self.config.max_target, self.max_linux_lun())
+        };
+        self.tag_set.return_queue(queue);
+        let unit_of = report
+            .luns
+            .iter()
+            .map(|l| l.disk.as_ref().map(|d| self.register(l, d)))
+            .collect();
+        self.unit_of = unit_of;
+        self.report = report;
+        Ok(())
+    }
+
+    /// The unit for a disk LUN: an existing one (updated) or a new one.
+    fn register(&self, lun: &ScannedLun, disk: &DiskInfo) -> u32 {
+        let info = self.unit_info(disk, lun.lun_field);
+        match self.units.find(&lun.lun_field) {
+            Some(index) => {
+                self.units.update(index, |u| *u = info);
+                index
+            }
+            None => self.units.add(info),
+        }
+    }
+
+    fn unit_info(&self, disk: &DiskInfo, lun_field: [u8; 8]) -> UnitInfo {
+        UnitInfo {
+            lun_field,
+            limits: self.limits(disk),
+            capacity: disk.size_bytes,
+            use_16: disk.use_16,
+            fua: disk.fua,
+            budget: (self.config.cmd_per_lun.max(1).min(u32::from(self.depth))) as u16,
+            removed: false,
+        }
+    }
+
+    fn limits(&self, disk: &DiskInfo) -> Limits {
+        let bs = u64::from(disk.block_size);
+        let mut max_transfer =
+            DEFAULT_MAX_TRANSFER.min(u64::from(self.config.max_sectors.max(1)) * 512);
+        if let Some(blocks) = disk.max_transfer_blocks {
+            max_transfer = max_transfer.min(u64::from(blocks) * bs);
+        }
+        let max_transfer = (max_transfer / bs * bs).max(bs);
+        let discard = (disk.unmap.lbpme && disk.unmap.lbpu).then(|| RangeOpLimits {
+            max_bytes: u64::from(disk.unmap.max_unmap_blocks.unwrap_or(u32::MAX)) * bs,
+            alignment: disk.block_size,
+        });
+        Limits {
+            logical_block_size: disk.block_size,
+            physical_block_size: disk.physical_block_size,
+            max_transfer_bytes: max_transfer,
+            max_segments: self.max_segments,
+            max_segment_size: 0xffff_f000,
+            read_only: disk.write_protect,
+            flush: true,
+            discard,
+            // WRITE SAME(16) with a block of zeroes, in pieces no larger than a transfer.
+            write_zeroes: Some(RangeOpLimits {
+                max_bytes: max_transfer.max(32 << 20) / bs * bs,
+                alignment: disk.block_size,
+            }),
+        }
+    }
+
+    pub fn bdf(&self) -> PciAddress {
+        self.bdf
+    }
+
+    pub fn config(&self) -> &ScsiConfig {
+        &self.config
+    }
+
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
+    pub fn scan_report(&self) -> &ScanReport {
+        &self.report
+    }
+
+    pub fn tag_set(&mut self) -> &mut TagSet {
+        &mut self.tag_set
+    }
+
+    pub fn dma(&self) -> &Arc<DmaSpace> {
+        &self.dma
+    }
+
+    /// The unit and block device of disk LUN `0:target:lun`.
+    pub fn disk(&self, target: u16, lun: u16) -> Result<(u32, BlockDevice), ScsiHostError> {
+        let bdf = self.bdf;
+        let at = self
+            .report
+            .luns
+            .iter()
+            // Either the LUN as addressed (300) or Linux's integer for it (16684).
+            .position(|l| l.target == target && (l.lun == lun || l.linux_lun == u64::from(lun)))
+            .ok_or(ScsiHostError::NoSuchLun { bdf, target, lun })?;
+        let scanned = &self.report.luns[at];
+        let (Some(unit), Some(disk)) = (self.unit_of[at], scanned.disk.as_ref()) else {
+            let kind = scanned.inquiry.device_type.short_name().to_string();
+            return Err(ScsiHostError::NotADisk {
+                bdf,
+                target,
+                lun,
+                kind,
+            });
+        };
+        let info = self
+            .units
+            .get(unit)
+            .ok_or(ScsiHostError::NoSuchLun { bdf, target, lun })?;
+        let mut device = BlockDevice::new(
+            format!("{bdf}/0:{target}:{lun}"),
+            info.capacity,
+            info.limits,
+        );
+        device.write_cache = disk.write_cache;
+        device.serial = disk.serial.clone();
+        device.nr_hw_queues = self.tag_set.nr_hw_queues();
+        device.queue_depth = info.budget.min(self.depth);
+        Ok((unit, device))
+    }
+
+    /// Sends a task management function and returns the device's response code.
+    pub fn task_management(
+        &mut self,
+        subtype: u32,
+        target: u16,
+        linux_lun: u64,
+        tag: u64,
+    ) -> Result<u8, ScsiHostError> {
+        let lun = virtio_lun(target as u8, linux_lun)
+            .map_err(|e| ScsiHostError::Control(e.to_string()))?;
+        let request = wire::tmf_req(subtype, &lun, tag);
+        let base = self.control.memory.as_ptr();
+        for (i, b) in request.iter().enumerate() {
+            // SAFETY: 24 request bytes at the start of the 4 KiB control region, which the
+            // device does not access until the chain is published below.
+            unsafe { base.add(i).write_volatile(*b) };
+        }
+        // SAFETY: the response byte at offset 64 of the same region.
+        unsafe { base.add(64).write_volatile(0xff) };
+        let iova = self.control.memory.iova();
+        self.control
+            .queue
+            .add(
+                &[
+                    Segment::readable(iova, wire::tmf::REQ_LEN as u32),
+                    Segment::writable(iova + 64, 1),
+                ],
+                0,
+            )
+            .map_err(|e| ScsiHostError::Control(e.to_string()))?;
+        if self.control.queue.publish() {
+            self.control.notifier.notify();
+        }
+        let start = Instant::now();
+        loop {
+            match self.control.queue.pop_used() {
+                Some(Ok(_)) => {
+                    // SAFETY: as above; the device has completed the chain.
+                    return Ok(unsafe { base.add(64).read_volatile() });
+                }
+                Some(Err(fault)) => return Err(ScsiHostError::Control(fault.to_string())),
+                None if start.elapsed() > CONTROL_TIMEOUT => {
+                    return Err(ScsiHostError::Control(
+                        "no answer to the task management function".into(),
+                    ))
+                }
+                None => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// Applies what the event queue reported: scans LUNs that appeared, fails and forgets
+    /// removed ones, revalidates changed ones, rescans after lost events. Scan commands go
+    /// through `queue` (a request queue the caller owns; its other completions are kept).
+    pub fn process_events(&mut self, queue: &mut HwQueue) -> Result<Vec<HostEvent>, ScsiHostError> {
+        self.transport.check_status()?;
+        let events = self
+            .events
+            .take()
+            .map_err(|e| ScsiHostError::Control(e.to_string()))?;
+        let mut changes = Vec::new();
+        for event in events {
+            if event.missed {
+                // Lost events: learn the whole truth again. The rescan needs queue 0 back.
+                changes.push(HostEvent::Rescanned);
+            }
+            let (target, lun) = event.target_lun();
+            let linux_lun = super::lun::ScsiLun::for_number(lun)
+                .map(|l| l.to_linux())
+                .unwrap_or(u64::from(lun));
+            match (event.kind, event.reason) {
+                (wire::event::TRANSPORT_RESET, wire::event::RESET_RESCAN) => {
+                    let mut report = ScanReport::default();
+                    {
+                        let mut runner = QueueRunner {
+                            queue,
+                            buffer: None,
+                            dma: &self.dma,
+                        };
+                        if lun == 0 {
+                            scan::scan_target(
+                                &mut runner,
+                                target,
+                                self.max_linux_lun(),
+                                &mut report,
+                            );
+                        } else if let Ok(Some(l)) = scan::probe_lun(&mut runner, target, linux_lun)
+                        {
+                            report.luns.push(l);
+                        }
+                    }
+                    for l in report.luns {
+                        if self
+                            .report
+                            .luns
+                            .iter()
+                            .any(|k| k.target == l.target && k.lun == l.lun)
+                        {
+                            continue;
+                        }
+                        let unit = l.disk.as_ref().map(|d| self.register(&l, d));
+                        self.unit_of.push(unit);
+                        self.report.luns.push(l.clone());
+                        changes.push(HostEvent::Added(l));
+                    }
+                }
+                (wire::event::TRANSPORT_RESET, wire::event::RESET_REMOVED) => {
+                    if let Some(at) = self
+                        .report
+                        .luns
+                        .iter()
+                        .position(|l| l.target == target && l.lun == lun)
+                    {
+                        if let Some(unit) = self.unit_of[at] {
+                            self.units.update(unit, |u| u.removed = true);
+                        }
+                        self.report.luns.remove(at);
+                        self.unit_of.remove(at);
+                        changes.push(HostEvent::Removed { target, lun });
+                    }
+                }
+                (wire::event::PARAM_CHANGE, _) => {
+                    if let Some(at) = self
+                        .report
+                        .luns
+                        .iter()
+                        .position(|l| l.target == target && l.lun == lun)
+                    {
+                        let mut runner = QueueRunner {
+                            queue,
+                            buffer: None,
+                            dma: &self.dma,
+                        };
+                        let inquiry = self.report.luns[at].inquiry.clone();
+                        let disk = scan::revalidate(&mut runner, target, linux_lun, &inquiry);
+                        self.report.luns[at].disk = Some(disk.clone());
+                        if let Some(unit) = self.unit_of[at] {
+                            let info = self.unit_info(&disk, self.report.luns[at].lun_field);
+                            self.units.update(unit, |u| *u = info);
+                        }
+                        changes.push(HostEvent::Changed(self.report.luns[at].clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(changes)
+    }
+}

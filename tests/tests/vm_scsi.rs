@@ -1,0 +1,301 @@
+//! Issue 4: virtio-scsi — uvio's scan of one HBA against the guest kernel's scan of an
+//! identically built twin, and data through a SCSI disk LUN against the host's image.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use uvio_tests::vm::{VmOutput, VmSpec};
+
+const UVIO_HBA: &str = "0000:00:04.0";
+const KERNEL_HBA: &str = "0000:00:06.0";
+const DATA_BYTES: usize = 16 << 20;
+
+fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.max(1);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/vm-cache/data")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("creating the test data directory");
+    dir
+}
+
+/// One HBA and its LUNs; the same layout is built twice (`bus` s0 for uvio, s1 for the
+/// kernel). Returns the spec with both.
+fn topology(spec: VmSpec, bus: &str, addr: &str, data_image: &Path) -> VmSpec {
+    let ro_node = format!("{bus}ro");
+    let data_node = format!("{bus}data");
+    spec.virtio_scsi(bus, addr, 2, "")
+        // Several targets; a serial and a rotation rate on the first disk.
+        .scsi_hd_null(bus, 0, 0, 1 << 30, "serial=UVIO-SER-0,rotation_rate=1")
+        // A read-only disk.
+        .blockdev(format!(
+            "driver=null-co,node-name={ro_node},size={},read-zeroes=on,read-only=on",
+            256u64 << 20
+        ))
+        .scsi_hd(bus, 1, 0, &ro_node, "")
+        // A target without LUN 0, sparse LUNs, one of them >= 256 (flat addressing) with
+        // 4096-byte logical blocks.
+        .scsi_hd_null(bus, 2, 5, 64 << 20, "")
+        .scsi_hd_null(
+            bus,
+            2,
+            300,
+            128 << 20,
+            "logical_block_size=4096,physical_block_size=4096",
+        )
+        // A CD-ROM without media.
+        .scsi_cd(bus, 3, 0, None, "")
+        // A file-backed disk for the data checks.
+        .blockdev(format!(
+            "driver=file,filename={},node-name={data_node},discard=unmap",
+            data_image.display()
+        ))
+        .scsi_hd(bus, 4, 0, &data_node, "")
+        // A scratch disk for the concurrency check.
+        .blockdev(format!(
+            "driver=file,filename={},node-name={bus}scratch",
+            data_image.with_extension("scratch").display()
+        ))
+        .scsi_hd(bus, 4, 1, &format!("{bus}scratch"), "")
+}
+
+/// The kernel's view of the HBA at `bdf`, from sysfs: "C:T:L" -> fields.
+fn kernel_view(out: &VmOutput) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut view = BTreeMap::new();
+    for line in out.section("kernel_sysfs").output.lines() {
+        let fields: Vec<&str> = line.split('|').collect();
+        if fields.len() < 6 {
+            continue;
+        }
+        let hctl: Vec<&str> = fields[0].split(':').collect();
+        let ctl = hctl[1..].join(":");
+        let mut m = BTreeMap::new();
+        for (k, v) in ["type", "vendor", "model", "rev", "size", "lbs", "pbs", "ro"]
+            .iter()
+            .zip(&fields[1..])
+        {
+            m.insert(k.to_string(), v.trim().to_string());
+        }
+        view.insert(ctl, m);
+    }
+    view
+}
+
+#[test]
+fn scan_matches_the_kernel_and_data_is_byte_exact() {
+    let dir = work_dir("scsi");
+    let image = seeded_bytes(0x5c51_0001, DATA_BYTES);
+    fs::write(dir.join("uvio.img"), &image).unwrap();
+    fs::write(dir.join("kernel.img"), &image).unwrap();
+    for name in ["uvio.scratch", "kernel.scratch"] {
+        fs::write(dir.join(name), vec![0u8; 16 << 20]).unwrap();
+    }
+    let w1 = seeded_bytes(0x5c51_0002, (2 << 20) + 8192);
+    fs::write(dir.join("w1.bin"), &w1).unwrap();
+    let w1_off = 5 << 20;
+    let data_lun = format!("{UVIO_HBA}/0:4:0");
+    let script = format!(
+        r#"
+check kernel_lsscsi /usr/bin/lsscsi -s
+check kernel_sysfs sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*; do n=$(basename $d); b=$(ls $d/block 2>/dev/null | head -1); if [ -n "$b" ]; then s="$(cat $d/block/$b/size)|$(cat $d/block/$b/queue/logical_block_size)|$(cat $d/block/$b/queue/physical_block_size)|$(cat $d/block/$b/ro)"; else s="-|-|-|-"; fi; echo "$n|$(cat $d/type)|$(cat $d/vendor)|$(cat $d/model)|$(cat $d/rev)|$s"; done'
+check kernel_readcap sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*/block/*; do echo "== $(basename $(dirname $(dirname $d)))"; sg_readcap -R -l /dev/$(basename $d); done'
+check bind uvio bind {UVIO_HBA}
+check scan uvio scan -s
+check scan_json uvio scan {UVIO_HBA} --json
+check read_first sh -c 'uvio read {data_lun} --offset 0 --length 4096 | sha256sum'
+check read_last sh -c 'uvio read {data_lun} --offset {last} --length 512 | sha256sum'
+check read_big sh -c 'uvio read {data_lun} --offset 512 --length {big} | sha256sum'
+check write uvio write {data_lun} --offset {w1_off} --input /data/w1.bin
+check flush uvio flush {data_lun}
+check ro_write uvio write {UVIO_HBA}/0:1:0 --offset 0 --input /data/w1.bin --length 4096
+check misaligned uvio read {UVIO_HBA}/0:2:300 --offset 512 --length 4096
+check not_a_disk uvio read {UVIO_HBA}/0:3:0 --offset 0 --length 2048
+check no_lun uvio read {UVIO_HBA}/0:2:6 --offset 0 --length 512
+check read_4k sh -c 'uvio read {UVIO_HBA}/0:2:300 --offset 4096 --length 8192 | wc -c'
+check verify uvio verify {UVIO_HBA}/0:4:1 --ios 4000 --json
+true
+"#,
+        last = DATA_BYTES - 512,
+        big = (3 << 20) + 1024,
+    );
+    let spec = VmSpec::new()
+        .reference_tools()
+        .file(dir.join("w1.bin"), "/data/w1.bin");
+    let spec = topology(spec, "s0", "04.0", &dir.join("uvio.img"));
+    let spec = topology(spec, "s1", "06.0", &dir.join("kernel.img"));
+    let out = spec.script(script).run();
+    out.assert_success();
+
+    // The kernel's view of its HBA against uvio's scan of the twin.
+    let kernel = kernel_view(&out);
+    assert_eq!(kernel.len(), 7, "the kernel should see 7 LUNs\n{out}");
+    let scan: Value = serde_json::from_str(&out.section("scan_json").output)
+        .unwrap_or_else(|e| panic!("scan JSON: {e}\n{out}"));
+    let luns = scan["hosts"][0]["luns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no LUNs\n{out}"));
+    let mut uvio = BTreeMap::new();
+    for l in luns {
+        uvio.insert(
+            format!("{}:{}:{}", l["channel"], l["target"], l["linux_lun"]),
+            l.clone(),
+        );
+    }
+    assert_eq!(
+        uvio.keys().collect::<Vec<_>>(),
+        kernel.keys().collect::<Vec<_>>(),
+        "C:T:L sets differ\n{out}"
+    );
+    for (ctl, k) in &kernel {
+        let u = &uvio[ctl];
+        assert_eq!(u["pdt"].to_string(), k["type"], "{ctl} type\n{out}");
+        assert_eq!(u["vendor"], k["vendor"].as_str(), "{ctl} vendor");
+        assert_eq!(u["model"], k["model"].as_str(), "{ctl} model");
+        assert_eq!(u["revision"], k["rev"].as_str(), "{ctl} revision");
+        if k["type"] != "0" {
+            // Not a disk: the kernel's sr has a block device, uvio reports no disk fields.
+            assert!(
+                u.get("blocks").is_none(),
+                "{ctl}: uvio calls it a disk\n{out}"
+            );
+            continue;
+        }
+        if k["size"] == "-" {
+            assert!(
+                u.get("blocks").is_none(),
+                "{ctl}: uvio calls it a disk, the kernel does not\n{out}"
+            );
+            continue;
+        }
+        let sectors: u64 = k["size"].parse().unwrap();
+        assert_eq!(
+            u["size_bytes"].as_u64(),
+            Some(sectors * 512),
+            "{ctl} size\n{out}"
+        );
+        assert_eq!(
+            u["block_size"].to_string(),
+            k["lbs"],
+            "{ctl} logical block size"
+        );
+        assert_eq!(
+            u["physical_block_size"].to_string(),
+            k["pbs"],
+            "{ctl} physical block size"
+        );
+        assert_eq!(u["write_protect"], k["ro"] == "1", "{ctl} write protect");
+    }
+    // Details the kernel view above does not cover.
+    let first = &uvio["0:0:0"];
+    assert_eq!(first["serial"], "UVIO-SER-0", "{first}");
+    assert_eq!(first["rotation_rate"], 1, "{first}");
+    assert_eq!(uvio["0:2:16684"]["lun"], 300);
+    assert_eq!(uvio["0:3:0"]["type"], "cd/dvd");
+    // lsscsi's text layout: compare uvio's lines with the kernel's for the same LUNs.
+    let kernel_lines = &out.section("kernel_lsscsi").output;
+    let uvio_lines = &out.section("scan").output;
+    for ctl in ["0:0:0", "0:1:0", "0:2:5", "0:2:16684", "0:3:0", "0:4:1"] {
+        let pick = |text: &str| -> String {
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.split(']')
+                        .next()
+                        .is_some_and(|t| t.ends_with(&format!(":{ctl}")))
+                })
+                .unwrap_or("");
+            // Type, vendor, model, revision columns: from after the tuple to the device node.
+            let start = line.find(']').map_or(0, |i| i + 1);
+            let rest = line.get(start..).unwrap_or("").trim_start();
+            rest.get(..8 + 9 + 17 + 4).unwrap_or("").to_string()
+        };
+        let (u, k) = (pick(uvio_lines), pick(kernel_lines));
+        assert!(
+            !u.is_empty() && u == k,
+            "{ctl}: uvio {u:?} vs lsscsi {k:?}\n{out}"
+        );
+    }
+
+    // Data through the SCSI disk LUN.
+    let hash = |s: &str| -> String {
+        let sec = out.section(s);
+        assert_eq!(sec.rc, 0, "{s} failed\n{out}");
+        sec.output
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .find(|w| w.len() == 64)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let sha = |b: &[u8]| -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b).unwrap();
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(hash("read_first"), sha(&image[..4096]), "{out}");
+    assert_eq!(hash("read_last"), sha(&image[DATA_BYTES - 512..]), "{out}");
+    assert_eq!(
+        hash("read_big"),
+        sha(&image[512..512 + (3 << 20) + 1024]),
+        "{out}"
+    );
+    for s in ["write", "flush"] {
+        assert_eq!(out.section(s).rc, 0, "{s}\n{out}");
+    }
+    assert_eq!(
+        out.section("read_4k").output.lines().last(),
+        Some("8192"),
+        "{out}"
+    );
+    let refused = |s: &str, needle: &str| {
+        let sec = out.section(s);
+        assert_ne!(sec.rc, 0, "{s} should fail\n{out}");
+        assert!(
+            sec.output.contains(needle),
+            "{s} does not say {needle:?}\n{sec}"
+        );
+    };
+    refused("ro_write", "read-only");
+    refused("misaligned", "not aligned to the 4096-byte");
+    refused("not_a_disk", "not a disk");
+    refused("no_lun", "has no LUN 0:2:6");
+    let verify: Value = serde_json::from_str(&out.section("verify").output)
+        .unwrap_or_else(|e| panic!("verify: {e}\n{out}"));
+    assert_eq!(verify["ok"], true, "{out}");
+
+    // The write landed byte-exact in the host's image, and nothing else changed.
+    let after = fs::read(dir.join("uvio.img")).unwrap();
+    let mut expected = image.clone();
+    expected[w1_off..w1_off + w1.len()].copy_from_slice(&w1);
+    assert_eq!(
+        after.iter().zip(&expected).position(|(a, b)| a != b),
+        None,
+        "host image differs\n{out}"
+    );
+    assert_eq!(after.len(), DATA_BYTES);
+    let _ = fs::remove_dir_all(&dir);
+}

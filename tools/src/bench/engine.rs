@@ -1,0 +1,586 @@
+//! The per-thread I/O loop. Each job clone runs [`run_clone`] on its own thread with its own
+//! hardware queue, buffers and statistics: it keeps `iodepth` requests in flight, submits in
+//! batches of `iodepth_batch_submit` with one kick per batch, busy-polls for at least
+//! `iodepth_batch_complete_min` completions and handles at most `..._max` per reap, and
+//! records slat/clat/lat per I/O. Phases: ramp (not recorded), the measured run, then for a
+//! write job with `verify`, a read-back of what it wrote.
+//!
+//! The loop allocates nothing and takes no lock (a shared queue, the reported fallback,
+//! excepted): slots, buffers and the completion vector are sized before the start barrier,
+//! and progress is published with relaxed atomic stores.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use uvio::block::{Completion, Data, IoError, Request};
+use uvio::dma::DmaBuf;
+
+use super::options::{Ddir, JobOptions, RwMode};
+use super::queue::QueueHandle;
+use super::stats::{batch_bucket, depth_bucket, CpuUsage, JobStats};
+use super::verify::{Stamp, Verifier};
+use super::workload::{mix, NextIo, Workload};
+
+/// How long in-flight requests may go without any completing before they count as lost.
+const LOST_TIMEOUT: Duration = Duration::from_secs(30);
+/// fio's bandwidth/IOPS sampling interval (`bwavgtime`, `iopsavgtime`).
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What a running job shows the status line (written by its thread only).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Progress {
+    /// [`Phase`] as a number.
+    pub phase: AtomicU8,
+    pub ios: [AtomicU64; 3],
+    pub bytes: [AtomicU64; 3],
+    pub done: AtomicBool,
+}
+
+/// What a job thread is doing, for the status line's run string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Setup = 0,
+    Ramp = 1,
+    Running = 2,
+    Verifying = 3,
+    Done = 4,
+}
+
+impl Phase {
+    pub fn from_u8(v: u8) -> Phase {
+        match v {
+            1 => Phase::Ramp,
+            2 => Phase::Running,
+            3 => Phase::Verifying,
+            4 => Phase::Done,
+            _ => Phase::Setup,
+        }
+    }
+}
+
+/// Everything one job clone needs, prepared before its thread starts.
+pub struct CloneSetup {
+    pub opts: Arc<JobOptions>,
+    /// Clone number within the job (fio's thread_number - 1).
+    pub clone: u32,
+    /// Thread number within the group, stamped into verify headers.
+    pub thread: u32,
+    pub region_start: u64,
+    pub region_len: u64,
+    /// Bytes to transfer in the measured phase (ignored when time_based).
+    pub io_size: u64,
+    pub depth: u32,
+    pub seed: u64,
+    /// `depth` buffers, each as large as the job's largest block.
+    pub buffers: Vec<DmaBuf>,
+    pub queue: QueueHandle,
+    pub progress: Arc<Progress>,
+    pub start: Arc<Barrier>,
+}
+
+/// One request in flight.
+#[derive(Debug, Clone, Copy)]
+struct Inflight {
+    start: Instant,
+    issued: Instant,
+    ddir: Ddir,
+    offset: u64,
+    len: u64,
+    /// The writer's payload seed a verified read must find, when known.
+    expect: Option<u64>,
+}
+
+/// Where the I/Os of a phase come from.
+enum Source {
+    /// The job's workload; writes are stamped with a sequence number when verifying.
+    Workload(Workload),
+    /// Re-reading the first `remaining` writes of a workload, in the order written.
+    Replay {
+        workload: Workload,
+        remaining: u64,
+        sequence: u64,
+        check_seed: bool,
+    },
+    /// Reading `next..end` in blocks of `bs`.
+    Sweep { next: u64, end: u64, bs: u64 },
+}
+
+struct Engine {
+    queue: QueueHandle,
+    depth: u32,
+    batch_submit: u32,
+    complete_min: u32,
+    complete_max: u32,
+    cookie_base: u64,
+    slots: Vec<Inflight>,
+    buffers: Vec<Option<DmaBuf>>,
+    free: Vec<u32>,
+    /// Slots submitted in the current batch (their issue time is set at the kick).
+    batch: Vec<u32>,
+    done: Vec<Completion>,
+    in_flight: u32,
+    /// An I/O the queue refused for lack of tags (a shared queue), retried first.
+    pending: Option<(NextIo, Option<u64>)>,
+    stats: JobStats,
+    verifier: Option<Verifier>,
+    verify_fatal: bool,
+    seed: u64,
+    /// Writes stamped so far (the verify sequence number).
+    writes: u64,
+    stopped: bool,
+    progress: Arc<Progress>,
+    total_ios: [u64; 3],
+    total_bytes: [u64; 3],
+}
+
+impl Engine {
+    fn next_io(&mut self, source: &mut Source) -> Option<(NextIo, Option<u64>)> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
+        }
+        match source {
+            Source::Workload(w) => Some((w.next_io(), None)),
+            Source::Replay {
+                workload,
+                remaining,
+                sequence,
+                check_seed,
+            } => {
+                if *remaining == 0 {
+                    return None;
+                }
+                *remaining -= 1;
+                let mut io = workload.next_io();
+                io.ddir = Ddir::Read;
+                let expect = check_seed.then(|| mix(self.seed ^ *sequence));
+                *sequence += 1;
+                Some((io, expect))
+            }
+            Source::Sweep { next, end, bs } => {
+                if *next + *bs > *end {
+                    return None;
+                }
+                let io = NextIo {
+                    ddir: Ddir::Read,
+                    offset: *next,
+                    len: *bs,
+                };
+                *next += *bs;
+                Some((io, None))
+            }
+        }
+    }
+
+    /// Builds and submits one request; false if the queue had no room (retry later).
+    fn submit_one(&mut self, io: NextIo, expect: Option<u64>, now: Instant, record: bool) -> bool {
+        let Some(slot) = self.free.pop() else {
+            self.pending = Some((io, expect));
+            return false;
+        };
+        let i = slot as usize;
+        let cookie = self.cookie_base | u64::from(slot);
+        let Some(mut buf) = self.buffers[i].take() else {
+            // Every free slot holds its buffer; reaching here is a bookkeeping bug.
+            self.fail(format!("slot {slot} has no buffer"), 5);
+            return false;
+        };
+        let request = match io.ddir {
+            Ddir::Read => {
+                buf.set_len(io.len as usize);
+                Request::read(io.offset, buf, cookie)
+            }
+            Ddir::Write => {
+                buf.set_len(io.len as usize);
+                if let Some(v) = &self.verifier {
+                    let stamp = Stamp {
+                        offset: io.offset,
+                        seed: mix(self.seed ^ self.writes),
+                        sequence: self.writes,
+                    };
+                    v.fill(buf.as_mut_slice(), stamp);
+                }
+                Request::write(io.offset, buf, cookie)
+            }
+            Ddir::Trim => {
+                self.buffers[i] = Some(buf);
+                Request::discard(io.offset, io.len, cookie)
+            }
+        };
+        self.slots[i] = Inflight {
+            start: now,
+            issued: now,
+            ddir: io.ddir,
+            offset: io.offset,
+            len: io.len,
+            expect,
+        };
+        match self.queue.submit(request) {
+            Ok(_) => {
+                if io.ddir == Ddir::Write && self.verifier.is_some() {
+                    self.writes += 1;
+                }
+                self.in_flight += 1;
+                self.batch.push(slot);
+                if record {
+                    self.stats.io_depth[depth_bucket(self.in_flight)] += 1;
+                }
+                true
+            }
+            Err(rejected) => {
+                if let Data::One(b) = rejected.request.data {
+                    self.buffers[i] = Some(b);
+                }
+                self.free.push(slot);
+                if matches!(rejected.error, IoError::QueueFull(_)) {
+                    self.pending = Some((io, expect));
+                } else {
+                    self.fail(
+                        format!(
+                            "{} of {} bytes at offset {} refused: {}",
+                            io.ddir.name(),
+                            io.len,
+                            io.offset,
+                            rejected.error
+                        ),
+                        5,
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    fn fail(&mut self, what: String, errno: i32) {
+        if self.stats.first_error.is_none() {
+            self.stats.first_error = Some(what);
+            self.stats.error = errno;
+        }
+        self.stopped = true;
+    }
+
+    /// Handles one completion: latency, errors, verification; frees its slot.
+    fn complete(&mut self, c: Completion, now: Instant, record: bool) {
+        let slot = (c.cookie & 0xffff_ffff) as usize;
+        let Some(io) = self.slots.get(slot).copied() else {
+            self.fail(format!("completion with unknown cookie {:#x}", c.cookie), 5);
+            return;
+        };
+        if let Data::One(b) = c.data {
+            self.buffers[slot] = Some(b);
+        }
+        self.free.push(slot as u32);
+        self.in_flight -= 1;
+        let d = io.ddir.index();
+        match c.result {
+            Err(e) => {
+                self.stats.dirs[d].errors += 1;
+                self.fail(
+                    format!(
+                        "{} of {} bytes at offset {}: {e}",
+                        io.ddir.name(),
+                        io.len,
+                        io.offset
+                    ),
+                    5,
+                );
+            }
+            Ok(_) => {
+                self.total_ios[d] += 1;
+                self.total_bytes[d] += io.len;
+                if record {
+                    let slat = io.issued.saturating_duration_since(io.start).as_nanos() as u64;
+                    let clat = now.saturating_duration_since(io.issued).as_nanos() as u64;
+                    self.stats.dirs[d].record(io.len, slat, clat);
+                }
+                if io.ddir == Ddir::Read {
+                    if let (Some(v), Some(buf)) = (&self.verifier, &self.buffers[slot]) {
+                        match v.check(buf.as_slice(), io.offset, io.expect) {
+                            Ok(()) => self.stats.verified += 1,
+                            Err(bad) => {
+                                self.stats.verify_failures += 1;
+                                if self.stats.first_bad_block.is_none() {
+                                    self.stats.first_bad_block = Some(bad);
+                                }
+                                if self.stats.error == 0 {
+                                    self.stats.error = 84; // EILSEQ, as fio
+                                }
+                                if self.verify_fatal {
+                                    self.stopped = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        for d in 0..3 {
+            self.progress.ios[d].store(self.total_ios[d], Ordering::Relaxed);
+            self.progress.bytes[d].store(self.total_bytes[d], Ordering::Relaxed);
+        }
+    }
+
+    /// Runs one phase until `limit_bytes` are issued, `deadline` passes or the source ends,
+    /// then drains. Returns the phase's wall time.
+    fn run_phase(
+        &mut self,
+        source: &mut Source,
+        limit_bytes: Option<u64>,
+        deadline: Option<Instant>,
+        record: bool,
+    ) -> Duration {
+        let t0 = Instant::now();
+        let mut issued_bytes = 0u64;
+        let mut issuing = true;
+        let mut next_sample = t0 + SAMPLE_INTERVAL;
+        let mut sample_at = t0;
+        let mut sample_base = (self.total_ios, self.total_bytes);
+        let mut last_progress = t0;
+        let mut now = t0;
+        loop {
+            if deadline.is_some_and(|d| now >= d) || self.stopped {
+                issuing = false;
+            }
+            // Submit: fill to the depth, one kick per batch.
+            while issuing && self.in_flight < self.depth {
+                let want = self.batch_submit.min(self.depth - self.in_flight);
+                let mut n = 0;
+                while n < want {
+                    if limit_bytes.is_some_and(|l| issued_bytes >= l) {
+                        issuing = false;
+                        break;
+                    }
+                    let Some((io, expect)) = self.next_io(source) else {
+                        issuing = false;
+                        break;
+                    };
+                    if !self.submit_one(io, expect, now, record) {
+                        break;
+                    }
+                    issued_bytes += io.len;
+                    n += 1;
+                }
+                if n > 0 {
+                    self.queue.kick();
+                    let issued = Instant::now();
+                    for &s in &self.batch {
+                        self.slots[s as usize].issued = issued;
+                    }
+                    self.batch.clear();
+                    if record {
+                        self.stats.submit[batch_bucket(n)] += 1;
+                        self.stats.submit_calls += 1;
+                    }
+                    now = issued;
+                }
+                if n < want || self.pending.is_some() {
+                    break;
+                }
+            }
+            if self.in_flight == 0 && self.done.is_empty() {
+                if !issuing || self.stopped {
+                    break;
+                }
+                if self.pending.is_some() {
+                    // A shared queue is full of other threads' requests.
+                    std::hint::spin_loop();
+                    now = Instant::now();
+                    continue;
+                }
+            }
+            // Reap: busy-poll for at least `complete_min` (0: look once).
+            let min = self.complete_min.min(self.in_flight) as usize;
+            loop {
+                self.queue.poll(&mut self.done);
+                if self.done.len() >= min.max(1) || min == 0 {
+                    break;
+                }
+                std::hint::spin_loop();
+                if last_progress.elapsed() > LOST_TIMEOUT {
+                    break;
+                }
+            }
+            now = Instant::now();
+            if self.done.is_empty() {
+                if now.duration_since(last_progress) > LOST_TIMEOUT && self.in_flight > 0 {
+                    let lost = self.in_flight;
+                    self.fail(
+                        format!(
+                            "{lost} requests never completed within {}s (lost)",
+                            LOST_TIMEOUT.as_secs()
+                        ),
+                        110,
+                    );
+                    break;
+                }
+                continue;
+            }
+            last_progress = now;
+            let take = self.done.len().min(self.complete_max as usize);
+            if record {
+                self.stats.complete[batch_bucket(take as u32)] += 1;
+                self.stats.complete_calls += 1;
+            }
+            // Handle the first `take`; the rest stay for the next reap. (`take` swaps in an
+            // empty vector, which does not allocate.)
+            let mut done = std::mem::take(&mut self.done);
+            for c in done.drain(..take) {
+                self.complete(c, now, record);
+            }
+            self.done = done;
+            self.publish();
+            if record && now >= next_sample {
+                let secs = now.duration_since(sample_at).as_secs_f64();
+                for d in 0..3 {
+                    let ios = self.total_ios[d] - sample_base.0[d];
+                    let bytes = self.total_bytes[d] - sample_base.1[d];
+                    if ios > 0 || self.stats.dirs[d].ios > 0 {
+                        self.stats.dirs[d].bw_samples.add(bytes as f64 / 1024.0 / secs);
+                        self.stats.dirs[d].iops_samples.add(ios as f64 / secs);
+                    }
+                }
+                sample_base = (self.total_ios, self.total_bytes);
+                sample_at = now;
+                next_sample = now + SAMPLE_INTERVAL;
+            }
+        }
+        now.duration_since(t0)
+    }
+}
+
+/// Runs one job clone to the end and returns what it measured.
+pub fn run_clone(setup: CloneSetup) -> JobStats {
+    let opts = setup.opts;
+    let depth = setup.depth.max(1);
+    let mut slots_init = Vec::with_capacity(depth as usize);
+    let now = Instant::now();
+    for _ in 0..depth {
+        slots_init.push(Inflight {
+            start: now,
+            issued: now,
+            ddir: Ddir::Read,
+            offset: 0,
+            len: 0,
+            expect: None,
+        });
+    }
+    let mut buffers: Vec<Option<DmaBuf>> = setup.buffers.into_iter().map(Some).collect();
+    buffers.truncate(depth as usize);
+    let depth = depth.min(buffers.len() as u32);
+    let verifier = opts
+        .verify
+        .map(|kind| Verifier::new(kind, opts.verify_pattern.clone(), setup.thread));
+    let hw_queue = setup.queue.index();
+    let shared = setup.queue.is_shared();
+    let mut engine = Engine {
+        cookie_base: setup.queue.cookie_base(),
+        queue: setup.queue,
+        depth,
+        batch_submit: opts.batch_submit().max(1),
+        complete_min: opts.iodepth_batch_complete_min,
+        complete_max: match opts.iodepth_batch_complete_max {
+            None | Some(0) => depth,
+            Some(m) => m.max(1),
+        },
+        slots: slots_init,
+        buffers,
+        free: (0..depth).rev().collect(),
+        batch: Vec::with_capacity(depth as usize),
+        done: Vec::with_capacity(depth as usize),
+        in_flight: 0,
+        pending: None,
+        stats: JobStats {
+            hw_queue,
+            shared_queue: shared,
+            depth,
+            ..JobStats::default()
+        },
+        verifier,
+        verify_fatal: opts.verify_fatal,
+        seed: setup.seed,
+        writes: 0,
+        stopped: false,
+        progress: setup.progress,
+        total_ios: [0; 3],
+        total_bytes: [0; 3],
+    };
+    // SAFETY: gettid has no preconditions.
+    engine.stats.tid = unsafe { libc::gettid() };
+    let make_workload = || {
+        Workload::new(
+            opts.rw,
+            opts.rwmixread,
+            [
+                opts.block_sizes(Ddir::Read),
+                opts.block_sizes(Ddir::Write),
+                opts.block_sizes(Ddir::Trim),
+            ],
+            setup.region_start,
+            setup.region_len,
+            opts.norandommap,
+            setup.seed,
+        )
+    };
+    let mut source = Source::Workload(make_workload());
+
+    setup.start.wait();
+    let cpu0 = CpuUsage::this_thread();
+    let set_phase = |e: &Engine, p: Phase| e.progress.phase.store(p as u8, Ordering::Relaxed);
+
+    if !opts.ramp_time.is_zero() {
+        set_phase(&engine, Phase::Ramp);
+        let end = Instant::now() + opts.ramp_time;
+        engine.run_phase(&mut source, None, Some(end), false);
+        engine.stats.reset();
+    }
+    set_phase(&engine, Phase::Running);
+    let deadline = opts.runtime.map(|r| Instant::now() + r);
+    let limit = (!opts.time_based).then_some(setup.io_size);
+    let main = engine.run_phase(&mut source, limit, deadline, true);
+    for d in Ddir::ALL {
+        if opts.rw.has(d) {
+            engine.stats.dirs[d.index()].runtime = main;
+        }
+    }
+    let mut total = main;
+
+    let write_verify = opts.verify.is_some()
+        && opts.do_verify
+        && matches!(opts.rw, RwMode::Write | RwMode::RandWrite);
+    if write_verify && !engine.stopped && engine.writes > 0 {
+        set_phase(&engine, Phase::Verifying);
+        let probe = make_workload();
+        let blocks = probe.blocks();
+        let bs = opts.bs[Ddir::Write.index()];
+        let mut verify_source = if engine.writes >= blocks {
+            // Every block was written at least once: read the whole region back.
+            Source::Sweep {
+                next: setup.region_start,
+                end: setup.region_start + setup.region_len,
+                bs,
+            }
+        } else {
+            Source::Replay {
+                workload: probe,
+                remaining: engine.writes,
+                sequence: 0,
+                // Each block was written once, so its writer's seed is known.
+                check_seed: !opts.norandommap || !opts.rw.is_random(),
+            }
+        };
+        let t = engine.run_phase(&mut verify_source, None, None, true);
+        engine.stats.dirs[Ddir::Read.index()].runtime += t;
+        total += t;
+    }
+    engine.stats.job_runtime = total;
+    engine.stats.cpu = CpuUsage::this_thread().since(cpu0);
+    engine.publish();
+    set_phase(&engine, Phase::Done);
+    engine.progress.done.store(true, Ordering::Release);
+    engine.stats
+}

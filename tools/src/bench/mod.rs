@@ -1,0 +1,498 @@
+//! `uvio bench`: a fio-like benchmark on the block API.
+//!
+//! Jobs come from fio-style options or job files ([`jobfile`], [`options`], [`units`]); each
+//! group of jobs opens its devices once, gives every job clone a thread and a hardware queue
+//! (sharing queues, behind a lock, only when clones outnumber queues, and saying so), runs
+//! them together ([`engine`]), and reports in fio's normal or JSON layout ([`output`]).
+//! The exit status is non-zero when any I/O or verification failed.
+
+pub mod engine;
+pub mod jobfile;
+pub mod options;
+pub mod output;
+pub mod queue;
+pub mod stats;
+pub mod units;
+pub mod verify;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::str::FromStr;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use uvio::dma::DmaBuf;
+
+use crate::open::{open_device, OpenedDevice, QueueRequest, Target};
+use crate::CmdResult;
+use engine::{CloneSetup, Progress};
+use jobfile::{Eta, Group, Invocation};
+use options::{Ddir, JobOptions};
+use output::status::{StatusLine, Watched};
+use output::{GroupReport, JobReport};
+use queue::{QueueHandle, Shared};
+use stats::JobStats;
+use workload::{mix, Rng};
+
+/// fio's default random seed (`randseed`).
+const DEFAULT_SEED: u64 = 0x89;
+
+const HELP: &str = "\
+usage: uvio bench [--output-format=normal|json|json+] [--output=FILE] [--eta=auto|always|never]
+                  [--parse-only] [GLOBAL OPTIONS] --name=JOB [JOB OPTIONS] [--name=JOB ...]
+       uvio bench [--output-format=...] JOBFILE...
+
+fio's option names and semantics; options before the first --name are global. A job file is
+fio's INI format ([global] and one section per job); each file is a group run after the one
+before it. filename= names the device: a PCI BDF (0000:00:05.0), or BDF/C:T:L for a SCSI LUN.
+
+Job options: name filename rw (read write trim randread randwrite randtrim rw randrw)
+  rwmixread rwmixwrite bs bsrange bssplit iodepth iodepth_batch_submit
+  iodepth_batch_complete_min iodepth_batch_complete_max numjobs size io_size offset
+  offset_increment runtime time_based ramp_time randrepeat randseed norandommap
+  verify (crc32c md5 xxhash pattern) verify_pattern do_verify verify_fatal percentile_list
+  group_reporting thread ioengine=uvio direct=1 description
+";
+
+/// Entry point: `args` are what follows `uvio bench`.
+pub fn run(args: &[String]) -> CmdResult {
+    let inv = jobfile::parse_args(args)?;
+    if inv.show_help {
+        print!("{HELP}");
+        return Ok(());
+    }
+    if inv.show_version {
+        println!("uvio-{}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    for g in &inv.groups {
+        for j in &g.jobs {
+            j.validate()
+                .map_err(|e| format!("job `{}`: {e}", display_name(j)))?;
+            if j.filename.is_none() {
+                return Err(format!(
+                    "job `{}`: filename= is required (a PCI BDF such as 0000:00:05.0, or \
+                     BDF/C:T:L for a SCSI LUN)",
+                    display_name(j)
+                )
+                .into());
+            }
+        }
+    }
+    if inv.parse_only {
+        for (i, g) in inv.groups.iter().enumerate() {
+            for j in &g.jobs {
+                print!("{}", output::normal::job_start_line(j, i, j.iodepth));
+            }
+        }
+        return Ok(());
+    }
+    let mut out: Box<dyn Write> = match &inv.output {
+        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
+            format!("--output={}: {e}", path.display())
+        })?),
+        None => Box::new(std::io::stdout()),
+    };
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut reports = Vec::new();
+    for (id, group) in inv.groups.iter().enumerate() {
+        reports.push(run_group(id, group, &inv, &mut out)?);
+    }
+    if inv.formats.normal {
+        out.write_all(output::normal::render(&reports).as_bytes())?;
+    }
+    if inv.formats.json {
+        let doc = output::json::render(
+            &reports,
+            inv.formats.json_plus,
+            wall.as_secs() as i64,
+            wall.as_millis() as u64,
+        );
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    }
+    out.flush()?;
+    // Failures: on stderr too, whatever the output format, and in the exit status.
+    let mut failures = Vec::new();
+    for g in &reports {
+        for j in &g.jobs {
+            if let Some(e) = &j.stats.first_error {
+                failures.push(format!("job `{}`: I/O error: {e}", j.name));
+            }
+            if let Some(bad) = &j.stats.first_bad_block {
+                failures.push(format!(
+                    "job `{}`: {} bad block(s); first: {bad}",
+                    j.name, j.stats.verify_failures
+                ));
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
+}
+
+fn display_name(j: &JobOptions) -> &str {
+    if j.name.is_empty() {
+        "(unnamed)"
+    } else {
+        &j.name
+    }
+}
+
+/// One job clone before it runs.
+struct Planned {
+    job: usize,
+    clone: u32,
+    opts: Arc<JobOptions>,
+    target: String,
+    region_start: u64,
+    region_len: u64,
+    io_size: u64,
+    depth: u32,
+    seed: u64,
+}
+
+fn base_seed(o: &JobOptions) -> u64 {
+    match (o.randseed, o.randrepeat) {
+        (Some(s), _) => s,
+        (None, true) => DEFAULT_SEED,
+        (None, false) => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    }
+}
+
+/// Checks a job against its device and lays out each clone's region.
+fn plan_job(
+    index: usize,
+    opts: &Arc<JobOptions>,
+    target: &str,
+    dev: &OpenedDevice,
+) -> Result<Vec<Planned>, String> {
+    let d = &dev.device;
+    let name = display_name(opts);
+    let lbs = u64::from(d.limits.logical_block_size);
+    let capacity = d.capacity();
+    let mut min_bs = u64::MAX;
+    for dir in Ddir::ALL.into_iter().filter(|x| opts.rw.has(*x)) {
+        let sizes = opts.block_sizes(dir);
+        for bs in sizes.sizes() {
+            if !bs.is_multiple_of(lbs) {
+                return Err(format!(
+                    "job `{name}`: block size {bs} is not a multiple of {target}'s {lbs}-byte \
+                     logical block size"
+                ));
+            }
+            if dir != Ddir::Trim && bs > d.limits.max_transfer_bytes {
+                return Err(format!(
+                    "job `{name}`: block size {bs} exceeds {target}'s largest transfer of {} \
+                     bytes",
+                    d.limits.max_transfer_bytes
+                ));
+            }
+        }
+        min_bs = min_bs.min(sizes.min());
+        if dir == Ddir::Trim {
+            let discard = d.limits.discard.ok_or_else(|| {
+                format!("job `{name}`: {target} does not support discard (rw=trim)")
+            })?;
+            if sizes.max() > discard.max_bytes {
+                return Err(format!(
+                    "job `{name}`: trim size {} exceeds {target}'s discard limit of {} bytes",
+                    sizes.max(),
+                    discard.max_bytes
+                ));
+            }
+        }
+        if dir != Ddir::Read && d.limits.read_only {
+            return Err(format!("job `{name}`: {target} is read-only"));
+        }
+    }
+    let max_bs = Ddir::ALL
+        .into_iter()
+        .filter(|x| opts.rw.has(*x))
+        .map(|x| opts.block_sizes(x).max())
+        .max()
+        .unwrap_or(4096);
+    let offset = opts.offset.resolve(capacity, min_bs);
+    let increment = opts.offset_increment.resolve(capacity, min_bs);
+    let queue_depth = u32::from(d.queue_depth.max(1));
+    let depth = opts.iodepth.min(queue_depth);
+    if depth < opts.iodepth {
+        eprintln!(
+            "uvio bench: job `{name}`: iodepth={} exceeds the {queue_depth} tags of {target}'s \
+             queues; running at iodepth={depth}",
+            opts.iodepth
+        );
+    }
+    let seed = base_seed(opts);
+    let mut out = Vec::new();
+    for clone in 0..opts.numjobs {
+        let start = offset + increment * u64::from(clone);
+        if !start.is_multiple_of(lbs) {
+            return Err(format!(
+                "job `{name}`: offset {start} is not a multiple of {target}'s {lbs}-byte blocks"
+            ));
+        }
+        if start >= capacity {
+            return Err(format!(
+                "job `{name}` clone {clone}: offset {start} is past the end of {target} \
+                 ({capacity} bytes)"
+            ));
+        }
+        let len = match opts.size {
+            Some(s) => s.resolve(capacity, min_bs),
+            None => capacity - start,
+        };
+        if start + len > capacity {
+            return Err(format!(
+                "job `{name}` clone {clone}: offset {start} + size {len} is past the end of \
+                 {target} ({capacity} bytes)"
+            ));
+        }
+        if len < max_bs {
+            return Err(format!(
+                "job `{name}`: the region of {len} bytes is smaller than a block of {max_bs}"
+            ));
+        }
+        out.push(Planned {
+            job: index,
+            clone,
+            opts: Arc::clone(opts),
+            target: target.to_string(),
+            region_start: start,
+            region_len: len,
+            io_size: opts.io_size.unwrap_or(len),
+            depth,
+            // fio derives per-clone seeds from the job's seed, so clones differ but runs repeat.
+            seed: mix(seed ^ ((index as u64) << 32) ^ u64::from(clone)),
+        });
+    }
+    Ok(out)
+}
+
+/// Random bytes for the write buffers of jobs without verification (fio's default).
+fn scramble(bufs: &mut [DmaBuf], seed: u64) {
+    let mut rng = Rng::new(seed);
+    for b in bufs {
+        for chunk in b.as_mut_slice().chunks_mut(8) {
+            let v = rng.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+fn now_ms() -> (i64, u64) {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (t.as_secs() as i64, t.as_millis() as u64)
+}
+
+/// Opens the group's devices, runs its jobs together, and returns the report.
+fn run_group(
+    id: usize,
+    group: &Group,
+    inv: &Invocation,
+    out: &mut Box<dyn Write>,
+) -> Result<GroupReport, Box<dyn std::error::Error>> {
+    let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
+    // Each device is opened once, with all its queues, for every job that names it.
+    let mut devices: BTreeMap<String, OpenedDevice> = BTreeMap::new();
+    for j in &jobs {
+        let name = j.filename.clone().unwrap_or_default();
+        if devices.contains_key(&name) {
+            continue;
+        }
+        let target = Target::from_str(&name)
+            .map_err(|e| format!("job `{}`: filename={name}: {e}", display_name(j)))?;
+        let opened = open_device(
+            target,
+            QueueRequest {
+                queues: None,
+                depth: None,
+            },
+        )
+        .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;
+        devices.insert(name, opened);
+    }
+    let mut planned = Vec::new();
+    for (i, j) in jobs.iter().enumerate() {
+        let name = j.filename.clone().unwrap_or_default();
+        planned.extend(plan_job(i, j, &name, &devices[&name])?);
+    }
+
+    // Queues: one per clone while they last; beyond that clones share, round robin.
+    let mut handles: Vec<Option<QueueHandle>> = (0..planned.len()).map(|_| None).collect();
+    let mut notes = Vec::new();
+    for (name, dev) in devices.iter_mut() {
+        let users: Vec<usize> = (0..planned.len())
+            .filter(|&i| planned[i].target == *name)
+            .collect();
+        let queues = std::mem::take(&mut dev.queues);
+        let nq = queues.len();
+        if nq == 0 {
+            return Err(format!("{name} has no hardware queue").into());
+        }
+        if users.len() > nq {
+            notes.push(format!(
+                "uvio: {} threads on {name}, which has {nq} hardware queue(s): queues are \
+                 shared (behind a lock) by up to {} threads each",
+                users.len(),
+                users.len().div_ceil(nq)
+            ));
+        }
+        for (q, queue) in queues.into_iter().enumerate() {
+            let mine: Vec<usize> = users.iter().copied().skip(q).step_by(nq).collect();
+            match mine.len() {
+                0 => {}
+                1 => handles[mine[0]] = Some(QueueHandle::Owned(queue)),
+                n => {
+                    let shared = Shared::new(queue, n);
+                    for (slot, &u) in mine.iter().enumerate() {
+                        handles[u] = Some(QueueHandle::Shared(Arc::clone(&shared), slot));
+                    }
+                }
+            }
+        }
+    }
+
+    // Start-up lines, as fio prints them.
+    if inv.formats.normal {
+        let mut head = String::new();
+        let mut last_job = usize::MAX;
+        for p in &planned {
+            if p.job != last_job {
+                head += &output::normal::job_start_line(&p.opts, id, p.depth);
+                last_job = p.job;
+            } else if p.clone == 1 {
+                head += "...\n";
+            }
+        }
+        if id == 0 {
+            head += &format!("uvio-{}\n", env!("CARGO_PKG_VERSION"));
+        }
+        let n = planned.len();
+        head += &format!("Starting {n} thread{}\n", if n == 1 { "" } else { "s" });
+        for note in &notes {
+            head += note;
+            head.push('\n');
+        }
+        out.write_all(head.as_bytes())?;
+        out.flush()?;
+    } else {
+        for note in &notes {
+            eprintln!("{note}");
+        }
+    }
+
+    // Buffers and threads.
+    let barrier = Arc::new(Barrier::new(planned.len() + 1));
+    let mut setups = Vec::new();
+    let mut watched = Vec::new();
+    for (thread, (p, handle)) in planned.iter().zip(handles).enumerate() {
+        let dev = &devices[&p.target];
+        let max_bs = Ddir::ALL
+            .into_iter()
+            .filter(|x| p.opts.rw.has(*x))
+            .map(|x| p.opts.block_sizes(x).max())
+            .max()
+            .unwrap_or(4096) as usize;
+        let mut buffers = dev
+            .dma
+            .alloc(p.depth as usize * max_bs)?
+            .into_bufs(max_bs);
+        if p.opts.verify.is_none() && p.opts.rw.has(Ddir::Write) {
+            scramble(&mut buffers, p.seed);
+        }
+        let progress = Arc::new(Progress::default());
+        watched.push(Watched {
+            opts: Arc::clone(&p.opts),
+            progress: Arc::clone(&progress),
+            io_size: if p.opts.time_based { 0 } else { p.io_size },
+        });
+        setups.push(CloneSetup {
+            opts: Arc::clone(&p.opts),
+            clone: p.clone,
+            thread: thread as u32,
+            region_start: p.region_start,
+            region_len: p.region_len,
+            io_size: p.io_size,
+            depth: p.depth,
+            seed: p.seed,
+            buffers,
+            queue: handle.ok_or("a job clone got no hardware queue")?,
+            progress,
+            start: Arc::clone(&barrier),
+        });
+    }
+    let show_status = match inv.eta {
+        Eta::Always => true,
+        Eta::Never => false,
+        Eta::Auto => std::io::stderr().is_terminal(),
+    };
+    let (start_secs, start_ms) = now_ms();
+    let started = Instant::now();
+    let results: Vec<JobStats> = std::thread::scope(|scope| {
+        let handles: Vec<_> = setups
+            .into_iter()
+            .map(|s| {
+                std::thread::Builder::new()
+                    .name(format!("bench-{}", s.opts.name))
+                    .spawn_scoped(scope, move || engine::run_clone(s))
+            })
+            .collect::<Result<_, _>>()?;
+        barrier.wait();
+        let mut status = StatusLine::new(Instant::now());
+        let mut next = Instant::now() + Duration::from_secs(1);
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(50));
+            if show_status && Instant::now() >= next {
+                let line = status.render(&watched);
+                let text = status.overwrite(&line);
+                let _ = std::io::stderr().write_all(text.as_bytes());
+                next += Duration::from_secs(1);
+            }
+        }
+        if show_status {
+            let _ = std::io::stderr().write_all(status.clear().as_bytes());
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| std::io::Error::other("a job thread panicked")))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let elapsed = started.elapsed();
+    drop(devices);
+
+    let mut reports: Vec<JobReport> = planned
+        .iter()
+        .zip(results)
+        .map(|(p, stats)| JobReport {
+            name: p.opts.name.clone(),
+            opts: Arc::clone(&p.opts),
+            filename: p.target.clone(),
+            stats,
+            start_secs,
+            start_ms,
+        })
+        .collect();
+    if jobs.iter().any(|j| j.group_reporting) && reports.len() > 1 {
+        let mut merged = reports.remove(0);
+        for r in &reports {
+            merged.stats.merge(&r.stats);
+        }
+        reports = vec![merged];
+    }
+    Ok(GroupReport {
+        id,
+        jobs: reports,
+        global: group.global.clone(),
+        elapsed,
+    })
+}

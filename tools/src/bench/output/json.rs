@@ -1,0 +1,255 @@
+//! fio-compatible JSON (`--output-format=json`) and JSON+ (`json+`: latency `bins` too).
+//!
+//! Keys, nesting and units follow fio 3.x: `jobs[]` with `jobname`, `job options` (always with
+//! `rw`, `bs`, `iodepth`, `numjobs`, `ioengine`), `read`/`write`/`trim` (always all three) and
+//! `sync`, `io_bytes`, `bw` in KiB/s, `bw_bytes`, `iops`, `runtime` in ms, `total_ios`,
+//! `slat_ns`/`clat_ns`/`lat_ns` with `min/max/mean/stddev/N` and `percentile` on `clat_ns`, plus
+//! `uvio version` at the top and a `uvio` object per job. No NaN is ever emitted.
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+use super::format::{ctime, size_option};
+use super::normal::latency_buckets;
+use super::{GroupReport, JobReport};
+use crate::bench::options::{BlockSizes, Ddir, JobOptions};
+use crate::bench::stats::{percent, DirStats, BATCH_KEYS, DEPTH_KEYS};
+
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        json!(0.0)
+    }
+}
+
+fn latency(h: &Histogram<u64>, percentiles: Option<&[f64]>, bins: bool) -> Value {
+    let mut o = Map::new();
+    let empty = h.is_empty();
+    o.insert("min".into(), json!(if empty { 0 } else { h.min() }));
+    o.insert("max".into(), json!(if empty { 0 } else { h.max() }));
+    o.insert("mean".into(), num(if empty { 0.0 } else { h.mean() }));
+    o.insert("stddev".into(), num(if empty { 0.0 } else { h.stdev() }));
+    o.insert("N".into(), json!(h.len()));
+    if let (Some(list), false) = (percentiles, empty) {
+        let mut p = Map::new();
+        for q in list {
+            p.insert(format!("{q:.6}"), json!(h.value_at_quantile(q / 100.0)));
+        }
+        o.insert("percentile".into(), Value::Object(p));
+        if bins {
+            let mut b = Map::new();
+            for v in h.iter_recorded() {
+                let key = h.median_equivalent(v.value_iterated_to());
+                b.insert(key.to_string(), json!(v.count_at_value()));
+            }
+            o.insert("bins".into(), Value::Object(b));
+        }
+    }
+    Value::Object(o)
+}
+
+fn ddir(s: &DirStats, opts: &JobOptions, group_agg: u64, bins: bool) -> Value {
+    let bw_kib = s.bw_bytes() / 1024;
+    let b = &s.bw_samples;
+    let i = &s.iops_samples;
+    let agg = if group_agg > 0 {
+        (b.mean * 100.0 / (group_agg as f64 / 1024.0)).min(100.0)
+    } else {
+        0.0
+    };
+    json!({
+        "io_bytes": s.bytes,
+        "io_kbytes": s.bytes >> 10,
+        "bw_bytes": s.bw_bytes(),
+        "bw": bw_kib,
+        "iops": num(s.iops()),
+        "runtime": s.runtime_ms(),
+        "total_ios": s.ios,
+        "short_ios": 0,
+        "drop_ios": 0,
+        "slat_ns": latency(&s.slat, None, false),
+        "clat_ns": latency(&s.clat, Some(&opts.percentile_list), bins),
+        "lat_ns": latency(&s.lat, None, false),
+        "bw_min": b.min as u64,
+        "bw_max": b.max as u64,
+        "bw_agg": num(agg),
+        "bw_mean": num(b.mean),
+        "bw_dev": num(b.stddev()),
+        "bw_samples": b.n,
+        "iops_min": i.min as u64,
+        "iops_max": i.max as u64,
+        "iops_mean": num(i.mean),
+        "iops_stddev": num(i.stddev()),
+        "iops_samples": i.n,
+        "errors": s.errors,
+    })
+}
+
+fn bs_option(opts: &JobOptions) -> String {
+    let one = |d: Ddir| match opts.block_sizes(d) {
+        BlockSizes::Fixed(b) => size_option(b),
+        BlockSizes::Range(lo, hi) => format!("{}-{}", size_option(lo), size_option(hi)),
+        BlockSizes::Split(v) => v
+            .iter()
+            .map(|(b, p)| format!("{}/{p}", size_option(*b)))
+            .collect::<Vec<_>>()
+            .join(":"),
+    };
+    let (r, w, t) = (one(Ddir::Read), one(Ddir::Write), one(Ddir::Trim));
+    if r == w && w == t {
+        r
+    } else {
+        format!("{r},{w},{t}")
+    }
+}
+
+/// `job options`: what the job set, plus the options consumers always need.
+fn job_options(job: &JobReport) -> Value {
+    let o = &job.opts;
+    let mut m = Map::new();
+    m.insert("name".into(), json!(o.name));
+    for (k, v) in &o.explicit {
+        m.insert(k.clone(), json!(v));
+    }
+    let always = [
+        ("rw", o.rw.name().to_string()),
+        ("bs", bs_option(o)),
+        ("iodepth", o.iodepth.to_string()),
+        ("numjobs", o.numjobs.to_string()),
+        ("ioengine", "uvio".to_string()),
+    ];
+    for (k, v) in always {
+        m.entry(k.to_string()).or_insert_with(|| json!(v));
+    }
+    Value::Object(m)
+}
+
+fn map7(keys: &[&str; 7], counts: &[u64; 7], total: u64) -> Value {
+    let mut m = Map::new();
+    for (k, c) in keys.iter().zip(counts) {
+        m.insert((*k).to_string(), num(percent(*c, total)));
+    }
+    Value::Object(m)
+}
+
+fn lat_map(labels: &[&str], values: &[f64]) -> Value {
+    let mut m = Map::new();
+    for (k, v) in labels.iter().zip(values) {
+        m.insert((*k).to_string(), num(*v));
+    }
+    Value::Object(m)
+}
+
+fn job(job: &JobReport, group: &GroupReport, bins: bool) -> Value {
+    let s = &job.stats;
+    let rt = s.job_runtime.as_secs_f64();
+    let cpu = |t: std::time::Duration| {
+        if rt > 0.0 {
+            t.as_secs_f64() * 100.0 / rt
+        } else {
+            0.0
+        }
+    };
+    let (n, u, ms) = latency_buckets(&s.all_lat());
+    let labels = ["2", "4", "10", "20", "50", "100", "250", "500", "750", "1000"];
+    let ms_labels = [
+        "2", "4", "10", "20", "50", "100", "250", "500", "750", "1000", "2000", ">=2000",
+    ];
+    let mut o = Map::new();
+    o.insert("jobname".into(), json!(job.name));
+    o.insert("groupid".into(), json!(group.id));
+    o.insert("job_start".into(), json!(job.start_ms));
+    o.insert("error".into(), json!(s.error));
+    o.insert("eta".into(), json!(0));
+    o.insert("elapsed".into(), json!(group.elapsed.as_secs()));
+    o.insert("job options".into(), job_options(job));
+    for d in Ddir::ALL {
+        o.insert(
+            d.name().into(),
+            ddir(s.dir(d), &job.opts, group.agg_bw(d), bins),
+        );
+    }
+    o.insert(
+        "sync".into(),
+        json!({"total_ios": 0, "lat_ns": latency(&crate::bench::stats::new_histogram(), None, false)}),
+    );
+    o.insert("job_runtime".into(), json!(s.job_runtime.as_millis() as u64));
+    o.insert("usr_cpu".into(), num(cpu(s.cpu.user)));
+    o.insert("sys_cpu".into(), num(cpu(s.cpu.system)));
+    o.insert("ctx".into(), json!(s.cpu.ctx));
+    o.insert("majf".into(), json!(s.cpu.majflt));
+    o.insert("minf".into(), json!(s.cpu.minflt));
+    let depth_total: u64 = s.io_depth.iter().sum();
+    o.insert(
+        "iodepth_level".into(),
+        map7(&DEPTH_KEYS, &s.io_depth, depth_total),
+    );
+    o.insert(
+        "iodepth_submit".into(),
+        map7(&BATCH_KEYS, &s.submit, s.submit_calls),
+    );
+    o.insert(
+        "iodepth_complete".into(),
+        map7(&BATCH_KEYS, &s.complete, s.complete_calls),
+    );
+    o.insert("latency_ns".into(), lat_map(&labels, &n));
+    o.insert("latency_us".into(), lat_map(&labels, &u));
+    o.insert("latency_ms".into(), lat_map(&ms_labels, &ms));
+    o.insert("latency_depth".into(), json!(s.depth));
+    o.insert("latency_target".into(), json!(0));
+    o.insert("latency_target_ns".into(), json!(0));
+    o.insert("latency_percentile".into(), num(100.0));
+    o.insert("latency_window".into(), json!(0));
+    o.insert("latency_window_us".into(), json!(0));
+    let bad = s.first_bad_block.as_ref().map(|b| {
+        json!({
+            "offset": b.offset,
+            "length": b.len,
+            "what": b.what,
+            "expected": b.expected,
+            "found": b.found,
+        })
+    });
+    o.insert(
+        "uvio".into(),
+        json!({
+            "filename": job.filename,
+            "hw_queue": s.hw_queue,
+            "shared_queue": s.shared_queue,
+            "first_error": s.first_error,
+            "verify": {
+                "blocks_verified": s.verified,
+                "bad_blocks": s.verify_failures,
+                "first_bad_block": bad,
+            },
+        }),
+    );
+    Value::Object(o)
+}
+
+/// The whole JSON document for a run.
+pub fn render(groups: &[GroupReport], plus: bool, start_secs: i64, start_ms: u64) -> Value {
+    let mut top = Map::new();
+    top.insert(
+        "fio version".into(),
+        json!(format!("uvio-{}", env!("CARGO_PKG_VERSION"))),
+    );
+    top.insert("uvio version".into(), json!(env!("CARGO_PKG_VERSION")));
+    top.insert("timestamp".into(), json!(start_secs));
+    top.insert("timestamp_ms".into(), json!(start_ms));
+    top.insert("time".into(), json!(ctime(start_secs)));
+    if let Some(g) = groups.first().filter(|g| !g.global.is_empty()) {
+        let mut m = Map::new();
+        for (k, v) in &g.global {
+            m.insert(k.clone(), json!(v));
+        }
+        top.insert("global options".into(), Value::Object(m));
+    }
+    let jobs: Vec<Value> = groups
+        .iter()
+        .flat_map(|g| g.jobs.iter().map(move |j| job(j, g, plus)))
+        .collect();
+    top.insert("jobs".into(), Value::Array(jobs));
+    Value::Object(top)
+}
