@@ -299,3 +299,50 @@ true
     assert_eq!(after.len(), DATA_BYTES);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Hot-plug: while `uvio scan --watch` runs (reading every disk LUN), the harness adds a
+/// scsi-hd through QMP, then removes it. uvio reports both, the new LUN is served while it
+/// exists, and the LUNs that stay keep being served without a single failed read.
+#[test]
+fn hot_plug_and_removal_while_uvio_runs() {
+    let mut vm = VmSpec::new()
+        .qmp(true)
+        .virtio_scsi("s0", "04.0", 1, "")
+        .scsi_hd_null("s0", 0, 0, 64 << 20, "")
+        .scsi_hd_null("s0", 1, 0, 32 << 20, "")
+        .script(format!(
+            r#"
+check bind uvio bind {UVIO_HBA}
+check watch uvio scan {UVIO_HBA} --watch 25
+true
+"#
+        ))
+        .spawn();
+    let minute = std::time::Duration::from_secs(60);
+    vm.wait_for_console("watching 0000:00:04.0", minute);
+    let mut qmp = vm.qmp();
+    let add = |qmp: &mut uvio_tests::vm::Qmp| -> Result<(), String> {
+        qmp.execute("blockdev-add", serde_json::json!({"driver": "null-co", "node-name": "hot0", "size": 16u64 << 20, "read-zeroes": true}))?;
+        qmp.execute("device_add", serde_json::json!({"driver": "scsi-hd", "id": "hot0dev", "drive": "hot0", "bus": "s0.0", "scsi-id": 5, "lun": 3}))?;
+        Ok(())
+    };
+    add(&mut qmp).unwrap_or_else(|e| panic!("QMP add: {e}\n{}", vm.console()));
+    vm.wait_for_console("added [0:0:5:3]", minute);
+    // Let uvio read the new LUN a few times before it goes.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    qmp.execute("device_del", serde_json::json!({"id": "hot0dev"})).unwrap_or_else(|e| panic!("QMP del: {e}\n{}", vm.console()));
+    vm.wait_for_console("removed [0:0:5:3]", minute);
+    let out = vm.wait(std::time::Duration::from_secs(120));
+    out.assert_success();
+    let watch = &out.section("watch").output;
+    let count = |lun: &str, what: &str| -> u64 {
+        let line = watch.lines().find(|l| l.trim_start().starts_with(&format!("read [0:0:{lun}]"))).unwrap_or_else(|| panic!("no summary for {lun}\n{out}"));
+        line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{what}="))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {what} in {line}"))
+    };
+    for lun in ["0:0", "1:0"] {
+        assert!(count(lun, "ok") > 10, "{lun} was not served\n{out}");
+        assert_eq!(count(lun, "failed"), 0, "{lun} had failures\n{out}");
+    }
+    assert!(count("5:3", "ok") > 0, "the hot-plugged LUN was never read\n{out}");
+    assert!(watch.contains("I/O to [0:0:5:3] now fails: virtio-scsi response BAD_TARGET"), "{out}");
+}

@@ -1,6 +1,7 @@
 //! `uvio`: list, bind and inspect virtio PCI functions, and (in later commands) scan, read,
 //! write and benchmark them from userspace.
 
+mod bench;
 mod bind;
 mod info;
 mod io;
@@ -36,6 +37,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A fio-like benchmark: fio's options (`--name=job --rw=randread --bs=4k ...`) or a
+    /// fio job file; fio's normal or JSON output. `uvio bench --help` lists the options.
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "FIO ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// List every virtio PCI function: type, IDs, bound driver, IOMMU group, usable by uvio.
     List {
         /// Print a JSON array instead of a table.
@@ -72,6 +84,10 @@ enum Command {
         /// Show disk sizes (as lsscsi -s does).
         #[arg(short = 's', long = "size")]
         size: bool,
+        /// Then follow the host's events (hot-plug, removal, resize) for SECONDS, reading
+        /// every disk LUN meanwhile; needs exactly one BDF.
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<u64>,
     },
     /// Read bytes from a device to a file or stdout.
     Read {
@@ -151,10 +167,20 @@ fn main() -> ExitCode {
         Command::Bind { functions } => bind::bind(&functions),
         Command::Unbind { functions } => bind::unbind(&functions),
         Command::Info { function, json } => info::run(function, json),
+        Command::Bench { args } => bench::run(&args),
+        Command::Scan {
+            functions,
+            watch: Some(seconds),
+            ..
+        } => match functions.as_slice() {
+            [bdf] => scan::watch(*bdf, std::time::Duration::from_secs(seconds)),
+            _ => Err("--watch follows one host: name exactly one BDF".into()),
+        },
         Command::Scan {
             functions,
             json,
             size,
+            watch: None,
         } => scan::run(&functions, json, size),
         Command::Read {
             device,

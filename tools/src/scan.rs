@@ -1,7 +1,11 @@
 //! `uvio scan`: the LUNs of virtio-scsi hosts, found the way the kernel finds them, printed
 //! in lsscsi's layout or as JSON.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
+use uvio::block::{Completion, Data, Request};
+use uvio::scsi::host::HostEvent;
 use uvio::binding::VFIO_PCI_DRIVER;
 use uvio::pci::{PciAddress, Sysfs};
 use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
@@ -217,4 +221,88 @@ mod tests {
         assert_eq!(si_size(999), "999B");
         assert_eq!(si_size(1000), "1.00kB");
     }
+}
+
+/// Reads of one LUN during `--watch`.
+#[derive(Default)]
+struct Liveness {
+    ok: u64,
+    failed: u64,
+    last_error: Option<String>,
+}
+
+/// `uvio scan --watch`: scan, then follow the event queue for `duration`, applying
+/// hot-plug, hot-unplug and capacity changes as they come, and keep reading the first block
+/// of every disk LUN meanwhile, to show the others keep being served.
+pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
+    let function = Sysfs::system().pci_function(bdf)?;
+    let mut host = VirtioScsiHost::open(&function, &ScsiOptions { queues: Some(1), ..Default::default() })?;
+    let mut luns: Vec<ScannedLun> = host.scan_report().luns.clone();
+    for l in &luns {
+        println!("{}", lun_line(0, bdf, l, true));
+    }
+    println!("watching {bdf} for {} s", duration.as_secs());
+    let mut queue = host.tag_set().take_queue(0).ok_or("no request queue")?;
+    let mut buffer = Some(host.dma().alloc(64 << 10)?.into_buf());
+    let mut done: Vec<Completion> = Vec::with_capacity(usize::from(queue.depth()));
+    let mut liveness: std::collections::BTreeMap<(u16, u64), Liveness> = Default::default();
+    let mut units: std::collections::BTreeMap<(u16, u16), u32> = Default::default();
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        for event in host.process_events(&mut queue)? {
+            match event {
+                HostEvent::Added(l) => {
+                    println!("added {}", lun_line(0, bdf, &l, true));
+                    luns.push(l);
+                }
+                HostEvent::Removed { target, lun } => {
+                    println!("removed [0:0:{target}:{lun}]");
+                    luns.retain(|l| !(l.target == target && l.lun == lun));
+                    // Its unit stays known but refuses I/O at once: show that.
+                    if let (Some(&unit), Some(mut buf)) = (units.get(&(target, lun)), buffer.take()) {
+                        buf.set_len(512);
+                        let c = queue.run_one(Request::read(0, buf, 0).on_unit(unit));
+                        match &c.result {
+                            Ok(_) => println!("  I/O to [0:0:{target}:{lun}] still succeeds"),
+                            Err(e) => println!("  I/O to [0:0:{target}:{lun}] now fails: {e}"),
+                        }
+                        if let Data::One(b) = c.data {
+                            buffer = Some(b);
+                        }
+                    }
+                }
+                HostEvent::Changed(l) => println!("changed {}", lun_line(0, bdf, &l, true)),
+                HostEvent::Rescanned => println!("events were lost: rescanned"),
+            }
+        }
+        // One read of block 0 of each disk LUN, one at a time.
+        for l in luns.iter().filter(|l| l.disk.is_some()) {
+            let Ok((unit, device)) = host.disk(l.target, l.lun) else { continue };
+            units.insert((l.target, l.lun), unit);
+            let Some(mut buf) = buffer.take() else { break };
+            buf.set_len(device.limits.logical_block_size as usize);
+            let c = queue.run_one(Request::read(0, buf, 0).on_unit(unit));
+            let entry = liveness.entry((l.target, l.linux_lun)).or_default();
+            match c.result {
+                Ok(_) => entry.ok += 1,
+                Err(e) => {
+                    entry.failed += 1;
+                    entry.last_error = Some(e.to_string());
+                }
+            }
+            if let Data::One(b) = c.data {
+                buffer = Some(b);
+            }
+        }
+        queue.poll(&mut done);
+        done.clear();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("reads while watching:");
+    for ((target, lun), l) in &liveness {
+        let error = l.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
+        println!("  read [0:0:{target}:{lun}] ok={} failed={}{error}", l.ok, l.failed);
+    }
+    host.tag_set().return_queue(queue);
+    Ok(())
 }

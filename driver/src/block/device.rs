@@ -230,6 +230,7 @@ mod tests {
             fua: false,
             unit: 0,
             command: None,
+            retries: 0,
         }
     }
 

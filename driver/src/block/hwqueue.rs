@@ -82,7 +82,15 @@ pub trait RequestEncoder: Send + std::fmt::Debug {
     ) -> Result<u64, IoError>;
     /// Most descriptors one request may need (for sizing the scratch list).
     fn max_chain(&self) -> usize;
+    /// Whether a request that ended with `error` should be sent again as it is (a SCSI
+    /// UNIT ATTENTION, as the SCSI midlayer retries it). Retries are bounded.
+    fn retryable(&self, _error: &IoError) -> bool {
+        false
+    }
 }
+
+/// How often one request is sent again after retryable errors.
+const MAX_RETRIES: u8 = 5;
 
 /// Counters of one hardware queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,6 +100,8 @@ pub struct QueueStats {
     pub errors: u64,
     pub notifications: u64,
     pub bytes: u64,
+    /// Requests sent again after a retryable error (a SCSI UNIT ATTENTION).
+    pub retries: u64,
 }
 
 /// How long [`HwQueue::run_one`] waits for a control-path request.
@@ -261,6 +271,15 @@ impl HwQueue {
                     };
                     let slot = self.slot(tag);
                     let result = self.encoder.decode(tag, &slot, &request, used.written);
+                    let request = match result {
+                        Err(ref e) if request.retries < MAX_RETRIES && self.encoder.retryable(e) => {
+                            match self.resubmit(tag, request) {
+                                Ok(()) => continue,
+                                Err(request) => request,
+                            }
+                        }
+                        _ => request,
+                    };
                     self.tags.free(tag);
                     self.finish(tag, request, result, out);
                 }
@@ -277,6 +296,25 @@ impl HwQueue {
                 }
             }
         }
+    }
+
+    /// Sends a completed request again under the same tag; hands it back if that fails.
+    fn resubmit(&mut self, tag: u16, mut request: Request) -> Result<(), Request> {
+        request.retries += 1;
+        let slot = self.slot(tag);
+        self.segments.clear();
+        let added = self
+            .encoder
+            .encode(tag, &slot, &request, &mut self.segments)
+            .is_ok()
+            && self.virtqueue.add(&self.segments, u64::from(tag)).is_ok();
+        if !added {
+            return Err(request);
+        }
+        self.in_flight[usize::from(tag)] = Some(request);
+        self.stats.retries += 1;
+        self.kick();
+        Ok(())
     }
 
     fn finish(

@@ -86,6 +86,8 @@ pub struct Request {
     pub unit: u32,
     /// For [`Op::Scsi`]: the command, and whether the data moves from the device.
     pub command: Option<ScsiCommand>,
+    /// Times the queue sent it again after a retryable error.
+    pub retries: u8,
 }
 
 /// A SCSI command to pass through.
@@ -110,6 +112,7 @@ impl Request {
             fua: false,
             unit: 0,
             command: None,
+            retries: 0,
         }
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::cdb::{self, UnmapDescriptor};
-use super::sense::{ScsiStatus, SenseData};
+use super::sense::{ScsiStatus, SenseData, SenseKey};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, CmdResp, CMD_REQ_LEN, CMD_RESP_LEN, SENSE_SIZE};
 use crate::block::hwqueue::{data_segments, RequestEncoder, SlotMemory};
@@ -217,6 +217,20 @@ impl RequestEncoder for ScsiEncoder {
             *t = unit;
         }
         Ok(())
+    }
+
+    fn retryable(&self, error: &IoError) -> bool {
+        match error {
+            // The midlayer's disposition: a UNIT ATTENTION (reset, LUN inventory or capacity
+            // changed) only reports an event; BUSY and TASK SET FULL ask to come back.
+            IoError::Scsi { status, sense } => {
+                sense.as_ref().is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
+                    || *status == ScsiStatus::BUSY
+                    || *status == ScsiStatus::TASK_SET_FULL
+            }
+            IoError::Transport { code, .. } => *code == wire::response::BUSY,
+            _ => false,
+        }
     }
 
     fn decode(

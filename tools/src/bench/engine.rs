@@ -64,8 +64,6 @@ impl Phase {
 /// Everything one job clone needs, prepared before its thread starts.
 pub struct CloneSetup {
     pub opts: Arc<JobOptions>,
-    /// Clone number within the job (fio's thread_number - 1).
-    pub clone: u32,
     /// Thread number within the group, stamped into verify headers.
     pub thread: u32,
     pub region_start: u64,
@@ -440,7 +438,9 @@ impl Engine {
                     let ios = self.total_ios[d] - sample_base.0[d];
                     let bytes = self.total_bytes[d] - sample_base.1[d];
                     if ios > 0 || self.stats.dirs[d].ios > 0 {
-                        self.stats.dirs[d].bw_samples.add(bytes as f64 / 1024.0 / secs);
+                        self.stats.dirs[d]
+                            .bw_samples
+                            .add(bytes as f64 / 1024.0 / secs);
                         self.stats.dirs[d].iops_samples.add(ios as f64 / secs);
                     }
                 }

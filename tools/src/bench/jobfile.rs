@@ -147,19 +147,21 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ParseError> {
                 if let Some(v) = inline {
                     return Ok(v.to_string());
                 }
-                let v = args.get(i).cloned().ok_or_else(|| {
-                    ParseError::Usage(format!("--{key} needs a value ({what})"))
-                })?;
+                let v = args
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| ParseError::Usage(format!("--{key} needs a value ({what})")))?;
                 i += 1;
                 Ok(v)
             };
             match key {
                 "output-format" => {
-                    inv.formats = OutputFormats::parse(&value("normal, json or json+")?)
-                        .map_err(|source| ParseError::Option {
+                    inv.formats = OutputFormats::parse(&value("normal, json or json+")?).map_err(
+                        |source| ParseError::Option {
                             place: place(),
                             source,
-                        })?
+                        },
+                    )?
                 }
                 "output" => inv.output = Some(PathBuf::from(value("a file")?)),
                 "eta" => {
@@ -182,8 +184,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ParseError> {
                         place: place(),
                         source: OptionError::Unsupported {
                             name: key.to_string(),
-                            why: "terse output is not supported (use --output-format=json)"
-                                .into(),
+                            why: "terse output is not supported (use --output-format=json)".into(),
                         },
                     })
                 }
@@ -320,7 +321,10 @@ fn parse_lines(
         }
         if let Some(name) = line.strip_prefix('[') {
             if depth > 0 {
-                return Err(syntax(lineno, "an included file may not contain sections".into()));
+                return Err(syntax(
+                    lineno,
+                    "an included file may not contain sections".into(),
+                ));
             }
             let name = name
                 .strip_suffix(']')
@@ -421,12 +425,18 @@ iodepth=8
         assert!(r.time_based);
         assert_eq!(r.runtime, Some(Duration::from_secs(10)));
         assert_eq!(w.name, "writer");
-        assert_eq!((w.rw, w.bs[1], w.iodepth, w.numjobs), (RwMode::RandWrite, 65536, 8, 1));
+        assert_eq!(
+            (w.rw, w.bs[1], w.iodepth, w.numjobs),
+            (RwMode::RandWrite, 65536, 8, 1)
+        );
         // Job options list only what the section set; global ones are separate.
         assert_eq!(w.explicit("bs"), Some("64k"));
         assert_eq!(w.explicit("filename"), None);
         assert!(g.global.iter().any(|(k, v)| k == "iodepth" && v == "32"));
-        assert!(g.global.iter().any(|(k, v)| k == "time_based" && v.is_empty()));
+        assert!(g
+            .global
+            .iter()
+            .any(|(k, v)| k == "time_based" && v.is_empty()));
     }
 
     #[test]
@@ -440,7 +450,10 @@ iodepth=8
     fn job_file_errors_name_the_file_line_and_option() {
         let e = parse_job_text("[j]\nrate_iops=100\n", "t.fio", None).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("t.fio:2") && msg.contains("rate_iops"), "{msg}");
+        assert!(
+            msg.contains("t.fio:2") && msg.contains("rate_iops"),
+            "{msg}"
+        );
         let e = parse_job_text("[j]\nfoo=1\n", "t.fio", None).unwrap_err();
         assert!(e.to_string().contains("unknown option `foo`"), "{e}");
         assert!(parse_job_text("bs=4k\n[j]\n", "t.fio", None).is_err());
@@ -464,7 +477,10 @@ iodepth=8
         .unwrap();
         let g = &inv.groups[0];
         assert_eq!(g.jobs.len(), 2);
-        assert_eq!((g.jobs[0].name.as_str(), g.jobs[0].rw), ("a", RwMode::RandRead));
+        assert_eq!(
+            (g.jobs[0].name.as_str(), g.jobs[0].rw),
+            ("a", RwMode::RandRead)
+        );
         assert_eq!((g.jobs[1].name.as_str(), g.jobs[1].rw), ("b", RwMode::Read));
         assert!(g.jobs.iter().all(|j| j.iodepth == 8 && j.time_based));
         assert!(inv.formats.json_plus && !inv.formats.normal);

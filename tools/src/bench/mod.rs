@@ -89,9 +89,9 @@ pub fn run(args: &[String]) -> CmdResult {
         return Ok(());
     }
     let mut out: Box<dyn Write> = match &inv.output {
-        Some(path) => Box::new(std::fs::File::create(path).map_err(|e| {
-            format!("--output={}: {e}", path.display())
-        })?),
+        Some(path) => Box::new(
+            std::fs::File::create(path).map_err(|e| format!("--output={}: {e}", path.display()))?,
+        ),
         None => Box::new(std::io::stdout()),
     };
     let wall = SystemTime::now()
@@ -403,10 +403,7 @@ fn run_group(
             .map(|x| p.opts.block_sizes(x).max())
             .max()
             .unwrap_or(4096) as usize;
-        let mut buffers = dev
-            .dma
-            .alloc(p.depth as usize * max_bs)?
-            .into_bufs(max_bs);
+        let mut buffers = dev.dma.alloc(p.depth as usize * max_bs)?.into_bufs(max_bs);
         if p.opts.verify.is_none() && p.opts.rw.has(Ddir::Write) {
             scramble(&mut buffers, p.seed);
         }
@@ -418,7 +415,6 @@ fn run_group(
         });
         setups.push(CloneSetup {
             opts: Arc::clone(&p.opts),
-            clone: p.clone,
             thread: thread as u32,
             region_start: p.region_start,
             region_len: p.region_len,
@@ -464,7 +460,10 @@ fn run_group(
         }
         handles
             .into_iter()
-            .map(|h| h.join().map_err(|_| std::io::Error::other("a job thread panicked")))
+            .map(|h| {
+                h.join()
+                    .map_err(|_| std::io::Error::other("a job thread panicked"))
+            })
             .collect::<Result<Vec<_>, _>>()
     })?;
     let elapsed = started.elapsed();

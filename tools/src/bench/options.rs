@@ -117,10 +117,6 @@ impl RwMode {
             RwMode::ReadWrite | RwMode::RandRw => d != Ddir::Trim,
         }
     }
-
-    pub fn is_mixed(self) -> bool {
-        matches!(self, RwMode::ReadWrite | RwMode::RandRw)
-    }
 }
 
 /// `verify=`: how written blocks are checked.
@@ -295,13 +291,25 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("rate_iops", "rate limiting is not implemented"),
     ("rate_min", "rate limiting is not implemented"),
     ("thinktime", "think time is not implemented"),
-    ("stonewall", "jobs of one file run as one group; use separate job files"),
-    ("wait_for_previous", "jobs of one file run as one group; use separate job files"),
-    ("new_group", "jobs of one file run as one group; use separate job files"),
+    (
+        "stonewall",
+        "jobs of one file run as one group; use separate job files",
+    ),
+    (
+        "wait_for_previous",
+        "jobs of one file run as one group; use separate job files",
+    ),
+    (
+        "new_group",
+        "jobs of one file run as one group; use separate job files",
+    ),
     ("loops", "repeat the run instead"),
     ("number_ios", "use io_size"),
     ("startdelay", "jobs start together"),
-    ("iodepth_low", "the queue is refilled to iodepth at every reap"),
+    (
+        "iodepth_low",
+        "the queue is refilled to iodepth at every reap",
+    ),
     ("fsync", "flushes are not issued by the benchmark"),
     ("fdatasync", "flushes are not issued by the benchmark"),
     ("end_fsync", "flushes are not issued by the benchmark"),
@@ -309,20 +317,35 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("random_distribution", "offsets are uniform"),
     ("random_generator", "uvio uses its own generator"),
     ("rw_sequencer", "the `rw=...:N` modifier is not supported"),
-    ("bs_unaligned", "block sizes must be multiples of the logical block size"),
-    ("blockalign", "offsets are aligned to the minimum block size"),
+    (
+        "bs_unaligned",
+        "block sizes must be multiples of the logical block size",
+    ),
+    (
+        "blockalign",
+        "offsets are aligned to the minimum block size",
+    ),
     ("verify_backlog", "verification runs after the write phase"),
     ("verify_async", "verification runs in the job's thread"),
     ("verify_interval", "one header per block"),
     ("verify_offset", "the header is at the start of each block"),
     ("verify_only", "use rw=read with verify="),
-    ("verify_dump", "the first bad block is reported with its offset and values"),
-    ("unified_rw_reporting", "directions are always reported separately"),
+    (
+        "verify_dump",
+        "the first bad block is reported with its offset and values",
+    ),
+    (
+        "unified_rw_reporting",
+        "directions are always reported separately",
+    ),
     ("continue_on_error", "a job stops at its first I/O error"),
     ("clat_percentiles", "clat percentiles are always reported"),
     ("lat_percentiles", "clat percentiles are always reported"),
     ("slat_percentiles", "clat percentiles are always reported"),
-    ("significant_figures", "four significant figures, as fio's default"),
+    (
+        "significant_figures",
+        "four significant figures, as fio's default",
+    ),
     ("write_bw_log", "log files are not written"),
     ("write_lat_log", "log files are not written"),
     ("write_iops_log", "log files are not written"),
@@ -503,14 +526,22 @@ impl JobOptions {
                 self.rwmixread = if name == "rwmixread" { p } else { 100 - p };
             }
             "bs" => {
-                for (d, part) in split_per_ddir(v).map_err(value_err(name))?.iter().enumerate() {
+                for (d, part) in split_per_ddir(v)
+                    .map_err(value_err(name))?
+                    .iter()
+                    .enumerate()
+                {
                     if let Some(p) = part {
                         self.bs[d] = size(p)?;
                     }
                 }
             }
             "bsrange" => {
-                for (d, part) in split_per_ddir(v).map_err(value_err(name))?.iter().enumerate() {
+                for (d, part) in split_per_ddir(v)
+                    .map_err(value_err(name))?
+                    .iter()
+                    .enumerate()
+                {
                     if let Some(p) = part {
                         self.bsrange[d] =
                             Some(parse_size_range(p, KB_BASE).map_err(value_err(name))?);
@@ -518,7 +549,11 @@ impl JobOptions {
                 }
             }
             "bssplit" => {
-                for (d, part) in split_per_ddir(v).map_err(value_err(name))?.iter().enumerate() {
+                for (d, part) in split_per_ddir(v)
+                    .map_err(value_err(name))?
+                    .iter()
+                    .enumerate()
+                {
                     if let Some(p) = part {
                         self.bssplit[d] = Some(parse_bssplit(p)?);
                     }
@@ -539,9 +574,7 @@ impl JobOptions {
                     return Err(invalid(name, "must be at least 1"));
                 }
             }
-            "size" => {
-                self.size = Some(parse_size_or_percent(v, KB_BASE).map_err(value_err(name))?)
-            }
+            "size" => self.size = Some(parse_size_or_percent(v, KB_BASE).map_err(value_err(name))?),
             "io_size" => self.io_size = Some(size(v)?),
             "offset" => self.offset = parse_size_or_percent(v, KB_BASE).map_err(value_err(name))?,
             "offset_increment" => {
@@ -618,6 +651,7 @@ impl JobOptions {
     }
 
     /// The explicit value of `name`, if it was set.
+    #[cfg(test)]
     pub fn explicit(&self, name: &str) -> Option<&str> {
         self.explicit
             .iter()
@@ -760,11 +794,9 @@ fn parse_bssplit(text: &str) -> Result<Vec<(u64, u32)>, OptionError> {
             format!("percentages add up to {given}%, not 100%"),
         ));
     }
-    let (share, mut extra) = if missing > 0 {
-        ((100 - given) / missing, (100 - given) % missing)
-    } else {
-        (0, 0)
-    };
+    let left = 100 - given;
+    let share = left.checked_div(missing).unwrap_or(0);
+    let mut extra = left.checked_rem(missing).unwrap_or(0);
     Ok(entries
         .into_iter()
         .map(|(bs, p)| {

@@ -28,6 +28,9 @@ impl Shared {
 }
 
 /// The queue of one job thread.
+// why: one per thread, moved once into it; boxing the common case would add an indirection
+// to every submit and poll for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum QueueHandle {
     Owned(HwQueue),
@@ -51,17 +54,12 @@ impl QueueHandle {
         }
     }
 
-    pub fn depth(&self) -> u16 {
-        match self {
-            QueueHandle::Owned(q) => q.depth(),
-            QueueHandle::Shared(s, _) => lock(s).queue.depth(),
-        }
-    }
-
     pub fn is_shared(&self) -> bool {
         matches!(self, QueueHandle::Shared(..))
     }
 
+    // why: the same signature as `HwQueue::submit`, which hands a refused request back.
+    #[allow(clippy::result_large_err)]
     #[inline]
     pub fn submit(&mut self, request: Request) -> Result<u16, Rejected> {
         match self {

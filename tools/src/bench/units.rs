@@ -91,7 +91,9 @@ fn size_multiplier(value: &str, suffix: &str, kb_base: u64) -> Result<u64, Value
     if s.len() == 3 && s.ends_with("ib") {
         let p = power(s.as_bytes()[0] as char).ok_or_else(bad)?;
         let base = if kb_base == 1024 { 1000u64 } else { 1024 };
-        return base.checked_pow(p).ok_or_else(|| ValueError::Overflow(value.into()));
+        return base
+            .checked_pow(p)
+            .ok_or_else(|| ValueError::Overflow(value.into()));
     }
     // "k", "kb", and (as in fio) "ki": the single-letter branch.
     let mut chars = s.chars();
@@ -291,7 +293,10 @@ mod tests {
             split_per_ddir("8k,32k,").unwrap(),
             [Some("8k"), Some("32k"), None]
         );
-        assert_eq!(split_per_ddir(",8k").unwrap(), [None, Some("8k"), Some("8k")]);
+        assert_eq!(
+            split_per_ddir(",8k").unwrap(),
+            [None, Some("8k"), Some("8k")]
+        );
         assert!(split_per_ddir("1,2,3,4").is_err());
     }
 }

@@ -191,11 +191,7 @@ impl Verifier {
             ));
         }
         if u64::from(u32_at(4)) != len {
-            return Err(bad(
-                "header length",
-                len.to_string(),
-                u32_at(4).to_string(),
-            ));
+            return Err(bad("header length", len.to_string(), u32_at(4).to_string()));
         }
         if u64_at(16) != offset {
             return Err(bad(
@@ -276,6 +272,9 @@ mod tests {
         let v = Verifier::new(VerifyKind::Crc32c, None, 0);
         let e = v.check(&[0u8; 512], 0, None).unwrap_err();
         assert_eq!(e.what, "header magic");
-        assert_eq!((e.expected.as_str(), e.found.as_str()), ("0xacca", "0x0000"));
+        assert_eq!(
+            (e.expected.as_str(), e.found.as_str()),
+            ("0xacca", "0x0000")
+        );
     }
 }

@@ -107,7 +107,10 @@ impl Permutation {
 pub enum SizePicker {
     Fixed(u64),
     /// Uniform multiples of `min` in `min..=max`.
-    Range { min: u64, steps: u64 },
+    Range {
+        min: u64,
+        steps: u64,
+    },
     /// Cumulative percentages (ascending) and sizes.
     Split(Vec<(u32, u64)>),
 }
@@ -244,10 +247,6 @@ impl Workload {
         self.blocks
     }
 
-    pub fn align(&self) -> u64 {
-        self.align
-    }
-
     #[inline]
     fn ddir(&mut self) -> Ddir {
         match self.rw {
@@ -338,7 +337,11 @@ mod tests {
             Workload::new(
                 RwMode::RandRead,
                 50,
-                [BlockSizes::Fixed(4096), BlockSizes::Fixed(4096), BlockSizes::Fixed(4096)],
+                [
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                ],
                 1 << 20,
                 64 * 4096,
                 false,
@@ -361,7 +364,11 @@ mod tests {
         let mut w = Workload::new(
             RwMode::ReadWrite,
             70,
-            [BlockSizes::Fixed(4096), BlockSizes::Fixed(8192), BlockSizes::Fixed(4096)],
+            [
+                BlockSizes::Fixed(4096),
+                BlockSizes::Fixed(8192),
+                BlockSizes::Fixed(4096),
+            ],
             0,
             16 * 4096,
             false,
@@ -386,7 +393,9 @@ mod tests {
         assert!((8700..9300).contains(&big), "{big}");
         let range = SizePicker::new(&BlockSizes::Range(4096, 16384));
         let sizes: Vec<u64> = (0..1000).map(|_| range.pick(&mut rng)).collect();
-        assert!(sizes.iter().all(|s| s % 4096 == 0 && (4096..=16384).contains(s)));
+        assert!(sizes
+            .iter()
+            .all(|s| s % 4096 == 0 && (4096..=16384).contains(s)));
         assert!(sizes.contains(&4096) && sizes.contains(&16384));
     }
 }

@@ -130,7 +130,10 @@ mod tests {
     #[test]
     fn num2str_matches_fio_outputs() {
         // Values from fio's documented output.
-        assert_eq!(num2str(623 * 1024 + 900, 4, true, Unit::BytePerSec), "624KiB/s");
+        assert_eq!(
+            num2str(623 * 1024 + 900, 4, true, Unit::BytePerSec),
+            "624KiB/s"
+        );
         assert_eq!(num2str(638_000, 4, false, Unit::BytePerSec), "638kB/s");
         assert_eq!(num2str(31_876_710, 4, true, Unit::Byte), "30.4MiB");
         assert_eq!(num2str(88, 4, false, Unit::None), "88");
@@ -138,7 +141,10 @@ mod tests {
         assert_eq!(num2str(10_400, 4, false, Unit::None), "10.4k");
         assert_eq!(num2str(4096, 4, true, Unit::Byte), "4096B");
         assert_eq!(num2str(131_072, 4, true, Unit::Byte), "128KiB");
-        assert_eq!(num2str(1_051_000_000, 4, false, Unit::BytePerSec), "1051MB/s");
+        assert_eq!(
+            num2str(1_051_000_000, 4, false, Unit::BytePerSec),
+            "1051MB/s"
+        );
         assert_eq!(num2str(1_018_600, 6, false, Unit::None), "1018.6k");
         assert_eq!(num2str(145_500, 6, false, Unit::None), "145500");
         assert_eq!(num2str(0, 4, false, Unit::None), "0");

@@ -152,7 +152,9 @@ fn job(job: &JobReport, group: &GroupReport, bins: bool) -> Value {
         }
     };
     let (n, u, ms) = latency_buckets(&s.all_lat());
-    let labels = ["2", "4", "10", "20", "50", "100", "250", "500", "750", "1000"];
+    let labels = [
+        "2", "4", "10", "20", "50", "100", "250", "500", "750", "1000",
+    ];
     let ms_labels = [
         "2", "4", "10", "20", "50", "100", "250", "500", "750", "1000", "2000", ">=2000",
     ];
@@ -174,7 +176,10 @@ fn job(job: &JobReport, group: &GroupReport, bins: bool) -> Value {
         "sync".into(),
         json!({"total_ios": 0, "lat_ns": latency(&crate::bench::stats::new_histogram(), None, false)}),
     );
-    o.insert("job_runtime".into(), json!(s.job_runtime.as_millis() as u64));
+    o.insert(
+        "job_runtime".into(),
+        json!(s.job_runtime.as_millis() as u64),
+    );
     o.insert("usr_cpu".into(), num(cpu(s.cpu.user)));
     o.insert("sys_cpu".into(), num(cpu(s.cpu.system)));
     o.insert("ctx".into(), json!(s.cpu.ctx));

@@ -45,10 +45,6 @@ impl GroupReport {
             .map(|j| j.stats.dir(d).runtime_ms())
             .max()
             .unwrap_or(0);
-        if ms == 0 {
-            0
-        } else {
-            bytes.saturating_mul(1000) / ms
-        }
+        bytes.saturating_mul(1000).checked_div(ms).unwrap_or(0)
     }
 }

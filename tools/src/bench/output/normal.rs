@@ -153,7 +153,9 @@ fn ddir_block(out: &mut String, d: Ddir, s: &DirStats, opts: &JobOptions, group_
 }
 
 /// fio's latency distribution buckets: (unit, lower bound in ns of the unit, labels).
-const LAT_LABELS: [&str; 10] = ["2", "4", "10", "20", "50", "100", "250", "500", "750", "1000"];
+const LAT_LABELS: [&str; 10] = [
+    "2", "4", "10", "20", "50", "100", "250", "500", "750", "1000",
+];
 const LAT_MS_LABELS: [&str; 12] = [
     "2", "4", "10", "20", "50", "100", "250", "500", "750", "1000", "2000", ">=2000",
 ];
@@ -298,9 +300,27 @@ pub fn job_block(out: &mut String, job: &JobReport, group: &GroupReport) {
         s.cpu.minflt
     );
     let depth_total: u64 = s.io_depth.iter().sum();
-    map_line(out, "  IO depths    ", &DEPTH_KEYS, &s.io_depth, depth_total);
-    map_line(out, "     submit    ", &BATCH_KEYS, &s.submit, s.submit_calls);
-    map_line(out, "     complete  ", &BATCH_KEYS, &s.complete, s.complete_calls);
+    map_line(
+        out,
+        "  IO depths    ",
+        &DEPTH_KEYS,
+        &s.io_depth,
+        depth_total,
+    );
+    map_line(
+        out,
+        "     submit    ",
+        &BATCH_KEYS,
+        &s.submit,
+        s.submit_calls,
+    );
+    map_line(
+        out,
+        "     complete  ",
+        &BATCH_KEYS,
+        &s.complete,
+        s.complete_calls,
+    );
     let ios = |d: Ddir| s.dir(d).ios;
     let _ = writeln!(
         out,
@@ -326,7 +346,11 @@ pub fn job_block(out: &mut String, job: &JobReport, group: &GroupReport) {
     }
     if let Some(e) = &s.first_error {
         let errors: u64 = s.dirs.iter().map(|d| d.errors).sum();
-        let _ = writeln!(out, "     errors    : total={errors}, first_error={}/<{e}>", s.error);
+        let _ = writeln!(
+            out,
+            "     errors    : total={errors}, first_error={}/<{e}>",
+            s.error
+        );
     }
     let _ = writeln!(
         out,
@@ -417,7 +441,10 @@ mod tests {
         percentiles(&mut out, "clat", &h, &list);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "    clat percentiles (usec):");
-        assert!(lines[1].starts_with("     |  1.00th=[  302],  5.00th=[  306],"), "{out}");
+        assert!(
+            lines[1].starts_with("     |  1.00th=[  302],  5.00th=[  307],"),
+            "{out}"
+        );
         assert_eq!(lines.len(), 6, "{out}");
         assert!(lines[5].starts_with("     | 99.99th=["), "{out}");
         assert!(out.ends_with("]\n"));

@@ -189,7 +189,10 @@ mod tests {
     fn eta_and_line_follow_fio() {
         assert_eq!(eta_str(Duration::from_secs(91)), "01m:31s");
         assert_eq!(eta_str(Duration::from_secs(3723)), "01h:02m:03s");
-        assert_eq!(eta_str(Duration::from_secs(2 * 86400 + 5)), "2d:00h:00m:05s");
+        assert_eq!(
+            eta_str(Duration::from_secs(2 * 86400 + 5)),
+            "2d:00h:00m:05s"
+        );
         let opts = Arc::new(JobOptions {
             rw: RwMode::RandRead,
             runtime: Some(Duration::from_secs(10)),
@@ -204,7 +207,9 @@ mod tests {
             })
             .collect();
         for j in &jobs {
-            j.progress.phase.store(Phase::Running as u8, Ordering::Relaxed);
+            j.progress
+                .phase
+                .store(Phase::Running as u8, Ordering::Relaxed);
             j.progress.ios[0].store(1000, Ordering::Relaxed);
             j.progress.bytes[0].store(4096 * 1000, Ordering::Relaxed);
         }

@@ -1,0 +1,338 @@
+//! `cargo run --release -p uvio-tests --bin uvio-compare`: uvio next to the guest kernel, in
+//! one TCG guest, on identical null-co devices.
+//!
+//! The guest gets two virtio-blk functions and two virtio-scsi HBAs (one null-co disk LUN
+//! each). uvio drives one of each pair through VFIO (`uvio bench`); the guest kernel drives
+//! the other (virtio_blk / virtio_scsi + sd) under Debian's fio with io_uring, and pvsync2
+//! at iodepth 1. Both run the same fio job options, one after the other, and the harness
+//! prints one Markdown table: IOPS, bandwidth, clat p50/p99/p99.9 and the uvio/kernel ratio
+//! (against the better kernel engine).
+//!
+//! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--no-scsi`,
+//! `--rows a,b,...` (row keys: qd1 qd8 qd32 qd128 randwrite seqread 2jobs), `--raw DIR`
+//! (save every JSON report there).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use uvio_tests::vm::{VmOutput, VmSpec};
+
+const UVIO_BLK: &str = "0000:00:05.0";
+const KERNEL_BLK: &str = "0000:00:06.0";
+const UVIO_SCSI: &str = "0000:00:04.0";
+const KERNEL_SCSI: &str = "0000:00:03.0";
+
+/// (key, label, fio job options).
+const ROWS: &[(&str, &str, &str)] = &[
+    (
+        "qd1",
+        "4k randread qd1",
+        "--rw=randread --bs=4k --iodepth=1",
+    ),
+    (
+        "qd8",
+        "4k randread qd8",
+        "--rw=randread --bs=4k --iodepth=8",
+    ),
+    (
+        "qd32",
+        "4k randread qd32",
+        "--rw=randread --bs=4k --iodepth=32",
+    ),
+    (
+        "qd128",
+        "4k randread qd128",
+        "--rw=randread --bs=4k --iodepth=128",
+    ),
+    (
+        "randwrite",
+        "4k randwrite qd32",
+        "--rw=randwrite --bs=4k --iodepth=32",
+    ),
+    (
+        "seqread",
+        "128k seq read qd8",
+        "--rw=read --bs=128k --iodepth=8",
+    ),
+    (
+        "2jobs",
+        "4k randread 2 jobs x qd32",
+        "--rw=randread --bs=4k --iodepth=32 --numjobs=2",
+    ),
+];
+
+struct Args {
+    runtime: u32,
+    scsi: bool,
+    rows: Vec<&'static str>,
+    raw: Option<PathBuf>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        runtime: 5,
+        scsi: true,
+        rows: ROWS.iter().map(|r| r.0).collect(),
+        raw: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--runtime" => {
+                a.runtime = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage("--runtime needs seconds"))
+            }
+            "--no-scsi" => a.scsi = false,
+            "--rows" => {
+                let list = it.next().unwrap_or_else(|| usage("--rows needs keys"));
+                a.rows = ROWS
+                    .iter()
+                    .map(|r| r.0)
+                    .filter(|k| list.split(',').any(|x| x == *k))
+                    .collect();
+            }
+            "--raw" => {
+                a.raw = Some(
+                    it.next()
+                        .unwrap_or_else(|| usage("--raw needs a dir"))
+                        .into(),
+                )
+            }
+            _ => usage(&format!("unknown argument {arg}")),
+        }
+    }
+    a
+}
+
+fn usage(why: &str) -> ! {
+    eprintln!(
+        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--no-scsi] [--rows qd1,qd32,...] [--raw DIR]"
+    );
+    std::process::exit(2)
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    iops: f64,
+    bw: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+}
+
+fn figures(out: &VmOutput, section: &str) -> Result<(Figures, Value), String> {
+    let s = out
+        .try_section(section)
+        .ok_or_else(|| format!("{section}: never ran"))?;
+    let start = s
+        .output
+        .find('{')
+        .ok_or_else(|| format!("{section} (rc={}): no JSON:\n{}", s.rc, s.output))?;
+    let end = s.output.rfind('}').map_or(s.output.len(), |e| e + 1);
+    let doc: Value = serde_json::from_str(&s.output[start..end])
+        .map_err(|e| format!("{section}: bad JSON ({e}):\n{}", s.output))?;
+    if s.rc != 0 {
+        return Err(format!("{section}: exit status {}:\n{}", s.rc, s.output));
+    }
+    let mut f = Figures::default();
+    let jobs = doc["jobs"].as_array().cloned().unwrap_or_default();
+    let mut best_n = 0;
+    for job in &jobs {
+        for d in ["read", "write"] {
+            let o = &job[d];
+            f.iops += o["iops"].as_f64().unwrap_or(0.0);
+            f.bw += o["bw_bytes"].as_f64().unwrap_or(0.0);
+            let n = o["clat_ns"]["N"].as_u64().unwrap_or(0);
+            if n > best_n {
+                best_n = n;
+                let p = |k: &str| o["clat_ns"]["percentile"][k].as_f64().unwrap_or(0.0) / 1000.0;
+                f.p50 = p("50.000000");
+                f.p99 = p("99.000000");
+                f.p999 = p("99.900000");
+            }
+        }
+    }
+    Ok((f, doc))
+}
+
+fn kiops(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{:.1}k", x / 1000.0)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn mibs(bytes: f64) -> String {
+    format!("{:.0} MiB/s", bytes / (1 << 20) as f64)
+}
+
+fn lat(f: &Figures) -> String {
+    format!("{:.0} / {:.0} / {:.0}", f.p50, f.p99, f.p999)
+}
+
+fn main() {
+    let args = parse_args();
+    let rt = args.runtime;
+    let common = format!("--time_based --runtime={rt} --ramp_time=1 --size=1g --group_reporting");
+    let mut script = String::from(
+        "echo clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)\n",
+    );
+    let mut binds = vec![UVIO_BLK];
+    if args.scsi {
+        binds.push(UVIO_SCSI);
+    }
+    script += &format!("check bind uvio bind {}\n", binds.join(" "));
+    // The kernel's block devices of the twin functions.
+    script += &format!(
+        "KBLK=/dev/$(ls /sys/bus/pci/devices/{KERNEL_BLK}/virtio*/block/ | head -n1)\n\
+         echo kernel virtio-blk: $KBLK\n"
+    );
+    if args.scsi {
+        script += &format!(
+            "KSCSI=/dev/$(ls /sys/bus/pci/devices/{KERNEL_SCSI}/virtio*/host*/target*/*/block/ | head -n1)\n\
+             echo kernel virtio-scsi: $KSCSI\n"
+        );
+    }
+    let mut systems: Vec<(&str, String, String)> =
+        vec![("blk", UVIO_BLK.to_string(), "$KBLK".into())];
+    if args.scsi {
+        systems.push(("scsi", format!("{UVIO_SCSI}/0:0:0"), "$KSCSI".into()));
+    }
+    let fio = "fio --output-format=json --name=k --direct=1 --thread";
+    for (sys, uvio_target, kdev) in &systems {
+        for (key, _, opts) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
+            script += &format!(
+                "check {sys}_{key}_uvio uvio bench --output-format=json --name=u --filename={uvio_target} {opts} {common}\n"
+            );
+            script += &format!(
+                "check {sys}_{key}_uring {fio} --filename={kdev} --ioengine=io_uring {opts} {common}\n"
+            );
+            if opts.contains("--iodepth=1 ") || opts.ends_with("--iodepth=1") {
+                script += &format!(
+                    "check {sys}_{key}_psync {fio} --filename={kdev} --ioengine=pvsync2 {opts} {common}\n"
+                );
+            }
+        }
+    }
+    script += "true\n";
+
+    let runs: usize = script.matches("\ncheck ").count();
+    let guest_time = Duration::from_secs(u64::from(rt + 4) * runs as u64 + 120);
+    eprintln!(
+        "booting a TCG guest (2 vCPUs; virtio-blk {UVIO_BLK} for uvio, {KERNEL_BLK} for the kernel{}); {runs} runs of {rt} s...",
+        if args.scsi {
+            format!("; virtio-scsi {UVIO_SCSI} for uvio, {KERNEL_SCSI} for the kernel")
+        } else {
+            String::new()
+        }
+    );
+    let mut spec = VmSpec::new()
+        .reference_tools()
+        .timeout(guest_time)
+        .virtio_blk_null("05.0", 1 << 30, "num-queues=2")
+        .virtio_blk_null("06.0", 1 << 30, "num-queues=2");
+    if args.scsi {
+        spec = spec
+            .virtio_scsi("s0", "04.0", 2, "")
+            .scsi_hd_null("s0", 0, 0, 1 << 30, "")
+            .virtio_scsi("s1", "03.0", 2, "")
+            .scsi_hd_null("s1", 0, 0, 1 << 30, "");
+    }
+    let out = spec.script(script).run();
+    if out.exit_code != Some(0) {
+        eprintln!("{out}");
+        std::process::exit(1);
+    }
+    for line in out.console.lines() {
+        if line.starts_with("clocksource:") || line.starts_with("kernel virtio-") {
+            eprintln!("guest {line}");
+        }
+    }
+
+    let mut failed = false;
+    let mut raw: BTreeMap<String, Value> = BTreeMap::new();
+    println!(
+        "| device | workload | uvio IOPS | kernel IOPS (engine) | uvio/kernel | uvio BW | kernel BW | uvio clat p50 / p99 / p99.9 (µs) | kernel clat p50 / p99 / p99.9 (µs) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (sys, _, _) in &systems {
+        for (key, label, _) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
+            let get = |engine: &str| {
+                let name = format!("{sys}_{key}_{engine}");
+                figures(&out, &name).map(|(f, doc)| (name, f, doc))
+            };
+            let u = match get("uvio") {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("{e}");
+                    failed = true;
+                    continue;
+                }
+            };
+            let mut kernel: Vec<(&str, Figures)> = Vec::new();
+            for engine in ["uring", "psync"] {
+                match get(engine) {
+                    Ok((name, f, doc)) => {
+                        kernel.push((
+                            if engine == "uring" {
+                                "io_uring"
+                            } else {
+                                "pvsync2"
+                            },
+                            f,
+                        ));
+                        raw.insert(name, doc);
+                    }
+                    Err(e) if e.ends_with("never ran") => {}
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed = true;
+                    }
+                }
+            }
+            raw.insert(u.0.clone(), u.2.clone());
+            let Some((engine, k)) = kernel
+                .iter()
+                .max_by(|a, b| a.1.iops.total_cmp(&b.1.iops))
+                .cloned()
+            else {
+                continue;
+            };
+            let ratio = if k.iops > 0.0 { u.1.iops / k.iops } else { 0.0 };
+            println!(
+                "| virtio-{sys} | {label} | {} | {} ({engine}) | {ratio:.1}x | {} | {} | {} | {} |",
+                kiops(u.1.iops),
+                kiops(k.iops),
+                mibs(u.1.bw),
+                mibs(k.bw),
+                lat(&u.1),
+                lat(&k)
+            );
+        }
+    }
+    println!(
+        "\n{} s per run after a 1 s ramp, one TCG guest (2 vCPUs), null-co backends, guest run {:.0} s.",
+        rt,
+        out.elapsed.as_secs_f64()
+    );
+    if let Some(dir) = args.raw {
+        std::fs::create_dir_all(&dir).expect("creating the --raw directory");
+        for (name, doc) in raw {
+            let path = dir.join(format!("{name}.json"));
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            )
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}

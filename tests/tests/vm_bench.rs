@@ -1,0 +1,220 @@
+//! Issue 5: `uvio bench` in a guest. fio-compatible JSON with self-consistent figures, the
+//! normal layout, a job file with `[global]` and two jobs, queue sharing said out loud, and
+//! verification that catches a block corrupted behind its back and says where.
+
+use serde_json::Value;
+use uvio_tests::vm::{VmOutput, VmSpec};
+
+/// null-co, two queues: pure driver cost.
+const NULL: &str = "0000:00:05.0";
+/// A raw image: data survives between runs, for verify.
+const DISK: &str = "0000:00:06.0";
+const BS: u64 = 4096;
+/// The block the test corrupts, and where in it.
+const BAD_BLOCK: u64 = 777;
+const BAD_AT: u64 = BAD_BLOCK * BS + 1024;
+
+const JOB_FILE: &str = "\
+; two jobs sharing [global]
+[global]
+filename=0000:00:05.0
+bs=4k
+size=16m
+io_size=8m
+iodepth=4
+
+[seqread]
+rw=read
+
+[randwriter]
+rw=randwrite
+bs=8k
+iodepth=2
+";
+
+fn json_of(out: &VmOutput, section: &str) -> Value {
+    let s = out.section(section);
+    let start = s
+        .output
+        .find('{')
+        .unwrap_or_else(|| panic!("no JSON in {section}\n{out}"));
+    let end = s.output.rfind('}').map_or(s.output.len(), |e| e + 1);
+    serde_json::from_str(&s.output[start..end])
+        .unwrap_or_else(|e| panic!("{section}: bad JSON: {e}\n{s}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an integer: {v}"))
+}
+
+/// The keys the issue names, on every job and direction.
+fn check_fio_keys(doc: &Value) {
+    assert!(doc["uvio version"].is_string(), "{doc}");
+    assert!(doc["fio version"].is_string(), "{doc}");
+    let jobs = doc["jobs"].as_array().expect("jobs[]");
+    assert!(!jobs.is_empty());
+    for job in jobs {
+        assert!(job["jobname"].is_string(), "{job}");
+        for k in ["rw", "bs", "iodepth", "numjobs"] {
+            assert!(
+                job["job options"][k].is_string(),
+                "job options lacks {k}: {job}"
+            );
+        }
+        for d in ["read", "write", "trim"] {
+            let o = &job[d];
+            for k in ["io_bytes", "bw", "bw_bytes", "runtime", "total_ios"] {
+                assert!(o[k].is_u64(), "{d}.{k} missing: {o}");
+            }
+            assert!(o["iops"].is_number(), "{d}.iops: {o}");
+            for lat in ["clat_ns", "lat_ns"] {
+                for k in ["min", "max", "N"] {
+                    assert!(o[lat][k].is_u64(), "{d}.{lat}.{k}: {o}");
+                }
+                for k in ["mean", "stddev"] {
+                    assert!(o[lat][k].is_number(), "{d}.{lat}.{k}: {o}");
+                }
+            }
+            if u(&o["total_ios"]) > 0 {
+                assert!(o["clat_ns"]["percentile"]["99.000000"].is_u64(), "{o}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bench_reports_like_fio_and_verify_finds_a_corrupted_block() {
+    let junk: Vec<u8> = (0..512u32).map(|i| (i * 7 + 3) as u8).collect();
+    let randread = format!(
+        "uvio bench --output-format=json+ --name=rr --filename={NULL} --rw=randread --bs=4k \
+         --iodepth=8 --size=64m --io_size=32m"
+    );
+    let script = format!(
+        r#"
+check bind uvio bind {NULL} {DISK}
+check json {randread}
+check normal uvio bench --name=tb --filename={NULL} --rw=randread --bs=4k --iodepth=4 --runtime=2 --time_based --ramp_time=500ms
+check jobfile uvio bench --output-format=json /data/two.fio
+check shared uvio bench --name=many --filename={NULL} --rw=randread --bs=4k --iodepth=2 --numjobs=3 --io_size=4m --group_reporting
+check write_verify uvio bench --output-format=json --name=wv --filename={DISK} --rw=randwrite --bs=4k --size=8m --iodepth=16 --verify=crc32c
+check verify_clean uvio bench --output-format=json --name=vc --filename={DISK} --rw=read --bs=4k --size=8m --iodepth=8 --verify=crc32c
+check corrupt uvio write {DISK} --offset {BAD_AT} --input /data/junk.bin
+check verify_bad uvio bench --output-format=json --name=vb --filename={DISK} --rw=read --bs=4k --size=8m --iodepth=8 --verify=crc32c
+check unsupported uvio bench --name=x --filename={NULL} --rate_iops=100
+true
+"#
+    );
+    let dir = std::env::temp_dir().join(format!("uvio-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let image = dir.join("disk.img");
+    std::fs::write(&image, vec![0u8; 16 << 20]).expect("image");
+    let out = VmSpec::new()
+        .virtio_blk_null("05.0", 1 << 30, "num-queues=2")
+        .virtio_blk_file("06.0", &image, "num-queues=1")
+        .file_bytes("/data/junk.bin", junk, 0o644)
+        .file_bytes("/data/two.fio", JOB_FILE, 0o644)
+        .script(script)
+        .run();
+    let _ = std::fs::remove_dir_all(&dir);
+    out.assert_success();
+
+    // JSON: the keys, and figures that agree with each other.
+    let s = out.section("json");
+    assert_eq!(s.rc, 0, "{s}");
+    let doc = json_of(&out, "json");
+    check_fio_keys(&doc);
+    let read = &doc["jobs"][0]["read"];
+    let ios = u(&read["total_ios"]);
+    assert_eq!(ios, (32 << 20) / BS, "io_size / bs I/Os: {read}");
+    assert_eq!(u(&read["io_bytes"]), ios * BS, "{read}");
+    assert_eq!(u(&read["io_kbytes"]), ios * BS / 1024, "{read}");
+    let iops = read["iops"].as_f64().expect("iops");
+    let runtime_s = u(&read["runtime"]) as f64 / 1000.0;
+    let est = iops * runtime_s;
+    assert!(
+        (est - ios as f64).abs() <= ios as f64 * 0.01 + 1.0,
+        "iops x runtime = {est}, total_ios = {ios}"
+    );
+    assert_eq!(
+        u(&read["bw_bytes"]),
+        ios * BS * 1000 / u(&read["runtime"]),
+        "{read}"
+    );
+    assert_eq!(u(&read["clat_ns"]["N"]), ios, "{read}");
+    assert!(
+        read["clat_ns"]["bins"].is_object(),
+        "json+ has bins: {read}"
+    );
+    assert_eq!(u(&doc["jobs"][0]["write"]["total_ios"]), 0);
+    assert_eq!(doc["jobs"][0]["job options"]["iodepth"], "8");
+
+    // Normal output: fio's layout.
+    let n = out.section("normal");
+    assert_eq!(n.rc, 0, "{n}");
+    for needle in [
+        "tb: (g=0): rw=randread, bs=(R) 4096B-4096B, (W) 4096B-4096B, (T) 4096B-4096B, ioengine=uvio, iodepth=4",
+        "Starting 1 thread",
+        "tb: (groupid=0, jobs=1): err= 0: pid=",
+        "  read: IOPS=",
+        "    clat percentiles (",
+        "     | 99.00th=[",
+        "   bw (  KiB/s): min=",
+        "   iops        : min=",
+        "  IO depths    : 1=",
+        "     issued rwts: total=",
+        "Run status group 0 (all jobs):",
+        "   READ: bw=",
+    ] {
+        assert!(n.output.contains(needle), "missing {needle:?}\n{n}");
+    }
+    assert!(!n.output.contains("Disk stats"), "{n}");
+
+    // The job file: two jobs, each with its own options over [global].
+    let doc = json_of(&out, "jobfile");
+    check_fio_keys(&doc);
+    let jobs = doc["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2, "{doc}");
+    assert_eq!(jobs[0]["jobname"], "seqread");
+    assert_eq!(u(&jobs[0]["read"]["total_ios"]), (8 << 20) / 4096);
+    assert_eq!(jobs[1]["jobname"], "randwriter");
+    assert_eq!(u(&jobs[1]["write"]["total_ios"]), (8 << 20) / 8192);
+    assert_eq!(u(&jobs[1]["write"]["io_bytes"]), 8 << 20);
+    assert_eq!(doc["global options"]["iodepth"], "4");
+
+    // More threads than queues: shared, and said so; group_reporting merges the clones.
+    let sh = out.section("shared");
+    assert_eq!(sh.rc, 0, "{sh}");
+    assert!(sh.output.contains("queues are shared"), "{sh}");
+    assert!(sh.output.contains("many: (groupid=0, jobs=3)"), "{sh}");
+
+    // Verify: clean after the write, then the corrupted block is found, with its offset.
+    let wv = json_of(&out, "write_verify");
+    assert_eq!(out.section("write_verify").rc, 0, "{out}");
+    let v = &wv["jobs"][0]["uvio"]["verify"];
+    assert_eq!(u(&v["blocks_verified"]), (8 << 20) / BS, "{wv}");
+    assert_eq!(u(&wv["jobs"][0]["write"]["total_ios"]), (8 << 20) / BS);
+    assert_eq!(u(&wv["jobs"][0]["read"]["total_ios"]), (8 << 20) / BS);
+    assert_eq!(out.section("verify_clean").rc, 0, "{out}");
+    assert_eq!(out.section("corrupt").rc, 0, "{out}");
+    let bad = out.section("verify_bad");
+    assert_ne!(bad.rc, 0, "a corrupted block must fail the run\n{bad}");
+    let doc = json_of(&out, "verify_bad");
+    let v = &doc["jobs"][0]["uvio"]["verify"];
+    assert_eq!(u(&v["bad_blocks"]), 1, "{doc}");
+    assert_eq!(u(&v["first_bad_block"]["offset"]), BAD_BLOCK * BS, "{doc}");
+    assert_eq!(v["first_bad_block"]["what"], "crc32c", "{doc}");
+    assert_ne!(
+        v["first_bad_block"]["expected"],
+        v["first_bad_block"]["found"]
+    );
+    assert_eq!(doc["jobs"][0]["error"], 84, "EILSEQ as fio: {doc}");
+    assert!(
+        bad.output
+            .contains(&format!("bad crc32c at offset {}", BAD_BLOCK * BS)),
+        "stderr names the block\n{bad}"
+    );
+
+    let un = out.section("unsupported");
+    assert_ne!(un.rc, 0, "{un}");
+    assert!(un.output.contains("rate_iops"), "{un}");
+}
