@@ -96,54 +96,17 @@ fn kernel_view(out: &VmOutput) -> BTreeMap<String, BTreeMap<String, String>> {
     view
 }
 
-#[test]
-fn scan_matches_the_kernel_and_data_is_byte_exact() {
-    let dir = work_dir("scsi");
-    let image = seeded_bytes(0x5c51_0001, DATA_BYTES);
-    fs::write(dir.join("uvio.img"), &image).unwrap();
-    fs::write(dir.join("kernel.img"), &image).unwrap();
-    for name in ["uvio.scratch", "kernel.scratch"] {
-        fs::write(dir.join(name), vec![0u8; 16 << 20]).unwrap();
-    }
-    let w1 = seeded_bytes(0x5c51_0002, (2 << 20) + 8192);
-    fs::write(dir.join("w1.bin"), &w1).unwrap();
-    let w1_off = 5 << 20;
-    let data_lun = format!("{UVIO_HBA}/0:4:0");
-    let script = format!(
-        r#"
-check kernel_lsscsi /usr/bin/lsscsi -s
-check kernel_sysfs sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*; do n=$(basename $d); b=$(ls $d/block 2>/dev/null | head -1); if [ -n "$b" ]; then s="$(cat $d/block/$b/size)|$(cat $d/block/$b/queue/logical_block_size)|$(cat $d/block/$b/queue/physical_block_size)|$(cat $d/block/$b/ro)"; else s="-|-|-|-"; fi; echo "$n|$(cat $d/type)|$(cat $d/vendor)|$(cat $d/model)|$(cat $d/rev)|$s"; done'
-check kernel_readcap sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*/block/*; do echo "== $(basename $(dirname $(dirname $d)))"; sg_readcap -R -l /dev/$(basename $d); done'
-check bind uvio bind {UVIO_HBA}
-check scan uvio scan -s
-check scan_json uvio scan {UVIO_HBA} --json
-check read_first sh -c 'uvio read {data_lun} --offset 0 --length 4096 | sha256sum'
-check read_last sh -c 'uvio read {data_lun} --offset {last} --length 512 | sha256sum'
-check read_big sh -c 'uvio read {data_lun} --offset 512 --length {big} | sha256sum'
-check write uvio write {data_lun} --offset {w1_off} --input /data/w1.bin
-check flush uvio flush {data_lun}
-check ro_write uvio write {UVIO_HBA}/0:1:0 --offset 0 --input /data/w1.bin --length 4096
-check misaligned uvio read {UVIO_HBA}/0:2:300 --offset 512 --length 4096
-check not_a_disk uvio read {UVIO_HBA}/0:3:0 --offset 0 --length 2048
-check no_lun uvio read {UVIO_HBA}/0:2:6 --offset 0 --length 512
-check read_4k sh -c 'uvio read {UVIO_HBA}/0:2:300 --offset 4096 --length 8192 | wc -c'
-check verify uvio verify {UVIO_HBA}/0:4:1 --ios 4000 --json
-true
-"#,
-        last = DATA_BYTES - 512,
-        big = (3 << 20) + 1024,
-    );
-    let spec = VmSpec::new()
-        .reference_tools()
-        .file(dir.join("w1.bin"), "/data/w1.bin");
-    let spec = topology(spec, "s0", "04.0", &dir.join("uvio.img"));
-    let spec = topology(spec, "s1", "06.0", &dir.join("kernel.img"));
-    let out = spec.script(script).run();
-    out.assert_success();
-
+/// Asserts that uvio's scan (`scan_json`) of its HBA matches the kernel's view of the twin
+/// (`kernel_sysfs`): the same C:T:L set, type, vendor, model, revision, and for disks size,
+/// block sizes and write protect. Returns uvio's LUNs by "C:T:linux_lun".
+fn compare_with_kernel(out: &VmOutput, expected_luns: usize) -> BTreeMap<String, Value> {
     // The kernel's view of its HBA against uvio's scan of the twin.
     let kernel = kernel_view(&out);
-    assert_eq!(kernel.len(), 7, "the kernel should see 7 LUNs\n{out}");
+    assert_eq!(
+        kernel.len(),
+        expected_luns,
+        "the kernel should see {expected_luns} LUNs\n{out}"
+    );
     let scan: Value = serde_json::from_str(&out.section("scan_json").output)
         .unwrap_or_else(|e| panic!("scan JSON: {e}\n{out}"));
     let luns = scan["hosts"][0]["luns"]
@@ -200,6 +163,122 @@ true
         );
         assert_eq!(u["write_protect"], k["ro"] == "1", "{ctl} write protect");
     }
+    uvio
+}
+
+/// The scan commands both comparison tests run (the kernel's view, then uvio's).
+fn scan_script() -> String {
+    format!(
+        r#"
+check kernel_lsscsi /usr/bin/lsscsi -s
+check kernel_sysfs sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*; do n=$(basename $d); b=$(ls $d/block 2>/dev/null | head -1); if [ -n "$b" ]; then s="$(cat $d/block/$b/size)|$(cat $d/block/$b/queue/logical_block_size)|$(cat $d/block/$b/queue/physical_block_size)|$(cat $d/block/$b/ro)"; else s="-|-|-|-"; fi; echo "$n|$(cat $d/type)|$(cat $d/vendor)|$(cat $d/model)|$(cat $d/rev)|$s"; done'
+check bind uvio bind {UVIO_HBA}
+check scan uvio scan -s
+check scan_json uvio scan {UVIO_HBA} --json
+"#
+    )
+}
+
+/// A second topology: high target ids, a target whose LUNs start at 1, a dense run of
+/// LUNs, and a disk with 4 KiB physical blocks behind 512-byte logical ones.
+#[test]
+fn second_topology_scan_matches_the_kernel() {
+    let build = |spec: VmSpec, bus: &str, addr: &str| {
+        let mut spec = spec.virtio_scsi(bus, addr, 1, "");
+        for lun in 1..=3 {
+            spec = spec.scsi_hd_null(bus, 7, lun, 32 << 20, "");
+        }
+        for lun in 0..12 {
+            spec = spec.scsi_hd_null(bus, 9, lun, (lun as u64 + 1) << 20, "");
+        }
+        spec.scsi_hd_null(bus, 200, 0, 96 << 20, "physical_block_size=4096")
+            .scsi_hd_null(bus, 255, 511, 8 << 20, "serial=LAST")
+    };
+    let spec = build(VmSpec::new().reference_tools(), "s0", "04.0");
+    let out = build(spec, "s1", "06.0")
+        .script(scan_script() + "true\n")
+        .run();
+    out.assert_success();
+    let uvio = compare_with_kernel(&out, 3 + 12 + 2);
+    assert_eq!(uvio["0:200:0"]["physical_block_size"], 4096);
+    assert_eq!(uvio["0:255:16895"]["lun"], 511);
+    assert_eq!(uvio["0:255:16895"]["serial"], "LAST");
+}
+
+#[test]
+fn scan_matches_the_kernel_and_data_is_byte_exact() {
+    let dir = work_dir("scsi");
+    let image = seeded_bytes(0x5c51_0001, DATA_BYTES);
+    fs::write(dir.join("uvio.img"), &image).unwrap();
+    fs::write(dir.join("kernel.img"), &image).unwrap();
+    for name in ["uvio.scratch", "kernel.scratch"] {
+        fs::write(dir.join(name), vec![0u8; 16 << 20]).unwrap();
+    }
+    let w1 = seeded_bytes(0x5c51_0002, (2 << 20) + 8192);
+    fs::write(dir.join("w1.bin"), &w1).unwrap();
+    let w1_off = 5 << 20;
+    let data_lun = format!("{UVIO_HBA}/0:4:0");
+    let script = format!(
+        r#"
+check kernel_readcap sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*/block/*; do echo "== $(basename $(dirname $(dirname $d)))"; sg_readcap -R -l /dev/$(basename $d); done'
+check read_first sh -c 'uvio read {data_lun} --offset 0 --length 4096 | sha256sum'
+check read_last sh -c 'uvio read {data_lun} --offset {last} --length 512 | sha256sum'
+check read_big sh -c 'uvio read {data_lun} --offset 512 --length {big} | sha256sum'
+check write uvio write {data_lun} --offset {w1_off} --input /data/w1.bin
+check flush uvio flush {data_lun}
+check ro_write uvio write {UVIO_HBA}/0:1:0 --offset 0 --input /data/w1.bin --length 4096
+check misaligned uvio read {UVIO_HBA}/0:2:300 --offset 512 --length 4096
+check not_a_disk uvio read {UVIO_HBA}/0:3:0 --offset 0 --length 2048
+check no_lun uvio read {UVIO_HBA}/0:2:6 --offset 0 --length 512
+check read_4k sh -c 'uvio read {UVIO_HBA}/0:2:300 --offset 4096 --length 8192 | wc -c'
+check verify uvio verify {UVIO_HBA}/0:4:1 --ios 4000 --json
+true
+"#,
+        last = DATA_BYTES - 512,
+        big = (3 << 20) + 1024,
+    );
+    let spec = VmSpec::new()
+        .reference_tools()
+        .file(dir.join("w1.bin"), "/data/w1.bin");
+    let spec = topology(spec, "s0", "04.0", &dir.join("uvio.img"));
+    let spec = topology(spec, "s1", "06.0", &dir.join("kernel.img"));
+    let out = spec.script(scan_script() + &script).run();
+    out.assert_success();
+
+    let uvio = compare_with_kernel(&out, 7);
+    // sg_readcap (READ CAPACITY through the kernel's sg) agrees with uvio's capacity.
+    let mut checked = 0;
+    for chunk in out.section("kernel_readcap").output.split("== ").skip(1) {
+        let hctl = chunk.lines().next().unwrap_or("");
+        let ctl = hctl.split_once(':').map_or("", |(_, rest)| rest);
+        let field = |name: &str| {
+            chunk
+                .split(name)
+                .nth(1)
+                .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        if let (Some(blocks), Some(len)) = (
+            field("Number of logical blocks="),
+            field("Logical block length="),
+        ) {
+            assert_eq!(
+                uvio[ctl]["blocks"].as_u64(),
+                Some(blocks),
+                "{ctl} blocks vs sg_readcap\n{out}"
+            );
+            assert_eq!(
+                uvio[ctl]["block_size"].as_u64(),
+                Some(len),
+                "{ctl} block size vs sg_readcap\n{out}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 5,
+        "sg_readcap answered for {checked} LUNs only\n{out}"
+    );
     // Details the kernel view above does not cover.
     let first = &uvio["0:0:0"];
     assert_eq!(first["serial"], "UVIO-SER-0", "{first}");
@@ -330,19 +409,32 @@ true
     vm.wait_for_console("added [0:0:5:3]", minute);
     // Let uvio read the new LUN a few times before it goes.
     std::thread::sleep(std::time::Duration::from_secs(2));
-    qmp.execute("device_del", serde_json::json!({"id": "hot0dev"})).unwrap_or_else(|e| panic!("QMP del: {e}\n{}", vm.console()));
+    qmp.execute("device_del", serde_json::json!({"id": "hot0dev"}))
+        .unwrap_or_else(|e| panic!("QMP del: {e}\n{}", vm.console()));
     vm.wait_for_console("removed [0:0:5:3]", minute);
     let out = vm.wait(std::time::Duration::from_secs(120));
     out.assert_success();
     let watch = &out.section("watch").output;
     let count = |lun: &str, what: &str| -> u64 {
-        let line = watch.lines().find(|l| l.trim_start().starts_with(&format!("read [0:0:{lun}]"))).unwrap_or_else(|| panic!("no summary for {lun}\n{out}"));
-        line.split_whitespace().find_map(|w| w.strip_prefix(&format!("{what}="))).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {what} in {line}"))
+        let line = watch
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("read [0:0:{lun}]")))
+            .unwrap_or_else(|| panic!("no summary for {lun}\n{out}"));
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{what}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {what} in {line}"))
     };
     for lun in ["0:0", "1:0"] {
         assert!(count(lun, "ok") > 10, "{lun} was not served\n{out}");
         assert_eq!(count(lun, "failed"), 0, "{lun} had failures\n{out}");
     }
-    assert!(count("5:3", "ok") > 0, "the hot-plugged LUN was never read\n{out}");
-    assert!(watch.contains("I/O to [0:0:5:3] now fails: virtio-scsi response BAD_TARGET"), "{out}");
+    assert!(
+        count("5:3", "ok") > 0,
+        "the hot-plugged LUN was never read\n{out}"
+    );
+    assert!(
+        watch.contains("I/O to [0:0:5:3] now fails: virtio-scsi response BAD_TARGET"),
+        "{out}"
+    );
 }

@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use uvio::block::{Completion, Data, Request};
-use uvio::scsi::host::HostEvent;
 use uvio::binding::VFIO_PCI_DRIVER;
+use uvio::block::{Completion, Data, Request};
 use uvio::pci::{PciAddress, Sysfs};
+use uvio::scsi::host::HostEvent;
 use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
 use uvio::scsi::scan::ScannedLun;
 use uvio::virtio::DeviceType;
@@ -236,7 +236,13 @@ struct Liveness {
 /// of every disk LUN meanwhile, to show the others keep being served.
 pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
     let function = Sysfs::system().pci_function(bdf)?;
-    let mut host = VirtioScsiHost::open(&function, &ScsiOptions { queues: Some(1), ..Default::default() })?;
+    let mut host = VirtioScsiHost::open(
+        &function,
+        &ScsiOptions {
+            queues: Some(1),
+            ..Default::default()
+        },
+    )?;
     let mut luns: Vec<ScannedLun> = host.scan_report().luns.clone();
     for l in &luns {
         println!("{}", lun_line(0, bdf, l, true));
@@ -259,7 +265,8 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
                     println!("removed [0:0:{target}:{lun}]");
                     luns.retain(|l| !(l.target == target && l.lun == lun));
                     // Its unit stays known but refuses I/O at once: show that.
-                    if let (Some(&unit), Some(mut buf)) = (units.get(&(target, lun)), buffer.take()) {
+                    if let (Some(&unit), Some(mut buf)) = (units.get(&(target, lun)), buffer.take())
+                    {
                         buf.set_len(512);
                         let c = queue.run_one(Request::read(0, buf, 0).on_unit(unit));
                         match &c.result {
@@ -277,7 +284,9 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
         }
         // One read of block 0 of each disk LUN, one at a time.
         for l in luns.iter().filter(|l| l.disk.is_some()) {
-            let Ok((unit, device)) = host.disk(l.target, l.lun) else { continue };
+            let Ok((unit, device)) = host.disk(l.target, l.lun) else {
+                continue;
+            };
             units.insert((l.target, l.lun), unit);
             let Some(mut buf) = buffer.take() else { break };
             buf.set_len(device.limits.logical_block_size as usize);
@@ -300,8 +309,15 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
     }
     println!("reads while watching:");
     for ((target, lun), l) in &liveness {
-        let error = l.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
-        println!("  read [0:0:{target}:{lun}] ok={} failed={}{error}", l.ok, l.failed);
+        let error = l
+            .last_error
+            .as_deref()
+            .map(|e| format!(" (last error: {e})"))
+            .unwrap_or_default();
+        println!(
+            "  read [0:0:{target}:{lun}] ok={} failed={}{error}",
+            l.ok, l.failed
+        );
     }
     host.tag_set().return_queue(queue);
     Ok(())

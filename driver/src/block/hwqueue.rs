@@ -272,7 +272,9 @@ impl HwQueue {
                     let slot = self.slot(tag);
                     let result = self.encoder.decode(tag, &slot, &request, used.written);
                     let request = match result {
-                        Err(ref e) if request.retries < MAX_RETRIES && self.encoder.retryable(e) => {
+                        Err(ref e)
+                            if request.retries < MAX_RETRIES && self.encoder.retryable(e) =>
+                        {
                             match self.resubmit(tag, request) {
                                 Ok(()) => continue,
                                 Err(request) => request,

@@ -224,7 +224,9 @@ impl RequestEncoder for ScsiEncoder {
             // The midlayer's disposition: a UNIT ATTENTION (reset, LUN inventory or capacity
             // changed) only reports an event; BUSY and TASK SET FULL ask to come back.
             IoError::Scsi { status, sense } => {
-                sense.as_ref().is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
+                sense
+                    .as_ref()
+                    .is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
                     || *status == ScsiStatus::BUSY
                     || *status == ScsiStatus::TASK_SET_FULL
             }

@@ -1,0 +1,28 @@
+//! `cargo run -p uvio-tests --bin uvio-guest -- 'SCRIPT'`: runs a shell script in the
+//! benchmark guest (virtio-blk null-co at 00:05.0 and 00:06.0, two queues each; fio and the
+//! other reference tools included) and prints its console. For trying things by hand.
+
+use std::time::Duration;
+
+use uvio_tests::vm::VmSpec;
+
+fn main() {
+    let script: String = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    if script.trim().is_empty() {
+        eprintln!(
+            "usage: uvio-guest 'SCRIPT' (run in the guest with sh; `check NAME CMD` helpers)"
+        );
+        std::process::exit(2);
+    }
+    let out = VmSpec::new()
+        .reference_tools()
+        .timeout(Duration::from_secs(900))
+        .virtio_blk_null("05.0", 1 << 30, "num-queues=2")
+        .virtio_blk_null("06.0", 1 << 30, "num-queues=2")
+        .script(format!("{script}\ntrue\n"))
+        .run();
+    print!("{}", out.console);
+    if out.exit_code != Some(0) {
+        std::process::exit(1);
+    }
+}
