@@ -384,10 +384,18 @@ true
 /// exists, and the LUNs that stay keep being served without a single failed read.
 #[test]
 fn hot_plug_and_removal_while_uvio_runs() {
+    // File-backed, so QEMU can resize it (null-co cannot).
+    let dir = work_dir("hotplug");
+    let grow = dir.join("grow.img");
+    fs::write(&grow, vec![0u8; 64 << 20]).unwrap();
     let mut vm = VmSpec::new()
         .qmp(true)
         .virtio_scsi("s0", "04.0", 1, "")
-        .scsi_hd_null("s0", 0, 0, 64 << 20, "")
+        .blockdev(format!(
+            "driver=file,filename={},node-name=grow",
+            grow.display()
+        ))
+        .scsi_hd("s0", 0, 0, "grow", "")
         .scsi_hd_null("s0", 1, 0, 32 << 20, "")
         .script(format!(
             r#"
@@ -412,6 +420,15 @@ true
     qmp.execute("device_del", serde_json::json!({"id": "hot0dev"}))
         .unwrap_or_else(|e| panic!("QMP del: {e}\n{}", vm.console()));
     vm.wait_for_console("removed [0:0:5:3]", minute);
+    // A capacity change: QEMU reports it as a PARAM_CHANGE event (and a UNIT ATTENTION).
+    qmp.execute(
+        "block_resize",
+        serde_json::json!({"node-name": "grow", "size": 128u64 << 20}),
+    )
+    .unwrap_or_else(|e| panic!("QMP resize: {e}\n{}", vm.console()));
+    vm.wait_for_console("changed [0:0:0:0]", minute);
+    // The rest of the line, with the new size (the console streams in pieces).
+    vm.wait_for_console("134MB", minute);
     let out = vm.wait(std::time::Duration::from_secs(120));
     out.assert_success();
     let watch = &out.section("watch").output;
