@@ -237,3 +237,43 @@ true
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A resize while uvio drives the disk: QEMU raises a configuration change and uvio re-reads
+/// the capacity (the config generation moves).
+#[test]
+fn a_resized_disk_reports_its_new_capacity() {
+    let dir = work_dir("blk-resize");
+    let image = dir.join("grow.img");
+    fs::write(&image, vec![0u8; 32 << 20]).unwrap();
+    let mut vm = VmSpec::new()
+        .qmp(true)
+        .blockdev(format!(
+            "driver=file,filename={},node-name=grow",
+            image.display()
+        ))
+        .virtio_blk("05.0", "grow", "")
+        .script(format!(
+            "check bind uvio bind {DISK}\ncheck watch uvio info {DISK} --watch 15\ntrue\n"
+        ))
+        .spawn();
+    let minute = std::time::Duration::from_secs(60);
+    vm.wait_for_console("watching for", minute);
+    vm.qmp()
+        .execute(
+            "block_resize",
+            serde_json::json!({"node-name": "grow", "size": 48u64 << 20}),
+        )
+        .unwrap_or_else(|e| panic!("QMP resize: {e}\n{}", vm.console()));
+    let out = vm.wait(std::time::Duration::from_secs(120));
+    out.assert_success();
+    let watch = &out.section("watch").output;
+    assert!(
+        watch.contains(&format!(
+            "capacity changed from {} to {} bytes",
+            32u64 << 20,
+            48u64 << 20
+        )),
+        "{out}"
+    );
+    let _ = fs::remove_dir_all(&dir);
+}

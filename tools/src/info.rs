@@ -100,3 +100,33 @@ fn print_fields(value: &Value, indent: &str) {
         }
     }
 }
+
+/// `uvio info BDF --watch SECONDS` on a virtio-blk disk: drive it (DRIVER_OK) and follow
+/// configuration changes, printing each new capacity as the driver re-reads it.
+pub fn watch_blk(bdf: PciAddress, duration: std::time::Duration) -> CmdResult {
+    let function = Sysfs::system().pci_function(bdf)?;
+    let options = uvio::blk::BlkOptions {
+        queues: Some(1),
+        ..Default::default()
+    };
+    let mut disk = uvio::blk::VirtioBlk::open(&function, &options)?;
+    let mut capacity = disk.block_device().capacity();
+    println!(
+        "{bdf}: capacity {capacity} bytes; watching for {} s",
+        duration.as_secs()
+    );
+    let start = std::time::Instant::now();
+    while start.elapsed() < duration {
+        if disk.refresh_config()? {
+            let now = disk.block_device().capacity();
+            if now != capacity {
+                println!("{bdf}: capacity changed from {capacity} to {now} bytes");
+                capacity = now;
+            } else {
+                println!("{bdf}: configuration changed");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}

@@ -71,6 +71,10 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// virtio-blk: drive the disk and follow configuration changes (a resize) for
+        /// SECONDS.
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<u64>,
     },
     /// Scan virtio-scsi hosts for LUNs as the kernel does (INQUIRY, REPORT LUNS, READ
     /// CAPACITY, VPD, MODE SENSE) and list them in lsscsi's layout. Scans every host bound
@@ -166,7 +170,16 @@ fn main() -> ExitCode {
         Command::List { json } => list::run(json),
         Command::Bind { functions } => bind::bind(&functions),
         Command::Unbind { functions } => bind::unbind(&functions),
-        Command::Info { function, json } => info::run(function, json),
+        Command::Info {
+            function,
+            watch: Some(seconds),
+            ..
+        } => info::watch_blk(function, std::time::Duration::from_secs(seconds)),
+        Command::Info {
+            function,
+            json,
+            watch: None,
+        } => info::run(function, json),
         Command::Bench { args } => bench::run(&args),
         Command::Scan {
             functions,
