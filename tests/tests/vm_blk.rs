@@ -1,11 +1,9 @@
 //! Issue 3: data through the virtio-blk driver, proven against the host's image files.
 
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use uvio_tests::vm::{VmOutput, VmSpec};
+use uvio_tests::data::{guest_hash, seeded_bytes, sha256, work_dir};
+use uvio_tests::vm::VmSpec;
 
 const DISK: &str = "0000:00:05.0";
 const RO_DISK: &str = "0000:00:06.0";
@@ -15,60 +13,6 @@ const STRESS: &str = "0000:00:07.0";
 const PLAIN: &str = "0000:00:08.0";
 const IMAGE_BYTES: usize = 32 << 20;
 const VERIFY_IOS: u64 = 20000;
-
-/// xorshift64*: reproducible test bytes from a seed.
-fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.max(1);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("running sha256sum on the host");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(bytes)
-        .expect("feeding sha256sum");
-    let out = child.wait_with_output().expect("sha256sum output");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
-fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/vm-cache/data")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("creating the test data directory");
-    dir
-}
-
-fn guest_hash(out: &VmOutput, section: &str) -> String {
-    let s = out.section(section);
-    assert_eq!(s.rc, 0, "section {section} failed\n{out}");
-    s.output
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .find(|w| w.len() == 64)
-        .unwrap_or_else(|| panic!("no hash in {section}\n{out}"))
-        .to_string()
-}
 
 #[test]
 fn reads_writes_flushes_discards_and_zeroes_byte_exact() {

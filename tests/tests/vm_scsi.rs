@@ -3,36 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
+use uvio_tests::data::{guest_hash, seeded_bytes, sha256, work_dir};
 use uvio_tests::vm::{VmOutput, VmSpec};
 
 const UVIO_HBA: &str = "0000:00:04.0";
 const KERNEL_HBA: &str = "0000:00:06.0";
 const DATA_BYTES: usize = 16 << 20;
-
-fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.max(1);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/vm-cache/data")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).expect("creating the test data directory");
-    dir
-}
 
 /// One HBA and its LUNs; the same layout is built twice (`bus` s0 for uvio, s1 for the
 /// kernel). Returns the spec with both.
@@ -311,35 +290,19 @@ true
     }
 
     // Data through the SCSI disk LUN.
-    let hash = |s: &str| -> String {
-        let sec = out.section(s);
-        assert_eq!(sec.rc, 0, "{s} failed\n{out}");
-        sec.output
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .find(|w| w.len() == 64)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let sha = |b: &[u8]| -> String {
-        use std::io::Write;
-        let mut child = std::process::Command::new("sha256sum")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b).unwrap();
-        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout)
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_string()
-    };
-    assert_eq!(hash("read_first"), sha(&image[..4096]), "{out}");
-    assert_eq!(hash("read_last"), sha(&image[DATA_BYTES - 512..]), "{out}");
     assert_eq!(
-        hash("read_big"),
-        sha(&image[512..512 + (3 << 20) + 1024]),
+        guest_hash(&out, "read_first"),
+        sha256(&image[..4096]),
+        "{out}"
+    );
+    assert_eq!(
+        guest_hash(&out, "read_last"),
+        sha256(&image[DATA_BYTES - 512..]),
+        "{out}"
+    );
+    assert_eq!(
+        guest_hash(&out, "read_big"),
+        sha256(&image[512..512 + (3 << 20) + 1024]),
         "{out}"
     );
     for s in ["write", "flush"] {

@@ -10,13 +10,12 @@ use crate::dma::{DmaError, DmaSpace};
 use crate::pci::PciFunction;
 use crate::virtio::features::driver_features;
 use crate::virtio::pci::TransportError;
-use crate::virtio::split::{SplitLayout, SplitQueue};
+use crate::virtio::plan::{QueuePlan, QueueSetupError};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
 /// Largest read or write uvio puts in one request unless told otherwise; larger transfers
 /// are split (the kernel's default max_sectors_kb is in the same range).
 pub const DEFAULT_MAX_TRANSFER: u64 = 1 << 20;
-const DEFAULT_QUEUE_SIZE: u16 = 256;
 
 /// Errors from opening a virtio-blk disk.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +28,8 @@ pub enum BlkError {
     Config(#[from] ShortBlkConfig),
     #[error("{0} is a virtio {1} function, not virtio-blk")]
     WrongType(String, String),
-    #[error("virtqueue {index}: {what}")]
-    Queue { index: u16, what: String },
+    #[error(transparent)]
+    Queue(#[from] QueueSetupError),
 }
 
 /// How to set up the disk.
@@ -58,14 +57,6 @@ pub struct VirtioBlk {
     config: BlkConfig,
     device: BlockDevice,
     generation: u8,
-}
-
-fn floor_pow2(x: u16) -> u16 {
-    if x == 0 {
-        0
-    } else {
-        1 << (15 - x.leading_zeros())
-    }
 }
 
 impl VirtioBlk {
@@ -98,58 +89,24 @@ impl VirtioBlk {
             .queues
             .unwrap_or(device_queues)
             .clamp(1, device_queues);
-        let indirect = has(Features::INDIRECT_DESC);
-        let event_idx = has(Features::EVENT_IDX);
-
-        // Ring sizes first: they bound the segments a request may have.
-        let mut sizes = Vec::new();
-        for index in 0..nr_queues {
-            let max = transport.queue_max_size(index)?;
-            let size = floor_pow2(options.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE).min(max));
-            if size < 4 {
-                return Err(BlkError::Queue {
-                    index,
-                    what: format!("the device allows only {max} entries"),
-                });
-            }
-            sizes.push(size);
-        }
-        let ring = *sizes.iter().min().unwrap_or(&4);
-        // Tags per queue. With indirect descriptors every request can take a single ring
-        // entry, so the whole ring is usable. Without them each request's chain must fit in
-        // its share of the ring, so the depth also bounds the segments per request.
-        let depth = if indirect {
-            options.depth.unwrap_or(ring).clamp(1, ring)
-        } else {
-            options.depth.unwrap_or(ring / 4).clamp(1, ring / 3)
-        };
-        let segment_budget = if indirect {
-            usize::from(ring) - 2
-        } else {
-            usize::from(ring / depth) - 2
-        };
+        // Header and status take two descriptors of every chain.
+        let plan = QueuePlan::new(
+            &transport,
+            0,
+            nr_queues,
+            options.queue_size,
+            options.depth,
+            2,
+        )?;
+        let depth = plan.depth;
+        let segment_budget = plan.segment_budget;
         let limits = Self::limits(&config, features, segment_budget, options);
         let capacity = config.capacity.saturating_mul(512);
         let mut device = BlockDevice::new(bdf.to_string(), capacity, limits.clone());
 
         let mut queues = Vec::new();
-        for (index, &size) in (0..nr_queues).zip(&sizes) {
-            let indirect_max = if indirect {
-                (limits.max_segments + 2) as u16
-            } else {
-                0
-            };
-            let layout = SplitLayout::new(size, indirect_max).ok_or_else(|| BlkError::Queue {
-                index,
-                what: format!("ring size {size} is not a power of two"),
-            })?;
-            let ring_memory = dma.alloc(layout.total)?;
-            let virtqueue = SplitQueue::new(Box::new(ring_memory), layout, event_idx, depth)
-                .ok_or_else(|| BlkError::Queue {
-                    index,
-                    what: "ring memory too small".into(),
-                })?;
-            let notifier = transport.setup_queue(index, &virtqueue)?;
+        for index in 0..nr_queues {
+            let (virtqueue, notifier) = plan.build(&transport, &dma, index, limits.max_segments)?;
             let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE)?;
             let encoder = BlkEncoder::new(limits.clone(), device.capacity_handle());
             queues.push(HwQueue::new(

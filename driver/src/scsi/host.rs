@@ -17,6 +17,7 @@ use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
 use crate::virtio::features::driver_features;
 use crate::virtio::pci::{QueueNotifier, TransportError};
+use crate::virtio::plan::{QueuePlan, QueueSetupError};
 use crate::virtio::queue::{Segment, Virtqueue};
 use crate::virtio::split::{SplitLayout, SplitQueue};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
@@ -26,7 +27,6 @@ const EVENT_QUEUE: u16 = 1;
 const FIRST_REQUEST_QUEUE: u16 = 2;
 /// Event buffers kept posted (Linux posts 8).
 const EVENT_BUFFERS: u16 = 16;
-const DEFAULT_QUEUE_SIZE: u16 = 256;
 /// Largest read or write per request unless the LUN says less.
 const DEFAULT_MAX_TRANSFER: u64 = 1 << 20;
 const SCAN_BUFFER: usize = 64 << 10;
@@ -45,6 +45,8 @@ pub enum ScsiHostError {
     WrongType(PciAddress, String),
     #[error("virtqueue {index}: {what}")]
     Queue { index: u16, what: String },
+    #[error(transparent)]
+    QueueSetup(#[from] QueueSetupError),
     #[error("{bdf} has no LUN 0:{target}:{lun}: `uvio scan {bdf}` lists what it has")]
     NoSuchLun {
         bdf: PciAddress,
@@ -225,7 +227,6 @@ impl VirtioScsiHost {
         let dma = DmaSpace::new(Arc::clone(transport.vfio()))?;
         transport.enable_bus_master()?;
         let event_idx = features.contains(Features::EVENT_IDX);
-        let indirect = features.contains(Features::INDIRECT_DESC);
 
         let small_queue = |index: u16, size: u16| -> Result<SplitQueue, ScsiHostError> {
             let size = size.min(transport.queue_max_size(index)?);
@@ -267,63 +268,28 @@ impl VirtioScsiHost {
             .queues
             .unwrap_or(device_queues)
             .clamp(1, device_queues.max(1));
-        let mut sizes = Vec::new();
-        for i in 0..nr_queues {
-            let index = FIRST_REQUEST_QUEUE + i;
-            let max = transport.queue_max_size(index)?;
-            let size = options.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE).min(max);
-            let size = if size == 0 {
-                0
-            } else {
-                1u16 << (15 - size.leading_zeros())
-            };
-            if size < 4 {
-                return Err(ScsiHostError::Queue {
-                    index,
-                    what: format!("the device allows only {max} entries"),
-                });
-            }
-            sizes.push(size);
-        }
-        let ring = *sizes.iter().min().unwrap_or(&4);
-        let depth = if indirect {
-            options.depth.unwrap_or(ring).clamp(1, ring)
-        } else {
-            options.depth.unwrap_or(ring / 4).clamp(1, ring / 4)
-        };
         // Request header, response and an UNMAP list take three descriptors of a chain.
-        let budget = if indirect {
-            usize::from(ring) - 3
-        } else {
-            usize::from(ring / depth).saturating_sub(3).max(1)
-        };
+        let plan = QueuePlan::new(
+            &transport,
+            FIRST_REQUEST_QUEUE,
+            nr_queues,
+            options.queue_size,
+            options.depth,
+            3,
+        )?;
+        let depth = plan.depth;
+        let budget = plan.segment_budget;
         let max_segments = (config.seg_max.max(1) as usize).min(budget);
         let units = Arc::new(UnitTable::default());
         let mut queues = Vec::new();
-        for (i, &size) in sizes.iter().enumerate() {
-            let index = FIRST_REQUEST_QUEUE + i as u16;
-            let indirect_max = if indirect {
-                (max_segments + 3) as u16
-            } else {
-                0
-            };
-            let layout = SplitLayout::new(size, indirect_max).ok_or(ScsiHostError::Queue {
-                index,
-                what: "bad size".into(),
-            })?;
-            let virtqueue =
-                SplitQueue::new(Box::new(dma.alloc(layout.total)?), layout, event_idx, depth)
-                    .ok_or(ScsiHostError::Queue {
-                        index,
-                        what: "ring memory too small".into(),
-                    })?
-                    .clamp_used_len();
-            let notifier = transport.setup_queue(index, &virtqueue)?;
+        for i in 0..nr_queues {
+            let (virtqueue, notifier) = plan.build(&transport, &dma, i, max_segments)?;
+            let virtqueue = virtqueue.clamp_used_len();
             let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE)?;
             let zeroes = dma.alloc(64 << 10)?.into_buf();
             let encoder = ScsiEncoder::new(Arc::clone(&units), depth, zeroes, max_segments);
             queues.push(HwQueue::new(
-                i as u16,
+                i,
                 Box::new(virtqueue),
                 notifier,
                 depth,

@@ -2,6 +2,7 @@
 
 pub mod features;
 pub mod pci;
+pub mod plan;
 pub mod queue;
 pub mod split;
 
