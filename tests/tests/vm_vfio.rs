@@ -8,6 +8,8 @@ const BLK: &str = "0000:00:05.0";
 const SCSI: &str = "0000:00:04.0";
 /// QEMU's q35 AHCI controller: a PCI function that is not virtio.
 const AHCI: &str = "0000:00:1f.2";
+/// A second virtio-blk disk the guest kernel keeps, to mount and swap on.
+const SPARE: &str = "0000:00:07.0";
 
 // Values given on QEMU's command line and asserted back from `uvio info`.
 const BLK_BYTES: u64 = 768 << 20;
@@ -40,10 +42,15 @@ fn failed_with(out: &VmOutput, section: &str, needles: &[&str]) {
 
 #[test]
 fn list_bind_info_unbind_with_a_viommu() {
+    let dir = uvio_tests::data::work_dir("vfio");
+    let spare = dir.join("spare.img");
+    std::fs::write(&spare, vec![0u8; 64 << 20]).expect("writing the spare disk image");
     let out = VmSpec::new()
         .virtio_blk_null("05.0", BLK_BYTES, &format!("num-queues={BLK_QUEUES}"))
         .virtio_scsi("s0", "04.0", SCSI_QUEUES as u32, "")
         .scsi_hd_null("s0", 0, 0, 64 << 20, "")
+        // File-backed: swap needs its header to stick (null-co drops writes).
+        .virtio_blk_file("07.0", &spare, "")
         .script(format!(
             r#"
 check sysblock_before ls /sys/block
@@ -65,6 +72,13 @@ check unknown_bind uvio bind 0000:00:09.0
 check not_virtio uvio bind {AHCI}
 check not_virtio_info uvio info {AHCI}
 check bad_address uvio info 00:zz.0
+check swap sh -c 'mkswap /dev/vdb && swapon /dev/vdb'
+check swapped uvio bind {SPARE}
+check swapoff swapoff /dev/vdb
+check passwd sh -c 'echo nobody:x:65534:65534::/:/bin/sh >> /etc/passwd'
+check not_root su nobody -c 'uvio bind {SPARE}'
+check rmmod rmmod vfio_pci
+check no_vfio_pci uvio bind {SPARE}
 true
 "#
         ))
@@ -197,6 +211,21 @@ true
     failed_with(&out, "not_virtio", &["not a virtio function"]);
     failed_with(&out, "not_virtio_info", &["not a virtio function"]);
     failed_with(&out, "bad_address", &["not a PCI address"]);
+
+    // A disk in use stays with the kernel; so does everything without root or vfio-pci.
+    // (The guest has no file system module for a block-device mount; the unit test of
+    // binding::block_devices_in_use covers /proc/mounts on real bytes.)
+    for s in ["swap", "swapoff", "passwd", "rmmod"] {
+        assert_eq!(out.section(s).rc, 0, "guest setup step {s} failed\n{out}");
+    }
+    failed_with(&out, "swapped", &["/dev/vdb is in use as swap", "swapoff"]);
+    failed_with(&out, "not_root", &["needs root"]);
+    failed_with(
+        &out,
+        "no_vfio_pci",
+        &["vfio-pci driver is not loaded", "modprobe vfio-pci"],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
