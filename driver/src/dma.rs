@@ -99,6 +99,18 @@ pub struct DmaSpace {
     device: Arc<VfioDevice>,
     iova: Mutex<IovaAllocator>,
     page_size: u64,
+    /// Regions dropped while the device may still be running: kept mapped (and their
+    /// memory alive) until [`DmaSpace::quiesce`], so a late DMA never lands in memory that
+    /// was given back. Only touched on drop and quiesce, never on the I/O path.
+    deferred: Mutex<Option<Vec<DeferredRegion>>>,
+}
+
+/// A region whose release waits for the device to stop.
+#[derive(Debug)]
+struct DeferredRegion {
+    iova: u64,
+    len: usize,
+    _memory: Option<MmapMut>,
 }
 
 impl DmaSpace {
@@ -114,6 +126,7 @@ impl DmaSpace {
             iova: Mutex::new(IovaAllocator::new(&info.iova_ranges)),
             page_size: info.page_size(),
             device,
+            deferred: Mutex::new(Some(Vec::new())),
         }))
     }
 
@@ -125,6 +138,28 @@ impl DmaSpace {
         let mut iova = self.iova.lock().unwrap_or_else(|e| e.into_inner());
         iova.alloc(len, align.max(self.page_size))
             .ok_or(DmaError::IovaExhausted(len))
+    }
+
+    /// Call once the device has been reset (it no longer touches memory): releases every
+    /// region dropped while it ran, and from now on releases regions at once.
+    pub fn quiesce(&self) {
+        let deferred = self
+            .deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        for region in deferred.into_iter().flatten() {
+            self.release(region.iova, region.len);
+        }
+    }
+
+    /// Unmaps `iova..iova+len` and returns the IOVA range. A failure leaves the IOVA
+    /// allocated (leaked) rather than reusing it.
+    fn release(&self, iova: u64, len: usize) {
+        match self.device.unmap_dma(iova, len as u64) {
+            Ok(()) => self.free_iova(iova, len as u64),
+            Err(e) => log::error!("unmapping DMA region at IOVA {iova:#x}: {e}"),
+        }
     }
 
     fn free_iova(&self, iova: u64, len: u64) {
@@ -262,6 +297,11 @@ impl DmaRegion {
         self.ptr.as_ptr()
     }
 
+    /// The DMA space (device) the region is mapped for.
+    pub fn space(&self) -> &Arc<DmaSpace> {
+        &self.space
+    }
+
     /// Splits the region into `count` buffers of `size` bytes each (a pool for I/O).
     pub fn into_bufs(self, size: usize) -> Vec<DmaBuf> {
         let region = Arc::new(self);
@@ -290,12 +330,31 @@ impl DmaRegion {
 
 impl Drop for DmaRegion {
     fn drop(&mut self) {
-        // Unmap before the memory goes back to the system, so the device can never reach
-        // freed memory. A failure leaves the IOVA allocated (leaked) rather than reusing it.
-        match self.space.device.unmap_dma(self.iova, self.len as u64) {
-            Ok(()) => self.space.free_iova(self.iova, self.len as u64),
-            Err(e) => log::error!("unmapping DMA region at IOVA {:#x}: {e}", self.iova),
+        // While the device may run, the region stays mapped and alive until `quiesce`;
+        // afterwards it is unmapped before the memory goes back to the system.
+        let mut deferred = self
+            .space
+            .deferred
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = deferred.as_mut() {
+            list.push(DeferredRegion {
+                iova: self.iova,
+                len: self.len,
+                _memory: self._memory.take(),
+            });
+            return;
         }
+        drop(deferred);
+        self.space.release(self.iova, self.len);
+    }
+}
+
+impl Drop for DmaSpace {
+    fn drop(&mut self) {
+        // The last handle is gone, so no device object is left to run the device: release
+        // what was deferred.
+        self.quiesce();
     }
 }
 
@@ -314,6 +373,11 @@ pub struct DmaBuf {
 impl DmaBuf {
     pub fn iova(&self) -> u64 {
         self.region.iova + self.offset as u64
+    }
+
+    /// Whether the buffer is mapped in `space` (its IOVA means something to that device).
+    pub fn is_mapped_in(&self, space: &Arc<DmaSpace>) -> bool {
+        Arc::ptr_eq(&self.region.space, space)
     }
 
     pub fn len(&self) -> usize {

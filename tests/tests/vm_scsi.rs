@@ -211,6 +211,8 @@ check not_a_disk uvio read {UVIO_HBA}/0:3:0 --offset 0 --length 2048
 check no_lun uvio read {UVIO_HBA}/0:2:6 --offset 0 --length 512
 check read_4k sh -c 'uvio read {UVIO_HBA}/0:2:300 --offset 4096 --length 8192 | wc -c'
 check verify uvio verify {UVIO_HBA}/0:4:1 --ios 4000 --json
+check lu_reset uvio reset {data_lun}
+check nexus_reset uvio reset {UVIO_HBA}/0:2:300 --nexus
 true
 "#,
         last = DATA_BYTES - 512,
@@ -325,6 +327,18 @@ true
     refused("misaligned", "not aligned to the 4096-byte");
     refused("not_a_disk", "not a disk");
     refused("no_lun", "has no LUN 0:2:6");
+    // Task management through the control queue; the LUN serves I/O again afterwards.
+    for (s, what) in [
+        ("lu_reset", "LOGICAL UNIT RESET: OK"),
+        ("nexus_reset", "I_T NEXUS RESET: OK"),
+    ] {
+        let sec = out.section(s);
+        assert_eq!(sec.rc, 0, "{s}\n{out}");
+        assert!(
+            sec.output.contains(what) && sec.output.contains("read after the reset: ok"),
+            "{sec}"
+        );
+    }
     let verify: Value = serde_json::from_str(&out.section("verify").output)
         .unwrap_or_else(|e| panic!("verify: {e}\n{out}"));
     assert_eq!(verify["ok"], true, "{out}");

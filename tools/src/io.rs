@@ -34,6 +34,15 @@ fn buffers(
     Ok(dev.dma.alloc(size * count)?.into_bufs(size))
 }
 
+/// The chunk a completion's cookie names; a cookie the tool never gave is an error, not a
+/// panic.
+fn chunk_of(chunks: &[(u64, u64)], cookie: u64) -> Result<(u64, u64), String> {
+    usize::try_from(cookie)
+        .ok()
+        .and_then(|i| chunks.get(i).copied())
+        .ok_or_else(|| format!("a completion with unknown cookie {cookie}"))
+}
+
 fn wait_one(
     dev: &mut Opened,
     done: &mut Vec<Completion>,
@@ -77,8 +86,8 @@ pub fn read(target: Target, offset: u64, length: u64, output: Option<PathBuf>) -
         }
         dev.queue.kick();
         let c = wait_one(&mut dev, &mut done)?;
-        c.result
-            .map_err(|e| format!("read at offset {}: {e}", chunks[c.cookie as usize].0))?;
+        let (at, _) = chunk_of(&chunks, c.cookie)?;
+        c.result.map_err(|e| format!("read at offset {at}: {e}"))?;
         let Data::One(buf) = c.data else {
             return Err("completion without its buffer".into());
         };
@@ -148,8 +157,8 @@ pub fn write(
         }
         dev.queue.kick();
         let c = wait_one(&mut dev, &mut done)?;
-        c.result
-            .map_err(|e| format!("write at offset {}: {e}", chunks[c.cookie as usize].0))?;
+        let (at, _) = chunk_of(&chunks, c.cookie)?;
+        c.result.map_err(|e| format!("write at offset {at}: {e}"))?;
         if let Data::One(buf) = c.data {
             free.push(buf);
         }

@@ -7,6 +7,7 @@ mod info;
 mod io;
 mod list;
 mod open;
+mod reset;
 mod scan;
 mod units;
 mod verify;
@@ -92,6 +93,14 @@ enum Command {
         /// every disk LUN meanwhile; needs exactly one BDF.
         #[arg(long, value_name = "SECONDS")]
         watch: Option<u64>,
+    },
+    /// Reset a SCSI LUN (LOGICAL UNIT RESET), or its whole target with --nexus (I_T NEXUS
+    /// RESET), through the virtio-scsi control queue.
+    Reset {
+        #[arg(value_name = "BDF/C:T:L")]
+        device: Target,
+        #[arg(long)]
+        nexus: bool,
     },
     /// Read bytes from a device to a file or stdout.
     Read {
@@ -195,6 +204,7 @@ fn main() -> ExitCode {
             size,
             watch: None,
         } => scan::run(&functions, json, size),
+        Command::Reset { device, nexus } => reset::run(device, nexus),
         Command::Read {
             device,
             offset,

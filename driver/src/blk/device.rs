@@ -156,10 +156,10 @@ impl VirtioBlk {
         } else {
             512
         };
-        let physical = if has(Features::BLK_TOPOLOGY) && config.physical_block_exp <= 16 {
-            logical << config.physical_block_exp
-        } else {
-            logical
+        // Physical blocks of up to 1 MiB; anything larger is a device error, ignored.
+        let physical = match logical.checked_shl(u32::from(config.physical_block_exp)) {
+            Some(p) if has(Features::BLK_TOPOLOGY) && p <= 1 << 20 => p,
+            _ => logical,
         };
         let max_segments = if has(Features::BLK_SEG_MAX) {
             (config.seg_max as usize).clamp(1, segment_budget.max(1))
@@ -254,5 +254,18 @@ impl VirtioBlk {
         let changed = config != self.config;
         self.config = config;
         Ok(changed)
+    }
+}
+
+impl Drop for VirtioBlk {
+    fn drop(&mut self) {
+        // Stop the device first; only then may memory it could reach be released.
+        match self.transport.reset() {
+            Ok(()) => self.dma.quiesce(),
+            Err(e) => log::error!(
+                "{}: reset failed ({e}); its DMA memory stays mapped",
+                self.transport.bdf()
+            ),
+        }
     }
 }

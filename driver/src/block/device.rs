@@ -98,7 +98,7 @@ impl Limits {
             }
             Op::Scsi => return Err(IoError::NotSupported { op }),
             Op::GetId => {
-                if request.data.len() < 20 {
+                if request.data.bufs().first().map_or(0, |b| b.len()) < 20 {
                     return Err(IoError::BadRequest {
                         op,
                         what: "a buffer of at least 20 bytes",

@@ -87,6 +87,9 @@ pub trait RequestEncoder: Send + std::fmt::Debug {
     fn retryable(&self, _error: &IoError) -> bool {
         false
     }
+    /// `encode` succeeded for `tag` but the chain could not be queued: undo what `encode`
+    /// accounted for it.
+    fn abort(&mut self, _tag: u16) {}
 }
 
 /// How often one request is sent again after retryable errors.
@@ -128,6 +131,10 @@ pub struct HwQueue {
     /// The tag [`run_one`](Self::run_one) waits for, and its completion once it came.
     awaited: Option<u16>,
     awaited_done: Option<Completion>,
+    /// Buffers of requests failed because the queue broke (see `reap`).
+    quarantine: Vec<Data>,
+    /// Tags whose `run_one` caller stopped waiting: their completions are dropped.
+    orphaned: Vec<bool>,
 }
 
 impl HwQueue {
@@ -161,6 +168,8 @@ impl HwQueue {
             deferred: Vec::with_capacity(usize::from(depth)),
             awaited: None,
             awaited_done: None,
+            quarantine: Vec::new(),
+            orphaned: vec![false; usize::from(depth)],
         }
     }
 
@@ -206,28 +215,7 @@ impl HwQueue {
                 request,
             });
         };
-        let slot = self.slot(tag);
-        self.segments.clear();
-        let added = self
-            .encoder
-            .encode(tag, &slot, &request, &mut self.segments)
-            .and_then(|()| {
-                self.virtqueue
-                    .add(&self.segments, u64::from(tag))
-                    .map_err(|e| match e {
-                        AddError::Broken(fault) => IoError::QueueBroken(fault),
-                        AddError::Full(_) => IoError::QueueFull(self.tags.depth()),
-                        AddError::TooManySegments { segments, max } => IoError::TooManySegments {
-                            op: request.op.name(),
-                            segments,
-                            max,
-                        },
-                        AddError::Empty => IoError::BadRequest {
-                            op: request.op.name(),
-                            what: "at least one buffer",
-                        },
-                    })
-            });
+        let added = self.place(tag, &request);
         if let Err(error) = added {
             self.tags.free(tag);
             return Err(Rejected { error, request });
@@ -288,7 +276,11 @@ impl HwQueue {
                 Err(fault) => {
                     // Nothing more will complete: fail everything in flight, once.
                     for tag in 0..self.tags.depth() {
-                        if let Some(request) = self.in_flight[usize::from(tag)].take() {
+                        if let Some(mut request) = self.in_flight[usize::from(tag)].take() {
+                            // The device was not reset and may still write these buffers:
+                            // keep them here (they are released only once it is quiesced)
+                            // rather than hand them back to the caller.
+                            self.quarantine.push(std::mem::take(&mut request.data));
                             self.tags.free(tag);
                             self.finish(tag, request, Err(IoError::QueueBroken(fault)), out);
                         }
@@ -303,20 +295,49 @@ impl HwQueue {
     /// Sends a completed request again under the same tag; hands it back if that fails.
     fn resubmit(&mut self, tag: u16, mut request: Request) -> Result<(), Request> {
         request.retries += 1;
-        let slot = self.slot(tag);
-        self.segments.clear();
-        let added = self
-            .encoder
-            .encode(tag, &slot, &request, &mut self.segments)
-            .is_ok()
-            && self.virtqueue.add(&self.segments, u64::from(tag)).is_ok();
-        if !added {
+        if self.place(tag, &request).is_err() {
             return Err(request);
         }
         self.in_flight[usize::from(tag)] = Some(request);
         self.stats.retries += 1;
         self.kick();
         Ok(())
+    }
+
+    /// Encodes `request` under `tag` and adds its chain to the ring; on failure the encoder
+    /// gives back whatever it took for the tag (a LUN's budget).
+    fn place(&mut self, tag: u16, request: &Request) -> Result<(), IoError> {
+        let op = request.op.name();
+        // An IOVA only means something in the DMA space it was mapped in.
+        let space = self.slots.space();
+        if request.data.bufs().iter().any(|b| !b.is_mapped_in(space)) {
+            return Err(IoError::BadRequest {
+                op,
+                what: "buffers allocated from this device's DMA space",
+            });
+        }
+        let slot = self.slot(tag);
+        self.segments.clear();
+        self.encoder
+            .encode(tag, &slot, request, &mut self.segments)?;
+        let added = self
+            .virtqueue
+            .add(&self.segments, u64::from(tag))
+            .map_err(|e| match e {
+                AddError::Broken(fault) => IoError::QueueBroken(fault),
+                AddError::Full(_) => IoError::QueueFull(self.tags.depth()),
+                AddError::TooManySegments { segments, max } => {
+                    IoError::TooManySegments { op, segments, max }
+                }
+                AddError::Empty => IoError::BadRequest {
+                    op,
+                    what: "at least one buffer",
+                },
+            });
+        if added.is_err() {
+            self.encoder.abort(tag);
+        }
+        added
     }
 
     fn finish(
@@ -340,6 +361,9 @@ impl HwQueue {
         if self.awaited == Some(tag) {
             self.awaited = None;
             self.awaited_done = Some(completion);
+        } else if std::mem::take(&mut self.orphaned[usize::from(tag)]) {
+            // A control request its caller gave up on: nobody expects this completion.
+            drop(completion);
         } else {
             out.push(completion);
         }
@@ -372,8 +396,9 @@ impl HwQueue {
                 return done;
             }
             if start.elapsed() > CONTROL_TIMEOUT {
-                // Stop waiting; if it completes later, `poll` hands it out like any other.
+                // Stop waiting; if it completes later, its completion is dropped.
                 self.awaited = None;
+                self.orphaned[usize::from(tag)] = true;
                 self.deferred = others;
                 let what = format!("{} did not complete within {CONTROL_TIMEOUT:?}", op.name());
                 return Completion {

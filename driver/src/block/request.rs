@@ -227,6 +227,8 @@ pub enum IoError {
     NoSuchUnit(u32),
     #[error("all {0} tags of the hardware queue are in use: poll for completions first")]
     QueueFull(u16),
+    #[error("the LUN already has {budget} requests in flight on this queue (its cmd_per_lun): poll for completions first")]
+    LunBusy { budget: u16 },
     #[error("the device reported an I/O error (VIRTIO_BLK_S_IOERR)")]
     DeviceIo,
     #[error("the device reported the request unsupported (VIRTIO_BLK_S_UNSUPP)")]

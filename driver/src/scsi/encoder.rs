@@ -36,10 +36,23 @@ pub struct ScsiEncoder {
     zeroes: DmaBuf,
     max_segments: usize,
     max_segment_size: u32,
+    queue_index: u16,
+}
+
+/// The tag a request carries on the wire: the hardware queue in the high bits, the tag in
+/// the low 16, unique across the host's queues.
+pub fn wire_tag(queue_index: u16, tag: u16) -> u64 {
+    (u64::from(queue_index) << 16) | u64::from(tag)
 }
 
 impl ScsiEncoder {
-    pub fn new(table: Arc<UnitTable>, depth: u16, zeroes: DmaBuf, max_segments: usize) -> Self {
+    pub fn new(
+        table: Arc<UnitTable>,
+        queue_index: u16,
+        depth: u16,
+        zeroes: DmaBuf,
+        max_segments: usize,
+    ) -> Self {
         ScsiEncoder {
             table,
             generation: u64::MAX,
@@ -49,6 +62,7 @@ impl ScsiEncoder {
             zeroes,
             max_segments,
             max_segment_size: 0xffff_f000,
+            queue_index,
         }
     }
 
@@ -87,6 +101,19 @@ fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
         });
     }
     Ok(resp)
+}
+
+impl ScsiEncoder {
+    /// Gives back the LUN budget the request under `tag` took.
+    fn release(&mut self, tag: u16) {
+        let unit = self
+            .tag_unit
+            .get_mut(usize::from(tag))
+            .map_or(u32::MAX, |t| std::mem::replace(t, u32::MAX));
+        if let Some(n) = self.in_flight.get_mut(unit as usize) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl RequestEncoder for ScsiEncoder {
@@ -130,7 +157,9 @@ impl RequestEncoder for ScsiEncoder {
                 });
             }
             if self.in_flight[index] >= info.budget {
-                return Err(IoError::QueueFull(info.budget));
+                return Err(IoError::LunBusy {
+                    budget: info.budget,
+                });
             }
             let limits = &info.limits;
             let bs = u64::from(limits.logical_block_size);
@@ -139,6 +168,19 @@ impl RequestEncoder for ScsiEncoder {
                     let c = request
                         .command
                         .ok_or(IoError::BadRequest { op, what: "a CDB" })?;
+                    let segments: usize = request
+                        .data
+                        .bufs()
+                        .iter()
+                        .map(|b| limits.segments_for(b.len()))
+                        .sum();
+                    if segments > self.max_segments {
+                        return Err(IoError::TooManySegments {
+                            op,
+                            segments,
+                            max: self.max_segments,
+                        });
+                    }
                     (c.cdb, c.data_in)
                 }
                 _ => {
@@ -149,12 +191,16 @@ impl RequestEncoder for ScsiEncoder {
                         });
                     }
                     let lba = request.offset / bs;
-                    let blocks =
-                        u32::try_from(request.len / bs).map_err(|_| IoError::TooLarge {
-                            op,
-                            len: request.len,
-                            max: limits.max_transfer_bytes,
-                        })?;
+                    // Reads and writes move exactly their data (which `check` validated).
+                    let len = match request.op {
+                        Op::Read | Op::Write => request.data.len(),
+                        _ => request.len,
+                    };
+                    let blocks = u32::try_from(len / bs).map_err(|_| IoError::TooLarge {
+                        op,
+                        len,
+                        max: limits.max_transfer_bytes,
+                    })?;
                     match request.op {
                         Op::Read if info.use_16 => (cdb::read_16(lba, blocks, request.fua), true),
                         Op::Read => (cdb::read(lba, blocks, request.fua), true),
@@ -186,7 +232,12 @@ impl RequestEncoder for ScsiEncoder {
         };
         slot.write(
             REQ,
-            &wire::cmd_req(&lun_field, u64::from(tag), command.as_bytes()),
+            // The wire tag names the queue too, so ABORT TASK is unambiguous.
+            &wire::cmd_req(
+                &lun_field,
+                wire_tag(self.queue_index, tag),
+                command.as_bytes(),
+            ),
         );
         // A response the device never wrote must not read as success.
         slot.write(RESP, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]);
@@ -219,6 +270,10 @@ impl RequestEncoder for ScsiEncoder {
         Ok(())
     }
 
+    fn abort(&mut self, tag: u16) {
+        self.release(tag);
+    }
+
     fn retryable(&self, error: &IoError) -> bool {
         match error {
             // The midlayer's disposition: a UNIT ATTENTION (reset, LUN inventory or capacity
@@ -242,13 +297,7 @@ impl RequestEncoder for ScsiEncoder {
         request: &Request,
         written: u32,
     ) -> Result<u64, IoError> {
-        let unit = self
-            .tag_unit
-            .get_mut(usize::from(tag))
-            .map_or(u32::MAX, |t| std::mem::replace(t, u32::MAX));
-        if let Some(n) = self.in_flight.get_mut(unit as usize) {
-            *n = n.saturating_sub(1);
-        }
+        self.release(tag);
         let resp = check_response(slot)?;
         let data = request.data.len();
         let moved = data.saturating_sub(u64::from(resp.resid));
@@ -262,7 +311,15 @@ impl RequestEncoder for ScsiEncoder {
                 }
                 Ok(data)
             }
-            Op::Write => Ok(data),
+            Op::Write => {
+                if resp.resid != 0 {
+                    return Err(IoError::ShortTransfer {
+                        written: moved as u32,
+                        expected: data,
+                    });
+                }
+                Ok(data)
+            }
             Op::Discard | Op::WriteZeroes => Ok(request.len),
             Op::Scsi => Ok(moved),
             Op::Flush | Op::GetId => Ok(0),

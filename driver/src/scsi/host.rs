@@ -91,6 +91,8 @@ struct ControlQueue {
     queue: SplitQueue,
     notifier: QueueNotifier,
     memory: DmaRegion,
+    /// A TMF went unanswered: its buffer may still be written by the device.
+    stuck: bool,
 }
 
 /// The event queue with its buffers.
@@ -118,19 +120,23 @@ impl EventQueue {
         while let Some(used) = self.queue.pop_used() {
             let used = used.map_err(IoError::QueueBroken)?;
             let index = used.token as u16;
+            let base = usize::from(index) * EVENT_LEN;
             let mut raw = [0u8; EVENT_LEN];
             for (i, b) in raw.iter_mut().enumerate() {
                 // SAFETY: the buffer index came back from the queue, which only returns tokens
                 // it was given (< EVENT_BUFFERS), so the bytes lie in the region; the device
-                // is done with the buffer.
-                *b = unsafe {
-                    self.buffers
-                        .as_ptr()
-                        .add(usize::from(index) * EVENT_LEN + i)
-                        .read_volatile()
-                };
+                // is done with the buffer until it is posted again below. Each byte is read,
+                // then cleared, so a short event can never replay an old one.
+                unsafe {
+                    let p = self.buffers.as_ptr().add(base + i);
+                    *b = p.read_volatile();
+                    p.write_volatile(0);
+                }
             }
-            events.push(Event::parse(&raw));
+            // A completion that wrote less than a whole event carries none.
+            if used.written as usize >= EVENT_LEN {
+                events.push(Event::parse(&raw));
+            }
             self.post(index)?;
         }
         if !events.is_empty() && self.queue.publish() {
@@ -247,6 +253,7 @@ impl VirtioScsiHost {
             notifier: transport.setup_queue(CONTROL_QUEUE, &control_queue)?,
             queue: control_queue,
             memory: dma.alloc(4096)?,
+            stuck: false,
         };
         let event_queue = small_queue(EVENT_QUEUE, EVENT_BUFFERS)?;
         let mut events = EventQueue {
@@ -287,7 +294,7 @@ impl VirtioScsiHost {
             let virtqueue = virtqueue.clamp_used_len();
             let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE)?;
             let zeroes = dma.alloc(64 << 10)?.into_buf();
-            let encoder = ScsiEncoder::new(Arc::clone(&units), depth, zeroes, max_segments);
+            let encoder = ScsiEncoder::new(Arc::clone(&units), i, depth, zeroes, max_segments);
             queues.push(HwQueue::new(
                 i,
                 Box::new(virtqueue),
@@ -330,23 +337,46 @@ impl VirtioScsiHost {
         let mut queue = self.tag_set.take_queue(0).ok_or(ScsiHostError::Control(
             "request queue 0 is in use by another thread".into(),
         ))?;
+        self.rescan_through(&mut queue);
+        self.tag_set.return_queue(queue);
+        Ok(())
+    }
+
+    /// Scans the whole host again through `queue` (one the caller owns) and applies the
+    /// differences: LUNs that appeared are registered, LUNs that are gone have their units
+    /// marked removed so their I/O fails at once.
+    pub fn rescan_through(&mut self, queue: &mut HwQueue) -> Vec<HostEvent> {
         let report = {
             let mut runner = QueueRunner {
-                queue: &mut queue,
+                queue,
                 buffer: None,
                 dma: &self.dma,
             };
             scan::scan_host(&mut runner, self.config.max_target, self.max_linux_lun())
         };
-        self.tag_set.return_queue(queue);
-        let unit_of = report
-            .luns
-            .iter()
-            .map(|l| l.disk.as_ref().map(|d| self.register(l, d)))
-            .collect();
+        let mut changes = Vec::new();
+        for (at, old) in self.report.luns.iter().enumerate() {
+            if !report.luns.iter().any(|l| l.lun_field == old.lun_field) {
+                if let Some(unit) = self.unit_of[at] {
+                    self.units.update(unit, |u| u.removed = true);
+                }
+                changes.push(HostEvent::Removed {
+                    target: old.target,
+                    lun: old.lun,
+                });
+            }
+        }
+        let mut unit_of = Vec::with_capacity(report.luns.len());
+        for l in &report.luns {
+            // A LUN seen before keeps its unit (re-registered with what the scan learned).
+            unit_of.push(l.disk.as_ref().map(|d| self.register(l, d)));
+            if !self.report.luns.iter().any(|o| o.lun_field == l.lun_field) {
+                changes.push(HostEvent::Added(l.clone()));
+            }
+        }
         self.unit_of = unit_of;
         self.report = report;
-        Ok(())
+        changes
     }
 
     /// The unit for a disk LUN: an existing one (updated) or a new one.
@@ -462,7 +492,8 @@ impl VirtioScsiHost {
         Ok((unit, device))
     }
 
-    /// Sends a task management function and returns the device's response code.
+    /// Sends a task management function and returns the device's response code. For
+    /// ABORT TASK, `tag` is the request's wire tag ([`super::encoder::wire_tag`]).
     pub fn task_management(
         &mut self,
         subtype: u32,
@@ -470,6 +501,13 @@ impl VirtioScsiHost {
         linux_lun: u64,
         tag: u64,
     ) -> Result<u8, ScsiHostError> {
+        if self.control.stuck {
+            // The device still owns the buffer of an unanswered TMF: reusing it is unsafe.
+            return Err(ScsiHostError::Control(
+                "an earlier task management function never completed; reset the device (reopen it)"
+                    .into(),
+            ));
+        }
         let lun = virtio_lun(target as u8, linux_lun)
             .map_err(|e| ScsiHostError::Control(e.to_string()))?;
         let request = wire::tmf_req(subtype, &lun, tag);
@@ -504,9 +542,10 @@ impl VirtioScsiHost {
                 }
                 Some(Err(fault)) => return Err(ScsiHostError::Control(fault.to_string())),
                 None if start.elapsed() > CONTROL_TIMEOUT => {
+                    self.control.stuck = true;
                     return Err(ScsiHostError::Control(
                         "no answer to the task management function".into(),
-                    ))
+                    ));
                 }
                 None => std::hint::spin_loop(),
             }
@@ -525,8 +564,10 @@ impl VirtioScsiHost {
         let mut changes = Vec::new();
         for event in events {
             if event.missed {
-                // Lost events: learn the whole truth again. The rescan needs queue 0 back.
+                // Events were lost: learn the whole truth again, as Linux does.
+                changes.extend(self.rescan_through(queue));
                 changes.push(HostEvent::Rescanned);
+                continue;
             }
             let (target, lun) = event.target_lun();
             let linux_lun = super::lun::ScsiLun::for_number(lun)
@@ -583,12 +624,17 @@ impl VirtioScsiHost {
                         changes.push(HostEvent::Removed { target, lun });
                     }
                 }
-                (wire::event::PARAM_CHANGE, _) => {
+                // Parameters, mode parameters or capacity changed (ASC 0x2A, ASCQ 0, 1, 9):
+                // revalidate the disk, as Linux's virtscsi_handle_param_change does.
+                (wire::event::PARAM_CHANGE, reason)
+                    if reason & 0xff == 0x2a
+                        && matches!((reason >> 8) & 0xff, 0x00 | 0x01 | 0x09) =>
+                {
                     if let Some(at) = self
                         .report
                         .luns
                         .iter()
-                        .position(|l| l.target == target && l.lun == lun)
+                        .position(|l| l.target == target && l.lun == lun && l.disk.is_some())
                     {
                         let mut runner = QueueRunner {
                             queue,
@@ -609,5 +655,18 @@ impl VirtioScsiHost {
             }
         }
         Ok(changes)
+    }
+}
+
+impl Drop for VirtioScsiHost {
+    fn drop(&mut self) {
+        // Stop the device first; only then may memory it could reach be released.
+        match self.transport.reset() {
+            Ok(()) => self.dma.quiesce(),
+            Err(e) => log::error!(
+                "{}: reset failed ({e}); its DMA memory stays mapped",
+                self.transport.bdf()
+            ),
+        }
     }
 }

@@ -41,7 +41,8 @@ const SCSI_3: u8 = 4;
 const SCSI_SPC_2: u8 = 5;
 /// REPORT LUNS starts with room for 511 LUNs, as Linux does.
 const REPORT_LUNS_ALLOC: usize = 4096;
-const UA_RETRIES: usize = 5;
+/// Tries of a command that meets a UNIT ATTENTION (Linux's scan allows 3).
+const UA_RETRIES: usize = 3;
 
 /// Unmap (discard) support of a disk LUN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -288,7 +289,8 @@ fn report_luns(
 /// Scans targets 0..=`max_target` of channel 0.
 pub fn scan_host(runner: &mut dyn CommandRunner, max_target: u16, max_lun: u64) -> ScanReport {
     let mut report = ScanReport::default();
-    for target in 0..=max_target {
+    // The virtio-scsi LUN field has one byte for the target.
+    for target in 0..=max_target.min(255) {
         scan_target(runner, target, max_lun, &mut report);
     }
     report

@@ -505,6 +505,14 @@ impl VirtioPciTransport {
         let window = self.capabilities.notify;
         let offset = usize::from(notify_off) * self.capabilities.notify_off_multiplier as usize;
         let (_, at) = self.window_bar(window, "notify", offset, 2)?;
+        if at % 2 != 0 {
+            // A 16-bit doorbell at an odd address could never be written.
+            return Err(TransportError::Register {
+                bdf: self.bdf,
+                area: "notify (misaligned)",
+                offset,
+            });
+        }
         let bar = Arc::clone(self.bars[usize::from(window.bar)].as_ref().ok_or(
             TransportError::Register {
                 bdf: self.bdf,
