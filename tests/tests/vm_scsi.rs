@@ -80,7 +80,7 @@ fn kernel_view(out: &VmOutput) -> BTreeMap<String, BTreeMap<String, String>> {
 /// block sizes and write protect. Returns uvio's LUNs by "C:T:linux_lun".
 fn compare_with_kernel(out: &VmOutput, expected_luns: usize) -> BTreeMap<String, Value> {
     // The kernel's view of its HBA against uvio's scan of the twin.
-    let kernel = kernel_view(&out);
+    let kernel = kernel_view(out);
     assert_eq!(
         kernel.len(),
         expected_luns,

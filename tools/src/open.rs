@@ -61,8 +61,8 @@ pub struct QueueRequest {
 
 /// What keeps the device open.
 enum Keep {
-    Blk(#[allow(dead_code)] VirtioBlk),
-    Scsi(#[allow(dead_code)] VirtioScsiHost),
+    Blk(#[allow(dead_code)] Box<VirtioBlk>),
+    Scsi(#[allow(dead_code)] Box<VirtioScsiHost>),
 }
 
 /// An opened block device with its hardware queues, ready to be handed to threads. Every
@@ -96,7 +96,7 @@ pub fn open_device(
                 unit: 0,
                 queues,
                 dma: Arc::clone(disk.dma()),
-                _keep: Keep::Blk(disk),
+                _keep: Keep::Blk(Box::new(disk)),
             })
         }
         (Some(DeviceType::Block), Some(_)) => {
@@ -119,7 +119,7 @@ pub fn open_device(
                 unit,
                 queues,
                 dma: Arc::clone(host.dma()),
-                _keep: Keep::Scsi(host),
+                _keep: Keep::Scsi(Box::new(host)),
             })
         }
         (Some(DeviceType::Scsi), None) => Err(format!(

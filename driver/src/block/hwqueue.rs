@@ -202,6 +202,9 @@ impl HwQueue {
 
     /// Puts `request` on the queue (not yet visible to the device: call [`kick`](Self::kick)
     /// after a batch). Returns its tag, or hands the request back with the reason.
+    // The rejected request comes back by value, not boxed: refusing one (a full queue) must
+    // not allocate either.
+    #[allow(clippy::result_large_err)]
     pub fn submit(&mut self, request: Request) -> Result<u16, Rejected> {
         if let Some(fault) = self.virtqueue.fault() {
             return Err(Rejected {
