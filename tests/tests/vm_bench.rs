@@ -1,6 +1,7 @@
 //! Issue 5: `uvio bench` in a guest. fio-compatible JSON with self-consistent figures, the
-//! normal layout, a job file with `[global]` and two jobs, queue sharing said out loud, and
-//! verification that catches a block corrupted behind its back and says where.
+//! normal layout, a job file with `[global]` and two jobs, queue sharing said out loud,
+//! verification that catches a block corrupted behind its back and says where, and an I/O
+//! error (injected by QEMU's blkdebug) that fails the run.
 
 use serde_json::Value;
 use uvio_tests::vm::{VmOutput, VmSpec};
@@ -10,6 +11,9 @@ const NULL: &str = "0000:00:05.0";
 /// A raw image: data survives between runs, for verify.
 const DISK: &str = "0000:00:06.0";
 const BS: u64 = 4096;
+/// Reads of sector 2048 (1 MiB) fail with EIO (blkdebug).
+const ERR_DISK: &str = "0000:00:07.0";
+const BLKDEBUG_RULES: &str = "[inject-error]\nevent = \"none\"\niotype = \"read\"\nerrno = \"5\"\nsector = \"2048\"\nonce = \"off\"\n";
 /// The block the test corrupts, and where in it.
 const BAD_BLOCK: u64 = 777;
 const BAD_AT: u64 = BAD_BLOCK * BS + 1024;
@@ -91,7 +95,7 @@ fn bench_reports_like_fio_and_verify_finds_a_corrupted_block() {
     );
     let script = format!(
         r#"
-check bind uvio bind {NULL} {DISK}
+check bind uvio bind {NULL} {DISK} {ERR_DISK}
 check json {randread}
 check normal uvio bench --name=tb --filename={NULL} --rw=randread --bs=4k --iodepth=4 --runtime=2 --time_based --ramp_time=500ms
 check jobfile uvio bench --output-format=json /data/two.fio
@@ -101,6 +105,7 @@ check verify_clean uvio bench --output-format=json --name=vc --filename={DISK} -
 check corrupt uvio write {DISK} --offset {BAD_AT} --input /data/junk.bin
 check verify_bad uvio bench --output-format=json --name=vb --filename={DISK} --rw=read --bs=4k --size=8m --iodepth=8 --verify=crc32c
 check unsupported uvio bench --name=x --filename={NULL} --rate_iops=100
+check io_error uvio bench --output-format=json --name=e --filename={ERR_DISK} --rw=read --bs=4k --size=4m --iodepth=4
 true
 "#
     );
@@ -108,9 +113,22 @@ true
     std::fs::create_dir_all(&dir).expect("temp dir");
     let image = dir.join("disk.img");
     std::fs::write(&image, vec![0u8; 16 << 20]).expect("image");
+    let err_image = dir.join("err.img");
+    std::fs::write(&err_image, vec![0u8; 8 << 20]).expect("image");
+    let rules = dir.join("rules.conf");
+    std::fs::write(&rules, BLKDEBUG_RULES).expect("blkdebug rules");
     let out = VmSpec::new()
         .virtio_blk_null("05.0", 1 << 30, "num-queues=2")
         .virtio_blk_file("06.0", &image, "num-queues=1")
+        .blockdev(format!(
+            "driver=file,filename={},node-name=errfile",
+            err_image.display()
+        ))
+        .blockdev(format!(
+            "driver=blkdebug,config={},image=errfile,node-name=errdbg",
+            rules.display()
+        ))
+        .virtio_blk("07.0", "errdbg", "werror=report,rerror=report")
         .file_bytes("/data/junk.bin", junk, 0o644)
         .file_bytes("/data/two.fio", JOB_FILE, 0o644)
         .script(script)
@@ -217,4 +235,14 @@ true
     let un = out.section("unsupported");
     assert_ne!(un.rc, 0, "{un}");
     assert!(un.output.contains("rate_iops"), "{un}");
+
+    // An I/O error stops the job, shows as fio's err=5, and fails the run.
+    let e = out.section("io_error");
+    assert_ne!(e.rc, 0, "an I/O error must fail the run\n{e}");
+    let doc = json_of(&out, "io_error");
+    assert_eq!(doc["jobs"][0]["error"], 5, "{doc}");
+    let first = doc["jobs"][0]["uvio"]["first_error"].as_str().unwrap_or("");
+    assert!(first.contains("offset 1048576"), "{doc}");
+    assert!(u(&doc["jobs"][0]["read"]["errors"]) >= 1, "{doc}");
+    assert!(e.output.contains("I/O error"), "{e}");
 }

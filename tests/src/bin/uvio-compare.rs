@@ -9,7 +9,7 @@
 //! (against the better kernel engine).
 //!
 //! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--no-scsi`,
-//! `--rows a,b,...` (row keys: qd1 qd8 qd32 qd128 randwrite seqread 2jobs), `--raw DIR`
+//! `--rows a,b,...` (row keys: qd1 qd8 qd32 qd128 randwrite seqread 2jobs 2jobs1cpu), `--raw DIR`
 //! (save every JSON report there).
 
 use std::collections::BTreeMap;
@@ -60,6 +60,11 @@ const ROWS: &[(&str, &str, &str)] = &[
         "2jobs",
         "4k randread 2 jobs x qd32",
         "--rw=randread --bs=4k --iodepth=32 --numjobs=2",
+    ),
+    (
+        "2jobs1cpu",
+        "4k randread 2 jobs x qd32 on vCPU 0",
+        "--rw=randread --bs=4k --iodepth=32 --numjobs=2 --cpus_allowed=0",
     ),
 ];
 
@@ -176,8 +181,17 @@ fn lat(f: &Figures) -> String {
     format!("{:.0} / {:.0} / {:.0}", f.p50, f.p99, f.p999)
 }
 
+/// The host's 1-minute load average: the table is only as good as the host was quiet.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn main() {
     let args = parse_args();
+    let load_before = loadavg();
     let rt = args.runtime;
     let common = format!("--time_based --runtime={rt} --ramp_time=1 --size=1g --group_reporting");
     let mut script = String::from(
@@ -317,9 +331,11 @@ fn main() {
         }
     }
     println!(
-        "\n{} s per run after a 1 s ramp, one TCG guest (2 vCPUs), null-co backends, guest run {:.0} s.",
+        "\n{} s per run after a 1 s ramp, one TCG guest (2 vCPUs), null-co backends, guest run {:.0} s, \
+         host load average {load_before} before and {} after.",
         rt,
-        out.elapsed.as_secs_f64()
+        out.elapsed.as_secs_f64(),
+        loadavg()
     );
     if let Some(dir) = args.raw {
         std::fs::create_dir_all(&dir).expect("creating the --raw directory");

@@ -1,6 +1,8 @@
 //! `cargo run -p uvio-tests --bin uvio-guest -- 'SCRIPT'`: runs a shell script in the
 //! benchmark guest (virtio-blk null-co at 00:05.0 and 00:06.0, two queues each; fio and the
 //! other reference tools included) and prints its console. For trying things by hand.
+//! `UVIO_GUEST_BINS=perf,strace` copies more host binaries (with their libraries) in;
+//! `UVIO_GUEST_BLK=...` replaces the devices' extra options (default `num-queues=2`).
 
 use std::time::Duration;
 
@@ -14,11 +16,21 @@ fn main() {
         );
         std::process::exit(2);
     }
-    let out = VmSpec::new()
+    let blk = std::env::var("UVIO_GUEST_BLK").unwrap_or_else(|_| "num-queues=2".into());
+    let mut spec = VmSpec::new();
+    for bin in std::env::var("UVIO_GUEST_BINS")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if !bin.is_empty() {
+            spec = spec.host_binary(bin);
+        }
+    }
+    let out = spec
         .reference_tools()
         .timeout(Duration::from_secs(900))
-        .virtio_blk_null("05.0", 1 << 30, "num-queues=2")
-        .virtio_blk_null("06.0", 1 << 30, "num-queues=2")
+        .virtio_blk_null("05.0", 1 << 30, &blk)
+        .virtio_blk_null("06.0", 1 << 30, &blk)
         .script(format!("{script}\ntrue\n"))
         .run();
     print!("{}", out.console);

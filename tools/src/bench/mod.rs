@@ -6,6 +6,7 @@
 //! them together ([`engine`]), and reports in fio's normal or JSON layout ([`output`]).
 //! The exit status is non-zero when any I/O or verification failed.
 
+pub mod clock;
 pub mod engine;
 pub mod jobfile;
 pub mod options;
@@ -52,7 +53,10 @@ Job options: name filename rw (read write trim randread randwrite randtrim rw ra
   iodepth_batch_complete_min iodepth_batch_complete_max numjobs size io_size offset
   offset_increment runtime time_based ramp_time randrepeat randseed norandommap
   verify (crc32c md5 xxhash pattern) verify_pattern do_verify verify_fatal percentile_list
-  group_reporting thread ioengine=uvio direct=1 description
+  group_reporting cpus_allowed thread ioengine=uvio direct=1 description
+
+Job threads busy-poll and are pinned to one CPU each: to cpus_allowed= round robin, else
+to the CPUs the process may use (UVIO_BENCH_PIN=0: not pinned).
 ";
 
 /// Entry point: `args` are what follows `uvio bench`.
@@ -304,6 +308,7 @@ fn run_group(
     let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
     // Each device is opened once, with all its queues, for every job that names it.
     let mut devices: BTreeMap<String, OpenedDevice> = BTreeMap::new();
+    let mut functions: BTreeMap<String, String> = BTreeMap::new();
     for j in &jobs {
         let name = j.filename.clone().unwrap_or_default();
         if devices.contains_key(&name) {
@@ -311,6 +316,14 @@ fn run_group(
         }
         let target = Target::from_str(&name)
             .map_err(|e| format!("job `{}`: filename={name}: {e}", display_name(j)))?;
+        // A PCI function is opened once per run, for one of its LUNs.
+        if let Some(other) = functions.insert(target.bdf.to_string(), name.clone()) {
+            return Err(format!(
+                "jobs name {other} and {name}, two LUNs of one function: uvio bench drives one \
+                 device per PCI function in a group (run them as separate job files)"
+            )
+            .into());
+        }
         let opened = open_device(
             target,
             QueueRequest {
@@ -392,6 +405,8 @@ fn run_group(
     }
 
     // Buffers and threads.
+    let cpus = engine::allowed_cpus();
+    let pin = std::env::var("UVIO_BENCH_PIN").map_or(true, |v| v != "0");
     let barrier = Arc::new(Barrier::new(planned.len() + 1));
     let mut setups = Vec::new();
     let mut watched = Vec::new();
@@ -425,6 +440,10 @@ fn run_group(
             queue: handle.ok_or("a job clone got no hardware queue")?,
             progress,
             start: Arc::clone(&barrier),
+            cpu: match &p.opts.cpus_allowed {
+                Some(list) => Some(list[p.clone as usize % list.len()]),
+                None => (!cpus.is_empty() && pin).then(|| cpus[thread % cpus.len()]),
+            },
         });
     }
     let show_status = match inv.eta {

@@ -281,6 +281,7 @@ const OPTIONS: &[(&str, &[&str], OptKind)] = &[
     ("thread", &[], OptKind::Flag),
     ("ioengine", &[], OptKind::Value),
     ("direct", &[], OptKind::Value),
+    ("cpus_allowed", &[], OptKind::Value),
 ];
 
 /// fio options uvio knows of but does not implement: refused with a specific reason.
@@ -353,7 +354,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("nrfiles", "one device per job"),
     ("filesize", "use size"),
     ("zonemode", "zoned devices are not supported"),
-    ("cpus_allowed", "CPU affinity is not implemented"),
     ("cpumask", "CPU affinity is not implemented"),
     ("exitall", "jobs run to their own end"),
 ];
@@ -436,6 +436,8 @@ pub struct JobOptions {
     pub verify_fatal: bool,
     pub percentile_list: Vec<f64>,
     pub group_reporting: bool,
+    /// CPUs the job's threads run on (`cpus_allowed=0-3,5`); clones are pinned round robin.
+    pub cpus_allowed: Option<Vec<usize>>,
     /// Options set explicitly (canonical name, value as written), in order, last one wins.
     pub explicit: Vec<(String, String)>,
 }
@@ -478,6 +480,7 @@ impl Default for JobOptions {
             verify_fatal: false,
             percentile_list: DEFAULT_PERCENTILES.to_vec(),
             group_reporting: false,
+            cpus_allowed: None,
             explicit: Vec::new(),
         }
     }
@@ -615,6 +618,7 @@ impl JobOptions {
             "verify_fatal" => self.verify_fatal = boolean(v)?,
             "percentile_list" => self.percentile_list = parse_percentiles(v)?,
             "group_reporting" => self.group_reporting = boolean(v)?,
+            "cpus_allowed" => self.cpus_allowed = Some(parse_cpu_list(v)?),
             "thread" => {
                 // Accepted for job-file compatibility: uvio always runs jobs as threads.
                 boolean(v)?;
@@ -810,6 +814,35 @@ fn parse_bssplit(text: &str) -> Result<Vec<(u64, u32)>, OptionError> {
         .collect())
 }
 
+/// `cpus_allowed=0-3,5`: CPU numbers and inclusive ranges.
+fn parse_cpu_list(text: &str) -> Result<Vec<usize>, OptionError> {
+    let name = "cpus_allowed";
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let cpu = |t: &str| -> Result<usize, OptionError> {
+            t.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|c| *c < 1024)
+                .ok_or_else(|| invalid(name, format!("`{t}` is not a CPU number")))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (cpu(a)?, cpu(b)?);
+                if a > b {
+                    return Err(invalid(name, format!("`{part}`: an empty range")));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(cpu(part)?),
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid(name, "no CPUs given"));
+    }
+    Ok(out)
+}
+
 /// `percentile_list=50:99:99.9`: at most 20 values in (0, 100].
 fn parse_percentiles(text: &str) -> Result<Vec<f64>, OptionError> {
     let name = "percentile_list";
@@ -957,6 +990,9 @@ mod tests {
         assert_eq!(o.percentile_list, vec![50.0, 99.0, 99.9]);
         assert_eq!(o.explicit("time_based"), Some(""));
         assert_eq!(parse_pattern("\"ab\" 0x01").unwrap(), b"ab\x01");
+        o.set("cpus_allowed", Some("0-2,5")).unwrap();
+        assert_eq!(o.cpus_allowed, Some(vec![0, 1, 2, 5]));
+        assert!(o.set("cpus_allowed", Some("3-1")).is_err());
         assert!(o.set("iodepth", None).is_err());
         assert!(o.set("direct", Some("0")).is_err());
         assert!(o.set("direct", Some("1")).is_ok());

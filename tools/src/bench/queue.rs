@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use uvio::block::{Completion, HwQueue, Rejected, Request};
+use uvio::block::{Completion, HwQueue, QueueStats, Rejected, Request};
 
 /// A queue shared by several job threads (the reported fallback).
 #[derive(Debug)]
@@ -51,6 +51,14 @@ impl QueueHandle {
         match self {
             QueueHandle::Owned(q) => q.index(),
             QueueHandle::Shared(s, _) => lock(s).queue.index(),
+        }
+    }
+
+    /// The hardware queue's counters (the whole queue's when shared).
+    pub fn stats(&self) -> QueueStats {
+        match self {
+            QueueHandle::Owned(q) => q.stats(),
+            QueueHandle::Shared(s, _) => lock(s).queue.stats(),
         }
     }
 

@@ -155,13 +155,12 @@ impl DirStats {
         }
     }
 
-    /// I/Os per second over the runtime, as a float (fio's JSON `iops`).
+    /// I/Os per second over the runtime in whole milliseconds, as fio computes its JSON
+    /// `iops` (`1000 * ios / runtime_ms`), so that `iops x runtime = total_ios` holds exactly.
     pub fn iops(&self) -> f64 {
-        let s = self.runtime.as_secs_f64();
-        if s > 0.0 {
-            self.ios as f64 / s
-        } else {
-            0.0
+        match self.runtime_ms() {
+            0 => 0.0,
+            ms => self.ios as f64 * 1000.0 / ms as f64,
         }
     }
 }
@@ -300,6 +299,14 @@ pub struct JobStats {
     pub hw_queue: u16,
     pub shared_queue: bool,
     pub tid: i32,
+    /// The clock latencies were measured with (`tsc` or `os`).
+    pub clock: &'static str,
+    /// The CPU the thread was pinned to.
+    pub cpu_pinned: Option<usize>,
+    /// Requests the hardware queue took and device notifications it sent during the run
+    /// (the whole queue's when shared): notifications per request is the batching achieved.
+    pub queue_requests: u64,
+    pub queue_notifications: u64,
     /// The depth the job actually ran at (iodepth, clamped to the queue).
     pub depth: u32,
 }
@@ -324,6 +331,10 @@ impl Default for JobStats {
             hw_queue: 0,
             shared_queue: false,
             tid: 0,
+            clock: "os",
+            cpu_pinned: None,
+            queue_requests: 0,
+            queue_notifications: 0,
             depth: 1,
         }
     }
@@ -371,6 +382,8 @@ impl JobStats {
             self.first_bad_block.clone_from(&o.first_bad_block);
         }
         self.verified += o.verified;
+        self.queue_requests += o.queue_requests;
+        self.queue_notifications += o.queue_notifications;
         self.clones += o.clones;
         self.shared_queue |= o.shared_queue;
         self.depth = self.depth.max(o.depth);

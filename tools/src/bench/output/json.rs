@@ -222,6 +222,10 @@ fn job(job: &JobReport, group: &GroupReport, bins: bool) -> Value {
             "filename": job.filename,
             "hw_queue": s.hw_queue,
             "shared_queue": s.shared_queue,
+            "clock": s.clock,
+            "queue_requests": s.queue_requests,
+            "queue_notifications": s.queue_notifications,
+            "cpu": s.cpu_pinned,
             "first_error": s.first_error,
             "verify": {
                 "blocks_verified": s.verified,
@@ -257,4 +261,100 @@ pub fn render(groups: &[GroupReport], plus: bool, start_secs: i64, start_ms: u64
         .collect();
     top.insert("jobs".into(), Value::Array(jobs));
     Value::Object(top)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bench::jobfile::parse_args;
+    use crate::bench::stats::JobStats;
+
+    /// A report as a 4 KiB random-read job would leave it: `ios` I/Os in `ms` milliseconds.
+    fn report(ios: u64, ms: u64) -> GroupReport {
+        let args: Vec<String> = "--name=global --iodepth=8 --name=rr --filename=0000:00:05.0 \
+                                 --rw=randread --bs=4k"
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let inv = parse_args(&args).unwrap();
+        let group = &inv.groups[0];
+        let opts = Arc::new(group.jobs[0].clone());
+        let mut stats = JobStats::default();
+        let read = &mut stats.dirs[0];
+        for i in 0..ios {
+            read.record(4096, 1_000 + i % 100, 20_000 + (i % 1000) * 10);
+        }
+        read.runtime = Duration::from_millis(ms);
+        stats.job_runtime = Duration::from_millis(ms);
+        GroupReport {
+            id: 0,
+            jobs: vec![JobReport {
+                name: "rr".into(),
+                opts,
+                filename: "0000:00:05.0".into(),
+                stats,
+                start_secs: 0,
+                start_ms: 0,
+            }],
+            global: group.global.clone(),
+            elapsed: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn json_has_fio_keys_and_consistent_figures() {
+        let doc = render(&[report(25_000, 2_000)], true, 0, 0);
+        // It parses back as JSON, with fio's top-level keys and ours.
+        let text = serde_json::to_string_pretty(&doc).unwrap();
+        let doc: Value = serde_json::from_str(&text).unwrap();
+        assert!(doc["fio version"].is_string() && doc["uvio version"].is_string());
+        assert_eq!(doc["global options"]["iodepth"], "8");
+        let job = &doc["jobs"][0];
+        assert_eq!(job["jobname"], "rr");
+        let o = &job["job options"];
+        assert_eq!(
+            (o["rw"].as_str(), o["bs"].as_str()),
+            (Some("randread"), Some("4k"))
+        );
+        assert_eq!(
+            (o["iodepth"].as_str(), o["numjobs"].as_str()),
+            (Some("8"), Some("1"))
+        );
+        for d in ["read", "write", "trim"] {
+            for k in ["io_bytes", "bw", "bw_bytes", "iops", "runtime", "total_ios"] {
+                assert!(job[d][k].is_number(), "{d}.{k}");
+            }
+            for l in ["slat_ns", "clat_ns", "lat_ns"] {
+                for k in ["min", "max", "mean", "stddev"] {
+                    assert!(job[d][l][k].is_number(), "{d}.{l}.{k}");
+                }
+            }
+        }
+        let r = &job["read"];
+        let ios = r["total_ios"].as_u64().unwrap();
+        assert_eq!(ios, 25_000);
+        assert_eq!(r["io_bytes"].as_u64().unwrap(), ios * 4096);
+        assert_eq!(r["runtime"].as_u64().unwrap(), 2_000);
+        let iops = r["iops"].as_f64().unwrap();
+        assert!((iops * 2.0 - ios as f64).abs() < 1.0, "{iops}");
+        assert_eq!(r["bw_bytes"].as_u64().unwrap(), ios * 4096 / 2);
+        assert_eq!(r["bw"].as_u64().unwrap(), ios * 4096 / 2 / 1024);
+        assert_eq!(r["clat_ns"]["N"].as_u64().unwrap(), ios);
+        let p = &r["clat_ns"]["percentile"];
+        assert!(p["50.000000"].as_u64().unwrap() <= p["99.000000"].as_u64().unwrap());
+        assert!(r["clat_ns"]["bins"]
+            .as_object()
+            .is_some_and(|b| !b.is_empty()));
+        assert!(
+            r["lat_ns"].get("percentile").is_none(),
+            "only clat has percentiles"
+        );
+        // Empty directions are zeros, never NaN.
+        assert_eq!(job["write"]["total_ios"], 0);
+        assert_eq!(job["write"]["clat_ns"]["mean"], 0.0);
+        assert!(!text.contains("NaN"));
+    }
 }

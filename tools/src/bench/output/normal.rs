@@ -354,9 +354,13 @@ pub fn job_block(out: &mut String, job: &JobReport, group: &GroupReport) {
     }
     let _ = writeln!(
         out,
-        "     uvio      : device={}, hw_queue={}{}",
+        "     uvio      : device={}, hw_queue={}, notifications={}/{} requests, clock={}, cpu={}{}",
         job.filename,
         s.hw_queue,
+        s.queue_notifications,
+        s.queue_requests,
+        s.clock,
+        s.cpu_pinned.map_or("-".to_string(), |c| c.to_string()),
         if s.shared_queue {
             " (shared with other jobs: fewer queues than jobs)"
         } else {
