@@ -259,13 +259,6 @@ impl VirtioBlk {
 
 impl Drop for VirtioBlk {
     fn drop(&mut self) {
-        // Stop the device first; only then may memory it could reach be released.
-        match self.transport.reset() {
-            Ok(()) => self.dma.quiesce(),
-            Err(e) => log::error!(
-                "{}: reset failed ({e}); its DMA memory stays mapped",
-                self.transport.bdf()
-            ),
-        }
+        self.transport.stop(&self.dma);
     }
 }

@@ -61,19 +61,7 @@ impl Limits {
                         max: self.max_transfer_bytes,
                     });
                 }
-                let segments: usize = request
-                    .data
-                    .bufs()
-                    .iter()
-                    .map(|b| self.segments_for(b.len()))
-                    .sum();
-                if segments > self.max_segments {
-                    return Err(IoError::TooManySegments {
-                        op,
-                        segments,
-                        max: self.max_segments,
-                    });
-                }
+                self.check_segments(request)?;
             }
             Op::Discard | Op::WriteZeroes => {
                 let limits = if request.op == Op::Discard {
@@ -105,6 +93,24 @@ impl Limits {
                     });
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Checks that the request's buffers fit in the device's segment limits.
+    pub fn check_segments(&self, request: &Request) -> Result<(), IoError> {
+        let segments: usize = request
+            .data
+            .bufs()
+            .iter()
+            .map(|b| self.segments_for(b.len()))
+            .sum();
+        if segments > self.max_segments {
+            return Err(IoError::TooManySegments {
+                op: request.op.name(),
+                segments,
+                max: self.max_segments,
+            });
         }
         Ok(())
     }

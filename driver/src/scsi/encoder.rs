@@ -168,19 +168,7 @@ impl RequestEncoder for ScsiEncoder {
                     let c = request
                         .command
                         .ok_or(IoError::BadRequest { op, what: "a CDB" })?;
-                    let segments: usize = request
-                        .data
-                        .bufs()
-                        .iter()
-                        .map(|b| limits.segments_for(b.len()))
-                        .sum();
-                    if segments > self.max_segments {
-                        return Err(IoError::TooManySegments {
-                            op,
-                            segments,
-                            max: self.max_segments,
-                        });
-                    }
+                    limits.check_segments(request)?;
                     (c.cdb, c.data_in)
                 }
                 _ => {

@@ -392,6 +392,18 @@ impl VirtioPciTransport {
         Ok(())
     }
 
+    /// Stops the device (reset) and only then lets `dma` release the memory the device
+    /// could reach. If the reset fails the memory stays mapped: a leak, never a stray write.
+    pub fn stop(&mut self, dma: &crate::dma::DmaSpace) {
+        match self.reset() {
+            Ok(()) => dma.quiesce(),
+            Err(e) => log::error!(
+                "{}: reset failed ({e}); its DMA memory stays mapped",
+                self.bdf
+            ),
+        }
+    }
+
     /// The features the device offers.
     pub fn device_features(&self) -> Result<Features, TransportError> {
         let mut value = 0u64;
