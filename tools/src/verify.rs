@@ -75,7 +75,7 @@ fn worker(
     seed: u64,
 ) -> QueueReport {
     let Region {
-        unit: _,
+        unit,
         first_block,
         blocks,
         bs,
@@ -130,7 +130,7 @@ fn worker(
             } else {
                 Request::read(offset, buf, slot as u64)
             }
-            .on_unit(region.unit);
+            .on_unit(unit);
             match queue.submit(request) {
                 Ok(_) => {
                     busy[block] = true;
