@@ -32,7 +32,10 @@ pub enum BindError {
     NoIommuGroup(PciAddress),
     #[error("the vfio-pci driver is not loaded: run `modprobe vfio-pci` and try again")]
     VfioPciNotLoaded,
-    #[error("{bdf} is in use: {what}. Unmount it (or swapoff) first")]
+    #[error(
+        "{bdf} is in use: {what}. Release it first (umount, swapoff, or remove the \
+         device-mapper/md device that holds it)"
+    )]
     InUse { bdf: PciAddress, what: String },
     #[error("writing `{value}` to {path}: {source}")]
     Sysfs {
@@ -198,13 +201,22 @@ fn probe(sysfs: &Sysfs, function: &PciFunction, wanted: &str) -> Result<(), Bind
 /// `virtioN/block/vda` for virtio-blk, `virtioN/hostH/target*/H:C:T:L/block/sdX` for
 /// virtio-scsi.
 pub fn block_devices_below(function: &PciFunction) -> Vec<String> {
-    let mut names = Vec::new();
-    collect_block_devices(&function.sysfs_path, 0, &mut names);
+    let mut names: Vec<String> = block_device_dirs(function)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     names.sort();
     names
 }
 
-fn collect_block_devices(dir: &Path, depth: usize, out: &mut Vec<String>) {
+/// Each block device below `function` with its sysfs directory.
+fn block_device_dirs(function: &PciFunction) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    collect_block_devices(&function.sysfs_path, 0, &mut out);
+    out
+}
+
+fn collect_block_devices(dir: &Path, depth: usize, out: &mut Vec<(String, PathBuf)>) {
     // sysfs device trees are shallow; the depth bound keeps a strange tree from running away.
     if depth > 8 {
         return;
@@ -227,10 +239,10 @@ fn collect_block_devices(dir: &Path, depth: usize, out: &mut Vec<String>) {
                 for part in fs::read_dir(disk.path()).into_iter().flatten().flatten() {
                     let part_name = part.file_name().to_string_lossy().into_owned();
                     if part_name.starts_with(&disk_name) && part.path().join("partition").exists() {
-                        out.push(part_name);
+                        out.push((part_name, part.path()));
                     }
                 }
-                out.push(disk_name);
+                out.push((disk_name, disk.path()));
             }
         } else {
             collect_block_devices(&entry.path(), depth + 1, out);
@@ -239,15 +251,18 @@ fn collect_block_devices(dir: &Path, depth: usize, out: &mut Vec<String>) {
 }
 
 /// Describes each block device below `function` that is mounted (per `mounts`, in
-/// /proc/mounts format) or used as swap (per `swaps`, in /proc/swaps format).
+/// /proc/mounts format), used as swap (per `swaps`, in /proc/swaps format), or held by a
+/// stacked device (device-mapper, LVM, md: its sysfs `holders` directory is not empty).
 pub fn block_devices_in_use(function: &PciFunction, mounts: &str, swaps: &str) -> Vec<String> {
-    let devices = block_devices_below(function);
+    let mut devices = block_device_dirs(function);
+    devices.sort();
+    let below = |name: &str| devices.iter().any(|(d, _)| d == name);
     let mut used = Vec::new();
     for line in mounts.lines() {
         let mut fields = line.split_whitespace();
         if let (Some(source), Some(target)) = (fields.next(), fields.next()) {
             if let Some(name) = source.strip_prefix("/dev/") {
-                if devices.iter().any(|d| d == name) {
+                if below(name) {
                     used.push(format!("{source} is mounted on {target}"));
                 }
             }
@@ -259,9 +274,21 @@ pub fn block_devices_in_use(function: &PciFunction, mounts: &str, swaps: &str) -
             .next()
             .and_then(|s| s.strip_prefix("/dev/"))
         {
-            if devices.iter().any(|d| d == name) {
+            if below(name) {
                 used.push(format!("/dev/{name} is in use as swap"));
             }
+        }
+    }
+    for (name, dir) in &devices {
+        let mut holders: Vec<String> = fs::read_dir(dir.join("holders"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| h.file_name().to_string_lossy().into_owned())
+            .collect();
+        holders.sort();
+        if !holders.is_empty() {
+            used.push(format!("/dev/{name} is held by {}", holders.join(", ")));
         }
     }
     used
@@ -298,6 +325,13 @@ mod tests {
             ["/dev/vda1 is mounted on /mnt", "/dev/vda is in use as swap"]
         );
         assert!(block_devices_in_use(&function, "/dev/vdb /data xfs rw 0 0\n", "").is_empty());
+        // An LVM physical volume on the partition: device-mapper holds it.
+        fs::create_dir_all(dev.join("virtio2/block/vda/vda1/holders/dm-0")).unwrap();
+        fs::create_dir_all(dev.join("virtio2/block/vda/holders")).unwrap();
+        assert_eq!(
+            block_devices_in_use(&function, "", ""),
+            ["/dev/vda1 is held by dm-0"]
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 }

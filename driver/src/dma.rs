@@ -361,6 +361,13 @@ impl Drop for DmaSpace {
 /// A buffer for I/O data: a range of a [`DmaRegion`], owned by whoever holds it. A request
 /// takes the buffer when it is submitted and gives it back with its completion, so the
 /// slice accessors never alias memory the device is using.
+///
+/// Why plain slices are sound here, unlike the rings (which are only touched with volatile
+/// and atomic accesses): the device may touch a buffer only between the release fence that
+/// publishes its descriptor and the acquire load of the used index that reports it done,
+/// and during that span the buffer is inside the in-flight request, out of every caller's
+/// reach. A request that never completes (a broken queue, an abandoned control command)
+/// does not give its buffer back: the queue keeps it until the device is reset.
 #[derive(Debug)]
 pub struct DmaBuf {
     region: Arc<DmaRegion>,

@@ -75,6 +75,9 @@ check bad_address uvio info 00:zz.0
 check swap sh -c 'mkswap /dev/vdb && swapon /dev/vdb'
 check swapped uvio bind {SPARE}
 check swapoff swapoff /dev/vdb
+check md sh -c 'echo md0 > /sys/module/md_mod/parameters/new_array && echo none > /sys/block/md0/md/metadata_version && cat /sys/block/vdb/dev > /sys/block/md0/md/new_dev && ls /sys/block/vdb/holders'
+check held uvio bind {SPARE}
+check md_stop sh -c 'echo clear > /sys/block/md0/md/array_state && ls /sys/block/vdb/holders'
 check passwd sh -c 'echo nobody:x:65534:65534::/:/bin/sh >> /etc/passwd'
 check not_root su nobody -c 'uvio bind {SPARE}'
 check rmmod rmmod vfio_pci
@@ -215,10 +218,14 @@ true
     // A disk in use stays with the kernel; so does everything without root or vfio-pci.
     // (The guest has no file system module for a block-device mount; the unit test of
     // binding::block_devices_in_use covers /proc/mounts on real bytes.)
-    for s in ["swap", "swapoff", "passwd", "rmmod"] {
+    for s in ["swap", "swapoff", "md", "md_stop", "passwd", "rmmod"] {
         assert_eq!(out.section(s).rc, 0, "guest setup step {s} failed\n{out}");
     }
     failed_with(&out, "swapped", &["/dev/vdb is in use as swap", "swapoff"]);
+    // A member of an md array (as LVM or dm-crypt would hold it): held, so refused.
+    assert!(out.section("md").output.contains("md0"), "{out}");
+    failed_with(&out, "held", &["/dev/vdb is held by md0", "md device"]);
+    assert!(!out.section("md_stop").output.contains("md0"), "{out}");
     failed_with(&out, "not_root", &["needs root"]);
     failed_with(
         &out,

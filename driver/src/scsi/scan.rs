@@ -160,15 +160,27 @@ pub fn probe_lun(
     linux_lun: u64,
 ) -> Result<Option<ScannedLun>, IoError> {
     let inq = inquiry(runner, target, linux_lun)?;
+    Ok(add_lun(runner, target, linux_lun, inq))
+}
+
+/// Builds the scanned LUN from its INQUIRY data (revalidating a disk), like
+/// `scsi_add_lun`; `None` when only the target answered.
+fn add_lun(
+    runner: &mut dyn CommandRunner,
+    target: u16,
+    linux_lun: u64,
+    inq: Inquiry,
+) -> Option<ScannedLun> {
     if inq.linux_presence(linux_lun) == LunPresence::TargetOnly {
-        return Ok(None);
+        return None;
     }
-    let lun_field =
-        virtio_lun(target as u8, linux_lun).map_err(|e| IoError::Device(e.to_string()))?;
+    // The INQUIRY that brought `inq` was sent with this same field, so it encodes; a LUN
+    // that could not be addressed never gets here.
+    let lun_field = virtio_lun(target as u8, linux_lun).ok()?;
     let disk = inq
         .is_sd_disk()
         .then(|| revalidate(runner, target, linux_lun, &inq));
-    Ok(Some(ScannedLun {
+    Some(ScannedLun {
         channel: 0,
         target,
         lun: lun_number(linux_lun),
@@ -176,7 +188,7 @@ pub fn probe_lun(
         lun_field,
         inquiry: inq,
         disk,
-    }))
+    })
 }
 
 fn no_target(e: &IoError) -> bool {
@@ -202,17 +214,13 @@ pub fn scan_target(
         }
     };
     let mut found: Vec<u64> = Vec::new();
-    if lun0.linux_presence(0) == LunPresence::Present {
-        match probe_lun(runner, target, 0) {
-            Ok(Some(l)) => {
-                found.push(0);
-                report.luns.push(l);
-            }
-            Ok(None) => {}
-            Err(e) => report.warnings.push(format!("0:{target}:0: {e}")),
-        }
+    let lun0_level = lun0.scsi_level;
+    // LUN 0's INQUIRY is not sent again: like the kernel, the data just read is used.
+    if let Some(l) = add_lun(runner, target, 0, lun0) {
+        found.push(0);
+        report.luns.push(l);
     }
-    let listed = if lun0.scsi_level >= SCSI_3 {
+    let listed = if lun0_level >= SCSI_3 {
         report_luns(runner, target, report)
     } else {
         None
@@ -247,7 +255,7 @@ pub fn scan_target(
         }
         None => {
             // Sequential scan: up to 8 LUNs for SCSI-2, 256 otherwise, stopping at a hole.
-            let last = if lun0.scsi_level < SCSI_3 { 8 } else { 256 }.min(max_lun + 1);
+            let last = if lun0_level < SCSI_3 { 8 } else { 256 }.min(max_lun + 1);
             for lun in 1..last {
                 match probe_lun(runner, target, lun) {
                     Ok(Some(l)) => report.luns.push(l),

@@ -26,6 +26,8 @@ const WANTED_MODULES: &[&str] = &[
     "sd_mod",
     "sr_mod",
     "sg",
+    // md's sysfs interface makes a holder of a disk without mdadm (bind refuses held disks).
+    "md_mod",
 ];
 
 /// Bump when the layout of a cached kernel directory changes.

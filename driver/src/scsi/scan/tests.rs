@@ -35,6 +35,8 @@ fn disk(blocks: u64) -> FakeLun {
 struct FakeHost {
     targets: BTreeMap<u16, BTreeMap<u16, FakeLun>>,
     commands: usize,
+    /// (target, Linux LUN) of every standard INQUIRY, in order.
+    inquiries: Vec<(u16, u64)>,
 }
 
 fn check(key: SenseKey, asc: u8, ascq: u8) -> IoError {
@@ -68,12 +70,15 @@ impl CommandRunner for FakeHost {
         _data_in: bool,
     ) -> Result<Vec<u8>, IoError> {
         self.commands += 1;
+        let c = cdb.as_bytes();
+        if c[0] == 0x12 && c[1] & 1 == 0 {
+            self.inquiries.push((target, linux_lun));
+        }
         let luns = self.targets.get_mut(&target).ok_or(IoError::Transport {
             code: response::BAD_TARGET,
             name: "BAD_TARGET",
         })?;
         let number = lun_number(linux_lun);
-        let c = cdb.as_bytes();
         let op = c[0];
         if !luns.contains_key(&number) {
             // Target emulation: LUN 0 missing answers 0x3f, others 0x7f; REPORT LUNS lists.
@@ -249,6 +254,7 @@ fn host() -> FakeHost {
     FakeHost {
         targets,
         commands: 0,
+        inquiries: Vec::new(),
     }
 }
 
@@ -293,6 +299,18 @@ fn finds_every_lun_the_way_linux_does() {
     assert_eq!(report.luns[2].lun_field, [1, 2, 0x41, 0x2c, 0, 0, 0, 0]);
     assert_eq!(report.luns[3].inquiry.device_type.short_name(), "cd/dvd");
     assert!(report.luns[3].disk.is_none());
+
+    // One INQUIRY per LUN (QEMU's 36 bytes are the whole reply): a present LUN 0 is not
+    // asked again. Target 2 has no LUN 0 (PQ 1) but REPORT LUNS lists it, as QEMU's does, so
+    // it is probed again from the list, as the kernel's scsi_report_lun_scan does.
+    assert_eq!(
+        h.inquiries
+            .iter()
+            .filter(|(t, _)| [0, 2, 3].contains(t))
+            .copied()
+            .collect::<Vec<_>>(),
+        [(0, 0), (2, 0), (2, 0), (2, 5), (2, 16684), (3, 0)]
+    );
 }
 
 #[test]
@@ -300,6 +318,7 @@ fn lists_longer_than_the_buffer_are_fetched_again() {
     let mut h = FakeHost {
         targets: BTreeMap::new(),
         commands: 0,
+        inquiries: Vec::new(),
     };
     let many: BTreeMap<u16, FakeLun> = (0..600)
         .map(|n| {
@@ -334,6 +353,7 @@ fn an_empty_host_costs_one_command_per_target() {
     let mut h = FakeHost {
         targets: BTreeMap::new(),
         commands: 0,
+        inquiries: Vec::new(),
     };
     let report = scan_host(&mut h, 255, 16383);
     assert!(report.luns.is_empty());
