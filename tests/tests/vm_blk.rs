@@ -197,10 +197,12 @@ fn a_resized_disk_reports_its_new_capacity() {
         ))
         .virtio_blk("05.0", "grow", "")
         .script(format!(
-            "check bind uvio bind {DISK}\ncheck watch uvio info {DISK} --watch 15\ntrue\n"
+            "check bind uvio bind {DISK}\n( host_wait 900; killall -INT uvio ) </dev/console &\n\
+             check watch uvio info {DISK} --watch 900\ntrue\n"
         ))
         .spawn();
-    let minute = std::time::Duration::from_secs(60);
+    // Generous: the wait ends as soon as the text appears, and fails at once if QEMU exits.
+    let minute = std::time::Duration::from_secs(180);
     vm.wait_for_console("watching for", minute);
     vm.qmp()
         .execute(
@@ -208,7 +210,10 @@ fn a_resized_disk_reports_its_new_capacity() {
             serde_json::json!({"node-name": "grow", "size": 48u64 << 20}),
         )
         .unwrap_or_else(|e| panic!("QMP resize: {e}\n{}", vm.console()));
-    let out = vm.wait(std::time::Duration::from_secs(120));
+    vm.wait_for_console(&format!("to {} bytes", 48u64 << 20), minute);
+    // Ctrl-C ends the watch (uvio catches it and resets the device on the way out).
+    vm.send_line("stop");
+    let out = vm.wait(std::time::Duration::from_secs(240));
     out.assert_success();
     let watch = &out.section("watch").output;
     assert!(

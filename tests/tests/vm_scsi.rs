@@ -51,6 +51,12 @@ fn topology(spec: VmSpec, bus: &str, addr: &str, data_image: &Path) -> VmSpec {
             data_image.with_extension("scratch").display()
         ))
         .scsi_hd(bus, 4, 1, &format!("{bus}scratch"), "")
+        // A second scratch disk: two LUNs of one host benchmarked together.
+        .blockdev(format!(
+            "driver=file,filename={},node-name={bus}scratch2",
+            data_image.with_extension("scratch2").display()
+        ))
+        .scsi_hd(bus, 4, 2, &format!("{bus}scratch2"), "")
 }
 
 /// The kernel's view of the HBA at `bdf`, from sysfs: "C:T:L" -> fields.
@@ -190,7 +196,12 @@ fn scan_matches_the_kernel_and_data_is_byte_exact() {
     let image = seeded_bytes(0x5c51_0001, DATA_BYTES);
     fs::write(dir.join("uvio.img"), &image).unwrap();
     fs::write(dir.join("kernel.img"), &image).unwrap();
-    for name in ["uvio.scratch", "kernel.scratch"] {
+    for name in [
+        "uvio.scratch",
+        "kernel.scratch",
+        "uvio.scratch2",
+        "kernel.scratch2",
+    ] {
         fs::write(dir.join(name), vec![0u8; 16 << 20]).unwrap();
     }
     let w1 = seeded_bytes(0x5c51_0002, (2 << 20) + 8192);
@@ -211,6 +222,7 @@ check not_a_disk uvio read {UVIO_HBA}/0:3:0 --offset 0 --length 2048
 check no_lun uvio read {UVIO_HBA}/0:2:6 --offset 0 --length 512
 check read_4k sh -c 'uvio read {UVIO_HBA}/0:2:300 --offset 4096 --length 8192 | wc -c'
 check verify uvio verify {UVIO_HBA}/0:4:1 --ios 4000 --json
+check bench_luns uvio bench --output-format=json --name=a --filename={UVIO_HBA}/0:4:1 --rw=write --bs=4k --size=2m --offset_increment=2m --numjobs=2 --iodepth=8 --verify=pattern --verify_pattern=0x5a --name=b --filename={UVIO_HBA}/0:4:2 --rw=write --bs=4k --size=2m --offset_increment=2m --numjobs=2 --iodepth=8 --verify=pattern --verify_pattern=0xa5
 check lu_reset uvio reset {data_lun}
 check nexus_reset uvio reset {UVIO_HBA}/0:2:300 --nexus
 true
@@ -226,7 +238,7 @@ true
     let out = spec.script(scan_script() + &script).run();
     out.assert_success();
 
-    let uvio = compare_with_kernel(&out, 7);
+    let uvio = compare_with_kernel(&out, 8);
     // sg_readcap (READ CAPACITY through the kernel's sg) agrees with uvio's capacity.
     let mut checked = 0;
     for chunk in out.section("kernel_readcap").output.split("== ").skip(1) {
@@ -343,6 +355,28 @@ true
         .unwrap_or_else(|e| panic!("verify: {e}\n{out}"));
     assert_eq!(verify["ok"], true, "{out}");
 
+    // Two LUNs of one host in one benchmark: four threads share the host's two queues (each
+    // queue carries requests for both LUNs), every block written is read back and checked,
+    // and each LUN's image holds its own pattern (checked on the host below).
+    let bench = out.section("bench_luns");
+    assert_eq!(bench.rc, 0, "{bench}");
+    assert!(bench.output.contains("queues are shared"), "{bench}");
+    let start = bench.output.find('{').unwrap_or_else(|| panic!("{bench}"));
+    let end = bench
+        .output
+        .rfind('}')
+        .map_or(bench.output.len(), |e| e + 1);
+    let doc: Value = serde_json::from_str(&bench.output[start..end])
+        .unwrap_or_else(|e| panic!("bench JSON: {e}\n{bench}"));
+    let jobs = doc["jobs"].as_array().unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(jobs.len(), 4, "{doc}");
+    for job in jobs {
+        assert_eq!(job["error"], 0, "{job}");
+        assert_eq!(job["write"]["total_ios"], 512, "{job}");
+        assert_eq!(job["read"]["total_ios"], 512, "verify reads\n{job}");
+        assert_eq!(job["uvio"]["verify"]["bad_blocks"], 0, "{job}");
+    }
+
     // The write landed byte-exact in the host's image, and nothing else changed.
     let after = fs::read(dir.join("uvio.img")).unwrap();
     let mut expected = image.clone();
@@ -353,6 +387,14 @@ true
         "host image differs\n{out}"
     );
     assert_eq!(after.len(), DATA_BYTES);
+    for (image, pattern) in [("uvio.scratch", 0x5a), ("uvio.scratch2", 0xa5)] {
+        let bytes = fs::read(dir.join(image)).unwrap();
+        assert_eq!(
+            bytes[..4 << 20].iter().position(|&b| b != pattern),
+            None,
+            "{image}: the benchmark's writes did not land on their own LUN\n{out}"
+        );
+    }
     let _ = fs::remove_dir_all(&dir);
 }
 
@@ -377,12 +419,15 @@ fn hot_plug_and_removal_while_uvio_runs() {
         .script(format!(
             r#"
 check bind uvio bind {UVIO_HBA}
-check watch uvio scan {UVIO_HBA} --watch 25
+( host_wait 900; killall -INT uvio ) </dev/console &
+check watch uvio scan {UVIO_HBA} --watch 900
 true
 "#
         ))
         .spawn();
-    let minute = std::time::Duration::from_secs(60);
+    // Generous: each wait ends as soon as its text appears, and fails at once if QEMU exits.
+    // The watch itself runs until the host says stop (Ctrl-C to uvio), not on a timer.
+    let minute = std::time::Duration::from_secs(180);
     vm.wait_for_console("watching 0000:00:04.0", minute);
     let mut qmp = vm.qmp();
     let add = |qmp: &mut uvio_tests::vm::Qmp| -> Result<(), String> {
@@ -406,7 +451,8 @@ true
     vm.wait_for_console("changed [0:0:0:0]", minute);
     // The rest of the line, with the new size (the console streams in pieces).
     vm.wait_for_console("134MB", minute);
-    let out = vm.wait(std::time::Duration::from_secs(120));
+    vm.send_line("stop");
+    let out = vm.wait(std::time::Duration::from_secs(240));
     out.assert_success();
     let watch = &out.section("watch").output;
     let count = |lun: &str, what: &str| -> u64 {

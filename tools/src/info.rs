@@ -111,12 +111,13 @@ pub fn watch_blk(bdf: PciAddress, duration: std::time::Duration) -> CmdResult {
     };
     let mut disk = uvio::blk::VirtioBlk::open(&function, &options)?;
     let mut capacity = disk.block_device().capacity();
+    crate::interrupt::catch();
     println!(
         "{bdf}: capacity {capacity} bytes; watching for {} s",
         duration.as_secs()
     );
     let start = std::time::Instant::now();
-    while start.elapsed() < duration {
+    while start.elapsed() < duration && !crate::interrupt::requested() {
         if disk.refresh_config()? {
             let now = disk.block_device().capacity();
             if now != capacity {

@@ -4,6 +4,7 @@
 mod bench;
 mod bind;
 mod info;
+mod interrupt;
 mod io;
 mod list;
 mod open;
@@ -73,7 +74,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// virtio-blk: drive the disk and follow configuration changes (a resize) for
-        /// SECONDS.
+        /// SECONDS, or until Ctrl-C / SIGTERM.
         #[arg(long, value_name = "SECONDS")]
         watch: Option<u64>,
     },
@@ -89,8 +90,8 @@ enum Command {
         /// Show disk sizes (as lsscsi -s does).
         #[arg(short = 's', long = "size")]
         size: bool,
-        /// Then follow the host's events (hot-plug, removal, resize) for SECONDS, reading
-        /// every disk LUN meanwhile; needs exactly one BDF.
+        /// Then follow the host's events (hot-plug, removal, resize) for SECONDS (or until
+        /// Ctrl-C / SIGTERM), reading every disk LUN meanwhile; needs exactly one BDF.
         #[arg(long, value_name = "SECONDS")]
         watch: Option<u64>,
     },

@@ -62,7 +62,7 @@ pub struct QueueRequest {
 /// What keeps the device open.
 enum Keep {
     Blk(#[allow(dead_code)] Box<VirtioBlk>),
-    Scsi(#[allow(dead_code)] Box<VirtioScsiHost>),
+    Scsi(Box<VirtioScsiHost>),
 }
 
 /// An opened block device with its hardware queues, ready to be handed to threads. Every
@@ -74,6 +74,32 @@ pub struct OpenedDevice {
     pub dma: Arc<DmaSpace>,
     /// Keeps the device open (and resets it when dropped, after the queues are done).
     _keep: Keep,
+}
+
+impl OpenedDevice {
+    /// Another disk LUN of the same virtio-scsi host: its unit and description. Its
+    /// requests go through this device's queues, which all the host's LUNs share.
+    pub fn other_lun(
+        &self,
+        target: Target,
+    ) -> Result<(u32, BlockDevice), Box<dyn std::error::Error>> {
+        match (&self._keep, target.lun) {
+            (Keep::Scsi(host), Some((0, t, l))) => Ok(host.disk(t, l)?),
+            (Keep::Scsi(_), Some((channel, _, _))) => {
+                Err(format!("virtio-scsi has only channel 0, not {channel}").into())
+            }
+            (Keep::Scsi(_), None) => Err(format!(
+                "{} is a virtio-scsi host: name a LUN as {}/C:T:L",
+                target.bdf, target.bdf
+            )
+            .into()),
+            (Keep::Blk(_), _) => Err(format!(
+                "{target}: {} is virtio-blk, a single disk: name it once, without a LUN",
+                target.bdf
+            )
+            .into()),
+        }
+    }
 }
 
 /// Opens `target` with the queues asked for.

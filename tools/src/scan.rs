@@ -247,6 +247,7 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
     for l in &luns {
         println!("{}", lun_line(0, bdf, l, true));
     }
+    crate::interrupt::catch();
     println!("watching {bdf} for {} s", duration.as_secs());
     let mut queue = host.tag_set().take_queue(0).ok_or("no request queue")?;
     let mut buffer = Some(host.dma().alloc(64 << 10)?.into_buf());
@@ -254,7 +255,7 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
     let mut liveness: std::collections::BTreeMap<(u16, u64), Liveness> = Default::default();
     let mut units: std::collections::BTreeMap<(u16, u16), u32> = Default::default();
     let start = Instant::now();
-    while start.elapsed() < duration {
+    while start.elapsed() < duration && !crate::interrupt::requested() {
         for event in host.process_events(&mut queue)? {
             match event {
                 HostEvent::Added(l) => {

@@ -82,7 +82,9 @@ pub struct Request {
     pub cookie: u64,
     /// Force unit access: the write is on stable media when it completes.
     pub fua: bool,
-    /// The logical unit, for devices with several (a SCSI host); 0 for a virtio-blk disk.
+    /// The logical unit, for devices with several (a SCSI host; see [`Request::on_unit`]).
+    /// [`Request::NO_UNIT`] until set: a SCSI host refuses such a request rather than guess
+    /// a LUN. A virtio-blk disk has one unit and ignores it.
     pub unit: u32,
     /// For [`Op::Scsi`]: the command, and whether the data moves from the device.
     pub command: Option<ScsiCommand>,
@@ -102,6 +104,9 @@ pub struct ScsiCommand {
 }
 
 impl Request {
+    /// The unit of a request that names none.
+    pub const NO_UNIT: u32 = u32::MAX;
+
     fn new(op: Op, offset: u64, len: u64, data: Data, cookie: u64) -> Self {
         Request {
             op,
@@ -110,7 +115,7 @@ impl Request {
             data,
             cookie,
             fua: false,
-            unit: 0,
+            unit: Self::NO_UNIT,
             command: None,
             retries: 0,
         }
@@ -225,6 +230,11 @@ pub enum IoError {
     },
     #[error("no such logical unit {0}")]
     NoSuchUnit(u32),
+    #[error(
+        "the request names no logical unit: a SCSI host needs the LUN's unit on every request \
+         (Request::on_unit with the unit its disk was opened with)"
+    )]
+    NoUnit,
     #[error("all {0} tags of the hardware queue are in use: poll for completions first")]
     QueueFull(u16),
     #[error("the LUN already has {budget} requests in flight on this queue (its cmd_per_lun): poll for completions first")]

@@ -145,6 +145,9 @@ impl RequestEncoder for ScsiEncoder {
             )
         } else {
             self.refresh();
+            if request.unit == Request::NO_UNIT {
+                return Err(IoError::NoUnit);
+            }
             let index = request.unit as usize;
             let info = self
                 .units

@@ -80,6 +80,8 @@ pub struct CloneSetup {
     /// `depth` buffers, each as large as the job's largest block.
     pub buffers: Vec<DmaBuf>,
     pub queue: QueueHandle,
+    /// The unit every request names (the LUN on a SCSI host that several LUNs share).
+    pub unit: u32,
     pub progress: Arc<Progress>,
     pub start: Arc<Barrier>,
     /// The CPU to pin the thread to (a polling thread should not wander), if any.
@@ -150,6 +152,7 @@ struct Engine {
     complete_min: u32,
     complete_max: u32,
     cookie_base: u64,
+    unit: u32,
     slots: Vec<Inflight>,
     buffers: Vec<Option<DmaBuf>>,
     free: Vec<u32>,
@@ -243,7 +246,8 @@ impl Engine {
                 self.buffers[i] = Some(buf);
                 Request::discard(io.offset, io.len, cookie)
             }
-        };
+        }
+        .on_unit(self.unit);
         self.slots[i] = Inflight {
             start: now,
             issued: now,
@@ -530,6 +534,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         clock,
         pause: std::env::var("UVIO_BENCH_PAUSE").is_ok_and(|v| v == "1"),
         cookie_base: setup.queue.cookie_base(),
+        unit: setup.unit,
         queue: setup.queue,
         depth,
         batch_submit: opts.batch_submit().max(1),

@@ -23,6 +23,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use uvio::block::BlockDevice;
 use uvio::dma::DmaBuf;
 
 use crate::open::{open_device, OpenedDevice, QueueRequest, Target};
@@ -161,6 +162,14 @@ struct Planned {
     seed: u64,
 }
 
+/// A disk a job names (a virtio-blk function or a LUN of a SCSI host) and the PCI function
+/// whose queues carry its requests.
+struct GroupDisk {
+    device: BlockDevice,
+    unit: u32,
+    function: String,
+}
+
 fn base_seed(o: &JobOptions) -> u64 {
     match (o.randseed, o.randrepeat) {
         (Some(s), _) => s,
@@ -176,9 +185,8 @@ fn plan_job(
     index: usize,
     opts: &Arc<JobOptions>,
     target: &str,
-    dev: &OpenedDevice,
+    d: &BlockDevice,
 ) -> Result<Vec<Planned>, String> {
-    let d = &dev.device;
     let name = display_name(opts);
     let lbs = u64::from(d.limits.logical_block_size);
     let capacity = d.capacity();
@@ -306,55 +314,70 @@ fn run_group(
     out: &mut Box<dyn Write>,
 ) -> Result<GroupReport, Box<dyn std::error::Error>> {
     let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
-    // Each device is opened once, with all its queues, for every job that names it.
-    let mut devices: BTreeMap<String, OpenedDevice> = BTreeMap::new();
-    let mut functions: BTreeMap<String, String> = BTreeMap::new();
+    // Each PCI function is opened once, with all its queues, for every job that names it
+    // or one of its LUNs: the LUNs of a SCSI host share its queues and tags, as blk-mq's
+    // shared tag set does, each request naming its LUN's unit.
+    let mut functions: BTreeMap<String, OpenedDevice> = BTreeMap::new();
+    let mut disks: BTreeMap<String, GroupDisk> = BTreeMap::new();
     for j in &jobs {
         let name = j.filename.clone().unwrap_or_default();
-        if devices.contains_key(&name) {
+        if disks.contains_key(&name) {
             continue;
         }
         let target = Target::from_str(&name)
             .map_err(|e| format!("job `{}`: filename={name}: {e}", display_name(j)))?;
-        // A PCI function is opened once per run, for one of its LUNs.
-        if let Some(other) = functions.insert(target.bdf.to_string(), name.clone()) {
-            return Err(format!(
-                "jobs name {other} and {name}, two LUNs of one function: uvio bench drives one \
-                 device per PCI function in a group (run them as separate job files)"
-            )
-            .into());
-        }
-        let opened = open_device(
-            target,
-            QueueRequest {
-                queues: None,
-                depth: None,
+        let function = target.bdf.to_string();
+        let (device, unit) = match functions.get(&function) {
+            Some(opened) => {
+                let (unit, device) = opened
+                    .other_lun(target)
+                    .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;
+                (device, unit)
+            }
+            None => {
+                let opened = open_device(
+                    target,
+                    QueueRequest {
+                        queues: None,
+                        depth: None,
+                    },
+                )
+                .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;
+                let disk = (opened.device.clone(), opened.unit);
+                functions.insert(function.clone(), opened);
+                disk
+            }
+        };
+        disks.insert(
+            name,
+            GroupDisk {
+                device,
+                unit,
+                function,
             },
-        )
-        .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;
-        devices.insert(name, opened);
+        );
     }
     let mut planned = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
         let name = j.filename.clone().unwrap_or_default();
-        planned.extend(plan_job(i, j, &name, &devices[&name])?);
+        planned.extend(plan_job(i, j, &name, &disks[&name].device)?);
     }
 
     // Queues: one per clone while they last; beyond that clones share, round robin.
     let mut handles: Vec<Option<QueueHandle>> = (0..planned.len()).map(|_| None).collect();
     let mut notes = Vec::new();
-    for (name, dev) in devices.iter_mut() {
+    for (function, dev) in functions.iter_mut() {
         let users: Vec<usize> = (0..planned.len())
-            .filter(|&i| planned[i].target == *name)
+            .filter(|&i| disks[&planned[i].target].function == *function)
             .collect();
         let queues = std::mem::take(&mut dev.queues);
         let nq = queues.len();
         if nq == 0 {
-            return Err(format!("{name} has no hardware queue").into());
+            return Err(format!("{function} has no hardware queue").into());
         }
         if users.len() > nq {
             notes.push(format!(
-                "uvio: {} threads on {name}, which has {nq} hardware queue(s): queues are \
+                "uvio: {} threads on {function}, which has {nq} hardware queue(s): queues are \
                  shared (behind a lock) by up to {} threads each",
                 users.len(),
                 users.len().div_ceil(nq)
@@ -411,14 +434,15 @@ fn run_group(
     let mut setups = Vec::new();
     let mut watched = Vec::new();
     for (thread, (p, handle)) in planned.iter().zip(handles).enumerate() {
-        let dev = &devices[&p.target];
+        let disk = &disks[&p.target];
+        let dma = &functions[&disk.function].dma;
         let max_bs = Ddir::ALL
             .into_iter()
             .filter(|x| p.opts.rw.has(*x))
             .map(|x| p.opts.block_sizes(x).max())
             .max()
             .unwrap_or(4096) as usize;
-        let mut buffers = dev.dma.alloc(p.depth as usize * max_bs)?.into_bufs(max_bs);
+        let mut buffers = dma.alloc(p.depth as usize * max_bs)?.into_bufs(max_bs);
         if p.opts.verify.is_none() && p.opts.rw.has(Ddir::Write) {
             scramble(&mut buffers, p.seed);
         }
@@ -438,6 +462,7 @@ fn run_group(
             seed: p.seed,
             buffers,
             queue: handle.ok_or("a job clone got no hardware queue")?,
+            unit: disk.unit,
             progress,
             start: Arc::clone(&barrier),
             cpu: match &p.opts.cpus_allowed {
@@ -486,7 +511,7 @@ fn run_group(
             .collect::<Result<Vec<_>, _>>()
     })?;
     let elapsed = started.elapsed();
-    drop(devices);
+    drop(functions);
 
     let mut reports: Vec<JobReport> = planned
         .iter()
