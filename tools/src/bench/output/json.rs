@@ -38,15 +38,56 @@ fn latency(h: &Histogram<u64>, percentiles: Option<&[f64]>, bins: bool) -> Value
         }
         o.insert("percentile".into(), Value::Object(p));
         if bins {
-            let mut b = Map::new();
-            for v in h.iter_recorded() {
-                let key = h.median_equivalent(v.value_iterated_to());
-                b.insert(key.to_string(), json!(v.count_at_value()));
-            }
-            o.insert("bins".into(), Value::Object(b));
+            o.insert("bins".into(), fio_bins(h));
         }
     }
     Value::Object(o)
+}
+
+/// fio's latency buckets (stat.c): values below 128 ns exactly, then 64 buckets per power
+/// of two, 29 groups in all.
+const FIO_PLAT_BITS: u32 = 6;
+const FIO_PLAT_VAL: u64 = 1 << FIO_PLAT_BITS;
+const FIO_PLAT_NR: u64 = 29 * FIO_PLAT_VAL;
+
+/// fio's `plat_val_to_idx`: the bucket of a latency in ns.
+fn fio_plat_index(value: u64) -> u64 {
+    let msb = value.checked_ilog2().unwrap_or(0);
+    if msb <= FIO_PLAT_BITS {
+        return value;
+    }
+    let error_bits = msb - FIO_PLAT_BITS;
+    let base = u64::from(error_bits + 1) << FIO_PLAT_BITS;
+    let offset = (FIO_PLAT_VAL - 1) & (value >> error_bits);
+    (base + offset).min(FIO_PLAT_NR - 1)
+}
+
+/// fio's `plat_idx_to_val`: the middle of a bucket, the key json+ prints for it.
+fn fio_plat_value(index: u64) -> u64 {
+    if index < FIO_PLAT_VAL << 1 {
+        return index;
+    }
+    let error_bits = (index >> FIO_PLAT_BITS) - 1;
+    let base = 1u64 << (error_bits + u64::from(FIO_PLAT_BITS));
+    let k = index % FIO_PLAT_VAL;
+    // fio computes base + (k + 0.5) * 2^error_bits; error_bits >= 1 here, so it is exact.
+    base + (k << error_bits) + (1 << (error_bits - 1))
+}
+
+/// json+ `bins`: sample counts in fio's buckets, keyed as fio keys them, so fio's own
+/// json+ tools (fio_jsonplus_clat2csv, fiologparser) read them. The histogram's buckets
+/// are finer than fio's, so each lands in one of fio's.
+fn fio_bins(h: &Histogram<u64>) -> Value {
+    let mut counts: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for v in h.iter_recorded() {
+        let sample = h.median_equivalent(v.value_iterated_to());
+        *counts.entry(fio_plat_index(sample)).or_default() += v.count_at_value();
+    }
+    let mut bins = Map::new();
+    for (index, count) in counts {
+        bins.insert(fio_plat_value(index).to_string(), json!(count));
+    }
+    Value::Object(bins)
 }
 
 fn ddir(s: &DirStats, opts: &JobOptions, group_agg: u64, bins: bool) -> Value {
@@ -272,6 +313,27 @@ mod tests {
     use crate::bench::jobfile::parse_args;
     use crate::bench::stats::JobStats;
 
+    #[test]
+    fn latency_buckets_are_fios() {
+        // Below 128 ns a bucket per ns; then 64 per power of two, keyed by their middle.
+        assert_eq!((fio_plat_index(0), fio_plat_index(127)), (0, 127));
+        assert_eq!(fio_plat_index(128), 128);
+        assert_eq!(fio_plat_value(128), 129);
+        // 1000 ns: msb 9, 3 error bits, bucket [1000, 1008).
+        assert_eq!(fio_plat_index(1000), 317);
+        assert_eq!(fio_plat_value(317), 1004);
+        assert_eq!(fio_plat_index(1007), 317);
+        assert_eq!(fio_plat_index(1008), 318);
+        // 60 µs (a TCG completion): [59904, 60416), keyed 60160.
+        assert_eq!(fio_plat_value(fio_plat_index(60_000)), 60_160);
+        // Far beyond the last group: the last bucket, as fio clamps.
+        assert_eq!(fio_plat_index(u64::MAX >> 1), FIO_PLAT_NR - 1);
+        // Every bucket's key maps back to the bucket.
+        for i in 0..FIO_PLAT_NR {
+            assert_eq!(fio_plat_index(fio_plat_value(i)), i);
+        }
+    }
+
     /// A report as a 4 KiB random-read job would leave it: `ios` I/Os in `ms` milliseconds.
     fn report(ios: u64, ms: u64) -> GroupReport {
         let args: Vec<String> = "--name=global --iodepth=8 --name=rr --filename=0000:00:05.0 \
@@ -345,9 +407,20 @@ mod tests {
         assert_eq!(r["clat_ns"]["N"].as_u64().unwrap(), ios);
         let p = &r["clat_ns"]["percentile"];
         assert!(p["50.000000"].as_u64().unwrap() <= p["99.000000"].as_u64().unwrap());
-        assert!(r["clat_ns"]["bins"]
-            .as_object()
-            .is_some_and(|b| !b.is_empty()));
+        let bins = r["clat_ns"]["bins"].as_object().expect("json+ has bins");
+        assert_eq!(
+            bins.values().map(|c| c.as_u64().unwrap()).sum::<u64>(),
+            ios,
+            "every sample is in a bin"
+        );
+        for key in bins.keys() {
+            let v: u64 = key.parse().unwrap();
+            assert_eq!(
+                fio_plat_value(fio_plat_index(v)),
+                v,
+                "{key} is a fio bucket key"
+            );
+        }
         assert!(
             r["lat_ns"].get("percentile").is_none(),
             "only clat has percentiles"
