@@ -105,6 +105,7 @@ check verify_clean uvio bench --output-format=json --name=vc --filename={DISK} -
 check corrupt uvio write {DISK} --offset {BAD_AT} --input /data/junk.bin
 check verify_bad uvio bench --output-format=json --name=vb --filename={DISK} --rw=read --bs=4k --size=8m --iodepth=8 --verify=crc32c
 check unsupported uvio bench --name=x --filename={NULL} --rate_iops=100
+check interrupted sh -c 'uvio bench --output-format=normal,json --name=int --filename={NULL} --rw=randread --bs=4k --iodepth=4 --runtime=600 --time_based > /tmp/int.out 2>&1 & p=$!; until grep -q Starting /tmp/int.out; do sleep 1; done; sleep 1; kill -INT $p; wait $p; rc=$?; cat /tmp/int.out; exit $rc'
 check io_error uvio bench --output-format=json --name=e --filename={ERR_DISK} --rw=read --bs=4k --size=4m --iodepth=4
 true
 "#
@@ -237,6 +238,17 @@ true
             .contains(&format!("bad crc32c at offset {}", BAD_BLOCK * BS)),
         "stderr names the block\n{bad}"
     );
+
+    // Ctrl-C: the jobs stop, the report covers the run so far, the exit status says so.
+    let int = out.section("interrupted");
+    assert_eq!(int.rc, 1, "{int}");
+    assert!(int.output.contains("terminated on signal 2"), "{int}");
+    assert!(int.output.contains("Run status group 0"), "{int}");
+    let doc = json_of(&out, "interrupted");
+    let read = &doc["jobs"][0]["read"];
+    assert!(u(&read["total_ios"]) > 0, "{doc}");
+    assert!(u(&read["runtime"]) < 600_000, "stopped early: {doc}");
+    assert_eq!(doc["jobs"][0]["error"], 0, "{doc}");
 
     let un = out.section("unsupported");
     assert_ne!(un.rc, 0, "{un}");

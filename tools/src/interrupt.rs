@@ -1,14 +1,15 @@
-//! Ctrl-C (SIGINT) and SIGTERM end a `--watch` early: the loop sees the request, stops,
-//! prints its summary and the device is reset on the way out, instead of the process dying
-//! with the device still running.
+//! Ctrl-C (SIGINT) and SIGTERM end a `--watch` or a benchmark early: the loop sees the
+//! request, stops, prints what it has (as fio does on Ctrl-C) and the device is reset on the
+//! way out, instead of the process dying with the device still running.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
-static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// The signal that arrived, 0 while none has.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_signal: libc::c_int) {
+extern "C" fn on_signal(signal: libc::c_int) {
     // Only an atomic store: async-signal-safe.
-    REQUESTED.store(true, Ordering::Relaxed);
+    RECEIVED.store(signal, Ordering::Relaxed);
 }
 
 /// From now on SIGINT and SIGTERM set the flag [`requested`] reads instead of killing.
@@ -27,5 +28,13 @@ pub fn catch() {
 
 /// True once SIGINT or SIGTERM arrived after [`catch`].
 pub fn requested() -> bool {
-    REQUESTED.load(Ordering::Relaxed)
+    received().is_some()
+}
+
+/// The signal that arrived after [`catch`], if one did.
+pub fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::Relaxed) {
+        0 => None,
+        signal => Some(signal),
+    }
 }

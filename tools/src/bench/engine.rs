@@ -385,7 +385,7 @@ impl Engine {
         let mut last_progress = t0;
         let mut now = t0;
         loop {
-            if deadline.is_some_and(|d| now >= d) || self.stopped {
+            if deadline.is_some_and(|d| now >= d) || self.stopped || crate::interrupt::requested() {
                 issuing = false;
             }
             // Submit: fill to the depth, one kick per batch.
@@ -613,7 +613,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     let write_verify = opts.verify.is_some()
         && opts.do_verify
         && matches!(opts.rw, RwMode::Write | RwMode::RandWrite);
-    if write_verify && !engine.stopped && engine.writes > 0 {
+    if write_verify && !engine.stopped && !crate::interrupt::requested() && engine.writes > 0 {
         set_phase(&engine, Phase::Verifying);
         let probe = make_workload();
         let blocks = probe.blocks();

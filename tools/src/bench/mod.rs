@@ -4,7 +4,8 @@
 //! group of jobs opens its devices once, gives every job clone a thread and a hardware queue
 //! (sharing queues, behind a lock, only when clones outnumber queues, and saying so), runs
 //! them together ([`engine`]), and reports in fio's normal or JSON layout ([`output`]).
-//! The exit status is non-zero when any I/O or verification failed.
+//! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
+//! the run short (the report then covers the run until the signal).
 
 pub mod clock;
 pub mod engine;
@@ -102,8 +103,13 @@ pub fn run(args: &[String]) -> CmdResult {
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
+    // Ctrl-C stops the jobs (in-flight I/O drains) and the report covers the run so far.
+    crate::interrupt::catch();
     let mut reports = Vec::new();
     for (id, group) in inv.groups.iter().enumerate() {
+        if crate::interrupt::requested() {
+            break;
+        }
         reports.push(run_group(id, group, &inv, &mut out)?);
     }
     if inv.formats.normal {
@@ -121,6 +127,11 @@ pub fn run(args: &[String]) -> CmdResult {
     out.flush()?;
     // Failures: on stderr too, whatever the output format, and in the exit status.
     let mut failures = Vec::new();
+    if let Some(signal) = crate::interrupt::received() {
+        failures.push(format!(
+            "terminated on signal {signal}: the report covers the run until then"
+        ));
+    }
     for g in &reports {
         for j in &g.jobs {
             if let Some(e) = &j.stats.first_error {
