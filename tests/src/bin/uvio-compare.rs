@@ -8,12 +8,21 @@
 //! prints one Markdown table: IOPS, bandwidth, clat p50/p99/p99.9 and the uvio/kernel ratio
 //! (against the better kernel engine).
 //!
+//! A third identical virtio-blk function is driven by libblkio's virtio-blk-vfio-pci driver (the
+//! crates.io `blkio` crate) through `examples/blkio-bench.rs`, which this program builds on the
+//! host (`cargo build --release -p uvio-tests --example blkio-bench`) and copies into the guest
+//! with its libraries. It runs in the virtio-blk 4 KiB random-read rows (iodepth 1, 8, 32, 128),
+//! right after uvio's run of the same row, and fills the libblkio and uvio/libblkio columns;
+//! other rows show "-" there.
+//!
 //! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--no-scsi`,
 //! `--rows a,b,...` (row keys: qd1 qd8 qd32 qd128 randwrite seqread 2jobs 2jobs1cpu), `--raw DIR`
-//! (save every JSON report there).
+//! (save every JSON report there), `--no-blkio` (no libblkio column), `--blkio-bench PATH` (use
+//! this blkio-bench binary instead of building it).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -23,6 +32,10 @@ const UVIO_BLK: &str = "0000:00:05.0";
 const KERNEL_BLK: &str = "0000:00:06.0";
 const UVIO_SCSI: &str = "0000:00:04.0";
 const KERNEL_SCSI: &str = "0000:00:03.0";
+const BLKIO_BLK: &str = "0000:00:07.0";
+
+/// The virtio-blk rows that get a libblkio run: (row key, iodepth). All are 4 KiB random reads.
+const BLKIO_ROWS: &[(&str, u32)] = &[("qd1", 1), ("qd8", 8), ("qd32", 32), ("qd128", 128)];
 
 /// (key, label, fio job options).
 const ROWS: &[(&str, &str, &str)] = &[
@@ -73,6 +86,8 @@ struct Args {
     scsi: bool,
     rows: Vec<&'static str>,
     raw: Option<PathBuf>,
+    blkio: bool,
+    blkio_bench: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -81,6 +96,8 @@ fn parse_args() -> Args {
         scsi: true,
         rows: ROWS.iter().map(|r| r.0).collect(),
         raw: None,
+        blkio: true,
+        blkio_bench: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -107,6 +124,14 @@ fn parse_args() -> Args {
                         .into(),
                 )
             }
+            "--no-blkio" => a.blkio = false,
+            "--blkio-bench" => {
+                a.blkio_bench = Some(
+                    it.next()
+                        .unwrap_or_else(|| usage("--blkio-bench needs a path"))
+                        .into(),
+                )
+            }
             _ => usage(&format!("unknown argument {arg}")),
         }
     }
@@ -115,7 +140,7 @@ fn parse_args() -> Args {
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--no-scsi] [--rows qd1,qd32,...] [--raw DIR]"
+        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--no-scsi] [--rows qd1,qd32,...] [--raw DIR]\n       [--no-blkio] [--blkio-bench PATH]"
     );
     std::process::exit(2)
 }
@@ -165,6 +190,75 @@ fn figures(out: &VmOutput, section: &str) -> Result<(Figures, Value), String> {
     Ok((f, doc))
 }
 
+/// A blkio-bench run: its one JSON line (`iops`, `bw_bytes`, `p50_ns`, ...; see the example).
+fn blkio_figures(out: &VmOutput, section: &str) -> Result<(Figures, Value), String> {
+    let s = out
+        .try_section(section)
+        .ok_or_else(|| format!("{section}: never ran"))?;
+    let doc: Value = s
+        .output
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .ok_or_else(|| format!("{section} (rc={}): no JSON:\n{}", s.rc, s.output))
+        .and_then(|l| {
+            serde_json::from_str(l).map_err(|e| format!("{section}: bad JSON ({e}):\n{}", s.output))
+        })?;
+    if s.rc != 0 || doc["errors"].as_u64() != Some(0) {
+        return Err(format!("{section}: exit status {}:\n{}", s.rc, s.output));
+    }
+    let n = |k: &str| doc[k].as_f64().unwrap_or(0.0);
+    let f = Figures {
+        iops: n("iops"),
+        bw: n("bw_bytes"),
+        p50: n("p50_ns") / 1000.0,
+        p99: n("p99_ns") / 1000.0,
+        p999: n("p999_ns") / 1000.0,
+    };
+    Ok((f, doc))
+}
+
+/// Builds `examples/blkio-bench.rs` (release) in the workspace's target directory and returns
+/// the executable cargo reports.
+fn build_blkio_bench() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    eprintln!(
+        "building blkio-bench (cargo build --release -p uvio-tests --example blkio-bench)..."
+    );
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--manifest-path",
+            manifest,
+            "-p",
+            "uvio-tests",
+            "--example",
+            "blkio-bench",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| {
+            eprintln!("uvio-compare: cannot run cargo: {e}");
+            std::process::exit(1)
+        });
+    if !out.status.success() {
+        eprintln!("uvio-compare: building blkio-bench failed ({})", out.status);
+        std::process::exit(1);
+    }
+    let exe = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "blkio-bench")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from));
+    exe.unwrap_or_else(|| {
+        eprintln!("uvio-compare: cargo built blkio-bench but named no executable");
+        std::process::exit(1)
+    })
+}
+
 fn kiops(x: f64) -> String {
     if x >= 1000.0 {
         format!("{:.1}k", x / 1000.0)
@@ -191,6 +285,13 @@ fn loadavg() -> String {
 
 fn main() {
     let args = parse_args();
+    let blkio_bin = args.blkio.then(|| {
+        let bin = args.blkio_bench.clone().unwrap_or_else(build_blkio_bench);
+        if !bin.is_file() {
+            usage(&format!("blkio-bench {} is not a file", bin.display()));
+        }
+        bin
+    });
     let load_before = loadavg();
     let rt = args.runtime;
     let common = format!("--time_based --runtime={rt} --ramp_time=1 --size=1g --group_reporting");
@@ -200,6 +301,9 @@ fn main() {
     let mut binds = vec![UVIO_BLK];
     if args.scsi {
         binds.push(UVIO_SCSI);
+    }
+    if blkio_bin.is_some() {
+        binds.push(BLKIO_BLK);
     }
     script += &format!("check bind uvio bind {}\n", binds.join(" "));
     // The kernel's block devices of the twin functions.
@@ -224,6 +328,13 @@ fn main() {
             script += &format!(
                 "check {sys}_{key}_uvio uvio bench --output-format=json --name=u --filename={uvio_target} {opts} {common}\n"
             );
+            let blkio_depth = BLKIO_ROWS.iter().find(|r| r.0 == *key).map(|r| r.1);
+            if let (Some(bin), Some(depth), "blk") = (&blkio_bin, blkio_depth, *sys) {
+                script += &format!(
+                    "check {sys}_{key}_blkio {} --iodepth {depth} --runtime {rt} --ramp 1 /sys/bus/pci/devices/{BLKIO_BLK}\n",
+                    bin.display()
+                );
+            }
             script += &format!(
                 "check {sys}_{key}_uring {fio} --filename={kdev} --ioengine=io_uring {opts} {common}\n"
             );
@@ -239,7 +350,12 @@ fn main() {
     let runs: usize = script.matches("\ncheck ").count();
     let guest_time = Duration::from_secs(u64::from(rt + 4) * runs as u64 + 120);
     eprintln!(
-        "booting a TCG guest (2 vCPUs; virtio-blk {UVIO_BLK} for uvio, {KERNEL_BLK} for the kernel{}); {runs} runs of {rt} s...",
+        "booting a TCG guest (2 vCPUs; virtio-blk {UVIO_BLK} for uvio, {KERNEL_BLK} for the kernel{}{}); {runs} runs of {rt} s...",
+        if blkio_bin.is_some() {
+            format!(", {BLKIO_BLK} for libblkio")
+        } else {
+            String::new()
+        },
         if args.scsi {
             format!("; virtio-scsi {UVIO_SCSI} for uvio, {KERNEL_SCSI} for the kernel")
         } else {
@@ -251,6 +367,11 @@ fn main() {
         .timeout(guest_time)
         .virtio_blk_null("05.0", 1 << 30, "num-queues=2")
         .virtio_blk_null("06.0", 1 << 30, "num-queues=2");
+    if let Some(bin) = &blkio_bin {
+        spec = spec
+            .virtio_blk_null("07.0", 1 << 30, "num-queues=2")
+            .host_binary(bin.display().to_string());
+    }
     if args.scsi {
         spec = spec
             .virtio_scsi("s0", "04.0", 2, "")
@@ -272,9 +393,10 @@ fn main() {
     let mut failed = false;
     let mut raw: BTreeMap<String, Value> = BTreeMap::new();
     println!(
-        "| device | workload | uvio IOPS | kernel IOPS (engine) | uvio/kernel | uvio BW | kernel BW | uvio clat p50 / p99 / p99.9 (µs) | kernel clat p50 / p99 / p99.9 (µs) |"
+        "| device | workload | uvio IOPS | kernel IOPS (engine) | uvio/kernel | libblkio IOPS | uvio/libblkio | uvio BW | kernel BW | uvio clat p50 / p99 / p99.9 (µs) | kernel clat p50 / p99 / p99.9 (µs) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut blkio_notes: Vec<String> = Vec::new();
     for (sys, _, _) in &systems {
         for (key, label, _) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
             let get = |engine: &str| {
@@ -311,6 +433,29 @@ fn main() {
                 }
             }
             raw.insert(u.0.clone(), u.2.clone());
+            let (mut blkio_iops, mut blkio_ratio) = ("-".to_string(), "-".to_string());
+            let blkio_name = format!("{sys}_{key}_blkio");
+            match blkio_figures(&out, &blkio_name) {
+                Ok((b, doc)) => {
+                    blkio_iops = kiops(b.iops);
+                    if b.iops > 0.0 {
+                        blkio_ratio = format!("{:.2}x", u.1.iops / b.iops);
+                    }
+                    blkio_notes.push(format!(
+                        "{label}: p50 / p99 / p99.9 {} µs, queue-size {}, clock {}",
+                        lat(&b),
+                        doc["queue_size"],
+                        doc["clock"].as_str().unwrap_or("?")
+                    ));
+                    raw.insert(blkio_name, doc);
+                }
+                Err(e) if e.ends_with("never ran") => {}
+                Err(e) => {
+                    eprintln!("{e}");
+                    blkio_iops = "failed".into();
+                    failed = true;
+                }
+            }
             let Some((engine, k)) = kernel
                 .iter()
                 .max_by(|a, b| a.1.iops.total_cmp(&b.1.iops))
@@ -320,7 +465,7 @@ fn main() {
             };
             let ratio = if k.iops > 0.0 { u.1.iops / k.iops } else { 0.0 };
             println!(
-                "| virtio-{sys} | {label} | {} | {} ({engine}) | {ratio:.1}x | {} | {} | {} | {} |",
+                "| virtio-{sys} | {label} | {} | {} ({engine}) | {ratio:.1}x | {blkio_iops} | {blkio_ratio} | {} | {} | {} | {} |",
                 kiops(u.1.iops),
                 kiops(k.iops),
                 mibs(u.1.bw),
@@ -328,6 +473,15 @@ fn main() {
                 lat(&u.1),
                 lat(&k)
             );
+        }
+    }
+    if !blkio_notes.is_empty() {
+        println!(
+            "\nlibblkio (crates.io `blkio`, virtio-blk-vfio-pci on {BLKIO_BLK}, one queue, busy-polled by \
+             examples/blkio-bench.rs; latency from submission to completion):"
+        );
+        for n in &blkio_notes {
+            println!("- {n}");
         }
     }
     println!(
