@@ -2,7 +2,8 @@
 //! benchmark guest (virtio-blk null-co at 00:05.0 and 00:06.0, two queues each; fio and the
 //! other reference tools included) and prints its console. For trying things by hand.
 //! `UVIO_GUEST_BINS=perf,strace` copies more host binaries (with their libraries) in;
-//! `UVIO_GUEST_BLK=...` replaces the devices' extra options (default `num-queues=2`).
+//! `UVIO_GUEST_BLK=...` replaces the devices' extra options (default `num-queues=2`);
+//! `UVIO_GUEST_QEMU_ARGS="-trace virtqueue_pop -D /tmp/trace.log"` adds QEMU arguments.
 
 use std::time::Duration;
 
@@ -26,7 +27,9 @@ fn main() {
             spec = spec.host_binary(bin);
         }
     }
+    let extra = std::env::var("UVIO_GUEST_QEMU_ARGS").unwrap_or_default();
     let out = spec
+        .qemu_args(extra.split_whitespace())
         .reference_tools()
         .timeout(Duration::from_secs(900))
         .virtio_blk_null("05.0", 1 << 30, &blk)
