@@ -195,7 +195,7 @@ fn a_resized_disk_reports_its_new_capacity() {
             "driver=file,filename={},node-name=grow",
             image.display()
         ))
-        .virtio_blk("05.0", "grow", "")
+        .virtio_blk("05.0", "grow", "serial=UVIO-BLK-SER")
         .script(format!(
             "check bind uvio bind {DISK}\n( host_wait 900; killall -INT uvio ) </dev/console &\n\
              check watch uvio info {DISK} --watch 900\ntrue\n"
@@ -216,6 +216,14 @@ fn a_resized_disk_reports_its_new_capacity() {
     let out = vm.wait(std::time::Duration::from_secs(240));
     out.assert_success();
     let watch = &out.section("watch").output;
+    // GET_ID at open: the serial QEMU was given.
+    assert!(
+        watch.contains(&format!(
+            "capacity {} bytes, serial UVIO-BLK-SER",
+            32u64 << 20
+        )),
+        "{out}"
+    );
     assert!(
         watch.contains(&format!(
             "capacity changed from {} to {} bytes",

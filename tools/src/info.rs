@@ -112,8 +112,14 @@ pub fn watch_blk(bdf: PciAddress, duration: std::time::Duration) -> CmdResult {
     let mut disk = uvio::blk::VirtioBlk::open(&function, &options)?;
     let mut capacity = disk.block_device().capacity();
     crate::interrupt::catch();
+    let serial = disk
+        .block_device()
+        .serial
+        .as_deref()
+        .unwrap_or("-")
+        .to_string();
     println!(
-        "{bdf}: capacity {capacity} bytes; watching for {} s",
+        "{bdf}: capacity {capacity} bytes, serial {serial}; watching for {} s",
         duration.as_secs()
     );
     let start = std::time::Instant::now();

@@ -68,7 +68,8 @@ impl RequestEncoder for BlkEncoder {
     ) -> Result<(), IoError> {
         self.limits
             .check(request, self.capacity.load(Ordering::Acquire))?;
-        if request.unit != 0 {
+        // A virtio-blk disk is its only unit: 0, or a request that names none.
+        if request.unit != 0 && request.unit != Request::NO_UNIT {
             return Err(IoError::NoSuchUnit(request.unit));
         }
         if request.fua {
