@@ -26,9 +26,24 @@
 
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blkio::{Blkio, Completion, ReqFlags};
+
+// The same clock, CPU pinning and random source as `uvio bench` and `uvio verify`: the tools
+// crate is a binary, so its self-contained modules are included by path.
+#[allow(dead_code)]
+#[path = "../../tools/src/bench/clock.rs"]
+mod clock;
+#[allow(dead_code)]
+#[path = "../../tools/src/cpu.rs"]
+mod cpu;
+#[path = "../../tools/src/xorshift.rs"]
+mod xorshift;
+
+use clock::Clock;
+use cpu::pin_to;
+use xorshift::XorShift;
 
 /// How long requests in flight may go without any completion before the run is called lost.
 const LOST_AFTER: Duration = Duration::from_secs(30);
@@ -102,88 +117,6 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ! {
     std::process::exit(3)
 }
 
-/// Pins the calling thread to `cpu`; false if the kernel refused.
-fn pin_to(cpu: usize) -> bool {
-    // SAFETY: the set is a plain bitmask initialised by CPU_ZERO/CPU_SET; pid 0 is the
-    // calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
-}
-
-/// The TSC (on a pinned thread, when two 20 ms windows agree on its rate within 1%) or the OS
-/// clock, read as nanoseconds since `origin`.
-struct Clock {
-    tsc: bool,
-    ns_per_tick: f64,
-    origin: Instant,
-    tsc0: u64,
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-fn rdtsc() -> u64 {
-    // SAFETY: RDTSC has no preconditions on x86_64.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[inline]
-fn rdtsc() -> u64 {
-    0
-}
-
-impl Clock {
-    fn calibrate(pinned: bool) -> Clock {
-        let window = |d: Duration| {
-            let (t0, c0) = (Instant::now(), rdtsc());
-            while t0.elapsed() < d {}
-            let (t1, c1) = (Instant::now(), rdtsc());
-            c1.wrapping_sub(c0) as f64 / t1.duration_since(t0).as_nanos() as f64
-        };
-        let mut tsc = false;
-        let mut ns_per_tick = 1.0;
-        if pinned && cfg!(target_arch = "x86_64") {
-            let a = window(Duration::from_millis(20));
-            let b = window(Duration::from_millis(20));
-            if a > 0.01 && b > 0.01 && ((a - b) / a).abs() < 0.01 {
-                tsc = true;
-                ns_per_tick = 2.0 / (a + b);
-            }
-        }
-        Clock {
-            tsc,
-            ns_per_tick,
-            origin: Instant::now(),
-            tsc0: rdtsc(),
-        }
-    }
-
-    #[inline]
-    fn now_ns(&self) -> u64 {
-        if self.tsc {
-            (rdtsc().wrapping_sub(self.tsc0) as f64 * self.ns_per_tick) as u64
-        } else {
-            self.origin.elapsed().as_nanos() as u64
-        }
-    }
-}
-
-/// xorshift64*: cheap, and good enough to spread offsets.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -245,7 +178,7 @@ fn main() {
         .unwrap_or_else(|e| fail("map_mem_region", e));
     let buf = |slot: usize| (region.addr + slot * args.bs as usize) as *mut u8;
 
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let mut submitted_at = vec![0u64; depth];
     let mut completions: Vec<MaybeUninit<Completion>> =
         (0..depth).map(|_| MaybeUninit::uninit()).collect();
@@ -254,7 +187,7 @@ fn main() {
     let mut lat: Vec<u64> = Vec::with_capacity(expected.min(64 << 20));
     let (mut ios, mut errors) = (0u64, 0u64);
 
-    let t_start = clock.now_ns();
+    let t_start = clock.ns(clock.now());
     let ramp_end = t_start + secs(args.ramp);
     let run_end = ramp_end + secs(args.runtime);
     let mut in_flight = 0usize;
@@ -279,7 +212,7 @@ fn main() {
             Ok(n) => n,
             Err(e) => fail("do_io", e),
         };
-        now = clock.now_ns();
+        now = clock.ns(clock.now());
         if !recording && now >= ramp_end {
             recording = true;
         }
@@ -351,7 +284,7 @@ fn main() {
         "bs": args.bs,
         "queue_size": queue_size,
         "capacity": capacity,
-        "clock": if clock.tsc { "tsc" } else { "os" },
+        "clock": clock.name(),
         "cpu": if pinned { Some(args.cpu) } else { None },
     });
     println!("{doc}");

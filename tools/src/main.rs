@@ -3,6 +3,7 @@
 
 mod bench;
 mod bind;
+mod cpu;
 mod info;
 mod interrupt;
 mod io;
@@ -12,6 +13,7 @@ mod reset;
 mod scan;
 mod units;
 mod verify;
+mod xorshift;
 
 use std::process::ExitCode;
 

@@ -102,6 +102,17 @@ impl OpenedDevice {
     }
 }
 
+/// A virtio-scsi host with one request queue, for the control-path tools (`uvio reset`,
+/// `uvio scan --watch`).
+pub fn open_scsi_host(bdf: PciAddress) -> Result<VirtioScsiHost, Box<dyn std::error::Error>> {
+    let function = Sysfs::system().pci_function(bdf)?;
+    let options = ScsiOptions {
+        queues: Some(1),
+        ..Default::default()
+    };
+    Ok(VirtioScsiHost::open(&function, &options)?)
+}
+
 /// Opens `target` with the queues asked for.
 pub fn open_device(
     target: Target,

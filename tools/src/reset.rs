@@ -4,28 +4,16 @@
 //! does).
 
 use uvio::block::Request;
-use uvio::pci::Sysfs;
-use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
 use uvio::scsi::wire::{response, tmf};
 
-use crate::open::Target;
+use crate::open::{open_scsi_host, Target};
 use crate::CmdResult;
 
 pub fn run(target: Target, nexus: bool) -> CmdResult {
     let (_, t, l) = target.lun.ok_or("name a LUN as BDF/C:T:L")?;
-    let function = Sysfs::system().pci_function(target.bdf)?;
-    let mut host = VirtioScsiHost::open(
-        &function,
-        &ScsiOptions {
-            queues: Some(1),
-            ..Default::default()
-        },
-    )?;
+    let mut host = open_scsi_host(target.bdf)?;
     let lun = host
-        .scan_report()
-        .luns
-        .iter()
-        .find(|x| x.target == t && (x.lun == l || x.linux_lun == u64::from(l)))
+        .find_lun(t, l)
         .map(|x| x.linux_lun)
         .ok_or_else(|| format!("{} has no LUN 0:{t}:{l}", target.bdf))?;
     let (subtype, name) = if nexus {

@@ -235,14 +235,7 @@ struct Liveness {
 /// hot-plug, hot-unplug and capacity changes as they come, and keep reading the first block
 /// of every disk LUN meanwhile, to show the others keep being served.
 pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
-    let function = Sysfs::system().pci_function(bdf)?;
-    let mut host = VirtioScsiHost::open(
-        &function,
-        &ScsiOptions {
-            queues: Some(1),
-            ..Default::default()
-        },
-    )?;
+    let mut host = crate::open::open_scsi_host(bdf)?;
     let mut luns: Vec<ScannedLun> = host.scan_report().luns.clone();
     for l in &luns {
         println!("{}", lun_line(0, bdf, l, true));

@@ -11,31 +11,19 @@ use uvio::block::{Completion, Data, HwQueue, Op, Request};
 use uvio::dma::DmaBuf;
 
 use crate::open::{open_device, QueueRequest, Target};
+use crate::xorshift::XorShift;
 use crate::CmdResult;
 
 const MAGIC: u64 = 0x7576_696f_7665_7269; // "uvioveri"
 /// How long the last completions may take before they count as lost.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// xorshift64*: cheap, reproducible, allocation-free.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
 /// Fills a block with its header (magic, offset, generation) and bytes derived from both.
 fn fill(buf: &mut [u8], offset: u64, generation: u64) {
     buf[0..8].copy_from_slice(&MAGIC.to_le_bytes());
     buf[8..16].copy_from_slice(&offset.to_le_bytes());
     buf[16..24].copy_from_slice(&generation.to_le_bytes());
-    let mut rng = Rng(offset ^ generation.rotate_left(32) ^ MAGIC);
+    let mut rng = XorShift(offset ^ generation.rotate_left(32) ^ MAGIC);
     for chunk in buf[24..].chunks_mut(8) {
         let v = rng.next().to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
@@ -87,7 +75,8 @@ fn worker(
     };
     // The queue may have served requests before (the serial number at open).
     let before = queue.stats();
-    let mut rng = Rng(seed ^ (u64::from(queue.index()) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng =
+        XorShift(seed ^ (u64::from(queue.index()) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     // Generation last written to each block (0: never written by us, so not checked).
     let mut written = vec![0u64; blocks];
     let mut busy = vec![false; blocks];

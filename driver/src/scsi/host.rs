@@ -457,14 +457,24 @@ impl VirtioScsiHost {
     }
 
     /// The unit and block device of disk LUN `0:target:lun`.
+    /// Where the scan found `target`/`lun`, the LUN given either as addressed (300) or as
+    /// Linux's integer for it (16684).
+    fn lun_index(&self, target: u16, lun: u16) -> Option<usize> {
+        self.report
+            .luns
+            .iter()
+            .position(|l| l.target == target && (l.lun == lun || l.linux_lun == u64::from(lun)))
+    }
+
+    /// The scanned LUN `target`/`lun` (as addressed, or as Linux's integer), of any type.
+    pub fn find_lun(&self, target: u16, lun: u16) -> Option<&ScannedLun> {
+        self.lun_index(target, lun).map(|at| &self.report.luns[at])
+    }
+
     pub fn disk(&self, target: u16, lun: u16) -> Result<(u32, BlockDevice), ScsiHostError> {
         let bdf = self.bdf;
         let at = self
-            .report
-            .luns
-            .iter()
-            // Either the LUN as addressed (300) or Linux's integer for it (16684).
-            .position(|l| l.target == target && (l.lun == lun || l.linux_lun == u64::from(lun)))
+            .lun_index(target, lun)
             .ok_or(ScsiHostError::NoSuchLun { bdf, target, lun })?;
         let scanned = &self.report.luns[at];
         let (Some(unit), Some(disk)) = (self.unit_of[at], scanned.disk.as_ref()) else {

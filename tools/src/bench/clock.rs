@@ -7,6 +7,9 @@
 //! answer (`clocksource=cpu`). The TSC is used by a thread pinned to one CPU (a TCG guest does
 //! not keep the CPUs' counters in step) when two calibration windows agree on its rate within
 //! 1%; `UVIO_BENCH_CLOCK=os` forces the OS clock, `=tsc` the TSC.
+//!
+//! Self-contained (std only): `tests/examples/blkio-bench.rs` includes this same file, so that
+//! libblkio is timed exactly as uvio is.
 
 use std::time::{Duration, Instant};
 

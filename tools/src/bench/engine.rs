@@ -88,32 +88,6 @@ pub struct CloneSetup {
     pub cpu: Option<usize>,
 }
 
-/// Pins the calling thread to `cpu`; false if the kernel refused.
-fn pin_to(cpu: usize) -> bool {
-    // SAFETY: the set is a plain bitmask initialised by CPU_ZERO/CPU_SET; pid 0 is the
-    // calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
-}
-
-/// The CPUs this process may run on, in order.
-pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: as in `pin_to`; sched_getaffinity fills the set.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
-}
-
 /// One request in flight.
 #[derive(Debug, Clone, Copy)]
 struct Inflight {
@@ -552,7 +526,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     let shared = setup.queue.is_shared();
     // Pinned first, so the TSC the clock reads is always this CPU's (TCG guests do not keep
     // the CPUs' TSCs in step).
-    let pinned = setup.cpu.is_some_and(pin_to);
+    let pinned = setup.cpu.is_some_and(crate::cpu::pin_to);
     let clock = Clock::calibrate(pinned);
     let mut engine = Engine {
         clock,

@@ -334,25 +334,25 @@ fn run_group(
     // clone's iodepth, whichever queue it lands on), not the whole ring. Spare ring
     // descriptors let requests go in direct chains: an indirect table costs the device an
     // extra translated mapping per request (see `SplitQueue::add`).
+    let targets: Vec<(String, Target)> = jobs
+        .iter()
+        .map(|j| {
+            let name = j.filename.clone().unwrap_or_default();
+            Target::from_str(&name)
+                .map(|target| (name.clone(), target))
+                .map_err(|e| format!("job `{}`: filename={name}: {e}", display_name(j)))
+        })
+        .collect::<Result<_, _>>()?;
     let mut wanted_depth: BTreeMap<String, u64> = BTreeMap::new();
-    for j in &jobs {
-        if let Some(bdf) = j
-            .filename
-            .as_deref()
-            .and_then(|n| Target::from_str(n).ok())
-            .map(|t| t.bdf.to_string())
-        {
-            *wanted_depth.entry(bdf).or_default() +=
-                u64::from(j.iodepth.max(1)) * u64::from(j.numjobs.max(1));
-        }
+    for (j, (_, target)) in jobs.iter().zip(&targets) {
+        *wanted_depth.entry(target.bdf.to_string()).or_default() +=
+            u64::from(j.iodepth.max(1)) * u64::from(j.numjobs.max(1));
     }
-    for j in &jobs {
-        let name = j.filename.clone().unwrap_or_default();
-        if disks.contains_key(&name) {
+    for (j, (name, target)) in jobs.iter().zip(&targets) {
+        if disks.contains_key(name) {
             continue;
         }
-        let target = Target::from_str(&name)
-            .map_err(|e| format!("job `{}`: filename={name}: {e}", display_name(j)))?;
+        let target = *target;
         let function = target.bdf.to_string();
         let (device, unit) = match functions.get(&function) {
             Some(opened) => {
@@ -379,7 +379,7 @@ fn run_group(
             }
         };
         disks.insert(
-            name,
+            name.clone(),
             GroupDisk {
                 device,
                 unit,
@@ -388,9 +388,8 @@ fn run_group(
         );
     }
     let mut planned = Vec::new();
-    for (i, j) in jobs.iter().enumerate() {
-        let name = j.filename.clone().unwrap_or_default();
-        planned.extend(plan_job(i, j, &name, &disks[&name].device)?);
+    for (i, (j, (name, _))) in jobs.iter().zip(&targets).enumerate() {
+        planned.extend(plan_job(i, j, name, &disks[name].device)?);
     }
 
     // Queues: one per clone while they last; beyond that clones share, round robin.
@@ -458,7 +457,7 @@ fn run_group(
     }
 
     // Buffers and threads.
-    let cpus = engine::allowed_cpus();
+    let cpus = crate::cpu::allowed_cpus();
     let pin = std::env::var("UVIO_BENCH_PIN").map_or(true, |v| v != "0");
     let barrier = Arc::new(Barrier::new(planned.len() + 1));
     let mut setups = Vec::new();
