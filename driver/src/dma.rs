@@ -93,10 +93,21 @@ impl IovaAllocator {
     }
 }
 
+/// Who translates a region's IOVA for the device.
+#[derive(Debug)]
+enum Mapper {
+    /// The device's VFIO container (the IOMMU).
+    Vfio(Arc<VfioDevice>),
+    /// No IOMMU: each region's IOVA is its virtual address, for the in-process fake devices
+    /// of unit tests and the host-side hot-path benchmark (`fake-device` feature).
+    #[cfg(any(test, feature = "fake-device"))]
+    Identity,
+}
+
 /// The DMA address space of one opened device: maps memory through its container.
 #[derive(Debug)]
 pub struct DmaSpace {
-    device: Arc<VfioDevice>,
+    mapper: Mapper,
     iova: Mutex<IovaAllocator>,
     page_size: u64,
     /// Regions dropped while the device may still be running: kept mapped (and their
@@ -125,13 +136,45 @@ impl DmaSpace {
         Ok(Arc::new(DmaSpace {
             iova: Mutex::new(IovaAllocator::new(&info.iova_ranges)),
             page_size: info.page_size(),
-            device,
+            mapper: Mapper::Vfio(device),
             deferred: Mutex::new(Some(Vec::new())),
         }))
     }
 
+    /// A space without an IOMMU whose IOVAs are virtual addresses, for devices simulated in
+    /// this process (see [`crate::virtio::fake`]). Never used with real hardware.
+    #[cfg(any(test, feature = "fake-device"))]
+    pub fn identity() -> Arc<Self> {
+        Arc::new(DmaSpace {
+            mapper: Mapper::Identity,
+            iova: Mutex::new(IovaAllocator::new(&[])),
+            page_size: 4096,
+            deferred: Mutex::new(None),
+        })
+    }
+
     pub fn page_size(&self) -> u64 {
         self.page_size
+    }
+
+    /// Maps `vaddr..vaddr+len` for the device at a fresh IOVA inside the IOMMU's ranges.
+    ///
+    /// # Safety
+    /// The memory must stay allocated until it is unmapped (`release`).
+    unsafe fn map(&self, vaddr: *mut u8, len: u64, align: u64) -> Result<u64, DmaError> {
+        match &self.mapper {
+            Mapper::Vfio(device) => {
+                let iova = self.alloc_iova(len, align)?;
+                // SAFETY: the caller keeps the memory alive until it is unmapped.
+                if let Err(e) = unsafe { device.map_dma(vaddr, iova, len) } {
+                    self.free_iova(iova, len);
+                    return Err(e.into());
+                }
+                Ok(iova)
+            }
+            #[cfg(any(test, feature = "fake-device"))]
+            Mapper::Identity => Ok(vaddr as u64),
+        }
     }
 
     fn alloc_iova(&self, len: u64, align: u64) -> Result<u64, DmaError> {
@@ -156,9 +199,13 @@ impl DmaSpace {
     /// Unmaps `iova..iova+len` and returns the IOVA range. A failure leaves the IOVA
     /// allocated (leaked) rather than reusing it.
     fn release(&self, iova: u64, len: usize) {
-        match self.device.unmap_dma(iova, len as u64) {
-            Ok(()) => self.free_iova(iova, len as u64),
-            Err(e) => log::error!("unmapping DMA region at IOVA {iova:#x}: {e}"),
+        match &self.mapper {
+            Mapper::Vfio(device) => match device.unmap_dma(iova, len as u64) {
+                Ok(()) => self.free_iova(iova, len as u64),
+                Err(e) => log::error!("unmapping DMA region at IOVA {iova:#x}: {e}"),
+            },
+            #[cfg(any(test, feature = "fake-device"))]
+            Mapper::Identity => {}
         }
     }
 
@@ -207,14 +254,10 @@ impl DmaSpace {
         } else {
             self.page_size
         };
-        let iova = self.alloc_iova(mapped_len as u64, align)?;
         let ptr = NonNull::new(mem.as_mut_ptr()).ok_or(DmaError::Empty)?;
         // SAFETY: `mem` is owned by the region created below and stays mapped until its Drop,
         // which unmaps the DMA mapping first.
-        if let Err(e) = unsafe { self.device.map_dma(ptr.as_ptr(), iova, mapped_len as u64) } {
-            self.free_iova(iova, mapped_len as u64);
-            return Err(e.into());
-        }
+        let iova = unsafe { self.map(ptr.as_ptr(), mapped_len as u64, align)? };
         Ok(DmaRegion {
             space: Arc::clone(self),
             ptr,
@@ -246,12 +289,8 @@ impl DmaSpace {
                 page: self.page_size,
             });
         }
-        let iova = self.alloc_iova(len as u64, self.page_size)?;
         // SAFETY: the caller keeps the memory alive for the region's lifetime.
-        if let Err(e) = unsafe { self.device.map_dma(ptr.as_ptr(), iova, len as u64) } {
-            self.free_iova(iova, len as u64);
-            return Err(e.into());
-        }
+        let iova = unsafe { self.map(ptr.as_ptr(), len as u64, self.page_size)? };
         Ok(DmaRegion {
             space: Arc::clone(self),
             ptr,

@@ -1,5 +1,7 @@
 //! virtio: device types, feature bits, the modern PCI transport and (later) virtqueues.
 
+#[cfg(any(test, feature = "fake-device"))]
+pub mod fake;
 pub mod features;
 pub mod pci;
 pub mod plan;

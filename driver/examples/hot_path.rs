@@ -1,0 +1,226 @@
+//! The hot path on the host, no guest: `HwQueue` + encoder + ring against an in-process fake
+//! device, 4 KiB reads at a fixed depth, in rounds of "submit `depth`, kick, device answers
+//! all, reap all".
+//!
+//! It prints ns per request (noisy, like any timing) and is built to be run under callgrind
+//! for instructions per request, which are deterministic: the driver's work lies in exactly
+//! two functions, `hot_submit` and `hot_reap`, so
+//!
+//! ```sh
+//! cargo build --release -p uvio --features fake-device --example hot_path
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     --toggle-collect='*hot_submit*' --toggle-collect='*hot_reap*' \
+//!     target/release/examples/hot_path --device blk --depth 1 --requests 100000
+//! ```
+//!
+//! counts the driver's instructions only (the fake device's are left out); divide the
+//! "Collected" figure by the requests. `tests/tests/hot_path_ceiling.rs` does exactly that
+//! and fails when a ceiling is passed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use uvio::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
+use uvio::block::{Completion, HwQueue, Limits, Request};
+use uvio::dma::{DmaBuf, DmaSpace};
+use uvio::scsi::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
+use uvio::scsi::units::{UnitInfo, UnitTable};
+use uvio::virtio::fake::{serve_blk, serve_scsi, FakeChain, FakeSplitDevice};
+use uvio::virtio::pci::QueueNotifier;
+use uvio::virtio::queue::Virtqueue;
+use uvio::virtio::split::{SplitLayout, SplitQueue};
+
+const BLOCK: usize = 4096;
+const RING: u16 = 256;
+const CAPACITY: u64 = 1 << 30;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Blk,
+    Scsi,
+}
+
+struct Args {
+    kind: Kind,
+    depth: u16,
+    requests: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        kind: Kind::Blk,
+        depth: 1,
+        requests: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--device" => {
+                args.kind = match value()?.as_str() {
+                    "blk" => Kind::Blk,
+                    "scsi" => Kind::Scsi,
+                    other => return Err(format!("--device blk|scsi, not {other}")),
+                }
+            }
+            "--depth" => args.depth = value()?.parse().map_err(|e| format!("--depth: {e}"))?,
+            "--requests" => {
+                args.requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.depth == 0 || args.depth > RING / 4 {
+        return Err(format!("--depth must be 1..={}", RING / 4));
+    }
+    Ok(args)
+}
+
+fn limits() -> Limits {
+    Limits {
+        logical_block_size: 512,
+        physical_block_size: 4096,
+        max_transfer_bytes: 1 << 20,
+        max_segments: 62,
+        max_segment_size: 1 << 20,
+        read_only: false,
+        flush: true,
+        discard: None,
+        write_zeroes: None,
+    }
+}
+
+/// A queue of `depth` tags on a fresh split ring, its fake device, and the unit to address.
+fn build(kind: Kind, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, FakeSplitDevice, u32) {
+    let layout = SplitLayout::new(RING, 0).expect("a valid ring size");
+    let memory = dma.alloc(layout.total).expect("ring memory");
+    let ring = SplitQueue::new(Box::new(memory), layout, true, depth).expect("a ring");
+    let device = FakeSplitDevice::new(ring.addresses(), RING);
+    let notifier = QueueNotifier::detached(0);
+    let (queue, unit) = match kind {
+        Kind::Blk => {
+            let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE).expect("slots");
+            let encoder = BlkEncoder::new(limits(), Arc::new(CAPACITY.into()));
+            let q = HwQueue::new(
+                0,
+                Box::new(ring),
+                notifier,
+                depth,
+                slots,
+                Box::new(encoder),
+            );
+            (q, 0)
+        }
+        Kind::Scsi => {
+            let ring = ring.clamp_used_len();
+            let table = Arc::new(UnitTable::default());
+            let unit = table.add(UnitInfo {
+                lun_field: [1, 0, 0x40, 0, 0, 0, 0, 0],
+                limits: limits(),
+                capacity: CAPACITY,
+                use_16: false,
+                fua: false,
+                budget: depth,
+                removed: false,
+            });
+            let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE).expect("slots");
+            let zeroes = dma.alloc(4096).expect("zeroes").into_buf();
+            let encoder = ScsiEncoder::new(table, 0, depth, zeroes, 62);
+            let q = HwQueue::new(
+                0,
+                Box::new(ring),
+                notifier,
+                depth,
+                slots,
+                Box::new(encoder),
+            );
+            (q, unit)
+        }
+    };
+    (queue, device, unit)
+}
+
+/// The driver's submission side: `depth` reads and one kick.
+#[inline(never)]
+fn hot_submit(
+    queue: &mut HwQueue,
+    free: &mut Vec<DmaBuf>,
+    unit: u32,
+    offset: &mut u64,
+) -> Result<(), String> {
+    while let Some(buf) = free.pop() {
+        let request = Request::read(*offset, buf, *offset).on_unit(unit);
+        *offset = (*offset + BLOCK as u64) % CAPACITY;
+        if let Err(rejected) = queue.submit(request) {
+            return Err(rejected.to_string());
+        }
+    }
+    queue.kick();
+    Ok(())
+}
+
+/// The driver's completion side: reap everything and take the buffers back.
+#[inline(never)]
+fn hot_reap(
+    queue: &mut HwQueue,
+    done: &mut Vec<Completion>,
+    free: &mut Vec<DmaBuf>,
+) -> Result<usize, String> {
+    queue.poll(done);
+    let n = done.len();
+    for c in done.drain(..) {
+        if let Err(e) = c.result {
+            return Err(e.to_string());
+        }
+        if let uvio::block::Data::One(b) = c.data {
+            free.push(b);
+        }
+    }
+    Ok(n)
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let dma = DmaSpace::identity();
+    let (mut queue, mut device, unit) = build(args.kind, args.depth, &dma);
+    let mut free = dma
+        .alloc(usize::from(args.depth) * BLOCK)
+        .map_err(|e| e.to_string())?
+        .into_bufs(BLOCK);
+    let mut done = Vec::with_capacity(usize::from(args.depth));
+    let mut scratch = FakeChain::default();
+    let mut offset = 0u64;
+    let mut completed = 0u64;
+    let start = Instant::now();
+    while completed < args.requests {
+        hot_submit(&mut queue, &mut free, unit, &mut offset)?;
+        let served = match args.kind {
+            Kind::Blk => serve_blk(&mut device, &mut scratch, 0),
+            Kind::Scsi => serve_scsi(&mut device, &mut scratch),
+        };
+        let reaped = hot_reap(&mut queue, &mut done, &mut free)?;
+        if reaped != served {
+            return Err(format!("the device completed {served}, the queue reaped {reaped}"));
+        }
+        completed += reaped as u64;
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "device={} depth={} requests={} ns_per_request={:.1}",
+        match args.kind {
+            Kind::Blk => "blk",
+            Kind::Scsi => "scsi",
+        },
+        args.depth,
+        completed,
+        elapsed.as_nanos() as f64 / completed as f64
+    );
+    Ok(())
+}
+
+fn main() {
+    let result = parse_args().and_then(|a| run(&a));
+    if let Err(e) = result {
+        eprintln!("hot_path: {e}");
+        std::process::exit(1);
+    }
+}

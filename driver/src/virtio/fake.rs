@@ -1,0 +1,215 @@
+//! In-process fake devices: the device's side of a virtqueue, played by this process on
+//! memory from an identity [`DmaSpace`](crate::dma::DmaSpace) (IOVA = virtual address).
+//!
+//! They are the test seam below the ring: `HwQueue` and encoder unit tests check the exact
+//! bytes a request puts on the wire and answer with any status, and the host-side hot-path
+//! benchmark runs the whole submit/complete path with no guest. Like a device programmed
+//! through the transport, a fake learns where the rings are from [`QueueAddresses`] only.
+//! Available only with the `fake-device` feature (and in the crate's own tests).
+
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use super::queue::{QueueAddresses, Segment};
+
+const DESC_F_NEXT: u16 = 1;
+const DESC_F_WRITE: u16 = 2;
+const DESC_F_INDIRECT: u16 = 4;
+
+/// Reads a `T` at device address `iova` (identity-mapped).
+///
+/// # Safety
+/// `iova..iova+size_of::<T>()` must be memory the driver handed to the device (a ring or a
+/// buffer of a published chain), live and aligned for `T`.
+unsafe fn load<T: Copy>(iova: u64) -> T {
+    // SAFETY: per the caller.
+    unsafe { (iova as *const T).read_volatile() }
+}
+
+/// Writes a `T` at device address `iova` (identity-mapped).
+///
+/// # Safety
+/// As for [`load`], and the driver must not be reading it concurrently (it is not: the
+/// chain is in flight).
+unsafe fn store<T: Copy>(iova: u64, value: T) {
+    // SAFETY: per the caller.
+    unsafe { (iova as *mut T).write_volatile(value) }
+}
+
+/// One chain the driver made available: its head id and its buffers in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeChain {
+    pub head: u16,
+    pub segments: Vec<Segment>,
+    pub indirect: bool,
+}
+
+impl FakeChain {
+    /// Copies `bytes` into the chain's device-readable/-writable space at byte `offset` of
+    /// segment `index` (as a device writes a status or data).
+    pub fn write(&self, index: usize, offset: usize, bytes: &[u8]) {
+        let s = self.segments[index];
+        assert!(offset + bytes.len() <= s.len as usize, "fake device overrun");
+        for (i, b) in bytes.iter().enumerate() {
+            // SAFETY: inside a buffer of a chain in flight (checked above).
+            unsafe { store(s.iova + (offset + i) as u64, *b) }
+        }
+    }
+
+    /// The bytes of segment `index` (the header a driver wrote, or data).
+    pub fn read(&self, index: usize) -> Vec<u8> {
+        let s = self.segments[index];
+        (0..u64::from(s.len))
+            // SAFETY: inside a buffer of a chain in flight.
+            .map(|i| unsafe { load::<u8>(s.iova + i) })
+            .collect()
+    }
+
+    /// Bytes the device may write into the chain (the used length of a full transfer).
+    pub fn writable(&self) -> u32 {
+        self.segments
+            .iter()
+            .filter(|s| s.device_writes)
+            .map(|s| s.len)
+            .sum()
+    }
+}
+
+/// The device's side of a split virtqueue.
+#[derive(Debug)]
+pub struct FakeSplitDevice {
+    desc: u64,
+    avail: u64,
+    used: u64,
+    size: u16,
+    last_avail: u16,
+    used_idx: u16,
+}
+
+impl FakeSplitDevice {
+    /// A device for the queue whose areas are at `addresses`, with `size` entries.
+    pub fn new(addresses: QueueAddresses, size: u16) -> Self {
+        FakeSplitDevice {
+            desc: addresses.descriptors,
+            avail: addresses.driver,
+            used: addresses.device,
+            size,
+            last_avail: 0,
+            used_idx: 0,
+        }
+    }
+
+    fn avail_idx(&self) -> &AtomicU16 {
+        // SAFETY: the avail index of a live ring, 2-aligned; shared with the driver, hence
+        // atomic.
+        unsafe { AtomicU16::from_ptr((self.avail + 2) as *mut u16) }
+    }
+
+    fn used_idx_atomic(&self) -> &AtomicU16 {
+        // SAFETY: as above, the used index.
+        unsafe { AtomicU16::from_ptr((self.used + 2) as *mut u16) }
+    }
+
+    fn descriptor(&self, table: u64, i: u16) -> (u64, u32, u16, u16) {
+        let p = table + u64::from(i) * 16;
+        // SAFETY: a descriptor of a published chain: inside the table the driver named.
+        unsafe { (load(p), load(p + 8), load(p + 12), load(p + 14)) }
+    }
+
+    /// The next chain the driver made available, read into `out` (reused, so serving a
+    /// chain allocates nothing once `out` has grown); `false` when there is none.
+    pub fn next_chain(&mut self, out: &mut FakeChain) -> bool {
+        let idx = self.avail_idx().load(Ordering::Acquire);
+        if idx == self.last_avail {
+            return false;
+        }
+        let slot = u64::from(self.last_avail % self.size);
+        // SAFETY: an avail ring entry, inside the ring.
+        let head: u16 = unsafe { load(self.avail + 4 + 2 * slot) };
+        self.last_avail = self.last_avail.wrapping_add(1);
+        out.head = head;
+        out.segments.clear();
+        let (addr, len, flags, _) = self.descriptor(self.desc, head);
+        out.indirect = flags & DESC_F_INDIRECT != 0;
+        let (table, mut i, count) = if out.indirect {
+            (addr, 0, len / 16)
+        } else {
+            (self.desc, head, u32::from(self.size))
+        };
+        for _ in 0..count {
+            let (addr, len, flags, next) = self.descriptor(table, i);
+            out.segments.push(Segment {
+                iova: addr,
+                len,
+                device_writes: flags & DESC_F_WRITE != 0,
+            });
+            if flags & DESC_F_NEXT == 0 {
+                break;
+            }
+            i = next;
+        }
+        true
+    }
+
+    /// Writes a used element (any id and length, hostile or not) without publishing it.
+    pub fn put_used(&mut self, id: u32, len: u32) {
+        let slot = u64::from(self.used_idx % self.size);
+        let p = self.used + 4 + 8 * slot;
+        // SAFETY: a used ring element, inside the ring.
+        unsafe {
+            store(p, id);
+            store(p + 4, len);
+        }
+        self.used_idx = self.used_idx.wrapping_add(1);
+    }
+
+    /// Publishes every used element put so far.
+    pub fn publish_used(&mut self) {
+        self.used_idx_atomic()
+            .store(self.used_idx, Ordering::Release);
+    }
+
+    /// Sets the used index to any value (a hostile device).
+    pub fn set_used_idx(&mut self, idx: u16) {
+        self.used_idx = idx;
+        self.publish_used();
+    }
+
+    /// Sets `avail_event` (EVENT_IDX): the device wants a notification once the driver's
+    /// avail index passes it.
+    pub fn set_avail_event(&self, value: u16) {
+        let at = self.used + 4 + 8 * u64::from(self.size);
+        // SAFETY: the avail_event field after the used ring.
+        unsafe { store(at, value) }
+    }
+}
+
+/// Answers every available chain of a virtio-blk queue with `status` (0: OK): writes the
+/// status byte into the chain's last buffer and reports every writable byte written.
+/// Returns how many chains it completed.
+pub fn serve_blk(device: &mut FakeSplitDevice, scratch: &mut FakeChain, status: u8) -> usize {
+    let mut n = 0;
+    while device.next_chain(scratch) {
+        let last = scratch.segments.len() - 1;
+        scratch.write(last, 0, &[status]);
+        device.put_used(u32::from(scratch.head), scratch.writable());
+        n += 1;
+    }
+    device.publish_used();
+    n
+}
+
+/// Answers every available chain of a virtio-scsi request queue with GOOD status and the
+/// response OK: zeroes the 12-byte response head (the first device-writable buffer) and
+/// reports every writable byte written. Returns how many chains it completed.
+pub fn serve_scsi(device: &mut FakeSplitDevice, scratch: &mut FakeChain) -> usize {
+    let mut n = 0;
+    while device.next_chain(scratch) {
+        if let Some(resp) = scratch.segments.iter().position(|s| s.device_writes) {
+            scratch.write(resp, 0, &[0; 12]);
+        }
+        device.put_used(u32::from(scratch.head), scratch.writable());
+        n += 1;
+    }
+    device.publish_used();
+    n
+}
