@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use uvio::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
-use uvio::block::{Completion, HwQueue, Limits, Request};
+use uvio::block::{Data, HwQueue, Limits, Request, Unit};
 use uvio::dma::{DmaBuf, DmaSpace};
 use uvio::scsi::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
 use uvio::scsi::units::{UnitInfo, UnitTable};
@@ -91,7 +91,7 @@ fn limits() -> Limits {
 }
 
 /// A queue of `depth` tags on a fresh split ring, its fake device, and the unit to address.
-fn build(kind: Kind, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, FakeSplitDevice, u32) {
+fn build(kind: Kind, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, FakeSplitDevice, Unit) {
     let layout = SplitLayout::new(RING, 0).expect("a valid ring size");
     let memory = dma.alloc(layout.total).expect("ring memory");
     let ring = SplitQueue::new(Box::new(memory), layout, true, depth).expect("a ring");
@@ -99,17 +99,12 @@ fn build(kind: Kind, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, FakeSplitDevi
     let notifier = QueueNotifier::detached(0);
     let (queue, unit) = match kind {
         Kind::Blk => {
-            let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE).expect("slots");
+            let slots = dma
+                .alloc(usize::from(depth) * BLK_SLOT_SIZE)
+                .expect("slots");
             let encoder = BlkEncoder::new(limits(), Arc::new(CAPACITY.into()));
-            let q = HwQueue::new(
-                0,
-                Box::new(ring),
-                notifier,
-                depth,
-                slots,
-                Box::new(encoder),
-            );
-            (q, 0)
+            let q = HwQueue::new(0, ring.into(), notifier, depth, slots, encoder.into());
+            (q, Unit::of_fake_device(0))
         }
         Kind::Scsi => {
             let ring = ring.clamp_used_len();
@@ -123,18 +118,13 @@ fn build(kind: Kind, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, FakeSplitDevi
                 budget: depth,
                 removed: false,
             });
-            let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE).expect("slots");
+            let slots = dma
+                .alloc(usize::from(depth) * SCSI_SLOT_SIZE)
+                .expect("slots");
             let zeroes = dma.alloc(4096).expect("zeroes").into_buf();
-            let encoder = ScsiEncoder::new(table, 0, depth, zeroes, 62);
-            let q = HwQueue::new(
-                0,
-                Box::new(ring),
-                notifier,
-                depth,
-                slots,
-                Box::new(encoder),
-            );
-            (q, unit)
+            let encoder = ScsiEncoder::new(table, 0, zeroes, 62);
+            let q = HwQueue::new(0, ring.into(), notifier, depth, slots, encoder.into());
+            (q, Unit::of_fake_device(unit))
         }
     };
     (queue, device, unit)
@@ -143,15 +133,16 @@ fn build(kind: Kind, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, FakeSplitDevi
 /// The driver's submission side: `depth` reads and one kick.
 #[inline(never)]
 fn hot_submit(
-    queue: &mut HwQueue,
+    queue: &mut HwQueue<u64>,
     free: &mut Vec<DmaBuf>,
-    unit: u32,
+    unit: Unit,
     offset: &mut u64,
 ) -> Result<(), String> {
     while let Some(buf) = free.pop() {
-        let request = Request::read(*offset, buf, *offset).on_unit(unit);
+        let request = Request::read(*offset, buf);
+        let ctx = *offset;
         *offset = (*offset + BLOCK as u64) % CAPACITY;
-        if let Err(rejected) = queue.submit(request) {
+        if let Err(rejected) = queue.submit(unit, request, ctx) {
             return Err(rejected.to_string());
         }
     }
@@ -161,32 +152,27 @@ fn hot_submit(
 
 /// The driver's completion side: reap everything and take the buffers back.
 #[inline(never)]
-fn hot_reap(
-    queue: &mut HwQueue,
-    done: &mut Vec<Completion>,
-    free: &mut Vec<DmaBuf>,
-) -> Result<usize, String> {
-    queue.poll(done);
-    let n = done.len();
-    for c in done.drain(..) {
-        if let Err(e) = c.result {
-            return Err(e.to_string());
+fn hot_reap(queue: &mut HwQueue<u64>, free: &mut Vec<DmaBuf>) -> Result<usize, String> {
+    let mut failed = None;
+    let n = queue.poll(|done| {
+        if let Err(e) = done.result {
+            failed = Some(format!("read at {}: {e}", done.ctx));
         }
-        if let uvio::block::Data::One(b) = c.data {
+        if let Data::One(b) = done.data {
             free.push(b);
         }
-    }
-    Ok(n)
+    });
+    failed.map_or(Ok(n), Err)
 }
 
 fn run(args: &Args) -> Result<(), String> {
     let dma = DmaSpace::identity();
-    let (mut queue, mut device, unit) = build(args.kind, args.depth, &dma);
+    let (queue, mut device, unit) = build(args.kind, args.depth, &dma);
+    let mut queue = queue.with_context::<u64>();
     let mut free = dma
         .alloc(usize::from(args.depth) * BLOCK)
         .map_err(|e| e.to_string())?
         .into_bufs(BLOCK);
-    let mut done = Vec::with_capacity(usize::from(args.depth));
     let mut scratch = FakeChain::default();
     let mut offset = 0u64;
     let mut completed = 0u64;
@@ -197,9 +183,11 @@ fn run(args: &Args) -> Result<(), String> {
             Kind::Blk => serve_blk(&mut device, &mut scratch, 0),
             Kind::Scsi => serve_scsi(&mut device, &mut scratch),
         };
-        let reaped = hot_reap(&mut queue, &mut done, &mut free)?;
+        let reaped = hot_reap(&mut queue, &mut free)?;
         if reaped != served {
-            return Err(format!("the device completed {served}, the queue reaped {reaped}"));
+            return Err(format!(
+                "the device completed {served}, the queue reaped {reaped}"
+            ));
         }
         completed += reaped as u64;
     }

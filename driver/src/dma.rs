@@ -341,12 +341,18 @@ impl DmaRegion {
         &self.space
     }
 
+    /// Names the region's DMA space: equal for regions of one space, different otherwise.
+    pub fn space_id(&self) -> usize {
+        Arc::as_ptr(&self.space) as usize
+    }
+
     /// Splits the region into `count` buffers of `size` bytes each (a pool for I/O).
     pub fn into_bufs(self, size: usize) -> Vec<DmaBuf> {
         let region = Arc::new(self);
         let count = region.len.checked_div(size).unwrap_or(0);
         (0..count)
             .map(|i| DmaBuf {
+                space_id: region.space_id(),
                 region: Arc::clone(&region),
                 offset: i * size,
                 len: size,
@@ -359,6 +365,7 @@ impl DmaRegion {
     pub fn into_buf(self) -> DmaBuf {
         let len = self.len;
         DmaBuf {
+            space_id: self.space_id(),
             region: Arc::new(self),
             offset: 0,
             len,
@@ -410,6 +417,9 @@ impl Drop for DmaSpace {
 #[derive(Debug)]
 pub struct DmaBuf {
     region: Arc<DmaRegion>,
+    /// The region's [`DmaRegion::space_id`], noted when the buffer is carved so that a queue
+    /// checks a buffer's space with one compare.
+    space_id: usize,
     offset: usize,
     len: usize,
     /// The length it was carved with; `len` may be shortened and restored up to it.
@@ -423,7 +433,13 @@ impl DmaBuf {
 
     /// Whether the buffer is mapped in `space` (its IOVA means something to that device).
     pub fn is_mapped_in(&self, space: &Arc<DmaSpace>) -> bool {
-        Arc::ptr_eq(&self.region.space, space)
+        self.space_id == Arc::as_ptr(space) as usize
+    }
+
+    /// The [`DmaRegion::space_id`] of the space the buffer is mapped in.
+    #[inline]
+    pub fn space_id(&self) -> usize {
+        self.space_id
     }
 
     pub fn len(&self) -> usize {

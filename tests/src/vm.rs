@@ -46,7 +46,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
-pub use host::{ensure_host_tools, ensure_reference_tools, guest_uvio_binary};
+pub use host::{
+    ensure_host_tools, ensure_reference_tools, ensure_valgrind, guest_uvio_binary, hot_path_binary,
+};
 pub use kernel::{guest_kernel, GuestKernel};
 pub use qmp::Qmp;
 

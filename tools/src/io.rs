@@ -8,9 +8,10 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use uvio::block::{Completion, Data, Op, Request};
+use uvio::block::{Data, Op, Request};
 use uvio::dma::DmaBuf;
 
+use crate::finished::{poll_into, Finished};
 use crate::open::{open, Opened, Target};
 use crate::CmdResult;
 
@@ -45,13 +46,13 @@ fn chunk_of(chunks: &[(u64, u64)], cookie: u64) -> Result<(u64, u64), String> {
 
 fn wait_one(
     dev: &mut Opened,
-    done: &mut Vec<Completion>,
-) -> Result<Completion, Box<dyn std::error::Error>> {
+    done: &mut Vec<Finished>,
+) -> Result<Finished, Box<dyn std::error::Error>> {
     loop {
         if let Some(c) = done.pop() {
             return Ok(c);
         }
-        dev.queue.poll(done);
+        poll_into(&mut dev.queue, done);
         std::hint::spin_loop();
     }
 }
@@ -80,7 +81,7 @@ pub fn read(target: Target, offset: u64, length: u64, output: Option<PathBuf>) -
             let mut buf = free.pop().ok_or("no buffer")?;
             buf.truncate(len as usize);
             dev.queue
-                .submit(Request::read(at, buf, next_submit as u64).on_unit(dev.unit))
+                .submit(dev.unit, Request::read(at, buf), next_submit as u64)
                 .map_err(|r| r.error)?;
             next_submit += 1;
         }
@@ -151,7 +152,7 @@ pub fn write(
                 .read_exact(buf.as_mut_slice())
                 .map_err(|e| format!("input ended before {length} bytes: {e}"))?;
             dev.queue
-                .submit(Request::write(at, buf, next as u64).on_unit(dev.unit))
+                .submit(dev.unit, Request::write(at, buf), next as u64)
                 .map_err(|r| r.error)?;
             next += 1;
         }
@@ -170,8 +171,8 @@ pub fn write(
 
 pub fn flush(target: Target) -> CmdResult {
     let mut dev = open(target, 1)?;
-    let c = dev.queue.run_one(Request::flush(0).on_unit(dev.unit));
-    c.result?;
+    let (result, _) = dev.queue.run_one(dev.unit, Request::flush());
+    result?;
     eprintln!("flushed {target}");
     Ok(())
 }
@@ -189,12 +190,12 @@ pub fn range_op(target: Target, op: Op, offset: u64, length: u64) -> CmdResult {
     let start = Instant::now();
     for (at, len) in limits.chunks(offset, length, op_limits.max_bytes) {
         let request = match op {
-            Op::Discard => Request::discard(at, len, 0),
-            _ => Request::write_zeroes(at, len, 0),
+            Op::Discard => Request::discard(at, len),
+            _ => Request::write_zeroes(at, len),
         };
         dev.queue
-            .run_one(request.on_unit(dev.unit))
-            .result
+            .run_one(dev.unit, request)
+            .0
             .map_err(|e| format!("{} at offset {at}: {e}", op.name()))?;
     }
     report(

@@ -4,6 +4,7 @@
 mod bench;
 mod bind;
 mod cpu;
+mod finished;
 mod info;
 mod interrupt;
 mod io;

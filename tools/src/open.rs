@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use uvio::blk::{BlkOptions, VirtioBlk};
-use uvio::block::{BlockDevice, HwQueue};
+use uvio::block::{BlockDevice, HwQueue, Unit};
 use uvio::dma::DmaSpace;
 use uvio::pci::{PciAddress, Sysfs};
 use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
@@ -66,10 +66,10 @@ enum Keep {
 }
 
 /// An opened block device with its hardware queues, ready to be handed to threads. Every
-/// request must carry `unit` (`Request::on_unit`): it names the LUN on a SCSI host.
+/// request is submitted for the device's unit (`device.unit()`): it names the LUN on a
+/// SCSI host.
 pub struct OpenedDevice {
     pub device: BlockDevice,
-    pub unit: u32,
     pub queues: Vec<HwQueue>,
     pub dma: Arc<DmaSpace>,
     /// Keeps the device open (and resets it when dropped, after the queues are done).
@@ -77,12 +77,9 @@ pub struct OpenedDevice {
 }
 
 impl OpenedDevice {
-    /// Another disk LUN of the same virtio-scsi host: its unit and description. Its
-    /// requests go through this device's queues, which all the host's LUNs share.
-    pub fn other_lun(
-        &self,
-        target: Target,
-    ) -> Result<(u32, BlockDevice), Box<dyn std::error::Error>> {
+    /// Another disk LUN of the same virtio-scsi host, bound to its unit. Its requests go
+    /// through this device's queues, which all the host's LUNs share.
+    pub fn other_lun(&self, target: Target) -> Result<BlockDevice, Box<dyn std::error::Error>> {
         match (&self._keep, target.lun) {
             (Keep::Scsi(host), Some((0, t, l))) => Ok(host.disk(t, l)?),
             (Keep::Scsi(_), Some((channel, _, _))) => {
@@ -130,7 +127,6 @@ pub fn open_device(
             let queues = disk.tag_set().take_all();
             Ok(OpenedDevice {
                 device: disk.block_device().clone(),
-                unit: 0,
                 queues,
                 dma: Arc::clone(disk.dma()),
                 _keep: Keep::Blk(Box::new(disk)),
@@ -149,11 +145,10 @@ pub fn open_device(
                 ..Default::default()
             };
             let mut host = VirtioScsiHost::open(&function, &options)?;
-            let (unit, device) = host.disk(t, l)?;
+            let device = host.disk(t, l)?;
             let queues = host.tag_set().take_all();
             Ok(OpenedDevice {
                 device,
-                unit,
                 queues,
                 dma: Arc::clone(host.dma()),
                 _keep: Keep::Scsi(Box::new(host)),
@@ -177,8 +172,9 @@ pub fn open_device(
 /// An opened block device with one hardware queue for the calling thread.
 pub struct Opened {
     pub device: BlockDevice,
-    pub unit: u32,
-    pub queue: HwQueue,
+    pub unit: Unit,
+    /// The queue, each request's context a number the tool chooses (a chunk's index).
+    pub queue: HwQueue<u64>,
     pub dma: Arc<DmaSpace>,
     _device: OpenedDevice,
 }
@@ -191,10 +187,14 @@ pub fn open(target: Target, depth: u16) -> Result<Opened, Box<dyn std::error::Er
             depth: Some(depth),
         },
     )?;
-    let queue = opened.queues.pop().ok_or("the device has no queue")?;
+    let queue = opened
+        .queues
+        .pop()
+        .ok_or("the device has no queue")?
+        .with_context();
     Ok(Opened {
         device: opened.device.clone(),
-        unit: opened.unit,
+        unit: opened.device.unit(),
         queue,
         dma: Arc::clone(&opened.dma),
         _device: opened,

@@ -26,13 +26,12 @@ pub fn run(target: Target, nexus: bool) -> CmdResult {
     if code != response::OK && code != response::FUNCTION_SUCCEEDED {
         return Err(format!("{name} was refused ({})", response::name(code)).into());
     }
-    let (unit, device) = host.disk(t, l)?;
+    let device = host.disk(t, l)?;
     let mut queue = host.tag_set().take_queue(0).ok_or("no request queue")?;
     let mut buf = host.dma().alloc(4096)?.into_buf();
     buf.set_len(device.limits.logical_block_size as usize);
-    let done = queue.run_one(Request::read(0, buf, 0).on_unit(unit));
-    done.result
-        .map_err(|e| format!("read after the reset: {e}"))?;
+    let (result, _) = queue.run_one(device.unit(), Request::read(0, buf));
+    result.map_err(|e| format!("read after the reset: {e}"))?;
     let stats = queue.stats();
     println!(
         "{target}: read after the reset: ok ({} retried after UNIT ATTENTION)",

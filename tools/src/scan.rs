@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use uvio::binding::VFIO_PCI_DRIVER;
-use uvio::block::{Completion, Data, Request};
+use uvio::block::{Data, Request, Unit};
 use uvio::pci::{PciAddress, Sysfs};
 use uvio::scsi::host::HostEvent;
 use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
@@ -244,9 +244,8 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
     println!("watching {bdf} for {} s", duration.as_secs());
     let mut queue = host.tag_set().take_queue(0).ok_or("no request queue")?;
     let mut buffer = Some(host.dma().alloc(64 << 10)?.into_buf());
-    let mut done: Vec<Completion> = Vec::with_capacity(usize::from(queue.depth()));
     let mut liveness: std::collections::BTreeMap<(u16, u64), Liveness> = Default::default();
-    let mut units: std::collections::BTreeMap<(u16, u16), u32> = Default::default();
+    let mut units: std::collections::BTreeMap<(u16, u16), Unit> = Default::default();
     let start = Instant::now();
     while start.elapsed() < duration && !crate::interrupt::requested() {
         for event in host.process_events(&mut queue)? {
@@ -262,12 +261,12 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
                     if let (Some(&unit), Some(mut buf)) = (units.get(&(target, lun)), buffer.take())
                     {
                         buf.set_len(512);
-                        let c = queue.run_one(Request::read(0, buf, 0).on_unit(unit));
-                        match &c.result {
+                        let (result, data) = queue.run_one(unit, Request::read(0, buf));
+                        match &result {
                             Ok(_) => println!("  I/O to [0:0:{target}:{lun}] still succeeds"),
                             Err(e) => println!("  I/O to [0:0:{target}:{lun}] now fails: {e}"),
                         }
-                        if let Data::One(b) = c.data {
+                        if let Data::One(b) = data {
                             buffer = Some(b);
                         }
                     }
@@ -278,27 +277,27 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
         }
         // One read of block 0 of each disk LUN, one at a time.
         for l in luns.iter().filter(|l| l.disk.is_some()) {
-            let Ok((unit, device)) = host.disk(l.target, l.lun) else {
+            let Ok(device) = host.disk(l.target, l.lun) else {
                 continue;
             };
-            units.insert((l.target, l.lun), unit);
+            units.insert((l.target, l.lun), device.unit());
             let Some(mut buf) = buffer.take() else { break };
             buf.set_len(device.limits.logical_block_size as usize);
-            let c = queue.run_one(Request::read(0, buf, 0).on_unit(unit));
+            let (result, data) = queue.run_one(device.unit(), Request::read(0, buf));
             let entry = liveness.entry((l.target, l.linux_lun)).or_default();
-            match c.result {
+            match result {
                 Ok(_) => entry.ok += 1,
                 Err(e) => {
                     entry.failed += 1;
                     entry.last_error = Some(e.to_string());
                 }
             }
-            if let Data::One(b) = c.data {
+            if let Data::One(b) = data {
                 buffer = Some(b);
             }
         }
-        queue.poll(&mut done);
-        done.clear();
+        // Nothing else is submitted here; anything late (an orphaned read) is dropped.
+        queue.poll(|_| {});
         std::thread::sleep(Duration::from_millis(20));
     }
     println!("reads while watching:");

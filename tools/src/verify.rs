@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use uvio::block::{Completion, Data, HwQueue, Op, Request};
+use uvio::block::{Data, HwQueue, Op, Request, Unit};
 use uvio::dma::DmaBuf;
 
+use crate::finished::{poll_into, Finished};
 use crate::open::{open_device, QueueRequest, Target};
 use crate::xorshift::XorShift;
 use crate::CmdResult;
@@ -49,14 +50,14 @@ struct Slot {
 
 /// Where one worker does its I/O.
 struct Region {
-    unit: u32,
+    unit: Unit,
     first_block: u64,
     blocks: usize,
     bs: usize,
 }
 
 fn worker(
-    mut queue: HwQueue,
+    mut queue: HwQueue<u64>,
     buffers: Vec<DmaBuf>,
     region: Region,
     ios: u64,
@@ -83,7 +84,7 @@ fn worker(
     let mut slots: Vec<Option<Slot>> = (0..depth).map(|_| None).collect();
     let mut free: Vec<DmaBuf> = buffers;
     let mut free_slots: Vec<usize> = (0..depth).rev().collect();
-    let mut done: Vec<Completion> = Vec::with_capacity(depth);
+    let mut done: Vec<Finished> = Vec::with_capacity(depth);
     let mut next_generation = 1u64;
     let mut issued = 0u64;
     let fail = |report: &mut QueueReport, what: String| {
@@ -115,12 +116,11 @@ fn worker(
                 (Op::Read, written[block])
             };
             let request = if write {
-                Request::write(offset, buf, slot as u64)
+                Request::write(offset, buf)
             } else {
-                Request::read(offset, buf, slot as u64)
-            }
-            .on_unit(unit);
-            match queue.submit(request) {
+                Request::read(offset, buf)
+            };
+            match queue.submit(unit, request, slot as u64) {
                 Ok(_) => {
                     busy[block] = true;
                     slots[slot] = Some(Slot {
@@ -137,7 +137,7 @@ fn worker(
             }
         }
         queue.kick();
-        queue.poll(&mut done);
+        poll_into(&mut queue, &mut done);
         if !done.is_empty() {
             last_progress = Instant::now();
         } else if last_progress.elapsed() > DRAIN_TIMEOUT {
@@ -229,7 +229,7 @@ pub fn run(
         .into());
     }
     let hw_queues = opened.queues;
-    let unit = opened.unit;
+    let unit = opened.device.unit();
     let nr = hw_queues.len() as u64;
     let total_blocks = device.capacity() / bs;
     let per_queue = total_blocks / nr;
@@ -257,7 +257,7 @@ pub fn run(
                     blocks: per_queue as usize,
                     bs: bs as usize,
                 };
-                worker(queue, buffers, region, ios, seed)
+                worker(queue.with_context(), buffers, region, ios, seed)
             }));
         }
         for h in handles {

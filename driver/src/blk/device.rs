@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::config::{blk_config_fields, BlkConfig, ShortBlkConfig};
 use super::encoder::{BlkEncoder, BLK_ID_BYTES, BLK_SLOT_SIZE};
 use crate::block::device::RangeOpLimits;
-use crate::block::{BlockDevice, HwQueue, Limits, Request, TagSet};
+use crate::block::{BlockDevice, HwQueue, Limits, Request, TagSet, Unit};
 use crate::dma::{DmaError, DmaSpace};
 use crate::pci::PciFunction;
 use crate::virtio::features::driver_features;
@@ -111,11 +111,11 @@ impl VirtioBlk {
             let encoder = BlkEncoder::new(limits.clone(), device.capacity_handle());
             queues.push(HwQueue::new(
                 index,
-                Box::new(virtqueue),
+                virtqueue.into(),
                 notifier,
                 depth,
                 slots,
-                Box::new(encoder),
+                encoder.into(),
             ));
         }
         transport.driver_ok()?;
@@ -205,10 +205,10 @@ impl VirtioBlk {
     fn read_serial(dma: &Arc<DmaSpace>, tag_set: &mut TagSet) -> Option<String> {
         let buf = dma.alloc(4096).ok()?.into_buf();
         let mut queue = tag_set.take_queue(0)?;
-        let done = queue.run_one(Request::get_id(buf, u64::MAX));
+        let (result, data) = queue.run_one(Unit::ONLY, Request::get_id(buf));
         tag_set.return_queue(queue);
-        done.result.ok()?;
-        let crate::block::Data::One(buf) = done.data else {
+        result.ok()?;
+        let crate::block::Data::One(buf) = data else {
             return None;
         };
         let id = &buf.as_slice()[..BLK_ID_BYTES];

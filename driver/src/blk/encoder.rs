@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::block::hwqueue::{data_segments, RequestEncoder, SlotMemory};
-use crate::block::{IoError, Limits, Op, Request};
+use crate::block::hwqueue::data_segments;
+use crate::block::{IoError, Limits, Op, Request, RequestEncoder, Slot, Unit};
 use crate::virtio::queue::Segment;
 
 const VIRTIO_BLK_T_IN: u32 = 0;
@@ -43,11 +43,17 @@ impl BlkEncoder {
     }
 }
 
-fn header(kind: u32, sector: u64) -> [u8; 16] {
-    let mut h = [0u8; 16];
-    h[0..4].copy_from_slice(&kind.to_le_bytes());
-    h[8..16].copy_from_slice(&sector.to_le_bytes());
-    h
+/// `struct virtio_blk_outhdr` (type, ioprio, sector) as two little-endian words.
+fn header(kind: u32, sector: u64) -> [u64; 2] {
+    [u64::from(kind).to_le(), sector.to_le()]
+}
+
+/// `struct virtio_blk_discard_write_zeroes` (sector, num_sectors, flags) as two words.
+fn range(sector: u64, sectors: u32, flags: u32) -> [u64; 2] {
+    [
+        sector.to_le(),
+        (u64::from(sectors) | u64::from(flags) << 32).to_le(),
+    ]
 }
 
 impl RequestEncoder for BlkEncoder {
@@ -62,15 +68,16 @@ impl RequestEncoder for BlkEncoder {
     fn encode(
         &mut self,
         _tag: u16,
-        slot: &SlotMemory,
+        slot: &Slot<'_>,
+        unit: Unit,
         request: &Request,
         segments: &mut Vec<Segment>,
     ) -> Result<(), IoError> {
         self.limits
             .check(request, self.capacity.load(Ordering::Acquire))?;
-        // A virtio-blk disk is its only unit: 0, or a request that names none.
-        if request.unit != 0 && request.unit != Request::NO_UNIT {
-            return Err(IoError::NoSuchUnit(request.unit));
+        // A virtio-blk disk is its only unit.
+        if unit != Unit::ONLY {
+            return Err(IoError::NoSuchUnit(unit.index()));
         }
         if request.fua {
             // virtio-blk has no FUA bit; refuse rather than silently weaken the guarantee.
@@ -97,9 +104,9 @@ impl RequestEncoder for BlkEncoder {
         } else {
             0
         };
-        slot.write(HEADER, &header(kind, sector));
+        slot.put(HEADER, header(kind, sector));
         // A stale status byte must never read as success.
-        slot.write(STATUS, &[0xff]);
+        slot.put(STATUS, 0xffu8);
         segments.push(Segment::readable(slot.iova(HEADER), 16));
         match request.op {
             Op::Read => data_segments(&request.data, true, self.limits.max_segment_size, segments),
@@ -112,14 +119,13 @@ impl RequestEncoder for BlkEncoder {
                 segments.push(Segment::writable(buf.iova(), BLK_ID_BYTES as u32));
             }
             Op::Discard | Op::WriteZeroes => {
-                let mut range = [0u8; 16];
-                range[0..8].copy_from_slice(&(request.offset / 512).to_le_bytes());
                 // `check` bounded len by the device's max sectors, which fit in 32 bits.
-                range[8..12].copy_from_slice(&((request.len / 512) as u32).to_le_bytes());
                 // Flags: bit 0 "unmap" lets write-zeroes deallocate, as Linux asks by default.
                 let unmap = u32::from(request.op == Op::WriteZeroes);
-                range[12..16].copy_from_slice(&unmap.to_le_bytes());
-                slot.write(RANGE, &range);
+                slot.put(
+                    RANGE,
+                    range(request.offset / 512, (request.len / 512) as u32, unmap),
+                );
                 segments.push(Segment::readable(slot.iova(RANGE), 16));
             }
         }
@@ -130,11 +136,12 @@ impl RequestEncoder for BlkEncoder {
     fn decode(
         &mut self,
         _tag: u16,
-        slot: &SlotMemory,
+        slot: &Slot<'_>,
+        _unit: Unit,
         request: &Request,
         written: u32,
     ) -> Result<u64, IoError> {
-        match slot.read_u8(STATUS) {
+        match slot.get::<u8>(STATUS) {
             VIRTIO_BLK_S_OK => {}
             VIRTIO_BLK_S_IOERR => return Err(IoError::DeviceIo),
             VIRTIO_BLK_S_UNSUPP => return Err(IoError::DeviceUnsupported),

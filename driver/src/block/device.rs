@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::request::{IoError, Op, Request};
+use super::request::{IoError, Op, Request, Unit};
 
 /// Limits of a range operation (discard, write zeroes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -170,6 +170,9 @@ pub struct BlockDevice {
     pub serial: Option<String>,
     pub nr_hw_queues: u16,
     pub queue_depth: u16,
+    /// The unit every request to this device is submitted for.
+    #[serde(skip)]
+    unit: Unit,
 }
 
 fn serialize_capacity<S: serde::Serializer>(c: &Arc<AtomicU64>, s: S) -> Result<S::Ok, S::Error> {
@@ -186,7 +189,21 @@ impl BlockDevice {
             serial: None,
             nr_hw_queues: 1,
             queue_depth: 1,
+            unit: Unit::ONLY,
         }
+    }
+
+    /// The same device as unit `unit` of its host (a SCSI LUN).
+    pub(crate) fn for_unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
+    }
+
+    /// The unit to submit this device's requests for ([`HwQueue::submit`]).
+    ///
+    /// [`HwQueue::submit`]: super::HwQueue::submit
+    pub fn unit(&self) -> Unit {
+        self.unit
     }
 
     /// Capacity in bytes (it changes when the device is resized).
@@ -232,11 +249,8 @@ mod tests {
             offset,
             len,
             data: Data::None,
-            cookie: 0,
             fua: false,
-            unit: 0,
             command: None,
-            retries: 0,
         }
     }
 
@@ -273,7 +287,7 @@ mod tests {
             ro.check(&ranged(Op::Discard, 0, 512), cap),
             Err(IoError::ReadOnly { .. })
         ));
-        assert!(ro.check(&Request::flush(0), cap).is_ok());
+        assert!(ro.check(&Request::flush(), cap).is_ok());
     }
 
     #[test]

@@ -1,99 +1,32 @@
-//! A hardware queue: one virtqueue, its tags and per-tag request memory, owned by one thread.
+//! A hardware queue: one virtqueue, its tags, and one record per tag, owned by one thread.
 //!
-//! The hot path (submit, kick, poll) takes no lock and allocates nothing: per-tag state and
-//! the segment scratch list are sized once, and completions go into a caller's vector that
-//! has room for `depth` entries.
+//! The record is the one place that holds a request's state while it is in flight, like
+//! blk-mq's per-request data: the request (op, range, buffers), its unit, its retry count and
+//! a caller's context `Ctx`. Submission fills the record of a free tag; completion lends the
+//! context back through a callback ([`HwQueue::poll`]), so nothing is rebuilt or pushed into a
+//! vector on the way out. The hot path (submit, kick, poll) takes no lock and allocates
+//! nothing: records, the scratch segment list and the parked list are sized at creation.
+//!
+//! The control path ([`HwQueue::run_one`], for the scan and the serial number) is a small
+//! synchronous wrapper over the same calls: completions of other requests that arrive while
+//! it waits are parked in their records and handed out by the next `poll`.
 
-use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::request::{Completion, Data, IoError, Rejected, Request};
+use super::encoder::Encoder;
+use super::request::{Data, Done, IoError, Rejected, Request, Unit};
+use super::slot::SlotArea;
 use super::tags::TagBitmap;
 use crate::dma::DmaRegion;
 use crate::virtio::pci::QueueNotifier;
-use crate::virtio::queue::{AddError, Segment, Virtqueue};
-
-/// The per-tag slice of DMA memory where a request's device header and status live.
-#[derive(Debug, Clone, Copy)]
-pub struct SlotMemory {
-    ptr: *mut u8,
-    iova: u64,
-    len: usize,
-}
-
-impl SlotMemory {
-    pub fn iova(&self, offset: usize) -> u64 {
-        self.iova + offset as u64
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Copies `bytes` into the slot at `offset` (volatile: the device reads it).
-    pub fn write(&self, offset: usize, bytes: &[u8]) {
-        assert!(offset + bytes.len() <= self.len, "slot write out of bounds");
-        for (i, b) in bytes.iter().enumerate() {
-            // SAFETY: in bounds (checked above) of the slot, which lies in a live DMA region
-            // owned by the queue; the device does not access it until the chain is published.
-            unsafe { self.ptr.add(offset + i).write_volatile(*b) }
-        }
-    }
-
-    /// Reads `out.len()` bytes the device wrote at `offset` (volatile).
-    pub fn read(&self, offset: usize, out: &mut [u8]) {
-        assert!(offset + out.len() <= self.len, "slot read out of bounds");
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: as for `write`; the chain has completed, so the device is done with it.
-            *b = unsafe { self.ptr.add(offset + i).read_volatile() };
-        }
-    }
-
-    pub fn read_u8(&self, offset: usize) -> u8 {
-        let mut b = [0u8];
-        self.read(offset, &mut b);
-        b[0]
-    }
-}
-
-/// Turns requests into descriptor chains for one kind of device, and device status into
-/// results. virtio-blk and virtio-scsi each have one.
-pub trait RequestEncoder: Send + std::fmt::Debug {
-    /// Bytes of per-tag DMA memory the encoder needs (headers, status, sense).
-    fn slot_size(&self) -> usize;
-    /// Checks `request`, writes its headers into `slot` and appends its chain to `segments`.
-    fn encode(
-        &mut self,
-        tag: u16,
-        slot: &SlotMemory,
-        request: &Request,
-        segments: &mut Vec<Segment>,
-    ) -> Result<(), IoError>;
-    /// The outcome of a completed request, from `slot` and the bytes the device wrote.
-    fn decode(
-        &mut self,
-        tag: u16,
-        slot: &SlotMemory,
-        request: &Request,
-        written: u32,
-    ) -> Result<u64, IoError>;
-    /// Most descriptors one request may need (for sizing the scratch list).
-    fn max_chain(&self) -> usize;
-    /// Whether a request that ended with `error` should be sent again as it is (a SCSI
-    /// UNIT ATTENTION, as the SCSI midlayer retries it). Retries are bounded.
-    fn retryable(&self, _error: &IoError) -> bool {
-        false
-    }
-    /// `encode` succeeded for `tag` but the chain could not be queued: undo what `encode`
-    /// accounted for it.
-    fn abort(&mut self, _tag: u16) {}
-}
+use crate::virtio::queue::{AddError, QueueFault, Segment};
+use crate::virtio::ring::Ring;
 
 /// How often one request is sent again after retryable errors.
 const MAX_RETRIES: u8 = 5;
+
+/// How long [`HwQueue::run_one`] waits for a control-path request.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Counters of one hardware queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -107,72 +40,112 @@ pub struct QueueStats {
     pub retries: u64,
 }
 
-/// How long [`HwQueue::run_one`] waits for a control-path request.
-const CONTROL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Where a tag's request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagState {
+    Idle,
+    InFlight,
+    /// The request `run_one` waits for.
+    Awaited,
+    /// Completed (or failed by a broken queue) and not yet handed out: the result is in the
+    /// record, the tag is in `parked`.
+    Parked,
+    /// `run_one` stopped waiting for it: its completion is dropped.
+    Orphaned,
+}
 
-/// One hardware queue. `Send` (move it to the thread that drives it), not `Sync`.
+/// Everything about one tag's request.
 #[derive(Debug)]
-pub struct HwQueue {
+struct TagRecord<Ctx> {
+    request: Request,
+    unit: Unit,
+    retries: u8,
+    state: TagState,
+    /// The outcome of a parked request.
+    result: Result<u64, IoError>,
+    ctx: Ctx,
+}
+
+impl<Ctx: Default> Default for TagRecord<Ctx> {
+    fn default() -> Self {
+        TagRecord {
+            request: Request::default(),
+            unit: Unit::ONLY,
+            retries: 0,
+            state: TagState::Idle,
+            result: Ok(0),
+            ctx: Ctx::default(),
+        }
+    }
+}
+
+/// What one step of reaping found.
+enum Reaped {
+    /// A request finished (or could not be retried): its tag.
+    Done(u16),
+    /// Nothing (more) has completed.
+    Nothing,
+}
+
+/// One hardware queue. `Send` (move it to the thread that drives it), not `Sync`. `Ctx` is
+/// what the caller keeps with each request (a cookie, its timestamps); the library's own
+/// queues use `()` and a caller re-types its queue with [`HwQueue::with_context`].
+#[derive(Debug)]
+pub struct HwQueue<Ctx = ()> {
     index: u16,
-    virtqueue: Box<dyn Virtqueue>,
+    ring: Ring,
     notifier: QueueNotifier,
+    encoder: Encoder,
     tags: TagBitmap,
-    in_flight: Vec<Option<Request>>,
-    slots: Arc<DmaRegion>,
-    slot_size: usize,
-    encoder: Box<dyn RequestEncoder>,
+    records: Box<[TagRecord<Ctx>]>,
+    slots: SlotArea,
+    /// The DMA space the queue's device uses (the address of its `DmaSpace`): a buffer from
+    /// any other space is refused, since its IOVA means nothing to this device.
+    space_id: usize,
     segments: Vec<Segment>,
     stats: QueueStats,
     /// Set once every request was failed after the queue broke.
     drained: bool,
-    /// Completions of other requests that arrived during [`run_one`](Self::run_one), handed
-    /// out by the next [`poll`](Self::poll).
-    deferred: Vec<Completion>,
-    /// The tag [`run_one`](Self::run_one) waits for, and its completion once it came.
-    awaited: Option<u16>,
-    awaited_done: Option<Completion>,
-    /// Buffers of requests failed because the queue broke (see `reap`).
+    /// Tags whose results wait for the next `poll` (see [`TagState::Parked`]).
+    parked: Vec<u16>,
+    /// Buffers of requests failed because the queue broke: the device was not reset and may
+    /// still write them, so they are released only with the queue (after the device reset).
     quarantine: Vec<Data>,
-    /// Tags whose `run_one` caller stopped waiting: their completions are dropped.
-    orphaned: Vec<bool>,
 }
 
-impl HwQueue {
+impl HwQueue<()> {
     /// Builds a queue from its parts. `slots` must hold `depth` slots of the encoder's size.
     pub fn new(
         index: u16,
-        virtqueue: Box<dyn Virtqueue>,
+        ring: Ring,
         notifier: QueueNotifier,
         depth: u16,
         slots: DmaRegion,
-        encoder: Box<dyn RequestEncoder>,
+        encoder: Encoder,
     ) -> Self {
-        let slot_size = encoder.slot_size().next_multiple_of(64);
-        assert!(
-            slots.len() >= slot_size * usize::from(depth),
-            "slot memory too small for the depth"
-        );
+        let slots = SlotArea::new(slots, encoder.slot_size(), depth)
+            .expect("slot memory too small for the depth");
+        let space_id = slots.region().space_id();
         let max_chain = encoder.max_chain();
         HwQueue {
             index,
-            virtqueue,
+            ring,
             notifier,
-            tags: TagBitmap::new(depth),
-            in_flight: (0..depth).map(|_| None).collect(),
-            slots: Arc::new(slots),
-            slot_size,
             encoder,
+            tags: TagBitmap::new(depth),
+            records: (0..depth).map(|_| TagRecord::default()).collect(),
+            slots,
+            space_id,
             segments: Vec::with_capacity(max_chain),
             stats: QueueStats::default(),
             drained: false,
-            deferred: Vec::with_capacity(usize::from(depth)),
-            awaited: None,
-            awaited_done: None,
+            parked: Vec::with_capacity(usize::from(depth)),
             quarantine: Vec::new(),
-            orphaned: vec![false; usize::from(depth)],
         }
     }
+}
 
+impl<Ctx> HwQueue<Ctx> {
     pub fn index(&self) -> u16 {
         self.index
     }
@@ -181,7 +154,7 @@ impl HwQueue {
         self.tags.depth()
     }
 
-    /// Requests submitted and not yet completed.
+    /// Requests submitted and not yet handed back.
     pub fn in_flight(&self) -> u16 {
         self.tags.in_use()
     }
@@ -190,118 +163,250 @@ impl HwQueue {
         self.stats
     }
 
-    fn slot(&self, tag: u16) -> SlotMemory {
-        let offset = usize::from(tag) * self.slot_size;
-        SlotMemory {
-            // SAFETY: tag < depth, and the region holds depth slots (checked in `new`).
-            ptr: unsafe { self.slots.as_ptr().add(offset) },
-            iova: self.slots.iova() + offset as u64,
-            len: self.slot_size,
+    /// The ring's format (`split` or `packed`).
+    pub fn ring_format(&self) -> &'static str {
+        self.ring.format()
+    }
+
+    /// The same queue with a context of type `C` in every record. Requests in flight keep
+    /// running; their contexts start as `C::default()`.
+    pub fn with_context<C: Default>(self) -> HwQueue<C> {
+        let records = Vec::from(self.records)
+            .into_iter()
+            .map(|r| TagRecord {
+                request: r.request,
+                unit: r.unit,
+                retries: r.retries,
+                state: r.state,
+                result: r.result,
+                ctx: C::default(),
+            })
+            .collect();
+        HwQueue {
+            index: self.index,
+            ring: self.ring,
+            notifier: self.notifier,
+            encoder: self.encoder,
+            tags: self.tags,
+            records,
+            slots: self.slots,
+            space_id: self.space_id,
+            segments: self.segments,
+            stats: self.stats,
+            drained: self.drained,
+            parked: self.parked,
+            quarantine: self.quarantine,
         }
     }
 
-    /// Puts `request` on the queue (not yet visible to the device: call [`kick`](Self::kick)
-    /// after a batch). Returns its tag, or hands the request back with the reason.
+    /// Puts `request` for `unit` on the queue with the caller's `ctx` (not yet visible to
+    /// the device: call [`kick`](Self::kick) after a batch). Returns its tag, or hands the
+    /// request and context back with the reason, before any I/O.
     // The rejected request comes back by value, not boxed: refusing one (a full queue) must
     // not allocate either.
     #[allow(clippy::result_large_err)]
-    pub fn submit(&mut self, request: Request) -> Result<u16, Rejected> {
-        if let Some(fault) = self.virtqueue.fault() {
+    #[inline]
+    pub fn submit(&mut self, unit: Unit, request: Request, ctx: Ctx) -> Result<u16, Rejected<Ctx>> {
+        if let Some(fault) = self.ring.fault() {
             return Err(Rejected {
                 error: IoError::QueueBroken(fault),
                 request,
+                ctx,
             });
         }
         let Some(tag) = self.tags.alloc() else {
             return Err(Rejected {
                 error: IoError::QueueFull(self.depth()),
                 request,
+                ctx,
             });
         };
-        let added = self.place(tag, &request);
-        if let Err(error) = added {
+        if let Err(error) = self.place(tag, unit, &request) {
             self.tags.free(tag);
-            return Err(Rejected { error, request });
+            return Err(Rejected {
+                error,
+                request,
+                ctx,
+            });
         }
-        self.in_flight[usize::from(tag)] = Some(request);
+        let record = &mut self.records[usize::from(tag)];
+        record.request = request;
+        record.unit = unit;
+        record.retries = 0;
+        record.state = TagState::InFlight;
+        record.ctx = ctx;
         self.stats.submitted += 1;
         Ok(tag)
     }
 
     /// Makes submitted requests visible to the device and notifies it if it asked to be.
+    #[inline]
     pub fn kick(&mut self) {
-        if self.virtqueue.publish() {
+        if self.ring.publish() {
             self.notifier.notify();
             self.stats.notifications += 1;
         }
     }
 
-    /// Moves finished requests into `out` (which should have room for `depth` entries, so
-    /// nothing is allocated here) and returns how many.
-    pub fn poll(&mut self, out: &mut Vec<Completion>) -> usize {
-        let before = out.len();
-        out.append(&mut self.deferred);
-        if !self.drained {
-            self.reap(out);
-        }
-        out.len() - before
+    /// Hands every finished request to `each`, in completion order, and returns how many.
+    /// The callback gets the request's buffers back and its context by reference; the tag is
+    /// free again once the callback returns.
+    #[inline]
+    pub fn poll(&mut self, each: impl FnMut(Done<'_, Ctx>)) -> usize {
+        self.poll_up_to(usize::MAX, each)
     }
 
-    fn reap(&mut self, out: &mut Vec<Completion>) {
-        while let Some(used) = self.virtqueue.pop_used() {
-            match used {
-                Ok(used) => {
-                    let tag = used.token as u16;
-                    // The virtqueue only returns tokens it was given, so the tag is ours.
-                    let Some(request) = self
-                        .in_flight
-                        .get_mut(usize::from(tag))
-                        .and_then(Option::take)
-                    else {
-                        continue;
-                    };
-                    let slot = self.slot(tag);
-                    let result = self.encoder.decode(tag, &slot, &request, used.written);
-                    let request = match result {
-                        Err(ref e)
-                            if request.retries < MAX_RETRIES && self.encoder.retryable(e) =>
-                        {
-                            match self.resubmit(tag, request) {
-                                Ok(()) => continue,
-                                Err(request) => request,
-                            }
-                        }
-                        _ => request,
-                    };
-                    self.tags.free(tag);
-                    self.finish(tag, request, result, out);
+    /// As [`poll`](Self::poll), handing out at most `max` requests (fio's
+    /// `iodepth_batch_complete_max`); the rest stay on the ring for the next call.
+    #[inline]
+    pub fn poll_up_to(&mut self, max: usize, mut each: impl FnMut(Done<'_, Ctx>)) -> usize {
+        let mut n = 0;
+        if !self.parked.is_empty() {
+            n += self.hand_out_parked(max, &mut each);
+        }
+        while n < max {
+            let Reaped::Done(tag) = self.reap_next() else {
+                break;
+            };
+            let record = &mut self.records[usize::from(tag)];
+            let result = std::mem::replace(&mut record.result, Ok(0));
+            record.state = TagState::Idle;
+            self.tags.free(tag);
+            n += 1;
+            each(Done {
+                tag,
+                op: record.request.op,
+                result,
+                data: std::mem::take(&mut record.request.data),
+                ctx: &mut record.ctx,
+            });
+        }
+        if !self.parked.is_empty() && n < max {
+            // The queue broke while reaping: everything in flight was parked with the fault.
+            n += self.hand_out_parked(max - n, &mut each);
+        }
+        n
+    }
+
+    /// The context of request `tag` while it is in flight (to stamp a batch's issue time
+    /// after the kick, say).
+    #[inline]
+    pub fn context_mut(&mut self, tag: u16) -> Option<&mut Ctx> {
+        self.records
+            .get_mut(usize::from(tag))
+            .filter(|r| r.state == TagState::InFlight)
+            .map(|r| &mut r.ctx)
+    }
+
+    fn hand_out_parked(&mut self, max: usize, each: &mut impl FnMut(Done<'_, Ctx>)) -> usize {
+        let count = self.parked.len().min(max);
+        let mut n = 0;
+        for i in 0..count {
+            let tag = self.parked[i];
+            let record = &mut self.records[usize::from(tag)];
+            record.state = TagState::Idle;
+            self.tags.free(tag);
+            n += 1;
+            each(Done {
+                tag,
+                op: record.request.op,
+                result: std::mem::replace(&mut record.result, Ok(0)),
+                data: std::mem::take(&mut record.request.data),
+                ctx: &mut record.ctx,
+            });
+        }
+        self.parked.drain(..count);
+        n
+    }
+
+    /// Takes the next completion off the ring, decodes it into its record and retries it if
+    /// the encoder says so. A completion of an orphaned request is dropped here; a broken
+    /// ring parks every request in flight with the fault.
+    #[inline]
+    fn reap_next(&mut self) -> Reaped {
+        if self.drained {
+            return Reaped::Nothing;
+        }
+        loop {
+            let used = match self.ring.pop_used() {
+                None => return Reaped::Nothing,
+                Some(Ok(used)) => used,
+                Some(Err(fault)) => {
+                    self.fail_all(fault);
+                    return Reaped::Nothing;
                 }
-                Err(fault) => {
-                    // Nothing more will complete: fail everything in flight, once.
-                    for tag in 0..self.tags.depth() {
-                        if let Some(mut request) = self.in_flight[usize::from(tag)].take() {
-                            // The device was not reset and may still write these buffers:
-                            // keep them here (they are released only once it is quiesced)
-                            // rather than hand them back to the caller.
-                            self.quarantine.push(std::mem::take(&mut request.data));
-                            self.tags.free(tag);
-                            self.finish(tag, request, Err(IoError::QueueBroken(fault)), out);
-                        }
-                    }
-                    self.drained = true;
-                    break;
+            };
+            // The ring only returns tokens it was given, and it was given tags.
+            let tag = used.token as u16;
+            let Some(record) = self.records.get_mut(usize::from(tag)) else {
+                continue;
+            };
+            let slot = self.slots.slot(tag);
+            let result =
+                self.encoder
+                    .decode(tag, &slot, record.unit, &record.request, used.written);
+            if let Err(error) = &result {
+                if record.retries < MAX_RETRIES
+                    && self.encoder.retryable(error)
+                    && self.resubmit(tag).is_ok()
+                {
+                    continue;
                 }
             }
+            self.stats.completed += 1;
+            match &result {
+                Ok(bytes) => self.stats.bytes += bytes,
+                Err(_) => self.stats.errors += 1,
+            }
+            let record = &mut self.records[usize::from(tag)];
+            if record.state == TagState::Orphaned {
+                // Its caller gave up waiting; the device is done with the buffers now.
+                record.state = TagState::Idle;
+                record.request.data = Data::None;
+                self.tags.free(tag);
+                continue;
+            }
+            record.result = result;
+            return Reaped::Done(tag);
         }
     }
 
-    /// Sends a completed request again under the same tag; hands it back if that fails.
-    fn resubmit(&mut self, tag: u16, mut request: Request) -> Result<(), Request> {
-        request.retries += 1;
-        if self.place(tag, &request).is_err() {
-            return Err(request);
+    /// The ring broke: nothing more will complete. Parks every request in flight with the
+    /// fault, once; their buffers go to quarantine (the device may still write them).
+    fn fail_all(&mut self, fault: QueueFault) {
+        for tag in 0..self.tags.depth() {
+            let record = &mut self.records[usize::from(tag)];
+            match record.state {
+                TagState::InFlight | TagState::Awaited => {
+                    self.quarantine
+                        .push(std::mem::take(&mut record.request.data));
+                    record.result = Err(IoError::QueueBroken(fault));
+                    record.state = TagState::Parked;
+                    self.parked.push(tag);
+                    self.stats.completed += 1;
+                    self.stats.errors += 1;
+                }
+                TagState::Orphaned => {
+                    self.quarantine
+                        .push(std::mem::take(&mut record.request.data));
+                    record.state = TagState::Idle;
+                    self.tags.free(tag);
+                }
+                TagState::Idle | TagState::Parked => {}
+            }
         }
-        self.in_flight[usize::from(tag)] = Some(request);
+        self.drained = true;
+    }
+
+    /// Sends a completed request again under the same tag.
+    fn resubmit(&mut self, tag: u16) -> Result<(), IoError> {
+        let record = &mut self.records[usize::from(tag)];
+        let (unit, request) = (record.unit, std::mem::take(&mut record.request));
+        let placed = self.place(tag, unit, &request);
+        let record = &mut self.records[usize::from(tag)];
+        record.request = request;
+        placed?;
+        record.retries += 1;
         self.stats.retries += 1;
         self.kick();
         Ok(())
@@ -309,24 +414,29 @@ impl HwQueue {
 
     /// Encodes `request` under `tag` and adds its chain to the ring; on failure the encoder
     /// gives back whatever it took for the tag (a LUN's budget).
-    fn place(&mut self, tag: u16, request: &Request) -> Result<(), IoError> {
-        let op = request.op.name();
+    #[inline]
+    fn place(&mut self, tag: u16, unit: Unit, request: &Request) -> Result<(), IoError> {
         // An IOVA only means something in the DMA space it was mapped in.
-        let space = self.slots.space();
-        if request.data.bufs().iter().any(|b| !b.is_mapped_in(space)) {
+        if request
+            .data
+            .bufs()
+            .iter()
+            .any(|b| b.space_id() != self.space_id)
+        {
             return Err(IoError::BadRequest {
-                op,
+                op: request.op.name(),
                 what: "buffers allocated from this device's DMA space",
             });
         }
-        let slot = self.slot(tag);
+        let slot = self.slots.slot(tag);
         self.segments.clear();
         self.encoder
-            .encode(tag, &slot, request, &mut self.segments)?;
-        let added = self
-            .virtqueue
-            .add(&self.segments, u64::from(tag))
-            .map_err(|e| match e {
+            .encode(tag, &slot, unit, request, &mut self.segments)?;
+        let added = self.ring.add(&self.segments, u64::from(tag));
+        if let Err(e) = added {
+            self.encoder.abort(unit, request);
+            let op = request.op.name();
+            return Err(match e {
                 AddError::Broken(fault) => IoError::QueueBroken(fault),
                 AddError::Full(_) => IoError::QueueFull(self.tags.depth()),
                 AddError::TooManySegments { segments, max } => {
@@ -337,86 +447,63 @@ impl HwQueue {
                     what: "at least one buffer",
                 },
             });
-        if added.is_err() {
-            self.encoder.abort(tag);
         }
-        added
+        Ok(())
     }
+}
 
-    fn finish(
-        &mut self,
-        tag: u16,
-        request: Request,
-        result: Result<u64, IoError>,
-        out: &mut Vec<Completion>,
-    ) {
-        self.stats.completed += 1;
-        match &result {
-            Ok(bytes) => self.stats.bytes += bytes,
-            Err(_) => self.stats.errors += 1,
-        }
-        let completion = Completion {
-            cookie: request.cookie,
-            op: request.op,
-            result,
-            data: request.data,
-        };
-        if self.awaited == Some(tag) {
-            self.awaited = None;
-            self.awaited_done = Some(completion);
-        } else if std::mem::take(&mut self.orphaned[usize::from(tag)]) {
-            // A control request its caller gave up on: nobody expects this completion.
-            drop(completion);
-        } else {
-            out.push(completion);
-        }
-    }
-
+impl<Ctx: Default> HwQueue<Ctx> {
     /// Submits one request, kicks, and busy-polls until it completes: for the control path
     /// (serial number, the SCSI scan), never for I/O loops. Other requests that complete
-    /// meanwhile are kept for the next [`poll`](Self::poll).
-    pub fn run_one(&mut self, request: Request) -> Completion {
-        let (cookie, op) = (request.cookie, request.op);
-        let tag = match self.submit(request) {
+    /// meanwhile are parked for the next [`poll`](Self::poll). Gives up after
+    /// [`CONTROL_TIMEOUT`]; a request given up on keeps its buffers until it completes.
+    pub fn run_one(&mut self, unit: Unit, request: Request) -> (Result<u64, IoError>, Data) {
+        let op = request.op;
+        let tag = match self.submit(unit, request, Ctx::default()) {
             Ok(tag) => tag,
-            Err(rejected) => {
-                return Completion {
-                    cookie,
-                    op,
-                    result: Err(rejected.error),
-                    data: rejected.request.data,
-                };
-            }
+            Err(rejected) => return (Err(rejected.error), rejected.request.data),
         };
-        self.awaited = Some(tag);
+        self.records[usize::from(tag)].state = TagState::Awaited;
         self.kick();
-        let mut others = std::mem::take(&mut self.deferred);
-        let start = std::time::Instant::now();
+        let start = Instant::now();
         loop {
-            self.reap(&mut others);
-            if let Some(done) = self.awaited_done.take() {
-                self.deferred = others;
-                return done;
+            match self.reap_next() {
+                Reaped::Done(done) if done == tag => {
+                    let record = &mut self.records[usize::from(tag)];
+                    record.state = TagState::Idle;
+                    self.tags.free(tag);
+                    let result = std::mem::replace(&mut record.result, Ok(0));
+                    return (result, std::mem::take(&mut record.request.data));
+                }
+                Reaped::Done(other) => {
+                    self.records[usize::from(other)].state = TagState::Parked;
+                    self.parked.push(other);
+                }
+                Reaped::Nothing => {
+                    if let Some(i) = self.parked.iter().position(|&t| t == tag) {
+                        // The queue broke: our request was parked with the fault.
+                        self.parked.remove(i);
+                        let record = &mut self.records[usize::from(tag)];
+                        record.state = TagState::Idle;
+                        self.tags.free(tag);
+                        let result = std::mem::replace(&mut record.result, Ok(0));
+                        return (result, Data::None);
+                    }
+                    if start.elapsed() > CONTROL_TIMEOUT {
+                        self.records[usize::from(tag)].state = TagState::Orphaned;
+                        let what =
+                            format!("{} did not complete within {CONTROL_TIMEOUT:?}", op.name());
+                        return (Err(IoError::Device(what)), Data::None);
+                    }
+                    std::hint::spin_loop();
+                }
             }
-            if start.elapsed() > CONTROL_TIMEOUT {
-                // Stop waiting; if it completes later, its completion is dropped.
-                self.awaited = None;
-                self.orphaned[usize::from(tag)] = true;
-                self.deferred = others;
-                let what = format!("{} did not complete within {CONTROL_TIMEOUT:?}", op.name());
-                return Completion {
-                    cookie,
-                    op,
-                    result: Err(IoError::Device(what)),
-                    data: Data::None,
-                };
-            }
-            std::hint::spin_loop();
         }
     }
 }
 
 /// Data of a request as chain segments, each buffer split at `max_segment` bytes.
+#[inline]
 pub fn data_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut Vec<Segment>) {
     for buf in data.bufs() {
         let mut offset = 0u64;
@@ -430,5 +517,340 @@ pub fn data_segments(data: &Data, device_writes: bool, max_segment: u32, out: &m
             });
             offset += u64::from(piece);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
+    use crate::block::Limits;
+    use crate::dma::{DmaBuf, DmaSpace};
+    use crate::scsi::encoder::{wire_tag, ScsiEncoder, SCSI_SLOT_SIZE};
+    use crate::scsi::units::{UnitInfo, UnitTable};
+    use crate::virtio::fake::{serve_blk, FakeChain, FakeSplitDevice};
+    use crate::virtio::queue::Virtqueue;
+    use crate::virtio::split::{SplitLayout, SplitQueue};
+
+    const RING: u16 = 16;
+
+    fn limits() -> Limits {
+        Limits {
+            logical_block_size: 512,
+            physical_block_size: 4096,
+            max_transfer_bytes: 1 << 20,
+            max_segments: 8,
+            max_segment_size: 1 << 20,
+            read_only: false,
+            flush: true,
+            discard: None,
+            write_zeroes: None,
+        }
+    }
+
+    fn ring(dma: &Arc<DmaSpace>, depth: u16) -> (SplitQueue, FakeSplitDevice) {
+        let layout = SplitLayout::new(RING, 0).unwrap();
+        let q = SplitQueue::new(
+            Box::new(dma.alloc(layout.total).unwrap()),
+            layout,
+            true,
+            depth,
+        )
+        .unwrap();
+        let dev = FakeSplitDevice::new(q.addresses(), RING);
+        (q, dev)
+    }
+
+    fn blk_queue(depth: u16) -> (HwQueue<u64>, FakeSplitDevice, Arc<DmaSpace>) {
+        let dma = DmaSpace::identity();
+        let (q, dev) = ring(&dma, depth);
+        let encoder = BlkEncoder::new(limits(), Arc::new(AtomicU64::new(1 << 30)));
+        let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE).unwrap();
+        let queue = HwQueue::new(
+            0,
+            q.into(),
+            QueueNotifier::detached(0),
+            depth,
+            slots,
+            encoder.into(),
+        );
+        (queue.with_context(), dev, dma)
+    }
+
+    fn scsi_queue(depth: u16) -> (HwQueue<u64>, FakeSplitDevice, Arc<DmaSpace>, Unit) {
+        let dma = DmaSpace::identity();
+        let (q, dev) = ring(&dma, depth);
+        let table = Arc::new(UnitTable::default());
+        let unit = table.add(UnitInfo {
+            lun_field: [1, 2, 0x40, 5, 0, 0, 0, 0],
+            limits: limits(),
+            capacity: 1 << 30,
+            use_16: false,
+            fua: false,
+            budget: depth,
+            removed: false,
+        });
+        let zeroes = dma.alloc(4096).unwrap().into_buf();
+        let encoder = ScsiEncoder::new(table, 3, zeroes, 8);
+        let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE).unwrap();
+        let queue = HwQueue::new(
+            3,
+            SplitQueue::clamp_used_len(q).into(),
+            QueueNotifier::detached(3),
+            depth,
+            slots,
+            encoder.into(),
+        );
+        (queue.with_context(), dev, dma, Unit::new(unit))
+    }
+
+    fn bufs(dma: &Arc<DmaSpace>, n: usize) -> Vec<DmaBuf> {
+        dma.alloc(n * 4096).unwrap().into_bufs(4096)
+    }
+
+    /// Everything `poll` hands out: (tag, ctx, result, got a buffer back).
+    fn reap(q: &mut HwQueue<u64>) -> Vec<(u16, u64, Result<u64, IoError>, bool)> {
+        let mut out = Vec::new();
+        q.poll(|d| out.push((d.tag, *d.ctx, d.result, matches!(d.data, Data::One(_)))));
+        out
+    }
+
+    #[test]
+    fn a_blk_read_puts_the_exact_header_on_the_wire_and_comes_back_with_its_context() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        let mut b = bufs(&dma, 1);
+        let buf = b.pop().unwrap();
+        let data_iova = buf.iova();
+        let tag = q.submit(Unit::ONLY, Request::read(8192, buf), 77).unwrap();
+        q.kick();
+        let mut chain = FakeChain::default();
+        assert!(dev.next_chain(&mut chain));
+        assert_eq!(chain.segments.len(), 3);
+        // struct virtio_blk_outhdr: type IN (0), ioprio 0, sector 16.
+        assert_eq!(
+            chain.read(0),
+            [0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert!(!chain.segments[0].device_writes);
+        assert_eq!(
+            (chain.segments[1].iova, chain.segments[1].len),
+            (data_iova, 4096)
+        );
+        assert!(chain.segments[1].device_writes && chain.segments[2].device_writes);
+        assert_eq!(chain.read(2), [0xff], "a stale status never reads as OK");
+        chain.write(2, 0, &[0]);
+        dev.put_used(u32::from(chain.head), 4097);
+        dev.publish_used();
+        assert_eq!(reap(&mut q), [(tag, 77, Ok(4096), true)]);
+        assert_eq!(q.in_flight(), 0);
+        let s = q.stats();
+        assert_eq!(
+            (s.submitted, s.completed, s.bytes, s.errors),
+            (1, 1, 4096, 0)
+        );
+    }
+
+    #[test]
+    fn device_errors_and_short_reads_come_back_as_typed_errors() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        for (i, buf) in bufs(&dma, 2).into_iter().enumerate() {
+            q.submit(Unit::ONLY, Request::read(0, buf), i as u64)
+                .unwrap();
+        }
+        q.kick();
+        let mut chain = FakeChain::default();
+        assert!(dev.next_chain(&mut chain));
+        chain.write(2, 0, &[1]); // VIRTIO_BLK_S_IOERR
+        dev.put_used(u32::from(chain.head), 1);
+        assert!(dev.next_chain(&mut chain));
+        chain.write(2, 0, &[0]);
+        dev.put_used(u32::from(chain.head), 100); // fewer bytes than the read asked for
+        dev.publish_used();
+        let got = reap(&mut q);
+        assert_eq!(got[0].2, Err(IoError::DeviceIo));
+        assert!(matches!(
+            got[1].2,
+            Err(IoError::ShortTransfer { written: 100, .. })
+        ));
+        assert_eq!(q.stats().errors, 2);
+    }
+
+    #[test]
+    fn bad_requests_are_refused_before_the_ring_and_hand_everything_back() {
+        let (mut q, _dev, dma) = blk_queue(2);
+        let mut b = bufs(&dma, 1);
+        let misaligned = q
+            .submit(Unit::ONLY, Request::read(100, b.pop().unwrap()), 5)
+            .unwrap_err();
+        assert!(matches!(misaligned.error, IoError::Misaligned { .. }));
+        assert_eq!(misaligned.ctx, 5);
+        assert!(matches!(misaligned.request.data, Data::One(_)));
+        let other_space = DmaSpace::identity();
+        let foreign = q
+            .submit(
+                Unit::ONLY,
+                Request::read(0, bufs(&other_space, 1).remove(0)),
+                6,
+            )
+            .unwrap_err();
+        assert!(matches!(foreign.error, IoError::BadRequest { .. }));
+        let wrong_unit = q
+            .submit(Unit::new(1), Request::read(0, misaligned_buf(&dma)), 7)
+            .unwrap_err();
+        assert_eq!(wrong_unit.error, IoError::NoSuchUnit(1));
+        assert_eq!(q.in_flight(), 0, "refusals take no tag");
+    }
+
+    fn misaligned_buf(dma: &Arc<DmaSpace>) -> DmaBuf {
+        bufs(dma, 1).remove(0)
+    }
+
+    #[test]
+    fn a_scsi_read_puts_the_exact_command_on_the_wire() {
+        let (mut q, mut dev, dma, unit) = scsi_queue(4);
+        let tag = q
+            .submit(unit, Request::read(4096, bufs(&dma, 1).remove(0)), 1)
+            .unwrap();
+        q.kick();
+        let mut chain = FakeChain::default();
+        assert!(dev.next_chain(&mut chain));
+        // Request header, response, then the data the device writes.
+        assert_eq!(chain.segments.len(), 3);
+        assert_eq!(chain.segments[0].len, 51);
+        assert_eq!(chain.segments[1].len, 108);
+        let req = chain.read(0);
+        assert_eq!(&req[0..8], &[1, 2, 0x40, 5, 0, 0, 0, 0], "LUN field");
+        assert_eq!(
+            &req[8..16],
+            &wire_tag(3, tag).to_le_bytes(),
+            "queue and tag"
+        );
+        assert_eq!(&req[16..19], &[0, 0, 0], "SIMPLE, no priority, no CRN");
+        // READ(10), LBA 8, 8 blocks.
+        assert_eq!(&req[19..29], &[0x28, 0, 0, 0, 0, 8, 0, 0, 8, 0]);
+        assert!(req[29..].iter().all(|&b| b == 0));
+        assert_eq!(
+            chain.read(1)[11],
+            0xff,
+            "an unwritten response never reads as OK"
+        );
+        chain.write(1, 0, &[0; 12]);
+        dev.put_used(u32::from(chain.head), 108 + 4096);
+        dev.publish_used();
+        assert_eq!(reap(&mut q), [(tag, 1, Ok(4096), true)]);
+    }
+
+    #[test]
+    fn a_unit_attention_is_retried_under_the_same_tag_and_completes_once() {
+        let (mut q, mut dev, dma, unit) = scsi_queue(4);
+        let tag = q
+            .submit(unit, Request::read(0, bufs(&dma, 1).remove(0)), 9)
+            .unwrap();
+        q.kick();
+        let mut chain = FakeChain::default();
+        assert!(dev.next_chain(&mut chain));
+        // CHECK CONDITION with fixed sense: UNIT ATTENTION, POWER ON OR RESET (29h).
+        let mut resp = [0u8; 12 + 18];
+        resp[0..4].copy_from_slice(&18u32.to_le_bytes());
+        resp[10] = 2;
+        resp[12] = 0x70;
+        resp[14] = 6;
+        resp[19] = 10;
+        resp[24] = 0x29;
+        chain.write(1, 0, &resp);
+        dev.put_used(u32::from(chain.head), 108);
+        dev.publish_used();
+        assert!(reap(&mut q).is_empty(), "retried, not handed out");
+        assert_eq!(q.stats().retries, 1);
+        assert!(dev.next_chain(&mut chain), "sent again");
+        assert_eq!(&chain.read(0)[8..16], &wire_tag(3, tag).to_le_bytes());
+        chain.write(1, 0, &[0; 12]);
+        dev.put_used(u32::from(chain.head), 108 + 4096);
+        dev.publish_used();
+        assert_eq!(reap(&mut q), [(tag, 9, Ok(4096), true)]);
+    }
+
+    #[test]
+    fn a_broken_ring_fails_everything_in_flight_once_and_keeps_the_buffers() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        for (i, buf) in bufs(&dma, 3).into_iter().enumerate() {
+            q.submit(Unit::ONLY, Request::read(0, buf), i as u64)
+                .unwrap();
+        }
+        q.kick();
+        dev.put_used(999, 0);
+        dev.publish_used();
+        let got = reap(&mut q);
+        assert_eq!(got.len(), 3);
+        for (_, _, result, buffer_back) in &got {
+            assert!(matches!(result, Err(IoError::QueueBroken(_))));
+            assert!(!buffer_back, "the device may still write it: quarantined");
+        }
+        assert_eq!(q.quarantine.len(), 3);
+        assert!(reap(&mut q).is_empty(), "failed once");
+        let again = q
+            .submit(Unit::ONLY, Request::read(0, misaligned_buf(&dma)), 0)
+            .unwrap_err();
+        assert!(matches!(again.error, IoError::QueueBroken(_)));
+    }
+
+    #[test]
+    fn run_one_parks_other_completions_for_the_next_poll() {
+        let (mut q, dev, dma) = blk_queue(4);
+        let mut b = bufs(&dma, 3);
+        let first = q
+            .submit(Unit::ONLY, Request::read(0, b.pop().unwrap()), 41)
+            .unwrap();
+        let second = q
+            .submit(Unit::ONLY, Request::read(512, b.pop().unwrap()), 42)
+            .unwrap();
+        q.kick();
+        // The device answers from another thread, as hardware does.
+        let stop = Arc::new(AtomicBool::new(false));
+        let device = {
+            let stop = Arc::clone(&stop);
+            let mut dev = dev;
+            std::thread::spawn(move || {
+                let mut chain = FakeChain::default();
+                while !stop.load(Ordering::Acquire) {
+                    serve_blk(&mut dev, &mut chain, 0);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let (result, data) = q.run_one(Unit::ONLY, Request::read(1024, b.pop().unwrap()));
+        assert_eq!(result, Ok(4096));
+        assert!(matches!(data, Data::One(_)));
+        // The two earlier reads completed meanwhile (the device serves in order): parked.
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            got.extend(reap(&mut q));
+        }
+        stop.store(true, Ordering::Release);
+        device.join().unwrap();
+        got.sort_by_key(|g| g.1);
+        assert_eq!(
+            got,
+            [(first, 41, Ok(4096), true), (second, 42, Ok(4096), true)]
+        );
+        assert_eq!(q.in_flight(), 0);
+    }
+
+    #[test]
+    fn poll_up_to_leaves_the_rest_for_later() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        for (i, buf) in bufs(&dma, 4).into_iter().enumerate() {
+            q.submit(Unit::ONLY, Request::read(0, buf), i as u64)
+                .unwrap();
+        }
+        q.kick();
+        assert_eq!(serve_blk(&mut dev, &mut FakeChain::default(), 0), 4);
+        let mut ctxs = Vec::new();
+        assert_eq!(q.poll_up_to(3, |d| ctxs.push(*d.ctx)), 3);
+        assert_eq!(q.poll_up_to(3, |d| ctxs.push(*d.ctx)), 1);
+        assert_eq!(ctxs, [0, 1, 2, 3]);
     }
 }

@@ -1,13 +1,20 @@
 //! The block API, modelled on blk-mq: a [`TagSet`] of hardware queues per device (shared by
 //! every LUN of a SCSI host), a [`HwQueue`] owned by one thread that submits requests and
-//! polls completions without locks or allocation, and a [`BlockDevice`] description.
+//! polls completions without locks or allocation, one record per tag holding each request's
+//! state and the caller's context, and a [`BlockDevice`] description.
 
 pub mod device;
+pub mod encoder;
 pub mod hwqueue;
 pub mod request;
+pub mod slot;
+pub mod tag_set;
 pub mod tags;
 
 pub use device::{BlockDevice, Limits};
-pub use hwqueue::{HwQueue, QueueStats, RequestEncoder, SlotMemory};
-pub use request::{Completion, Data, IoError, Op, Rejected, Request};
-pub use tags::{TagBitmap, TagSet};
+pub use encoder::{Encoder, RequestEncoder};
+pub use hwqueue::{HwQueue, QueueStats, CONTROL_TIMEOUT};
+pub use request::{Data, Done, IoError, Op, Rejected, Request, Unit};
+pub use slot::Slot;
+pub use tag_set::TagSet;
+pub use tags::TagBitmap;

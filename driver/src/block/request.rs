@@ -6,8 +6,9 @@ use crate::scsi::sense::{ScsiStatus, SenseData};
 use crate::virtio::queue::QueueFault;
 
 /// What a request does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Op {
+    #[default]
     Read,
     Write,
     Flush,
@@ -70,26 +71,47 @@ impl Data {
     }
 }
 
+/// A logical unit of a device: what a request is sent to. A virtio-blk disk has one, a
+/// virtio-scsi host one per disk LUN. Only the library makes them, binding each into the
+/// [`BlockDevice`](super::BlockDevice) it opens (`BlockDevice::unit`), so a request can never
+/// name a LUN that the caller did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Unit(u32);
+
+impl Unit {
+    /// The one unit of a single-unit device (a virtio-blk disk).
+    pub(crate) const ONLY: Unit = Unit(0);
+
+    pub(crate) fn new(index: u32) -> Self {
+        Unit(index)
+    }
+
+    /// Unit `index` of a device simulated in this process (the `fake-device` test seam only:
+    /// real devices hand out their units through the block devices they open).
+    #[cfg(any(test, feature = "fake-device"))]
+    pub fn of_fake_device(index: u32) -> Self {
+        Unit(index)
+    }
+
+    /// Its index in the device's unit table.
+    pub fn index(self) -> u32 {
+        self.0
+    }
+}
+
 /// A block request. `offset` and lengths are in bytes and must be multiples of the device's
-/// logical block size. `cookie` comes back untouched in the completion.
-#[derive(Debug)]
+/// logical block size.
+#[derive(Debug, Default)]
 pub struct Request {
     pub op: Op,
     pub offset: u64,
     /// Bytes to discard / zero; for reads and writes the data's length is used.
     pub len: u64,
     pub data: Data,
-    pub cookie: u64,
     /// Force unit access: the write is on stable media when it completes.
     pub fua: bool,
-    /// The logical unit, for devices with several (a SCSI host; see [`Request::on_unit`]).
-    /// [`Request::NO_UNIT`] until set: a SCSI host refuses such a request rather than guess
-    /// a LUN. A virtio-blk disk has one unit and ignores it.
-    pub unit: u32,
     /// For [`Op::Scsi`]: the command, and whether the data moves from the device.
     pub command: Option<ScsiCommand>,
-    /// Times the queue sent it again after a retryable error.
-    pub retries: u8,
 }
 
 /// A SCSI command to pass through.
@@ -104,73 +126,66 @@ pub struct ScsiCommand {
 }
 
 impl Request {
-    /// The unit of a request that names none.
-    pub const NO_UNIT: u32 = u32::MAX;
-
-    fn new(op: Op, offset: u64, len: u64, data: Data, cookie: u64) -> Self {
+    fn new(op: Op, offset: u64, len: u64, data: Data) -> Self {
         Request {
             op,
             offset,
             len,
             data,
-            cookie,
             fua: false,
-            unit: Self::NO_UNIT,
             command: None,
-            retries: 0,
         }
     }
 
-    pub fn read(offset: u64, buf: DmaBuf, cookie: u64) -> Self {
-        Self::new(Op::Read, offset, buf.len() as u64, Data::One(buf), cookie)
+    pub fn read(offset: u64, buf: DmaBuf) -> Self {
+        Self::new(Op::Read, offset, buf.len() as u64, Data::One(buf))
     }
 
-    pub fn write(offset: u64, buf: DmaBuf, cookie: u64) -> Self {
-        Self::new(Op::Write, offset, buf.len() as u64, Data::One(buf), cookie)
+    pub fn write(offset: u64, buf: DmaBuf) -> Self {
+        Self::new(Op::Write, offset, buf.len() as u64, Data::One(buf))
     }
 
-    pub fn readv(offset: u64, bufs: Vec<DmaBuf>, cookie: u64) -> Self {
+    pub fn readv(offset: u64, bufs: Vec<DmaBuf>) -> Self {
         let data = Data::Many(bufs);
-        Self::new(Op::Read, offset, data.len(), data, cookie)
+        Self::new(Op::Read, offset, data.len(), data)
     }
 
-    pub fn writev(offset: u64, bufs: Vec<DmaBuf>, cookie: u64) -> Self {
+    pub fn writev(offset: u64, bufs: Vec<DmaBuf>) -> Self {
         let data = Data::Many(bufs);
-        Self::new(Op::Write, offset, data.len(), data, cookie)
+        Self::new(Op::Write, offset, data.len(), data)
     }
 
-    pub fn flush(cookie: u64) -> Self {
-        Self::new(Op::Flush, 0, 0, Data::None, cookie)
+    pub fn flush() -> Self {
+        Self::new(Op::Flush, 0, 0, Data::None)
     }
 
-    pub fn discard(offset: u64, len: u64, cookie: u64) -> Self {
-        Self::new(Op::Discard, offset, len, Data::None, cookie)
+    pub fn discard(offset: u64, len: u64) -> Self {
+        Self::new(Op::Discard, offset, len, Data::None)
     }
 
-    pub fn write_zeroes(offset: u64, len: u64, cookie: u64) -> Self {
-        Self::new(Op::WriteZeroes, offset, len, Data::None, cookie)
+    pub fn write_zeroes(offset: u64, len: u64) -> Self {
+        Self::new(Op::WriteZeroes, offset, len, Data::None)
     }
 
-    pub fn get_id(buf: DmaBuf, cookie: u64) -> Self {
-        Self::new(Op::GetId, 0, buf.len() as u64, Data::One(buf), cookie)
+    pub fn get_id(buf: DmaBuf) -> Self {
+        Self::new(Op::GetId, 0, buf.len() as u64, Data::One(buf))
     }
 
-    /// A SCSI command for `unit`, with an optional data buffer.
-    pub fn scsi(unit: u32, cdb: Cdb, data_in: bool, data: Data, cookie: u64) -> Self {
+    /// A SCSI command for the unit it is submitted to, with an optional data buffer.
+    pub fn scsi(cdb: Cdb, data_in: bool, data: Data) -> Self {
         let len = data.len();
         Request {
-            unit,
             command: Some(ScsiCommand {
                 cdb,
                 data_in,
                 address: None,
             }),
-            ..Self::new(Op::Scsi, 0, len, data, cookie)
+            ..Self::new(Op::Scsi, 0, len, data)
         }
     }
 
     /// A SCSI command to the LUN whose virtio-scsi LUN field is `address`.
-    pub fn scsi_to(address: [u8; 8], cdb: Cdb, data_in: bool, data: Data, cookie: u64) -> Self {
+    pub fn scsi_to(address: [u8; 8], cdb: Cdb, data_in: bool, data: Data) -> Self {
         let len = data.len();
         Request {
             command: Some(ScsiCommand {
@@ -178,13 +193,8 @@ impl Request {
                 data_in,
                 address: Some(address),
             }),
-            ..Self::new(Op::Scsi, 0, len, data, cookie)
+            ..Self::new(Op::Scsi, 0, len, data)
         }
-    }
-
-    pub fn on_unit(mut self, unit: u32) -> Self {
-        self.unit = unit;
-        self
     }
 }
 
@@ -230,11 +240,6 @@ pub enum IoError {
     },
     #[error("no such logical unit {0}")]
     NoSuchUnit(u32),
-    #[error(
-        "the request names no logical unit: a SCSI host needs the LUN's unit on every request \
-         (Request::on_unit with the unit its disk was opened with)"
-    )]
-    NoUnit,
     #[error("all {0} tags of the hardware queue are in use: poll for completions first")]
     QueueFull(u16),
     #[error("the LUN already has {budget} requests in flight on this queue (its cmd_per_lun): poll for completions first")]
@@ -270,27 +275,32 @@ impl IoError {
     }
 }
 
-/// A finished request: the caller's cookie, the outcome, and the buffers back.
+/// A finished request, as [`HwQueue::poll`](super::HwQueue::poll) hands it to its callback:
+/// the tag it ran under, the outcome, its buffers back, and the caller's context, which lives
+/// in the tag's record and is lent, not moved.
 #[derive(Debug)]
-pub struct Completion {
-    pub cookie: u64,
+pub struct Done<'a, Ctx> {
+    pub tag: u16,
     pub op: Op,
     /// Bytes transferred, or why the request failed.
     pub result: Result<u64, IoError>,
     pub data: Data,
+    pub ctx: &'a mut Ctx,
 }
 
-/// A request refused before it reached the device, handed back with the reason.
+/// A request refused before it reached the device, handed back with its context and the
+/// reason.
 #[derive(Debug)]
-pub struct Rejected {
+pub struct Rejected<Ctx = ()> {
     pub error: IoError,
     pub request: Request,
+    pub ctx: Ctx,
 }
 
-impl std::fmt::Display for Rejected {
+impl<Ctx> std::fmt::Display for Rejected<Ctx> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.error.fmt(f)
     }
 }
 
-impl std::error::Error for Rejected {}
+impl<Ctx: std::fmt::Debug> std::error::Error for Rejected<Ctx> {}

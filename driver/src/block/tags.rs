@@ -1,7 +1,5 @@
 //! Tags: small integers naming the requests in flight on a hardware queue.
 
-use super::hwqueue::HwQueue;
-
 /// A fixed-size bitmap of free tags, owned by one hardware queue (so no atomics).
 #[derive(Debug, Clone)]
 pub struct TagBitmap {
@@ -57,51 +55,6 @@ impl TagBitmap {
         self.words[word] |= 1 << bit;
         self.used -= 1;
         true
-    }
-}
-
-/// The hardware queues of one device (a virtio-blk disk, or a virtio-scsi host whose LUNs
-/// all share it): `nr_hw_queues` queues of `queue_depth` tags each. Each queue is taken by
-/// the thread that will drive it.
-#[derive(Debug)]
-pub struct TagSet {
-    queue_depth: u16,
-    queues: Vec<Option<HwQueue>>,
-}
-
-impl TagSet {
-    pub fn new(queues: Vec<HwQueue>) -> Self {
-        let queue_depth = queues.iter().map(HwQueue::depth).min().unwrap_or(0);
-        TagSet {
-            queue_depth,
-            queues: queues.into_iter().map(Some).collect(),
-        }
-    }
-
-    pub fn nr_hw_queues(&self) -> u16 {
-        self.queues.len() as u16
-    }
-
-    pub fn queue_depth(&self) -> u16 {
-        self.queue_depth
-    }
-
-    /// Takes hardware queue `index` for the calling thread; `None` if taken already.
-    pub fn take_queue(&mut self, index: u16) -> Option<HwQueue> {
-        self.queues.get_mut(usize::from(index))?.take()
-    }
-
-    /// Gives a queue back (for example when a worker thread ends).
-    pub fn return_queue(&mut self, queue: HwQueue) {
-        let index = usize::from(queue.index());
-        if let Some(slot) = self.queues.get_mut(index) {
-            *slot = Some(queue);
-        }
-    }
-
-    /// Takes every queue still here.
-    pub fn take_all(&mut self) -> Vec<HwQueue> {
-        self.queues.iter_mut().filter_map(Option::take).collect()
     }
 }
 

@@ -8,8 +8,8 @@ use super::cdb::{self, UnmapDescriptor};
 use super::sense::{ScsiStatus, SenseData, SenseKey};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, CmdResp, CMD_REQ_LEN, CMD_RESP_LEN, SENSE_SIZE};
-use crate::block::hwqueue::{data_segments, RequestEncoder, SlotMemory};
-use crate::block::{IoError, Op, Request};
+use crate::block::hwqueue::data_segments;
+use crate::block::{IoError, Op, Request, RequestEncoder, Slot, Unit};
 use crate::dma::DmaBuf;
 use crate::virtio::queue::Segment;
 
@@ -30,8 +30,6 @@ pub struct ScsiEncoder {
     units: Vec<UnitInfo>,
     /// Requests in flight per unit on this queue, against each unit's budget.
     in_flight: Vec<u16>,
-    /// The unit each tag's request went to, to give back its budget.
-    tag_unit: Vec<u32>,
     /// One logical block of zeroes, the data of WRITE SAME for write-zeroes.
     zeroes: DmaBuf,
     max_segments: usize,
@@ -49,7 +47,6 @@ impl ScsiEncoder {
     pub fn new(
         table: Arc<UnitTable>,
         queue_index: u16,
-        depth: u16,
         zeroes: DmaBuf,
         max_segments: usize,
     ) -> Self {
@@ -58,7 +55,6 @@ impl ScsiEncoder {
             generation: u64::MAX,
             units: Vec::new(),
             in_flight: Vec::new(),
-            tag_unit: vec![u32::MAX; usize::from(depth)],
             zeroes,
             max_segments,
             max_segment_size: 0xffff_f000,
@@ -77,10 +73,8 @@ impl ScsiEncoder {
     }
 }
 
-fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
-    let mut head = [0u8; 12];
-    slot.read(RESP, &mut head);
-    let resp = CmdResp::parse(&head);
+fn check_response(slot: &Slot<'_>) -> Result<CmdResp, IoError> {
+    let resp = CmdResp::from_words(slot.get::<u64>(RESP), slot.get::<u32>(RESP + 8));
     if resp.response != wire::response::OK {
         return Err(IoError::Transport {
             code: resp.response,
@@ -92,7 +86,7 @@ fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
         let sense = (resp.sense_len > 0).then(|| {
             let mut sense = [0u8; SENSE_SIZE];
             let n = (resp.sense_len as usize).min(SENSE_SIZE);
-            slot.read(RESP + 12, &mut sense[..n]);
+            slot.get_bytes(RESP + 12, &mut sense[..n]);
             SenseData::parse(&sense[..n]).ok()
         });
         return Err(IoError::Scsi {
@@ -103,14 +97,19 @@ fn check_response(slot: &SlotMemory) -> Result<CmdResp, IoError> {
     Ok(resp)
 }
 
+/// Whether a request is passthrough addressed by LUN field (the scan): it names no unit and
+/// takes no LUN budget.
+fn addressed(request: &Request) -> Option<&crate::block::request::ScsiCommand> {
+    request.command.as_ref().filter(|c| c.address.is_some())
+}
+
 impl ScsiEncoder {
-    /// Gives back the LUN budget the request under `tag` took.
-    fn release(&mut self, tag: u16) {
-        let unit = self
-            .tag_unit
-            .get_mut(usize::from(tag))
-            .map_or(u32::MAX, |t| std::mem::replace(t, u32::MAX));
-        if let Some(n) = self.in_flight.get_mut(unit as usize) {
+    /// Gives back the LUN budget `request` took from `unit`.
+    fn release(&mut self, unit: Unit, request: &Request) {
+        if addressed(request).is_some() {
+            return;
+        }
+        if let Some(n) = self.in_flight.get_mut(unit.index() as usize) {
             *n = n.saturating_sub(1);
         }
     }
@@ -128,31 +127,27 @@ impl RequestEncoder for ScsiEncoder {
     fn encode(
         &mut self,
         tag: u16,
-        slot: &SlotMemory,
+        slot: &Slot<'_>,
+        unit: Unit,
         request: &Request,
         segments: &mut Vec<Segment>,
     ) -> Result<(), IoError> {
         let op = request.op.name();
-        let (lun_field, command, data_in, unit) = if let Some(command) =
-            request.command.filter(|c| c.address.is_some())
-        {
+        let (lun_field, command, data_in, budgeted) = if let Some(command) = addressed(request) {
             // Passthrough to a LUN addressed directly (the scan): no unit, no budget.
             (
                 command.address.unwrap_or_default(),
                 command.cdb,
                 command.data_in,
-                u32::MAX,
+                None,
             )
         } else {
             self.refresh();
-            if request.unit == Request::NO_UNIT {
-                return Err(IoError::NoUnit);
-            }
-            let index = request.unit as usize;
+            let index = unit.index() as usize;
             let info = self
                 .units
                 .get(index)
-                .ok_or(IoError::NoSuchUnit(request.unit))?;
+                .ok_or(IoError::NoSuchUnit(unit.index()))?;
             if info.removed {
                 return Err(IoError::Transport {
                     code: wire::response::BAD_TARGET,
@@ -211,7 +206,7 @@ impl RequestEncoder for ScsiEncoder {
                                 op,
                                 what: "one UNMAP descriptor",
                             })?;
-                            slot.write(UNMAP_PARAMS, &params[..n]);
+                            slot.put_bytes(UNMAP_PARAMS, &params[..n]);
                             (cdb::unmap(n as u16), false)
                         }
                         Op::WriteZeroes => (cdb::write_same_16(lba, blocks, false, false), false),
@@ -219,19 +214,20 @@ impl RequestEncoder for ScsiEncoder {
                     }
                 }
             };
-            (info.lun_field, command, data_in, request.unit)
+            (info.lun_field, command, data_in, Some(index))
         };
-        slot.write(
+        slot.put(
             REQ,
             // The wire tag names the queue too, so ABORT TASK is unambiguous.
-            &wire::cmd_req(
+            wire::cmd_req_words(
                 &lun_field,
                 wire_tag(self.queue_index, tag),
                 command.as_bytes(),
             ),
         );
-        // A response the device never wrote must not read as success.
-        slot.write(RESP, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]);
+        // A response the device never wrote must not read as success: response byte 0xff
+        // (the last of the status word: qualifier, status, response).
+        slot.put(RESP + 8, u32::from_ne_bytes([0, 0, 0, 0xff]));
         segments.push(Segment::readable(slot.iova(REQ), CMD_REQ_LEN as u32));
         // Device-readable buffers first, then device-writable ones (virtio 1.2, 2.7.4.2).
         match request.op {
@@ -240,9 +236,11 @@ impl RequestEncoder for ScsiEncoder {
                 UNMAP_PARAMS_LEN as u32,
             )),
             Op::WriteZeroes => {
-                let bs = request.len.min(u64::from(
-                    self.units[unit as usize].limits.logical_block_size,
-                ));
+                let bs = budgeted.map_or(0, |i| {
+                    request
+                        .len
+                        .min(u64::from(self.units[i].limits.logical_block_size))
+                });
                 segments.push(Segment::readable(self.zeroes.iova(), bs as u32));
             }
             _ if !data_in => data_segments(&request.data, false, self.max_segment_size, segments),
@@ -252,17 +250,14 @@ impl RequestEncoder for ScsiEncoder {
         if data_in {
             data_segments(&request.data, true, self.max_segment_size, segments);
         }
-        if unit != u32::MAX {
-            self.in_flight[unit as usize] += 1;
-        }
-        if let Some(t) = self.tag_unit.get_mut(usize::from(tag)) {
-            *t = unit;
+        if let Some(i) = budgeted {
+            self.in_flight[i] += 1;
         }
         Ok(())
     }
 
-    fn abort(&mut self, tag: u16) {
-        self.release(tag);
+    fn abort(&mut self, unit: Unit, request: &Request) {
+        self.release(unit, request);
     }
 
     fn retryable(&self, error: &IoError) -> bool {
@@ -283,12 +278,13 @@ impl RequestEncoder for ScsiEncoder {
 
     fn decode(
         &mut self,
-        tag: u16,
-        slot: &SlotMemory,
+        _tag: u16,
+        slot: &Slot<'_>,
+        unit: Unit,
         request: &Request,
         written: u32,
     ) -> Result<u64, IoError> {
-        self.release(tag);
+        self.release(unit, request);
         let resp = check_response(slot)?;
         let data = request.data.len();
         let moved = data.saturating_sub(u64::from(resp.resid));

@@ -12,7 +12,7 @@ use super::scan::{self, CommandRunner, DiskInfo, ScanReport, ScannedLun};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, Event, EVENT_LEN};
 use crate::block::device::RangeOpLimits;
-use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, Request, TagSet};
+use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, Request, TagSet, Unit};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
 use crate::virtio::features::driver_features;
@@ -168,13 +168,13 @@ pub struct VirtioScsiHost {
 }
 
 /// Runs scan commands through one request queue.
-struct QueueRunner<'a> {
-    queue: &'a mut HwQueue,
+struct QueueRunner<'a, C> {
+    queue: &'a mut HwQueue<C>,
     buffer: Option<DmaBuf>,
     dma: &'a Arc<DmaSpace>,
 }
 
-impl CommandRunner for QueueRunner<'_> {
+impl<C: Default> CommandRunner for QueueRunner<'_, C> {
     fn run(
         &mut self,
         target: u16,
@@ -202,17 +202,18 @@ impl CommandRunner for QueueRunner<'_> {
             }
             Data::One(buf)
         };
-        let done = self
+        // Addressed by LUN field: the unit is not used.
+        let (result, data) = self
             .queue
-            .run_one(Request::scsi_to(address, cdb, data_in, data, u64::MAX));
+            .run_one(Unit::ONLY, Request::scsi_to(address, cdb, data_in, data));
         let mut out = Vec::new();
-        if let Data::One(buf) = done.data {
-            if let Ok(moved) = &done.result {
+        if let Data::One(buf) = data {
+            if let Ok(moved) = &result {
                 out.extend_from_slice(&buf.as_slice()[..(*moved as usize).min(buf.len())]);
             }
             self.buffer = Some(buf);
         }
-        done.result.map(|_| out)
+        result.map(|_| out)
     }
 }
 
@@ -294,14 +295,14 @@ impl VirtioScsiHost {
             let virtqueue = virtqueue.clamp_used_len();
             let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE)?;
             let zeroes = dma.alloc(64 << 10)?.into_buf();
-            let encoder = ScsiEncoder::new(Arc::clone(&units), i, depth, zeroes, max_segments);
+            let encoder = ScsiEncoder::new(Arc::clone(&units), i, zeroes, max_segments);
             queues.push(HwQueue::new(
                 i,
-                Box::new(virtqueue),
+                virtqueue.into(),
                 notifier,
                 depth,
                 slots,
-                Box::new(encoder),
+                encoder.into(),
             ));
         }
         transport.driver_ok()?;
@@ -345,7 +346,7 @@ impl VirtioScsiHost {
     /// Scans the whole host again through `queue` (one the caller owns) and applies the
     /// differences: LUNs that appeared are registered, LUNs that are gone have their units
     /// marked removed so their I/O fails at once.
-    pub fn rescan_through(&mut self, queue: &mut HwQueue) -> Vec<HostEvent> {
+    pub fn rescan_through<C: Default>(&mut self, queue: &mut HwQueue<C>) -> Vec<HostEvent> {
         let report = {
             let mut runner = QueueRunner {
                 queue,
@@ -471,7 +472,8 @@ impl VirtioScsiHost {
         self.lun_index(target, lun).map(|at| &self.report.luns[at])
     }
 
-    pub fn disk(&self, target: u16, lun: u16) -> Result<(u32, BlockDevice), ScsiHostError> {
+    /// The disk LUN `0:target:lun` as a block device, bound to its unit.
+    pub fn disk(&self, target: u16, lun: u16) -> Result<BlockDevice, ScsiHostError> {
         let bdf = self.bdf;
         let at = self
             .lun_index(target, lun)
@@ -499,7 +501,7 @@ impl VirtioScsiHost {
         device.serial = disk.serial.clone();
         device.nr_hw_queues = self.tag_set.nr_hw_queues();
         device.queue_depth = info.budget.min(self.depth);
-        Ok((unit, device))
+        Ok(device.for_unit(Unit::new(unit)))
     }
 
     /// Sends a task management function and returns the device's response code. For

@@ -24,6 +24,25 @@ pub fn cmd_req(lun: &[u8; 8], tag: u64, cdb: &[u8]) -> [u8; CMD_REQ_LEN] {
     h
 }
 
+/// Words a command request header takes in a queue's slot (51 bytes, zero-padded to 56).
+pub const CMD_REQ_WORDS: usize = CMD_REQ_LEN.div_ceil(8);
+
+/// [`cmd_req`] as the little-endian words a queue stores into its slot: seven 8-byte stores
+/// instead of fifty-one 1-byte ones.
+#[inline]
+pub fn cmd_req_words(lun: &[u8; 8], tag: u64, cdb: &[u8]) -> [u64; CMD_REQ_WORDS] {
+    let mut bytes = [0u8; CMD_REQ_WORDS * 8];
+    bytes[..CMD_REQ_LEN].copy_from_slice(&cmd_req(lun, tag, cdb));
+    let mut words = [0u64; CMD_REQ_WORDS];
+    for (w, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        // Stored as is, so the bytes land in memory in order on either endianness.
+        *w = u64::from_ne_bytes(b);
+    }
+    words
+}
+
 /// A command response header, as the device wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CmdResp {
@@ -35,6 +54,16 @@ pub struct CmdResp {
 }
 
 impl CmdResp {
+    /// From the header's first 8 bytes and the next 4, as loaded (native-endian) from memory.
+    pub fn from_words(head: u64, tail: u32) -> Self {
+        let head = head.to_ne_bytes();
+        let tail = tail.to_ne_bytes();
+        let mut b = [0u8; 12];
+        b[..8].copy_from_slice(&head);
+        b[8..].copy_from_slice(&tail);
+        Self::parse(&b)
+    }
+
     pub fn parse(b: &[u8; 12]) -> Self {
         CmdResp {
             sense_len: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),

@@ -48,7 +48,10 @@ impl FakeChain {
     /// segment `index` (as a device writes a status or data).
     pub fn write(&self, index: usize, offset: usize, bytes: &[u8]) {
         let s = self.segments[index];
-        assert!(offset + bytes.len() <= s.len as usize, "fake device overrun");
+        assert!(
+            offset + bytes.len() <= s.len as usize,
+            "fake device overrun"
+        );
         for (i, b) in bytes.iter().enumerate() {
             // SAFETY: inside a buffer of a chain in flight (checked above).
             unsafe { store(s.iova + (offset + i) as u64, *b) }

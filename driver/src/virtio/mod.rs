@@ -3,9 +3,11 @@
 #[cfg(any(test, feature = "fake-device"))]
 pub mod fake;
 pub mod features;
+pub mod packed;
 pub mod pci;
 pub mod plan;
 pub mod queue;
+pub mod ring;
 pub mod split;
 
 pub use features::Features;

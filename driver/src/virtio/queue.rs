@@ -100,7 +100,12 @@ pub struct QueueAddresses {
 
 /// Memory shared with the device that a queue lives in: the DMA region in a real driver,
 /// plain memory with a fake IOVA in unit tests.
-pub trait SharedMemory: Send + Sync + std::fmt::Debug {
+///
+/// # Safety
+/// `ptr()..ptr()+len()` must stay allocated, writable and at the same address for as long as
+/// the object lives, and `iova()` must be the device's address of `ptr()`: queues keep the
+/// pointer and write rings through it.
+pub unsafe trait SharedMemory: Send + Sync + std::fmt::Debug {
     fn ptr(&self) -> NonNull<u8>;
     fn iova(&self) -> u64;
     fn len(&self) -> usize;
@@ -109,7 +114,9 @@ pub trait SharedMemory: Send + Sync + std::fmt::Debug {
     }
 }
 
-impl SharedMemory for crate::dma::DmaRegion {
+// SAFETY: a region's memory stays mapped at its address (and for the device at its IOVA)
+// until the region is dropped.
+unsafe impl SharedMemory for crate::dma::DmaRegion {
     fn ptr(&self) -> NonNull<u8> {
         NonNull::new(self.as_ptr()).expect("a DMA region is never at address 0")
     }

@@ -285,6 +285,49 @@ pub fn ensure_host_tools() {
     });
 }
 
+/// Makes sure valgrind is on the host (for the hot-path instruction counts), installing
+/// Debian's package if it is missing. Panics (the test fails, never skips) if that fails.
+pub fn ensure_valgrind() -> PathBuf {
+    if find_program("valgrind").is_none() {
+        apt_install(&["valgrind"]);
+    }
+    require_program("valgrind")
+}
+
+/// Builds `cargo build --release -p uvio --features fake-device --example hot_path` in its own
+/// target directory (so it never waits on the build lock of the `cargo test` running us) and
+/// returns the binary.
+pub fn hot_path_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = workspace_root();
+        let target_dir = root.join("target").join("hot-path");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "uvio",
+                "--features",
+                "fake-device",
+                "--example",
+                "hot_path",
+            ])
+            .env("CARGO_TARGET_DIR", &target_dir);
+        run_checked(&mut cmd, "building examples/hot_path");
+        let bin = target_dir.join("release").join("examples").join("hot_path");
+        assert!(
+            bin.is_file(),
+            "{} is missing after its build",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
+}
+
 /// Installs fio, lsscsi and sg3-utils on the host if any of their binaries is missing; the
 /// harness copies them (with their shared libraries) into guests that ask for reference tools.
 pub fn ensure_reference_tools() {

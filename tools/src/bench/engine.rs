@@ -5,9 +5,11 @@
 //! records slat/clat/lat per I/O. Phases: ramp (not recorded), the measured run, then for a
 //! write job with `verify`, a read-back of what it wrote.
 //!
-//! The loop allocates nothing and takes no lock (a shared queue, the reported fallback,
-//! excepted): slots, buffers and the completion vector are sized before the start barrier,
-//! and progress is published with relaxed atomic stores.
+//! Each request's own state ([`Inflight`]: timestamps, direction, range) lives in its tag's
+//! record in the hardware queue and comes back with the completion, so the engine keeps no
+//! slot table of its own: only the free buffers. The loop allocates nothing and takes no
+//! lock (a shared queue, the reported fallback, excepted): buffers and the batch list are
+//! sized before the start barrier, and progress is published with relaxed atomic stores.
 //!
 //! The completion poll spins without a PAUSE instruction: QEMU's TCG implements PAUSE by
 //! leaving translated code, which halved IOPS at iodepth 1 in a TCG guest (measured: 22k
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use uvio::block::{Completion, Data, IoError, Request};
+use uvio::block::{Data, IoError, Request, Unit};
 use uvio::dma::DmaBuf;
 
 use super::clock::Clock;
@@ -80,25 +82,27 @@ pub struct CloneSetup {
     /// `depth` buffers, each as large as the job's largest block.
     pub buffers: Vec<DmaBuf>,
     pub queue: QueueHandle,
-    /// The unit every request names (the LUN on a SCSI host that several LUNs share).
-    pub unit: u32,
+    /// The unit every request is for (the LUN on a SCSI host that several LUNs share).
+    pub unit: Unit,
     pub progress: Arc<Progress>,
     pub start: Arc<Barrier>,
     /// The CPU to pin the thread to (a polling thread should not wander), if any.
     pub cpu: Option<usize>,
 }
 
-/// One request in flight.
-#[derive(Debug, Clone, Copy)]
-struct Inflight {
+/// One request in flight: the context the hardware queue keeps in its tag's record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inflight {
     /// Clock ticks when the request was prepared, and when the device could see it.
-    start: u64,
-    issued: u64,
-    ddir: Ddir,
-    offset: u64,
-    len: u64,
+    pub start: u64,
+    pub issued: u64,
+    pub ddir: Ddir,
+    pub offset: u64,
+    pub len: u64,
     /// The writer's payload seed a verified read must find, when known.
-    expect: Option<u64>,
+    pub expect: Option<u64>,
+    /// The job thread that submitted it (its mailbox on a shared queue).
+    pub owner: u32,
 }
 
 /// Where the I/Os of a phase come from.
@@ -116,23 +120,23 @@ enum Source {
     Sweep { next: u64, end: u64, bs: u64 },
 }
 
+/// A job clone's loop state. Its queue is kept apart (passed to [`Engine::run_phase`]), so
+/// that the queue's completion callback can update the engine.
 struct Engine {
     clock: Clock,
     /// Execute PAUSE while spinning for completions (`UVIO_BENCH_PAUSE=1`).
     pause: bool,
-    queue: QueueHandle,
     depth: u32,
     batch_submit: u32,
     complete_min: u32,
     complete_max: u32,
-    cookie_base: u64,
-    unit: u32,
-    slots: Vec<Inflight>,
-    buffers: Vec<Option<DmaBuf>>,
-    free: Vec<u32>,
-    /// Slots submitted in the current batch (their issue time is set at the kick).
-    batch: Vec<u32>,
-    done: Vec<Completion>,
+    unit: Unit,
+    /// This thread's mailbox on a shared queue.
+    owner: u32,
+    /// Buffers not in flight.
+    free: Vec<DmaBuf>,
+    /// Tags submitted in the current batch (their issue time is set at the kick).
+    batch: Vec<u16>,
     in_flight: u32,
     /// An I/O the queue refused for lack of tags (a shared queue), retried first.
     pending: Option<(NextIo, Option<u64>)>,
@@ -199,56 +203,53 @@ impl Engine {
     }
 
     /// Builds and submits one request; false if the queue had no room (retry later).
-    fn submit_one(&mut self, io: NextIo, expect: Option<u64>, now: u64, record: bool) -> bool {
-        let Some(slot) = self.free.pop() else {
-            self.pending = Some((io, expect));
-            return false;
-        };
-        let i = slot as usize;
-        let cookie = self.cookie_base | u64::from(slot);
-        let Some(mut buf) = self.buffers[i].take() else {
-            // Every free slot holds its buffer; reaching here is a bookkeeping bug.
-            self.fail(format!("slot {slot} has no buffer"), 5);
-            return false;
-        };
+    fn submit_one(
+        &mut self,
+        queue: &mut QueueHandle,
+        io: NextIo,
+        expect: Option<u64>,
+        now: u64,
+        record: bool,
+    ) -> bool {
         let request = match io.ddir {
-            Ddir::Read => {
+            Ddir::Trim => Request::discard(io.offset, io.len),
+            Ddir::Read | Ddir::Write => {
+                let Some(mut buf) = self.free.pop() else {
+                    self.pending = Some((io, expect));
+                    return false;
+                };
                 buf.set_len(io.len as usize);
-                Request::read(io.offset, buf, cookie)
-            }
-            Ddir::Write => {
-                buf.set_len(io.len as usize);
-                if let Some(v) = &self.verifier {
-                    let stamp = Stamp {
-                        offset: io.offset,
-                        seed: mix(self.seed ^ self.writes),
-                        sequence: self.writes,
-                    };
-                    v.fill(buf.as_mut_slice(), stamp);
+                if io.ddir == Ddir::Read {
+                    Request::read(io.offset, buf)
+                } else {
+                    if let Some(v) = &self.verifier {
+                        let stamp = Stamp {
+                            offset: io.offset,
+                            seed: mix(self.seed ^ self.writes),
+                            sequence: self.writes,
+                        };
+                        v.fill(buf.as_mut_slice(), stamp);
+                    }
+                    Request::write(io.offset, buf)
                 }
-                Request::write(io.offset, buf, cookie)
             }
-            Ddir::Trim => {
-                self.buffers[i] = Some(buf);
-                Request::discard(io.offset, io.len, cookie)
-            }
-        }
-        .on_unit(self.unit);
-        self.slots[i] = Inflight {
+        };
+        let ctx = Inflight {
             start: now,
             issued: now,
             ddir: io.ddir,
             offset: io.offset,
             len: io.len,
             expect,
+            owner: self.owner,
         };
-        match self.queue.submit(request) {
-            Ok(_) => {
+        match queue.submit(self.unit, request, ctx) {
+            Ok(tag) => {
                 if io.ddir == Ddir::Write && self.verifier.is_some() {
                     self.writes += 1;
                 }
                 self.in_flight += 1;
-                self.batch.push(slot);
+                self.batch.push(tag);
                 if record {
                     self.stats.io_depth[depth_bucket(self.in_flight)] += 1;
                 }
@@ -256,9 +257,8 @@ impl Engine {
             }
             Err(rejected) => {
                 if let Data::One(b) = rejected.request.data {
-                    self.buffers[i] = Some(b);
+                    self.free.push(b);
                 }
-                self.free.push(slot);
                 if matches!(rejected.error, IoError::QueueFull(_)) {
                     self.pending = Some((io, expect));
                 } else {
@@ -286,20 +286,22 @@ impl Engine {
         self.stopped = true;
     }
 
-    /// Handles one completion: latency, errors, verification; frees its slot.
-    fn complete(&mut self, c: Completion, now: u64, record: bool) {
-        let slot = (c.cookie & 0xffff_ffff) as usize;
-        let Some(io) = self.slots.get(slot).copied() else {
-            self.fail(format!("completion with unknown cookie {:#x}", c.cookie), 5);
-            return;
-        };
-        if let Data::One(b) = c.data {
-            self.buffers[slot] = Some(b);
-        }
-        self.free.push(slot as u32);
+    /// Handles one completion: latency, errors, verification; takes its buffer back.
+    fn complete(
+        &mut self,
+        io: &Inflight,
+        result: Result<u64, IoError>,
+        data: Data,
+        now: u64,
+        record: bool,
+    ) {
         self.in_flight -= 1;
+        let buf = match data {
+            Data::One(b) => Some(b),
+            _ => None,
+        };
         let d = io.ddir.index();
-        match c.result {
+        match result {
             Err(e) => {
                 self.stats.dirs[d].errors += 1;
                 self.fail(
@@ -324,7 +326,7 @@ impl Engine {
                     ));
                 }
                 if io.ddir == Ddir::Read {
-                    if let (Some(v), Some(buf)) = (&self.verifier, &self.buffers[slot]) {
+                    if let (Some(v), Some(buf)) = (&self.verifier, &buf) {
                         match v.check(buf.as_slice(), io.offset, io.expect) {
                             Ok(()) => self.stats.verified += 1,
                             Err(bad) => {
@@ -344,6 +346,9 @@ impl Engine {
                 }
             }
         }
+        if let Some(b) = buf {
+            self.free.push(b);
+        }
     }
 
     fn publish(&self) {
@@ -357,6 +362,7 @@ impl Engine {
     /// then drains. Returns the phase's wall time.
     fn run_phase(
         &mut self,
+        queue: &mut QueueHandle,
         source: &mut Source,
         limit_bytes: Option<u64>,
         deadline: Option<u64>,
@@ -390,18 +396,16 @@ impl Engine {
                         issuing = false;
                         break;
                     };
-                    if !self.submit_one(io, expect, now, record) {
+                    if !self.submit_one(queue, io, expect, now, record) {
                         break;
                     }
                     issued_bytes += io.len;
                     n += 1;
                 }
                 if n > 0 {
-                    self.queue.kick();
+                    queue.kick();
                     let issued = clock.now();
-                    for &s in &self.batch {
-                        self.slots[s as usize].issued = issued;
-                    }
+                    queue.stamp_issued(&self.batch, issued);
                     self.batch.clear();
                     // The device is busy with the batch: now do the last round's bookkeeping.
                     self.record_latencies();
@@ -416,7 +420,7 @@ impl Engine {
                     break;
                 }
             }
-            if self.in_flight == 0 && self.done.is_empty() {
+            if self.in_flight == 0 {
                 if !issuing || self.stopped {
                     break;
                 }
@@ -427,12 +431,20 @@ impl Engine {
                     continue;
                 }
             }
-            // Reap: busy-poll for at least `complete_min` (0: look once).
+            // Reap: busy-poll for at least `complete_min` (0: look once), handling at most
+            // `complete_max`. Completions are handled as the queue hands them over, all
+            // stamped with one clock reading taken at the first of them.
             let min = self.complete_min.min(self.in_flight) as usize;
+            let max = self.complete_max as usize;
+            let mut got = 0usize;
+            let mut stamp: Option<u64> = None;
             let mut spins = 0u32;
             loop {
-                self.queue.poll(&mut self.done);
-                if self.done.len() >= min.max(1) || min == 0 {
+                got += queue.poll(max - got, |io, result, data| {
+                    let at = *stamp.get_or_insert_with(|| clock.now());
+                    self.complete(io, result, data, at, record);
+                });
+                if got >= min.max(1) || min == 0 || got >= max {
                     break;
                 }
                 if self.pause {
@@ -445,8 +457,8 @@ impl Engine {
                     break;
                 }
             }
-            now = clock.now();
-            if self.done.is_empty() {
+            now = stamp.unwrap_or_else(|| clock.now());
+            if got == 0 {
                 if now.saturating_sub(last_progress) > lost_after && self.in_flight > 0 {
                     let lost = self.in_flight;
                     self.fail(
@@ -461,18 +473,10 @@ impl Engine {
                 continue;
             }
             last_progress = now;
-            let take = self.done.len().min(self.complete_max as usize);
             if record {
-                self.stats.complete[batch_bucket(take as u32)] += 1;
+                self.stats.complete[batch_bucket(got as u32)] += 1;
                 self.stats.complete_calls += 1;
             }
-            // Handle the first `take`; the rest stay for the next reap. (`take` swaps in an
-            // empty vector, which does not allocate.)
-            let mut done = std::mem::take(&mut self.done);
-            for c in done.drain(..take) {
-                self.complete(c, now, record);
-            }
-            self.done = done;
             if !issuing || self.verifier.is_some() {
                 // No kick will follow to overlap with (or verify made this path slow anyway).
                 self.record_latencies();
@@ -505,18 +509,7 @@ impl Engine {
 pub fn run_clone(setup: CloneSetup) -> JobStats {
     let opts = setup.opts;
     let depth = setup.depth.max(1);
-    let mut slots_init = Vec::with_capacity(depth as usize);
-    for _ in 0..depth {
-        slots_init.push(Inflight {
-            start: 0,
-            issued: 0,
-            ddir: Ddir::Read,
-            offset: 0,
-            len: 0,
-            expect: None,
-        });
-    }
-    let mut buffers: Vec<Option<DmaBuf>> = setup.buffers.into_iter().map(Some).collect();
+    let mut buffers = setup.buffers;
     buffers.truncate(depth as usize);
     let depth = depth.min(buffers.len() as u32);
     let verifier = opts
@@ -524,6 +517,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         .map(|kind| Verifier::new(kind, opts.verify_pattern.clone(), setup.thread));
     let hw_queue = setup.queue.index();
     let shared = setup.queue.is_shared();
+    let mut queue = setup.queue;
     // Pinned first, so the TSC the clock reads is always this CPU's (TCG guests do not keep
     // the CPUs' TSCs in step).
     let pinned = setup.cpu.is_some_and(crate::cpu::pin_to);
@@ -531,9 +525,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     let mut engine = Engine {
         clock,
         pause: std::env::var("UVIO_BENCH_PAUSE").is_ok_and(|v| v == "1"),
-        cookie_base: setup.queue.cookie_base(),
         unit: setup.unit,
-        queue: setup.queue,
+        owner: queue.owner(),
         depth,
         batch_submit: opts.batch_submit().max(1),
         complete_min: opts.iodepth_batch_complete_min,
@@ -541,11 +534,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             None | Some(0) => depth,
             Some(m) => m.max(1),
         },
-        slots: slots_init,
-        buffers,
-        free: (0..depth).rev().collect(),
+        free: buffers,
         batch: Vec::with_capacity(depth as usize),
-        done: Vec::with_capacity(depth as usize),
         unrecorded: Vec::with_capacity(depth as usize),
         in_flight: 0,
         pending: None,
@@ -587,21 +577,21 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
 
     setup.start.wait();
     let mut cpu0 = CpuUsage::this_thread();
-    let mut queue0 = engine.queue.stats();
+    let mut queue0 = queue.stats();
     let set_phase = |e: &Engine, p: Phase| e.progress.phase.store(p as u8, Ordering::Relaxed);
 
     if !opts.ramp_time.is_zero() {
         set_phase(&engine, Phase::Ramp);
         let end = clock.now() + clock.ticks(opts.ramp_time);
-        engine.run_phase(&mut source, None, Some(end), false);
+        engine.run_phase(&mut queue, &mut source, None, Some(end), false);
         engine.stats.reset();
         cpu0 = CpuUsage::this_thread();
-        queue0 = engine.queue.stats();
+        queue0 = queue.stats();
     }
     set_phase(&engine, Phase::Running);
     let deadline = opts.runtime.map(|r| clock.now() + clock.ticks(r));
     let limit = (!opts.time_based).then_some(setup.io_size);
-    let main = engine.run_phase(&mut source, limit, deadline, true);
+    let main = engine.run_phase(&mut queue, &mut source, limit, deadline, true);
     for d in Ddir::ALL {
         if opts.rw.has(d) {
             engine.stats.dirs[d.index()].runtime = main;
@@ -633,13 +623,13 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
                 check_seed: !opts.norandommap || !opts.rw.is_random(),
             }
         };
-        let t = engine.run_phase(&mut verify_source, None, None, true);
+        let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);
         engine.stats.dirs[Ddir::Read.index()].runtime += t;
         total += t;
     }
     engine.stats.job_runtime = total;
     engine.stats.cpu = CpuUsage::this_thread().since(cpu0);
-    let queue1 = engine.queue.stats();
+    let queue1 = queue.stats();
     engine.stats.queue_requests = queue1.submitted - queue0.submitted;
     engine.stats.queue_notifications = queue1.notifications - queue0.notifications;
     engine.publish();

@@ -177,7 +177,6 @@ struct Planned {
 /// whose queues carry its requests.
 struct GroupDisk {
     device: BlockDevice,
-    unit: u32,
     function: String,
 }
 
@@ -354,13 +353,10 @@ fn run_group(
         }
         let target = *target;
         let function = target.bdf.to_string();
-        let (device, unit) = match functions.get(&function) {
-            Some(opened) => {
-                let (unit, device) = opened
-                    .other_lun(target)
-                    .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;
-                (device, unit)
-            }
+        let device = match functions.get(&function) {
+            Some(opened) => opened
+                .other_lun(target)
+                .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?,
             None => {
                 let depth = wanted_depth
                     .get(&function)
@@ -373,19 +369,12 @@ fn run_group(
                     },
                 )
                 .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;
-                let disk = (opened.device.clone(), opened.unit);
+                let device = opened.device.clone();
                 functions.insert(function.clone(), opened);
-                disk
+                device
             }
         };
-        disks.insert(
-            name.clone(),
-            GroupDisk {
-                device,
-                unit,
-                function,
-            },
-        );
+        disks.insert(name.clone(), GroupDisk { device, function });
     }
     let mut planned = Vec::new();
     for (i, (j, (name, _))) in jobs.iter().zip(&targets).enumerate() {
@@ -416,7 +405,7 @@ fn run_group(
             let mine: Vec<usize> = users.iter().copied().skip(q).step_by(nq).collect();
             match mine.len() {
                 0 => {}
-                1 => handles[mine[0]] = Some(QueueHandle::Owned(queue)),
+                1 => handles[mine[0]] = Some(QueueHandle::Owned(queue.with_context())),
                 n => {
                     let shared = Shared::new(queue, n);
                     for (slot, &u) in mine.iter().enumerate() {
@@ -491,7 +480,7 @@ fn run_group(
             seed: p.seed,
             buffers,
             queue: handle.ok_or("a job clone got no hardware queue")?,
-            unit: disk.unit,
+            unit: disk.device.unit(),
             progress,
             start: Arc::clone(&barrier),
             cpu: match &p.opts.cpus_allowed {

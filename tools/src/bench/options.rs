@@ -13,8 +13,9 @@ use super::units::{
 pub const KB_BASE: u64 = 1024;
 
 /// A data direction, in fio's order (read, write, trim).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Ddir {
+    #[default]
     Read = 0,
     Write = 1,
     Trim = 2,

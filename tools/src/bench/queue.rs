@@ -1,18 +1,27 @@
 //! The hardware queue a job thread drives: its own (the normal case: no lock), or, only when
 //! a device has fewer queues than the group has threads, one shared behind a mutex. A shared
-//! queue hands each completion to the thread whose cookie it carries (the thread's slot in
-//! the high 32 bits), through per-thread mailboxes sized up front.
+//! queue hands each completion to the thread that submitted it (the `owner` in the request's
+//! context), through per-thread mailboxes sized up front.
 
 use std::sync::{Arc, Mutex};
 
-use uvio::block::{Completion, HwQueue, QueueStats, Rejected, Request};
+use uvio::block::{Data, HwQueue, IoError, QueueStats, Rejected, Request, Unit};
+
+use super::engine::Inflight;
+
+/// A completion parked in a mailbox of a shared queue for the thread that submitted it.
+#[derive(Debug)]
+pub struct Mailed {
+    ctx: Inflight,
+    result: Result<u64, IoError>,
+    data: Data,
+}
 
 /// A queue shared by several job threads (the reported fallback).
 #[derive(Debug)]
 pub struct Shared {
-    queue: HwQueue,
-    scratch: Vec<Completion>,
-    mailboxes: Vec<Vec<Completion>>,
+    queue: HwQueue<Inflight>,
+    mailboxes: Vec<Vec<Mailed>>,
 }
 
 impl Shared {
@@ -20,8 +29,7 @@ impl Shared {
     pub fn new(queue: HwQueue, threads: usize) -> Arc<Mutex<Shared>> {
         let depth = usize::from(queue.depth());
         Arc::new(Mutex::new(Shared {
-            queue,
-            scratch: Vec::with_capacity(depth),
+            queue: queue.with_context(),
             mailboxes: (0..threads).map(|_| Vec::with_capacity(depth)).collect(),
         }))
     }
@@ -33,17 +41,17 @@ impl Shared {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum QueueHandle {
-    Owned(HwQueue),
+    Owned(HwQueue<Inflight>),
     /// A shared queue and this thread's mailbox index.
     Shared(Arc<Mutex<Shared>>, usize),
 }
 
 impl QueueHandle {
-    /// The cookie bits that route completions to this thread.
-    pub fn cookie_base(&self) -> u64 {
+    /// The mailbox that completions of this thread's requests go to (0 for an own queue).
+    pub fn owner(&self) -> u32 {
         match self {
             QueueHandle::Owned(_) => 0,
-            QueueHandle::Shared(_, me) => (*me as u64) << 32,
+            QueueHandle::Shared(_, me) => *me as u32,
         }
     }
 
@@ -69,10 +77,15 @@ impl QueueHandle {
     // why: the same signature as `HwQueue::submit`, which hands a refused request back.
     #[allow(clippy::result_large_err)]
     #[inline]
-    pub fn submit(&mut self, request: Request) -> Result<u16, Rejected> {
+    pub fn submit(
+        &mut self,
+        unit: Unit,
+        request: Request,
+        ctx: Inflight,
+    ) -> Result<u16, Rejected<Inflight>> {
         match self {
-            QueueHandle::Owned(q) => q.submit(request),
-            QueueHandle::Shared(s, _) => lock(s).queue.submit(request),
+            QueueHandle::Owned(q) => q.submit(unit, request, ctx),
+            QueueHandle::Shared(s, _) => lock(s).queue.submit(unit, request, ctx),
         }
     }
 
@@ -84,28 +97,49 @@ impl QueueHandle {
         }
     }
 
-    /// Appends this thread's completions to `out` (room for the thread's depth).
+    /// Sets the issue time of the requests under `tags` (after the kick that made them
+    /// visible).
     #[inline]
-    pub fn poll(&mut self, out: &mut Vec<Completion>) -> usize {
+    pub fn stamp_issued(&mut self, tags: &[u16], issued: u64) {
+        let stamp = |q: &mut HwQueue<Inflight>| {
+            for &t in tags {
+                if let Some(ctx) = q.context_mut(t) {
+                    ctx.issued = issued;
+                }
+            }
+        };
         match self {
-            QueueHandle::Owned(q) => q.poll(out),
+            QueueHandle::Owned(q) => stamp(q),
+            QueueHandle::Shared(s, _) => stamp(&mut lock(s).queue),
+        }
+    }
+
+    /// Hands at most `max` of this thread's completions to `each`; returns how many.
+    #[inline]
+    pub fn poll(
+        &mut self,
+        max: usize,
+        mut each: impl FnMut(&Inflight, Result<u64, IoError>, Data),
+    ) -> usize {
+        match self {
+            QueueHandle::Owned(q) => q.poll_up_to(max, |d| each(d.ctx, d.result, d.data)),
             QueueHandle::Shared(s, me) => {
                 let mut guard = lock(s);
-                let Shared {
-                    queue,
-                    scratch,
-                    mailboxes,
-                } = &mut *guard;
-                queue.poll(scratch);
-                for c in scratch.drain(..) {
-                    let owner = (c.cookie >> 32) as usize;
-                    if let Some(mailbox) = mailboxes.get_mut(owner) {
-                        mailbox.push(c);
+                let Shared { queue, mailboxes } = &mut *guard;
+                queue.poll(|d| {
+                    if let Some(mailbox) = mailboxes.get_mut(d.ctx.owner as usize) {
+                        mailbox.push(Mailed {
+                            ctx: *d.ctx,
+                            result: d.result,
+                            data: d.data,
+                        });
                     }
-                }
+                });
                 let mine = &mut mailboxes[*me];
-                let n = mine.len();
-                out.append(mine);
+                let n = mine.len().min(max);
+                for m in mine.drain(..n) {
+                    each(&m.ctx, m.result, m.data);
+                }
                 n
             }
         }

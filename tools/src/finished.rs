@@ -1,0 +1,25 @@
+//! Completions kept past the poll callback, for the tools whose loops are not the hot path
+//! (`read`, `write`, `verify`, `scan --watch`): each request's context is a number the tool
+//! chose (a chunk or slot index), handed back with the outcome and the buffers.
+
+use uvio::block::{Data, HwQueue, IoError};
+
+/// One finished request.
+#[derive(Debug)]
+pub struct Finished {
+    /// The context the request was submitted with.
+    pub cookie: u64,
+    pub result: Result<u64, IoError>,
+    pub data: Data,
+}
+
+/// Polls `queue` once and appends what finished to `out`; returns how many.
+pub fn poll_into(queue: &mut HwQueue<u64>, out: &mut Vec<Finished>) -> usize {
+    queue.poll(|d| {
+        out.push(Finished {
+            cookie: *d.ctx,
+            result: d.result,
+            data: d.data,
+        })
+    })
+}
