@@ -427,6 +427,7 @@ pub struct DmaBuf {
 }
 
 impl DmaBuf {
+    #[inline]
     pub fn iova(&self) -> u64 {
         self.region.iova + self.offset as u64
     }
@@ -442,6 +443,7 @@ impl DmaBuf {
         self.space_id
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -471,6 +473,7 @@ impl DmaBuf {
     }
 
     /// Sets the length anywhere up to the length the buffer was made with.
+    #[inline]
     pub fn set_len(&mut self, len: usize) {
         self.len = len.min(self.capacity);
     }

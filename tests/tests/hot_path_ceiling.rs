@@ -45,9 +45,9 @@ fn per_request(device: &str, depth: u16) -> u64 {
 /// benchmark counted blk 1299 / 1073 and scsi 1603 / 1376 at depth 1 / 32.
 const CEILINGS: [(&str, u16, u64); 4] = [
     ("blk", 1, 650),
-    ("blk", 32, 600),
-    ("scsi", 1, 950),
-    ("scsi", 32, 900),
+    ("blk", 32, 540),
+    ("scsi", 1, 870),
+    ("scsi", 32, 750),
 ];
 
 #[test]

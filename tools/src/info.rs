@@ -14,7 +14,8 @@ pub fn run(bdf: PciAddress, json_output: bool) -> CmdResult {
     let mut transport = VirtioPciTransport::open(&function)?;
     let device_type = transport.device_type();
     let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
-    let negotiated = transport.negotiate(driver_features(device_type), required)?;
+    let negotiated =
+        transport.negotiate(driver_features(device_type, crate::open::ring()), required)?;
     let offered = transport.device_features()?;
     let virtqueues = transport.num_queues()?;
     let config: Value = match device_type {
@@ -107,6 +108,7 @@ pub fn watch_blk(bdf: PciAddress, duration: std::time::Duration) -> CmdResult {
     let function = Sysfs::system().pci_function(bdf)?;
     let options = uvio::blk::BlkOptions {
         queues: Some(1),
+        ring: crate::open::ring(),
         ..Default::default()
     };
     let mut disk = uvio::blk::VirtioBlk::open(&function, &options)?;

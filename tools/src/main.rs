@@ -36,6 +36,11 @@ pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
     about = "Userspace polled virtio-blk / virtio-scsi driver over VFIO"
 )]
 struct Cli {
+    /// Virtqueue format: `auto` takes the packed ring (VIRTIO_F_RING_PACKED) whenever the
+    /// device offers it, as Linux does; `split` keeps the split ring. Give it before the
+    /// subcommand (`uvio --ring split bench ...`).
+    #[arg(long, global = true, default_value = "auto", value_name = "auto|split")]
+    ring: uvio::virtio::ring::RingKind,
     #[command(subcommand)]
     command: Command,
 }
@@ -179,6 +184,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    open::set_ring(cli.ring);
     let result = match cli.command {
         Command::List { json } => list::run(json),
         Command::Bind { functions } => bind::bind(&functions),

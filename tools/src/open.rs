@@ -2,13 +2,14 @@
 //! a virtio-scsi host as `BDF/C:T:L` (for example `0000:00:04.0/0:2:5`).
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use uvio::blk::{BlkOptions, VirtioBlk};
 use uvio::block::{BlockDevice, HwQueue, Unit};
 use uvio::dma::DmaSpace;
 use uvio::pci::{PciAddress, Sysfs};
 use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
+use uvio::virtio::ring::RingKind;
 use uvio::virtio::DeviceType;
 
 /// A device argument: a function, and for a SCSI host the LUN.
@@ -59,6 +60,19 @@ pub struct QueueRequest {
     pub depth: Option<u16>,
 }
 
+/// The ring format every device is opened with (`uvio --ring`), set once by `main`.
+static RING: OnceLock<RingKind> = OnceLock::new();
+
+/// Sets the ring format for every device this process opens.
+pub fn set_ring(kind: RingKind) {
+    let _ = RING.set(kind);
+}
+
+/// The ring format to open devices with: packed when offered, unless `--ring split`.
+pub fn ring() -> RingKind {
+    RING.get().copied().unwrap_or_default()
+}
+
 /// What keeps the device open.
 enum Keep {
     Blk(#[allow(dead_code)] Box<VirtioBlk>),
@@ -105,6 +119,7 @@ pub fn open_scsi_host(bdf: PciAddress) -> Result<VirtioScsiHost, Box<dyn std::er
     let function = Sysfs::system().pci_function(bdf)?;
     let options = ScsiOptions {
         queues: Some(1),
+        ring: ring(),
         ..Default::default()
     };
     Ok(VirtioScsiHost::open(&function, &options)?)
@@ -121,6 +136,7 @@ pub fn open_device(
             let options = BlkOptions {
                 queues: request.queues,
                 depth: request.depth,
+                ring: ring(),
                 ..Default::default()
             };
             let mut disk = VirtioBlk::open(&function, &options)?;
@@ -142,6 +158,7 @@ pub fn open_device(
             let options = ScsiOptions {
                 queues: request.queues,
                 depth: request.depth,
+                ring: ring(),
                 ..Default::default()
             };
             let mut host = VirtioScsiHost::open(&function, &options)?;

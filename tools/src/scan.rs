@@ -163,6 +163,7 @@ pub fn run(named: &[PciAddress], json_output: bool, sizes: bool) -> CmdResult {
             &function,
             &ScsiOptions {
                 queues: Some(1),
+                ring: crate::open::ring(),
                 ..Default::default()
             },
         ) {

@@ -11,6 +11,7 @@ use crate::pci::PciFunction;
 use crate::virtio::features::driver_features;
 use crate::virtio::pci::TransportError;
 use crate::virtio::plan::{QueuePlan, QueueSetupError};
+use crate::virtio::ring::RingKind;
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
 /// Largest read or write uvio puts in one request unless told otherwise; larger transfers
@@ -43,6 +44,8 @@ pub struct BlkOptions {
     pub depth: Option<u16>,
     /// Largest read or write per request; default [`DEFAULT_MAX_TRANSFER`].
     pub max_transfer: Option<u64>,
+    /// The ring format: packed when the device offers it (the default), or split.
+    pub ring: RingKind,
 }
 
 /// An open virtio-blk disk. Its hardware queues live in [`tag_set`](Self::tag_set) until
@@ -70,7 +73,8 @@ impl VirtioBlk {
             ));
         }
         let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
-        let features = transport.negotiate(driver_features(DeviceType::Block), required)?;
+        let features =
+            transport.negotiate(driver_features(DeviceType::Block, options.ring), required)?;
         let generation = transport.config_generation()?;
         let config = BlkConfig::parse(
             &transport.read_device_config(&blk_config_fields(features))?,
@@ -111,7 +115,7 @@ impl VirtioBlk {
             let encoder = BlkEncoder::new(limits.clone(), device.capacity_handle());
             queues.push(HwQueue::new(
                 index,
-                virtqueue.into(),
+                virtqueue,
                 notifier,
                 depth,
                 slots,

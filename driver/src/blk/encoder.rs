@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::block::hwqueue::data_segments;
 use crate::block::{IoError, Limits, Op, Request, RequestEncoder, Slot, Unit};
-use crate::virtio::queue::Segment;
+use crate::scsi::passthrough::ScsiPassthrough;
+use crate::virtio::queue::{ChainSink, Segment};
 
 const VIRTIO_BLK_T_IN: u32 = 0;
 const VIRTIO_BLK_T_OUT: u32 = 1;
@@ -65,14 +66,21 @@ impl RequestEncoder for BlkEncoder {
         self.limits.max_segments + 2
     }
 
+    #[inline]
     fn encode(
         &mut self,
         _tag: u16,
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
-        segments: &mut Vec<Segment>,
+        command: Option<&ScsiPassthrough>,
+        segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
+        if command.is_some() {
+            return Err(IoError::NotSupported {
+                op: "a SCSI command on virtio-blk",
+            });
+        }
         self.limits
             .check(request, self.capacity.load(Ordering::Acquire))?;
         // A virtio-blk disk is its only unit.
@@ -93,11 +101,6 @@ impl RequestEncoder for BlkEncoder {
             Op::GetId => VIRTIO_BLK_T_GET_ID,
             Op::Discard => VIRTIO_BLK_T_DISCARD,
             Op::WriteZeroes => VIRTIO_BLK_T_WRITE_ZEROES,
-            Op::Scsi => {
-                return Err(IoError::NotSupported {
-                    op: "a SCSI command on virtio-blk",
-                })
-            }
         };
         let sector = if matches!(request.op, Op::Read | Op::Write) {
             sector
@@ -113,7 +116,7 @@ impl RequestEncoder for BlkEncoder {
             Op::Write => {
                 data_segments(&request.data, false, self.limits.max_segment_size, segments)
             }
-            Op::Flush | Op::Scsi => {}
+            Op::Flush => {}
             Op::GetId => {
                 let buf = &request.data.bufs()[0];
                 segments.push(Segment::writable(buf.iova(), BLK_ID_BYTES as u32));
@@ -133,12 +136,14 @@ impl RequestEncoder for BlkEncoder {
         Ok(())
     }
 
+    #[inline]
     fn decode(
         &mut self,
         _tag: u16,
         slot: &Slot<'_>,
         _unit: Unit,
         request: &Request,
+        _command: Option<&ScsiPassthrough>,
         written: u32,
     ) -> Result<u64, IoError> {
         match slot.get::<u8>(STATUS) {
@@ -159,7 +164,7 @@ impl RequestEncoder for BlkEncoder {
             Op::Write => Ok(request.data.len()),
             Op::GetId => Ok(BLK_ID_BYTES as u64),
             Op::Discard | Op::WriteZeroes => Ok(request.len),
-            Op::Flush | Op::Scsi => Ok(0),
+            Op::Flush => Ok(0),
         }
     }
 }

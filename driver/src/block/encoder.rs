@@ -6,22 +6,24 @@ use super::request::{IoError, Request, Unit};
 use super::slot::Slot;
 use crate::blk::encoder::BlkEncoder;
 use crate::scsi::encoder::ScsiEncoder;
-use crate::virtio::queue::Segment;
+use crate::scsi::passthrough::ScsiPassthrough;
+use crate::virtio::queue::ChainSink;
 
 /// Turns requests into descriptor chains for one kind of device, and device status into
 /// results. virtio-blk and virtio-scsi each have one.
 pub trait RequestEncoder: Send + std::fmt::Debug {
     /// Bytes of per-tag DMA memory the encoder needs (headers, status, sense).
     fn slot_size(&self) -> usize;
-    /// Checks `request` for `unit`, writes its headers into `slot` and appends its chain to
-    /// `segments`.
+    /// Checks `request` for `unit` (or, with `command`, the passthrough command whose data
+    /// `request` holds), writes its headers into `slot` and appends its chain to `segments`.
     fn encode(
         &mut self,
         tag: u16,
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
-        segments: &mut Vec<Segment>,
+        command: Option<&ScsiPassthrough>,
+        segments: &mut impl ChainSink,
     ) -> Result<(), IoError>;
     /// The outcome of a completed request for `unit`, from `slot` and the bytes the device
     /// wrote.
@@ -31,6 +33,7 @@ pub trait RequestEncoder: Send + std::fmt::Debug {
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
+        command: Option<&ScsiPassthrough>,
         written: u32,
     ) -> Result<u64, IoError>;
     /// Most descriptors one request may need (for sizing the scratch list).
@@ -42,7 +45,7 @@ pub trait RequestEncoder: Send + std::fmt::Debug {
     }
     /// `encode` succeeded for `request` but the chain could not be queued: undo what
     /// `encode` accounted for it.
-    fn abort(&mut self, _unit: Unit, _request: &Request) {}
+    fn abort(&mut self, _unit: Unit, _command: Option<&ScsiPassthrough>) {}
 }
 
 /// The encoder of a hardware queue.
@@ -89,9 +92,10 @@ impl Encoder {
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
-        segments: &mut Vec<Segment>,
+        command: Option<&ScsiPassthrough>,
+        segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
-        each_encoder!(self, e => e.encode(tag, slot, unit, request, segments))
+        each_encoder!(self, e => e.encode(tag, slot, unit, request, command, segments))
     }
 
     #[inline]
@@ -101,16 +105,17 @@ impl Encoder {
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
+        command: Option<&ScsiPassthrough>,
         written: u32,
     ) -> Result<u64, IoError> {
-        each_encoder!(self, e => e.decode(tag, slot, unit, request, written))
+        each_encoder!(self, e => e.decode(tag, slot, unit, request, command, written))
     }
 
     pub(crate) fn retryable(&self, error: &IoError) -> bool {
         each_encoder!(self, e => e.retryable(error))
     }
 
-    pub(crate) fn abort(&mut self, unit: Unit, request: &Request) {
-        each_encoder!(self, e => e.abort(unit, request))
+    pub(crate) fn abort(&mut self, unit: Unit, command: Option<&ScsiPassthrough>) {
+        each_encoder!(self, e => e.abort(unit, command))
     }
 }

@@ -14,12 +14,13 @@
 use std::time::{Duration, Instant};
 
 use super::encoder::Encoder;
-use super::request::{Data, Done, IoError, Rejected, Request, Unit};
+use super::request::{Data, Done, IoError, Op, Rejected, Request, Unit};
 use super::slot::SlotArea;
-use super::tags::TagBitmap;
+use super::tags::FreeTags;
 use crate::dma::DmaRegion;
+use crate::scsi::passthrough::ScsiPassthrough;
 use crate::virtio::pci::QueueNotifier;
-use crate::virtio::queue::{AddError, QueueFault, Segment};
+use crate::virtio::queue::{AddError, ChainSink, QueueFault, Segment, Virtqueue};
 use crate::virtio::ring::Ring;
 
 /// How often one request is sent again after retryable errors.
@@ -58,6 +59,8 @@ enum TagState {
 #[derive(Debug)]
 struct TagRecord<Ctx> {
     request: Request,
+    /// A SCSI command passed through as given, whose data `request` holds (the scan).
+    command: Option<ScsiPassthrough>,
     unit: Unit,
     retries: u8,
     state: TagState,
@@ -70,6 +73,7 @@ impl<Ctx: Default> Default for TagRecord<Ctx> {
     fn default() -> Self {
         TagRecord {
             request: Request::default(),
+            command: None,
             unit: Unit::ONLY,
             retries: 0,
             state: TagState::Idle,
@@ -81,8 +85,8 @@ impl<Ctx: Default> Default for TagRecord<Ctx> {
 
 /// What one step of reaping found.
 enum Reaped {
-    /// A request finished (or could not be retried): its tag.
-    Done(u16),
+    /// A request finished (or could not be retried): its tag and outcome.
+    Done(u16, Result<u64, IoError>),
     /// Nothing (more) has completed.
     Nothing,
 }
@@ -96,7 +100,7 @@ pub struct HwQueue<Ctx = ()> {
     ring: Ring,
     notifier: QueueNotifier,
     encoder: Encoder,
-    tags: TagBitmap,
+    tags: FreeTags,
     records: Box<[TagRecord<Ctx>]>,
     slots: SlotArea,
     /// The DMA space the queue's device uses (the address of its `DmaSpace`): a buffer from
@@ -132,7 +136,7 @@ impl HwQueue<()> {
             ring,
             notifier,
             encoder,
-            tags: TagBitmap::new(depth),
+            tags: FreeTags::new(depth),
             records: (0..depth).map(|_| TagRecord::default()).collect(),
             slots,
             space_id,
@@ -175,6 +179,7 @@ impl<Ctx> HwQueue<Ctx> {
             .into_iter()
             .map(|r| TagRecord {
                 request: r.request,
+                command: r.command,
                 unit: r.unit,
                 retries: r.retries,
                 state: r.state,
@@ -207,21 +212,31 @@ impl<Ctx> HwQueue<Ctx> {
     #[allow(clippy::result_large_err)]
     #[inline]
     pub fn submit(&mut self, unit: Unit, request: Request, ctx: Ctx) -> Result<u16, Rejected<Ctx>> {
-        if let Some(fault) = self.ring.fault() {
-            return Err(Rejected {
-                error: IoError::QueueBroken(fault),
-                request,
-                ctx,
-            });
-        }
+        self.submit_with(unit, request, None, ctx)
+    }
+
+    #[allow(clippy::result_large_err)]
+    #[inline]
+    fn submit_with(
+        &mut self,
+        unit: Unit,
+        request: Request,
+        command: Option<ScsiPassthrough>,
+        ctx: Ctx,
+    ) -> Result<u16, Rejected<Ctx>> {
+        // A broken ring refuses the chain in `place` (AddError::Broken).
         let Some(tag) = self.tags.alloc() else {
+            let error = match self.ring.fault() {
+                Some(fault) => IoError::QueueBroken(fault),
+                None => IoError::QueueFull(self.depth()),
+            };
             return Err(Rejected {
-                error: IoError::QueueFull(self.depth()),
+                error,
                 request,
                 ctx,
             });
         };
-        if let Err(error) = self.place(tag, unit, &request) {
+        if let Err(error) = self.place(tag, unit, &request, command.as_ref()) {
             self.tags.free(tag);
             return Err(Rejected {
                 error,
@@ -231,6 +246,7 @@ impl<Ctx> HwQueue<Ctx> {
         }
         let record = &mut self.records[usize::from(tag)];
         record.request = request;
+        record.command = command;
         record.unit = unit;
         record.retries = 0;
         record.state = TagState::InFlight;
@@ -265,11 +281,10 @@ impl<Ctx> HwQueue<Ctx> {
             n += self.hand_out_parked(max, &mut each);
         }
         while n < max {
-            let Reaped::Done(tag) = self.reap_next() else {
+            let Reaped::Done(tag, result) = self.reap_next() else {
                 break;
             };
             let record = &mut self.records[usize::from(tag)];
-            let result = std::mem::replace(&mut record.result, Ok(0));
             record.state = TagState::Idle;
             self.tags.free(tag);
             n += 1;
@@ -342,9 +357,14 @@ impl<Ctx> HwQueue<Ctx> {
                 continue;
             };
             let slot = self.slots.slot(tag);
-            let result =
-                self.encoder
-                    .decode(tag, &slot, record.unit, &record.request, used.written);
+            let result = self.encoder.decode(
+                tag,
+                &slot,
+                record.unit,
+                &record.request,
+                record.command.as_ref(),
+                used.written,
+            );
             if let Err(error) = &result {
                 if record.retries < MAX_RETRIES
                     && self.encoder.retryable(error)
@@ -366,8 +386,7 @@ impl<Ctx> HwQueue<Ctx> {
                 self.tags.free(tag);
                 continue;
             }
-            record.result = result;
-            return Reaped::Done(tag);
+            return Reaped::Done(tag, result);
         }
     }
 
@@ -401,8 +420,9 @@ impl<Ctx> HwQueue<Ctx> {
     /// Sends a completed request again under the same tag.
     fn resubmit(&mut self, tag: u16) -> Result<(), IoError> {
         let record = &mut self.records[usize::from(tag)];
-        let (unit, request) = (record.unit, std::mem::take(&mut record.request));
-        let placed = self.place(tag, unit, &request);
+        let (unit, command) = (record.unit, record.command);
+        let request = std::mem::take(&mut record.request);
+        let placed = self.place(tag, unit, &request, command.as_ref());
         let record = &mut self.records[usize::from(tag)];
         record.request = request;
         placed?;
@@ -415,7 +435,13 @@ impl<Ctx> HwQueue<Ctx> {
     /// Encodes `request` under `tag` and adds its chain to the ring; on failure the encoder
     /// gives back whatever it took for the tag (a LUN's budget).
     #[inline]
-    fn place(&mut self, tag: u16, unit: Unit, request: &Request) -> Result<(), IoError> {
+    fn place(
+        &mut self,
+        tag: u16,
+        unit: Unit,
+        request: &Request,
+        command: Option<&ScsiPassthrough>,
+    ) -> Result<(), IoError> {
         // An IOVA only means something in the DMA space it was mapped in.
         if request
             .data
@@ -429,26 +455,44 @@ impl<Ctx> HwQueue<Ctx> {
             });
         }
         let slot = self.slots.slot(tag);
-        self.segments.clear();
-        self.encoder
-            .encode(tag, &slot, unit, request, &mut self.segments)?;
-        let added = self.ring.add(&self.segments, u64::from(tag));
+        let depth = self.tags.depth();
+        let added = match &mut self.ring {
+            Ring::Split(q) => {
+                // Straight into the tag's slot of the ring: no intermediate list.
+                let mut chain = q.chain_at(tag).map_err(|e| add_error(depth, request, e))?;
+                self.encoder
+                    .encode(tag, &slot, unit, request, command, &mut chain)?;
+                chain.finish(u64::from(tag))
+            }
+            Ring::Packed(q) => {
+                self.segments.clear();
+                self.encoder
+                    .encode(tag, &slot, unit, request, command, &mut self.segments)?;
+                q.add(&self.segments, u64::from(tag))
+            }
+        };
         if let Err(e) = added {
-            self.encoder.abort(unit, request);
-            let op = request.op.name();
-            return Err(match e {
-                AddError::Broken(fault) => IoError::QueueBroken(fault),
-                AddError::Full(_) => IoError::QueueFull(self.tags.depth()),
-                AddError::TooManySegments { segments, max } => {
-                    IoError::TooManySegments { op, segments, max }
-                }
-                AddError::Empty => IoError::BadRequest {
-                    op,
-                    what: "at least one buffer",
-                },
-            });
+            self.encoder.abort(unit, command);
+            return Err(add_error(depth, request, e));
         }
         Ok(())
+    }
+}
+
+/// Why a chain could not be queued, as the request's error.
+#[cold]
+fn add_error(depth: u16, request: &Request, e: AddError) -> IoError {
+    let op = request.op.name();
+    match e {
+        AddError::Broken(fault) => IoError::QueueBroken(fault),
+        AddError::Full(_) => IoError::QueueFull(depth),
+        AddError::TooManySegments { segments, max } => {
+            IoError::TooManySegments { op, segments, max }
+        }
+        AddError::Empty => IoError::BadRequest {
+            op,
+            what: "at least one buffer",
+        },
     }
 }
 
@@ -458,8 +502,36 @@ impl<Ctx: Default> HwQueue<Ctx> {
     /// meanwhile are parked for the next [`poll`](Self::poll). Gives up after
     /// [`CONTROL_TIMEOUT`]; a request given up on keeps its buffers until it completes.
     pub fn run_one(&mut self, unit: Unit, request: Request) -> (Result<u64, IoError>, Data) {
+        self.run_with(unit, request, None)
+    }
+
+    /// Sends a SCSI command as given, with `data` as its buffer, and waits for it as
+    /// [`run_one`](Self::run_one) does (the SCSI layer's passthrough path).
+    pub(crate) fn run_passthrough(
+        &mut self,
+        command: ScsiPassthrough,
+        data: Data,
+    ) -> (Result<u64, IoError>, Data) {
+        let request = Request {
+            // Names the direction in errors; the encoder sends the CDB, not a read or write.
+            op: if command.data_in { Op::Read } else { Op::Write },
+            offset: 0,
+            len: data.len(),
+            data,
+            fua: false,
+        };
+        // Addressed by LUN field: the unit is not used.
+        self.run_with(Unit::ONLY, request, Some(command))
+    }
+
+    fn run_with(
+        &mut self,
+        unit: Unit,
+        request: Request,
+        command: Option<ScsiPassthrough>,
+    ) -> (Result<u64, IoError>, Data) {
         let op = request.op;
-        let tag = match self.submit(unit, request, Ctx::default()) {
+        let tag = match self.submit_with(unit, request, command, Ctx::default()) {
             Ok(tag) => tag,
             Err(rejected) => return (Err(rejected.error), rejected.request.data),
         };
@@ -468,15 +540,16 @@ impl<Ctx: Default> HwQueue<Ctx> {
         let start = Instant::now();
         loop {
             match self.reap_next() {
-                Reaped::Done(done) if done == tag => {
+                Reaped::Done(done, result) if done == tag => {
                     let record = &mut self.records[usize::from(tag)];
                     record.state = TagState::Idle;
                     self.tags.free(tag);
-                    let result = std::mem::replace(&mut record.result, Ok(0));
                     return (result, std::mem::take(&mut record.request.data));
                 }
-                Reaped::Done(other) => {
-                    self.records[usize::from(other)].state = TagState::Parked;
+                Reaped::Done(other, result) => {
+                    let record = &mut self.records[usize::from(other)];
+                    record.result = result;
+                    record.state = TagState::Parked;
                     self.parked.push(other);
                 }
                 Reaped::Nothing => {
@@ -503,8 +576,24 @@ impl<Ctx: Default> HwQueue<Ctx> {
 }
 
 /// Data of a request as chain segments, each buffer split at `max_segment` bytes.
-#[inline]
-pub fn data_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut Vec<Segment>) {
+#[inline(always)]
+pub fn data_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut impl ChainSink) {
+    if let Data::One(buf) = data {
+        if buf.len() <= max_segment as usize {
+            out.push(Segment {
+                iova: buf.iova(),
+                len: buf.len() as u32,
+                device_writes,
+            });
+            return;
+        }
+    }
+    split_segments(data, device_writes, max_segment, out);
+}
+
+/// [`data_segments`] for several buffers or one larger than a segment.
+#[inline(never)]
+fn split_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut impl ChainSink) {
     for buf in data.bufs() {
         let mut offset = 0u64;
         let len = buf.len() as u64;

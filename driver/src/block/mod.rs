@@ -17,4 +17,4 @@ pub use hwqueue::{HwQueue, QueueStats, CONTROL_TIMEOUT};
 pub use request::{Data, Done, IoError, Op, Rejected, Request, Unit};
 pub use slot::Slot;
 pub use tag_set::TagSet;
-pub use tags::TagBitmap;
+pub use tags::FreeTags;

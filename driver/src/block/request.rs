@@ -1,7 +1,6 @@
 //! Requests, their completions, and the errors a request can end with.
 
 use crate::dma::DmaBuf;
-use crate::scsi::cdb::Cdb;
 use crate::scsi::sense::{ScsiStatus, SenseData};
 use crate::virtio::queue::QueueFault;
 
@@ -16,8 +15,6 @@ pub enum Op {
     WriteZeroes,
     /// Read the device's serial (virtio-blk GET_ID) into a 20-byte buffer.
     GetId,
-    /// A SCSI command given as a CDB (the scan and revalidation use it).
-    Scsi,
 }
 
 impl Op {
@@ -29,7 +26,6 @@ impl Op {
             Op::Discard => "discard",
             Op::WriteZeroes => "write-zeroes",
             Op::GetId => "get-id",
-            Op::Scsi => "scsi command",
         }
     }
 
@@ -50,6 +46,7 @@ pub enum Data {
 }
 
 impl Data {
+    #[inline]
     pub fn len(&self) -> u64 {
         match self {
             Data::None => 0,
@@ -62,6 +59,7 @@ impl Data {
         self.len() == 0
     }
 
+    #[inline]
     pub fn bufs(&self) -> &[DmaBuf] {
         match self {
             Data::None => &[],
@@ -110,19 +108,6 @@ pub struct Request {
     pub data: Data,
     /// Force unit access: the write is on stable media when it completes.
     pub fua: bool,
-    /// For [`Op::Scsi`]: the command, and whether the data moves from the device.
-    pub command: Option<ScsiCommand>,
-}
-
-/// A SCSI command to pass through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScsiCommand {
-    pub cdb: Cdb,
-    /// Data flows from the device into the buffer (INQUIRY, READ); otherwise out of it.
-    pub data_in: bool,
-    /// The virtio-scsi LUN field to send it to, for LUNs that are not units yet (the
-    /// scan); `None` sends it to the request's unit.
-    pub address: Option<[u8; 8]>,
 }
 
 impl Request {
@@ -133,7 +118,6 @@ impl Request {
             len,
             data,
             fua: false,
-            command: None,
         }
     }
 
@@ -169,32 +153,6 @@ impl Request {
 
     pub fn get_id(buf: DmaBuf) -> Self {
         Self::new(Op::GetId, 0, buf.len() as u64, Data::One(buf))
-    }
-
-    /// A SCSI command for the unit it is submitted to, with an optional data buffer.
-    pub fn scsi(cdb: Cdb, data_in: bool, data: Data) -> Self {
-        let len = data.len();
-        Request {
-            command: Some(ScsiCommand {
-                cdb,
-                data_in,
-                address: None,
-            }),
-            ..Self::new(Op::Scsi, 0, len, data)
-        }
-    }
-
-    /// A SCSI command to the LUN whose virtio-scsi LUN field is `address`.
-    pub fn scsi_to(address: [u8; 8], cdb: Cdb, data_in: bool, data: Data) -> Self {
-        let len = data.len();
-        Request {
-            command: Some(ScsiCommand {
-                cdb,
-                data_in,
-                address: Some(address),
-            }),
-            ..Self::new(Op::Scsi, 0, len, data)
-        }
     }
 }
 

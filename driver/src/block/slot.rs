@@ -36,11 +36,15 @@ pub(crate) struct SlotArea {
     depth: u16,
 }
 
+/// Every slot is at least this long (sizes are rounded up to it), so an access whose offset
+/// and size are constants below it needs no bounds check at run time.
+const MIN_SLOT: usize = 64;
+
 impl SlotArea {
     /// Slot sizes are rounded up to 64 bytes, so every slot is 64-aligned (regions are
     /// page-aligned) and any [`Wire`] value at an aligned offset is aligned.
     pub(crate) fn new(region: DmaRegion, slot_size: usize, depth: u16) -> Option<Self> {
-        let slot_size = slot_size.next_multiple_of(64);
+        let slot_size = slot_size.max(1).next_multiple_of(MIN_SLOT);
         if region.len() < slot_size * usize::from(depth) {
             return None;
         }
@@ -97,8 +101,9 @@ impl Slot<'_> {
 
     #[inline]
     fn at<T: Wire>(&self, offset: usize) -> *mut T {
+        let end = offset + size_of::<T>();
         assert!(
-            offset + size_of::<T>() <= self.len && offset.is_multiple_of(align_of::<T>()),
+            (end <= MIN_SLOT || end <= self.len) && offset.is_multiple_of(align_of::<T>()),
             "slot access out of bounds or misaligned"
         );
         // SAFETY: in bounds (checked above).

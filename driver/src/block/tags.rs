@@ -1,24 +1,19 @@
 //! Tags: small integers naming the requests in flight on a hardware queue.
 
-/// A fixed-size bitmap of free tags, owned by one hardware queue (so no atomics).
+/// The free tags of one hardware queue, owned by its thread (so no atomics): a stack, so the
+/// tag freed last is reused first and its record and ring slot are still in the cache.
+/// Whether a tag is in flight is the queue's record's business; this only counts.
 #[derive(Debug, Clone)]
-pub struct TagBitmap {
-    /// Bit set = tag free.
-    words: Vec<u64>,
+pub struct FreeTags {
+    free: Vec<u16>,
     depth: u16,
-    used: u16,
 }
 
-impl TagBitmap {
+impl FreeTags {
     pub fn new(depth: u16) -> Self {
-        let mut words = vec![0u64; usize::from(depth).div_ceil(64)];
-        for tag in 0..depth {
-            words[usize::from(tag / 64)] |= 1 << (tag % 64);
-        }
-        TagBitmap {
-            words,
+        FreeTags {
+            free: (0..depth).rev().collect(),
             depth,
-            used: 0,
         }
     }
 
@@ -27,34 +22,26 @@ impl TagBitmap {
     }
 
     pub fn in_use(&self) -> u16 {
-        self.used
+        self.depth - self.free.len() as u16
     }
 
-    /// The lowest free tag, or `None` when all are in use.
+    /// A free tag (the lowest, while none has been freed), or `None` when all are in use.
+    #[inline]
     pub fn alloc(&mut self) -> Option<u16> {
-        for (i, word) in self.words.iter_mut().enumerate() {
-            if *word != 0 {
-                let bit = word.trailing_zeros();
-                *word &= !(1 << bit);
-                self.used += 1;
-                return Some(i as u16 * 64 + bit as u16);
-            }
-        }
-        None
+        self.free.pop()
     }
 
-    /// Frees `tag`; `false` if it was not allocated (a caller bug, reported, not fatal).
-    pub fn free(&mut self, tag: u16) -> bool {
-        if tag >= self.depth {
-            return false;
+    /// Gives `tag` back. The caller frees only tags it allocated, once (its records say which
+    /// are in flight); the stack never grows past the depth, so this never allocates.
+    #[inline]
+    pub fn free(&mut self, tag: u16) {
+        debug_assert!(
+            tag < self.depth && !self.free.contains(&tag),
+            "tag {tag} freed twice"
+        );
+        if self.free.len() < usize::from(self.depth) {
+            self.free.push(tag);
         }
-        let (word, bit) = (usize::from(tag / 64), tag % 64);
-        if self.words[word] & (1 << bit) != 0 {
-            return false;
-        }
-        self.words[word] |= 1 << bit;
-        self.used -= 1;
-        true
     }
 }
 
@@ -63,14 +50,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hands_out_each_tag_once() {
-        let mut tags = TagBitmap::new(130);
+    fn hands_out_each_tag_once_and_reuses_the_last_freed_first() {
+        let mut tags = FreeTags::new(130);
         let all: Vec<u16> = std::iter::from_fn(|| tags.alloc()).collect();
         assert_eq!(all, (0..130).collect::<Vec<_>>());
         assert_eq!(tags.alloc(), None);
-        assert!(tags.free(64));
-        assert!(!tags.free(64), "double free is refused");
-        assert!(!tags.free(130), "out of range is refused");
+        tags.free(64);
+        tags.free(7);
+        assert_eq!(tags.in_use(), 128);
+        assert_eq!(tags.alloc(), Some(7));
         assert_eq!(tags.alloc(), Some(64));
         assert_eq!(tags.in_use(), 130);
     }

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use super::cdb::{self, UnmapDescriptor};
+use super::passthrough::ScsiPassthrough;
 use super::sense::{ScsiStatus, SenseData, SenseKey};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, CmdResp, CMD_REQ_LEN, CMD_RESP_LEN, SENSE_SIZE};
 use crate::block::hwqueue::data_segments;
 use crate::block::{IoError, Op, Request, RequestEncoder, Slot, Unit};
 use crate::dma::DmaBuf;
-use crate::virtio::queue::Segment;
+use crate::virtio::queue::{ChainSink, Segment};
 
 // Per-tag slot layout.
 const REQ: usize = 0;
@@ -97,16 +98,11 @@ fn check_response(slot: &Slot<'_>) -> Result<CmdResp, IoError> {
     Ok(resp)
 }
 
-/// Whether a request is passthrough addressed by LUN field (the scan): it names no unit and
-/// takes no LUN budget.
-fn addressed(request: &Request) -> Option<&crate::block::request::ScsiCommand> {
-    request.command.as_ref().filter(|c| c.address.is_some())
-}
-
 impl ScsiEncoder {
-    /// Gives back the LUN budget `request` took from `unit`.
-    fn release(&mut self, unit: Unit, request: &Request) {
-        if addressed(request).is_some() {
+    /// Gives back the LUN budget a request took from `unit` (a passthrough command, which is
+    /// addressed by LUN field, took none).
+    fn release(&mut self, unit: Unit, command: Option<&ScsiPassthrough>) {
+        if command.is_some() {
             return;
         }
         if let Some(n) = self.in_flight.get_mut(unit.index() as usize) {
@@ -124,23 +120,20 @@ impl RequestEncoder for ScsiEncoder {
         self.max_segments + 3
     }
 
+    #[inline]
     fn encode(
         &mut self,
         tag: u16,
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
-        segments: &mut Vec<Segment>,
+        passthrough: Option<&ScsiPassthrough>,
+        segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
         let op = request.op.name();
-        let (lun_field, command, data_in, budgeted) = if let Some(command) = addressed(request) {
+        let (lun_field, command, data_in, budgeted) = if let Some(command) = passthrough {
             // Passthrough to a LUN addressed directly (the scan): no unit, no budget.
-            (
-                command.address.unwrap_or_default(),
-                command.cdb,
-                command.data_in,
-                None,
-            )
+            (command.address, command.cdb, command.data_in, None)
         } else {
             self.refresh();
             let index = unit.index() as usize;
@@ -161,15 +154,8 @@ impl RequestEncoder for ScsiEncoder {
             }
             let limits = &info.limits;
             let bs = u64::from(limits.logical_block_size);
-            let (command, data_in) = match request.op {
-                Op::Scsi => {
-                    let c = request
-                        .command
-                        .ok_or(IoError::BadRequest { op, what: "a CDB" })?;
-                    limits.check_segments(request)?;
-                    (c.cdb, c.data_in)
-                }
-                _ => {
+            let (command, data_in) = {
+                {
                     limits.check(request, info.capacity)?;
                     if request.fua && !info.fua {
                         return Err(IoError::NotSupported {
@@ -210,7 +196,7 @@ impl RequestEncoder for ScsiEncoder {
                             (cdb::unmap(n as u16), false)
                         }
                         Op::WriteZeroes => (cdb::write_same_16(lba, blocks, false, false), false),
-                        Op::GetId | Op::Scsi => return Err(IoError::NotSupported { op }),
+                        Op::GetId => return Err(IoError::NotSupported { op }),
                     }
                 }
             };
@@ -256,8 +242,8 @@ impl RequestEncoder for ScsiEncoder {
         Ok(())
     }
 
-    fn abort(&mut self, unit: Unit, request: &Request) {
-        self.release(unit, request);
+    fn abort(&mut self, unit: Unit, command: Option<&ScsiPassthrough>) {
+        self.release(unit, command);
     }
 
     fn retryable(&self, error: &IoError) -> bool {
@@ -276,18 +262,23 @@ impl RequestEncoder for ScsiEncoder {
         }
     }
 
+    #[inline]
     fn decode(
         &mut self,
         _tag: u16,
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
+        command: Option<&ScsiPassthrough>,
         written: u32,
     ) -> Result<u64, IoError> {
-        self.release(unit, request);
+        self.release(unit, command);
         let resp = check_response(slot)?;
         let data = request.data.len();
         let moved = data.saturating_sub(u64::from(resp.resid));
+        if command.is_some() {
+            return Ok(moved);
+        }
         match request.op {
             Op::Read => {
                 if resp.resid != 0 || u64::from(written) < CMD_RESP_LEN as u64 + data {
@@ -308,7 +299,6 @@ impl RequestEncoder for ScsiEncoder {
                 Ok(data)
             }
             Op::Discard | Op::WriteZeroes => Ok(request.len),
-            Op::Scsi => Ok(moved),
             Op::Flush | Op::GetId => Ok(0),
         }
     }

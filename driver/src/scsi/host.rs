@@ -8,18 +8,19 @@ use super::cdb::Cdb;
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
 use super::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
 use super::lun::virtio_lun;
+use super::passthrough::ScsiPassthrough;
 use super::scan::{self, CommandRunner, DiskInfo, ScanReport, ScannedLun};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, Event, EVENT_LEN};
 use crate::block::device::RangeOpLimits;
-use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, Request, TagSet, Unit};
+use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
 use crate::virtio::features::driver_features;
 use crate::virtio::pci::{QueueNotifier, TransportError};
-use crate::virtio::plan::{QueuePlan, QueueSetupError};
+use crate::virtio::plan::{new_ring, QueuePlan, QueueSetupError};
 use crate::virtio::queue::{Segment, Virtqueue};
-use crate::virtio::split::{SplitLayout, SplitQueue};
+use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
 const CONTROL_QUEUE: u16 = 0;
@@ -70,6 +71,8 @@ pub struct ScsiOptions {
     pub queues: Option<u16>,
     pub queue_size: Option<u16>,
     pub depth: Option<u16>,
+    /// The ring format: packed when the device offers it (the default), or split.
+    pub ring: RingKind,
 }
 
 /// A change the event queue reported, after uvio applied it.
@@ -88,7 +91,7 @@ pub enum HostEvent {
 /// The control queue: task management functions, one at a time.
 #[derive(Debug)]
 struct ControlQueue {
-    queue: SplitQueue,
+    queue: Ring,
     notifier: QueueNotifier,
     memory: DmaRegion,
     /// A TMF went unanswered: its buffer may still be written by the device.
@@ -98,7 +101,7 @@ struct ControlQueue {
 /// The event queue with its buffers.
 #[derive(Debug)]
 struct EventQueue {
-    queue: SplitQueue,
+    queue: Ring,
     notifier: QueueNotifier,
     buffers: DmaRegion,
 }
@@ -202,10 +205,12 @@ impl<C: Default> CommandRunner for QueueRunner<'_, C> {
             }
             Data::One(buf)
         };
-        // Addressed by LUN field: the unit is not used.
-        let (result, data) = self
-            .queue
-            .run_one(Unit::ONLY, Request::scsi_to(address, cdb, data_in, data));
+        let command = ScsiPassthrough {
+            address,
+            cdb,
+            data_in,
+        };
+        let (result, data) = self.queue.run_passthrough(command, data);
         let mut out = Vec::new();
         if let Data::One(buf) = data {
             if let Ok(moved) = &result {
@@ -229,34 +234,34 @@ impl VirtioScsiHost {
             ));
         }
         let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
-        let features = transport.negotiate(driver_features(DeviceType::Scsi), required)?;
+        let features =
+            transport.negotiate(driver_features(DeviceType::Scsi, options.ring), required)?;
         let config = ScsiConfig::parse(&transport.read_device_config(&SCSI_CONFIG_FIELDS)?)?;
         let dma = DmaSpace::new(Arc::clone(transport.vfio()))?;
         transport.enable_bus_master()?;
         let event_idx = features.contains(Features::EVENT_IDX);
 
-        let small_queue = |index: u16, size: u16| -> Result<SplitQueue, ScsiHostError> {
+        // `depth`: chains in flight at most, which sets the descriptors each may take.
+        let packed = features.contains(Features::RING_PACKED);
+        let small_queue = |index: u16, size: u16, depth: u16| -> Result<Ring, ScsiHostError> {
             let size = size.min(transport.queue_max_size(index)?);
             let size = 1 << (15 - size.max(1).leading_zeros());
-            let layout = SplitLayout::new(size, 0).ok_or(ScsiHostError::Queue {
-                index,
-                what: "bad size".into(),
-            })?;
-            SplitQueue::new(Box::new(dma.alloc(layout.total)?), layout, event_idx, size).ok_or(
+            new_ring(packed, &dma, index, size, 0, event_idx, depth).map_err(|e| {
                 ScsiHostError::Queue {
                     index,
-                    what: "ring memory too small".into(),
-                },
-            )
+                    what: e.to_string(),
+                }
+            })
         };
-        let control_queue = small_queue(CONTROL_QUEUE, 16)?;
+        // One TMF at a time, two descriptors each.
+        let control_queue = small_queue(CONTROL_QUEUE, 16, 4)?;
         let control = ControlQueue {
             notifier: transport.setup_queue(CONTROL_QUEUE, &control_queue)?,
             queue: control_queue,
             memory: dma.alloc(4096)?,
             stuck: false,
         };
-        let event_queue = small_queue(EVENT_QUEUE, EVENT_BUFFERS)?;
+        let event_queue = small_queue(EVENT_QUEUE, EVENT_BUFFERS, EVENT_BUFFERS)?;
         let mut events = EventQueue {
             notifier: transport.setup_queue(EVENT_QUEUE, &event_queue)?,
             queue: event_queue,
@@ -298,7 +303,7 @@ impl VirtioScsiHost {
             let encoder = ScsiEncoder::new(Arc::clone(&units), i, zeroes, max_segments);
             queues.push(HwQueue::new(
                 i,
-                virtqueue.into(),
+                virtqueue,
                 notifier,
                 depth,
                 slots,

@@ -6,6 +6,7 @@ pub mod config;
 pub mod encoder;
 pub mod host;
 pub mod lun;
+pub mod passthrough;
 pub mod reply;
 pub mod scan;
 pub mod sense;

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::ring::RingKind;
 use super::DeviceType;
 
 /// A 64-bit virtio feature set. Bits 0..24 are device-specific, 24..41 transport/ring bits.
@@ -115,11 +116,15 @@ pub fn feature_name(device_type: DeviceType, bit: u32) -> String {
 }
 
 /// The features uvio's driver for `device_type` knows how to use, offered back to the device.
-pub fn driver_features(device_type: DeviceType) -> Features {
+pub fn driver_features(device_type: DeviceType, ring_kind: RingKind) -> Features {
     let ring = Features::VERSION_1
         | Features::ACCESS_PLATFORM
         | Features::INDIRECT_DESC
         | Features::EVENT_IDX;
+    let ring = match ring_kind {
+        RingKind::Auto => ring | Features::RING_PACKED,
+        RingKind::Split => ring,
+    };
     let device = match device_type {
         DeviceType::Block => {
             Features::BLK_SIZE_MAX
@@ -172,7 +177,15 @@ mod tests {
     #[test]
     fn driver_features_always_include_the_required_bits() {
         for t in [DeviceType::Block, DeviceType::Scsi] {
-            assert!(driver_features(t).contains(Features::VERSION_1 | Features::ACCESS_PLATFORM));
+            let auto = driver_features(t, RingKind::Auto);
+            assert!(auto.contains(Features::VERSION_1 | Features::ACCESS_PLATFORM));
+            assert!(
+                auto.contains(Features::RING_PACKED),
+                "packed whenever offered"
+            );
+            let split = driver_features(t, RingKind::Split);
+            assert!(!split.contains(Features::RING_PACKED));
+            assert!(split.contains(Features::VERSION_1 | Features::ACCESS_PLATFORM));
         }
     }
 }

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use super::features::Features;
+use super::packed::{PackedLayout, PackedQueue};
 use super::pci::{QueueNotifier, TransportError, VirtioPciTransport};
-use super::split::{SplitLayout, SplitQueue};
+use super::ring::Ring;
+use super::split::{slot_stride, SplitLayout, SplitQueue};
 use crate::dma::{DmaError, DmaSpace};
 
 /// Ring entries per queue unless asked otherwise (QEMU's default too).
@@ -36,6 +38,8 @@ pub struct QueuePlan {
     pub overhead: usize,
     pub indirect: bool,
     pub event_idx: bool,
+    /// VIRTIO_F_RING_PACKED was negotiated: every queue of the device is packed.
+    pub packed: bool,
 }
 
 fn floor_pow2(x: u16) -> u16 {
@@ -48,9 +52,10 @@ fn floor_pow2(x: u16) -> u16 {
 
 impl QueuePlan {
     /// Plans `count` queues from index `first` for a device whose features are negotiated.
-    /// With indirect descriptors each request takes one ring entry, so the whole ring is
-    /// usable as tags; without them each request's chain must fit in its share of the ring,
-    /// so the depth also bounds the segments per request.
+    /// Each tag owns a slot of the ring (a power of two of descriptors, see
+    /// [`slot_stride`]). With indirect descriptors a chain longer than its slot goes into an
+    /// indirect table, so the whole ring is usable as tags; without them each request's chain
+    /// must fit in its slot, so the depth also bounds the segments per request.
     pub fn new(
         transport: &VirtioPciTransport,
         first: u16,
@@ -71,7 +76,8 @@ impl QueuePlan {
             sizes.push(size);
         }
         let ring = sizes.iter().copied().min().unwrap_or(DEFAULT_QUEUE_SIZE);
-        let per_chain = (overhead + 1) as u16;
+        // The smallest slot that holds a chain with one data segment.
+        let per_chain = ((overhead + 1) as u16).next_power_of_two();
         let depth = if indirect {
             depth.unwrap_or(ring).clamp(1, ring)
         } else {
@@ -80,7 +86,7 @@ impl QueuePlan {
         let segment_budget = if indirect {
             usize::from(ring) - overhead
         } else {
-            usize::from(ring / depth) - overhead
+            usize::from(slot_stride(ring, depth)) - overhead
         };
         Ok(QueuePlan {
             first,
@@ -90,6 +96,7 @@ impl QueuePlan {
             overhead,
             indirect,
             event_idx: features.contains(Features::EVENT_IDX),
+            packed: features.contains(Features::RING_PACKED),
         })
     }
 
@@ -101,7 +108,7 @@ impl QueuePlan {
         dma: &Arc<DmaSpace>,
         i: u16,
         max_segments: usize,
-    ) -> Result<(SplitQueue, QueueNotifier), QueueSetupError> {
+    ) -> Result<(Ring, QueueNotifier), QueueSetupError> {
         let index = self.first + i;
         let size = self.sizes[usize::from(i)];
         let indirect_max = if self.indirect {
@@ -109,16 +116,41 @@ impl QueuePlan {
         } else {
             0
         };
-        let layout = SplitLayout::new(size, indirect_max)
-            .ok_or(QueueSetupError::TooSmall { index, max: size })?;
-        let queue = SplitQueue::new(
-            Box::new(dma.alloc(layout.total)?),
-            layout,
+        let queue = new_ring(
+            self.packed,
+            dma,
+            index,
+            size,
+            indirect_max,
             self.event_idx,
             self.depth,
-        )
-        .ok_or(QueueSetupError::TooSmall { index, max: size })?;
+        )?;
         let notifier = transport.setup_queue(index, &queue)?;
         Ok((queue, notifier))
+    }
+}
+
+/// A zeroed ring of `size` entries for queue `index`, packed or split, in fresh DMA memory:
+/// `indirect_max` descriptors per indirect table (0: none), at most `depth` chains in flight.
+pub fn new_ring(
+    packed: bool,
+    dma: &Arc<DmaSpace>,
+    index: u16,
+    size: u16,
+    indirect_max: u16,
+    event_idx: bool,
+    depth: u16,
+) -> Result<Ring, QueueSetupError> {
+    let too_small = || QueueSetupError::TooSmall { index, max: size };
+    if packed {
+        let layout = PackedLayout::new(size, indirect_max).ok_or_else(too_small)?;
+        let memory = Box::new(dma.alloc(layout.total)?);
+        let queue = PackedQueue::new(memory, layout, event_idx, depth).ok_or_else(too_small)?;
+        Ok(queue.into())
+    } else {
+        let layout = SplitLayout::new(size, indirect_max).ok_or_else(too_small)?;
+        let memory = Box::new(dma.alloc(layout.total)?);
+        let queue = SplitQueue::new(memory, layout, event_idx, depth).ok_or_else(too_small)?;
+        Ok(queue.into())
     }
 }

@@ -31,6 +31,20 @@ impl Segment {
     }
 }
 
+/// Where an encoder puts a request's descriptor chain, buffer by buffer, in chain order:
+/// straight into a ring slot (the split ring's [`SplitChain`](super::split::SplitChain), no
+/// intermediate list) or into a list (`Vec<Segment>`).
+pub trait ChainSink {
+    fn push(&mut self, segment: Segment);
+}
+
+impl ChainSink for Vec<Segment> {
+    #[inline]
+    fn push(&mut self, segment: Segment) {
+        Vec::push(self, segment);
+    }
+}
+
 /// A completed chain, after validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UsedChain {

@@ -1,13 +1,39 @@
-//! The virtqueue a hardware queue drives, dispatched statically: a `match` on the ring's
-//! format instead of a call through a vtable on every add, publish and pop.
+//! The virtqueue a queue drives, dispatched statically: a `match` on the ring's format
+//! instead of a call through a vtable on every add, publish and pop.
 
+use super::packed::PackedQueue;
 use super::queue::{AddError, QueueAddresses, QueueFault, Segment, UsedChain, Virtqueue};
 use super::split::SplitQueue;
 
-/// A request virtqueue of any format.
+/// Which ring format a driver asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RingKind {
+    /// The packed ring (VIRTIO_F_RING_PACKED) whenever the device offers it, as Linux does;
+    /// the split ring otherwise.
+    #[default]
+    Auto,
+    /// The split ring even when the device offers packed.
+    Split,
+}
+
+impl std::str::FromStr for RingKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(RingKind::Auto),
+            "split" => Ok(RingKind::Split),
+            other => Err(format!(
+                "ring `{other}`: auto (packed when the device offers it) or split"
+            )),
+        }
+    }
+}
+
+/// A virtqueue of either format.
 #[derive(Debug)]
 pub enum Ring {
     Split(SplitQueue),
+    Packed(PackedQueue),
 }
 
 impl From<SplitQueue> for Ring {
@@ -16,10 +42,17 @@ impl From<SplitQueue> for Ring {
     }
 }
 
+impl From<PackedQueue> for Ring {
+    fn from(q: PackedQueue) -> Self {
+        Ring::Packed(q)
+    }
+}
+
 macro_rules! each_ring {
     ($self:expr, $q:ident => $body:expr) => {
         match $self {
             Ring::Split($q) => $body,
+            Ring::Packed($q) => $body,
         }
     };
 }
@@ -29,38 +62,59 @@ impl Ring {
     pub fn format(&self) -> &'static str {
         match self {
             Ring::Split(_) => "split",
+            Ring::Packed(_) => "packed",
         }
     }
 
+    /// The same ring, clamping used lengths beyond a chain's writable buffers (virtio-scsi;
+    /// see [`SplitQueue::clamp_used_len`]).
+    pub fn clamp_used_len(self) -> Self {
+        match self {
+            Ring::Split(q) => Ring::Split(q.clamp_used_len()),
+            Ring::Packed(q) => Ring::Packed(q.clamp_used_len()),
+        }
+    }
+
+    /// Writes a chain for `tag` (below the owner's depth), with the tag as its token.
     #[inline]
-    pub fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
+    pub fn add_at(&mut self, tag: u16, segments: &[Segment]) -> Result<(), AddError> {
+        match self {
+            Ring::Split(q) => q.add_at(tag, segments, u64::from(tag)),
+            Ring::Packed(q) => q.add(segments, u64::from(tag)),
+        }
+    }
+}
+
+impl Virtqueue for Ring {
+    #[inline]
+    fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
         each_ring!(self, q => q.add(segments, token))
     }
 
     #[inline]
-    pub fn publish(&mut self) -> bool {
+    fn publish(&mut self) -> bool {
         each_ring!(self, q => q.publish())
     }
 
     #[inline]
-    pub fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
+    fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
         each_ring!(self, q => q.pop_used())
     }
 
-    pub fn in_flight(&self) -> u16 {
+    fn in_flight(&self) -> u16 {
         each_ring!(self, q => q.in_flight())
     }
 
     #[inline]
-    pub fn fault(&self) -> Option<QueueFault> {
+    fn fault(&self) -> Option<QueueFault> {
         each_ring!(self, q => q.fault())
     }
 
-    pub fn size(&self) -> u16 {
+    fn size(&self) -> u16 {
         each_ring!(self, q => q.size())
     }
 
-    pub fn addresses(&self) -> QueueAddresses {
+    fn addresses(&self) -> QueueAddresses {
         each_ring!(self, q => q.addresses())
     }
 }

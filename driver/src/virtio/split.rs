@@ -1,6 +1,13 @@
 //! The split virtqueue (virtio 1.2, 2.7), driven by polling.
 //!
-//! Driver-private state (free list, chain bookkeeping, indices) never lives in shared memory:
+//! The ring is cut into chain slots of `stride` descriptors (a power of two): slot `s` owns
+//! descriptors `s * stride ..` and indirect table `s`. A hardware queue uses its tags as slots
+//! ([`SplitQueue::add_at`]), so there is no descriptor free list to walk on either side: a
+//! chain that fits its slot goes in direct, a longer one in the slot's indirect table, and a
+//! completion names its slot by its head (`id >> log2(stride)`). Queues without tags (control,
+//! events) take slots from a private stack ([`Virtqueue::add`]).
+//!
+//! Driver-private state (slot bookkeeping, indices) never lives in shared memory:
 //! the device can scribble on the rings, so nothing read back from them is trusted beyond the
 //! used ring's id and length, and those are checked. Shared fields are accessed with volatile
 //! or atomic operations only.
@@ -9,7 +16,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU16, Ordering};
 
 use super::queue::{
-    AddError, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
+    AddError, ChainSink, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
 };
 
 const DESC_F_NEXT: u16 = 1;
@@ -54,14 +61,16 @@ impl SplitLayout {
     }
 }
 
-/// Per-head bookkeeping of a chain in flight.
+/// Bookkeeping of one chain slot.
 #[derive(Debug, Clone, Copy, Default)]
 struct Chain {
     token: u64,
-    /// Ring descriptors the chain holds; 0 when the head is not in flight.
-    descriptors: u16,
     /// Total length of its device-writable buffers: the most the device may report written.
     writable: u32,
+    /// A chain is in flight in this slot.
+    busy: bool,
+    /// The slot came from the private stack (`Virtqueue::add`) and goes back to it.
+    pooled: bool,
 }
 
 /// A split virtqueue in shared memory.
@@ -72,14 +81,11 @@ pub struct SplitQueue {
     iova: u64,
     layout: SplitLayout,
     event_idx: bool,
-    /// Chains allowed in flight at once (the tag depth of the queue's owner). With indirect
-    /// descriptors, direct chains are used only while one descriptor stays for each of them.
-    depth: u16,
-    /// Private free-list links; `next[i]` is also the chain link written into descriptor i.
-    next: Vec<u16>,
-    free_head: u16,
-    num_free: u16,
+    /// log2 of the descriptors per chain slot.
+    stride_shift: u32,
     chains: Vec<Chain>,
+    /// Free slots for `Virtqueue::add` (queues driven by tokens, not tags).
+    free_slots: Vec<u16>,
     /// Next free slot in the avail ring (free-running).
     avail_idx: u16,
     /// avail idx at the last publish, for the EVENT_IDX test.
@@ -97,9 +103,17 @@ pub struct SplitQueue {
 // used by one thread at a time (`&mut self` on every operation that touches the rings).
 unsafe impl Send for SplitQueue {}
 
+/// Descriptors per chain slot for a ring of `size` entries and `depth` chains in flight: the
+/// largest power of two that gives every chain a slot of its own.
+pub fn slot_stride(size: u16, depth: u16) -> u16 {
+    let per_chain = (size / depth.clamp(1, size.max(1))).max(1);
+    1 << (15 - per_chain.leading_zeros())
+}
+
 impl SplitQueue {
     /// Builds an empty queue in `memory`, which must be zeroed and at least `layout.total`
-    /// bytes. `event_idx` is whether VIRTIO_F_EVENT_IDX was negotiated.
+    /// bytes. `event_idx` is whether VIRTIO_F_EVENT_IDX was negotiated; `depth` is how many
+    /// chains its owner keeps in flight at most (the tag depth), which sets the slot stride.
     pub fn new(
         memory: Box<dyn SharedMemory>,
         layout: SplitLayout,
@@ -109,7 +123,8 @@ impl SplitQueue {
         if memory.len() < layout.total || !memory.iova().is_multiple_of(16) {
             return None;
         }
-        let n = layout.size;
+        let stride = slot_stride(layout.size, depth);
+        let slots = layout.size / stride;
         let base = memory.ptr();
         let iova = memory.iova();
         let queue = SplitQueue {
@@ -118,11 +133,9 @@ impl SplitQueue {
             iova,
             layout,
             event_idx,
-            depth: depth.clamp(1, n),
-            next: (1..=n).map(|i| i % n).collect(),
-            free_head: 0,
-            num_free: n,
-            chains: vec![Chain::default(); usize::from(n)],
+            stride_shift: stride.trailing_zeros(),
+            chains: vec![Chain::default(); usize::from(slots)],
+            free_slots: (0..slots).rev().collect(),
             avail_idx: 0,
             published_idx: 0,
             last_used: 0,
@@ -156,6 +169,16 @@ impl SplitQueue {
         self.memory.as_ref()
     }
 
+    /// Chain slots (at least the depth given to `new`).
+    pub fn slots(&self) -> u16 {
+        self.chains.len() as u16
+    }
+
+    /// Descriptors a chain may take in its slot before it needs an indirect table.
+    pub fn stride(&self) -> u16 {
+        1 << self.stride_shift
+    }
+
     fn at(&self, offset: usize) -> *mut u8 {
         debug_assert!(offset < self.layout.total);
         // SAFETY: every offset used is inside the layout, which fits in the memory.
@@ -183,6 +206,7 @@ impl SplitQueue {
         unsafe { AtomicU16::from_ptr(self.at(offset).cast::<u16>()) }
     }
 
+    #[inline]
     fn write_desc(&self, table: usize, index: u16, segment: &Segment, flags: u16, next: u16) {
         let p = self.at(table + usize::from(index) * DESC_SIZE);
         let flags = flags
@@ -209,108 +233,224 @@ impl SplitQueue {
         self.write_u16(used_event, self.avail_idx.wrapping_add(0x8000));
     }
 
-    fn take_free(&mut self) -> u16 {
-        let head = self.free_head;
-        self.free_head = self.next[usize::from(head)];
-        self.num_free -= 1;
-        head
-    }
-
     fn break_queue(&mut self, fault: QueueFault) -> QueueFault {
         log::error!("virtqueue broken: {fault}");
         self.fault = Some(fault);
         fault
     }
-}
 
-impl Virtqueue for SplitQueue {
-    fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
+    /// Writes a chain into slot `slot` (a tag of the queue's owner, below [`slots`]) without
+    /// making it visible yet; `token` comes back with its completion. The slot must not be in
+    /// flight: a queue is driven either by tags through this or by tokens through
+    /// [`Virtqueue::add`], never both.
+    ///
+    /// [`slots`]: Self::slots
+    #[inline]
+    pub fn add_at(&mut self, slot: u16, segments: &[Segment], token: u64) -> Result<(), AddError> {
+        let mut chain = self.chain_at(slot)?;
+        for s in segments {
+            chain.push(*s);
+        }
+        chain.finish(token)
+    }
+
+    /// Starts a chain in slot `slot`: its buffers are written straight into the ring as they
+    /// are pushed, and [`SplitChain::finish`] queues it (not yet visible to the device).
+    #[inline]
+    pub fn chain_at(&mut self, slot: u16) -> Result<SplitChain<'_>, AddError> {
         if let Some(fault) = self.fault {
             return Err(AddError::Broken(fault));
         }
-        let n = segments.len();
+        match self.chains.get(usize::from(slot)) {
+            Some(c) if !c.busy => {}
+            _ => return Err(AddError::Full(0)),
+        }
+        let head = slot << self.stride_shift;
+        let stride = 1u16 << self.stride_shift;
+        let at = self.at(usize::from(head) * DESC_SIZE);
+        Ok(SplitChain {
+            queue: self,
+            slot,
+            head,
+            at,
+            link_base: head,
+            room: stride,
+            count: 0,
+            indirect: false,
+            last_tail: 0,
+            writable: 0,
+            pooled: false,
+        })
+    }
+}
+
+/// A chain being written into its slot (see [`SplitQueue::chain_at`]). Descriptors go into
+/// the slot's ring descriptors while they fit, then (all of them, moved once) into the
+/// slot's indirect table. Dropped without [`finish`](Self::finish), it leaves nothing queued.
+#[derive(Debug)]
+pub struct SplitChain<'q> {
+    queue: &'q mut SplitQueue,
+    slot: u16,
+    head: u16,
+    /// The first descriptor of the area being written (the slot's, or its table's).
+    at: *mut u8,
+    /// Index of that first descriptor in its table (`next` links count from it).
+    link_base: u16,
+    /// Descriptors the area holds.
+    room: u16,
+    /// Buffers pushed so far (past `room` when they did not fit, for the error).
+    count: u16,
+    indirect: bool,
+    /// The len/flags/next word of the last descriptor written.
+    last_tail: u64,
+    writable: u32,
+    pooled: bool,
+}
+
+impl SplitChain<'_> {
+    fn table(&self) -> usize {
+        let q = &*self.queue;
+        q.layout.indirect + usize::from(self.slot) * usize::from(q.layout.indirect_max) * DESC_SIZE
+    }
+
+    /// The chain outgrew its slot: move what was written into the slot's indirect table, if
+    /// it has one larger than the slot. `false` when there is no more room anywhere.
+    #[cold]
+    fn make_room(&mut self) -> bool {
+        let max = self.queue.layout.indirect_max;
+        if self.indirect || max <= self.room {
+            return false;
+        }
+        let table = self.table();
+        let q = &*self.queue;
+        for i in 0..self.count {
+            let from = q.at(usize::from(self.head + i) * DESC_SIZE);
+            // SAFETY: descriptors of this slot, written above and not yet published.
+            let (addr, tail) = unsafe {
+                (
+                    from.cast::<u64>().read_volatile(),
+                    from.add(8).cast::<u64>().read_volatile(),
+                )
+            };
+            // Same len and flags; `next` becomes the table's own index.
+            let tail = (u64::from_le(tail) & 0x0000_ffff_ffff_ffff) | u64::from(i + 1) << 48;
+            let to = q.at(table + usize::from(i) * DESC_SIZE);
+            // SAFETY: inside the slot's table (count <= stride < indirect_max), 16-aligned,
+            // not published.
+            unsafe {
+                to.cast::<u64>().write_volatile(addr);
+                to.add(8).cast::<u64>().write_volatile(tail.to_le());
+            }
+        }
+        self.last_tail = (self.last_tail & 0x0000_ffff_ffff_ffff) | u64::from(self.count) << 48;
+        self.at = q.at(table);
+        self.link_base = 0;
+        self.room = max;
+        self.indirect = true;
+        true
+    }
+
+    /// Checks the chain and queues it in its slot, with `token` for its completion.
+    #[inline]
+    pub fn finish(self, token: u64) -> Result<(), AddError> {
+        let n = usize::from(self.count);
         if n == 0 {
             return Err(AddError::Empty);
         }
-        let free = usize::from(self.num_free);
-        let others = usize::from(self.depth.saturating_sub(self.in_flight + 1));
-        let indirect_ok = self.layout.indirect_max > 0 && n > 1;
-        // Direct when the chain fits and, if indirect tables exist, enough descriptors remain
-        // for every other chain the owner may still add; indirect otherwise.
-        let direct = n <= free && (!indirect_ok || free - n >= others);
-        let writable: u32 = segments
-            .iter()
-            .filter(|s| s.device_writes)
-            .fold(0u32, |a, s| a.saturating_add(s.len));
-        let head;
-        let descriptors;
-        if direct {
-            head = self.free_head;
-            let mut index = head;
-            for (i, segment) in segments.iter().enumerate() {
-                let taken = self.take_free();
-                debug_assert_eq!(taken, index);
-                let last = i + 1 == n;
-                let next = self.next[usize::from(index)];
-                self.write_desc(
-                    0,
-                    index,
-                    segment,
-                    if last { 0 } else { DESC_F_NEXT },
-                    if last { 0 } else { next },
-                );
-                index = next;
-            }
-            descriptors = n as u16;
-        } else if indirect_ok {
-            let max = usize::from(self.layout.indirect_max);
-            if n > max {
-                return Err(AddError::TooManySegments { segments: n, max });
-            }
-            if free == 0 {
-                return Err(AddError::Full(n));
-            }
-            head = self.take_free();
-            let table = self.layout.indirect + usize::from(head) * max * DESC_SIZE;
-            for (i, segment) in segments.iter().enumerate() {
-                let last = i + 1 == n;
-                self.write_desc(
-                    table,
-                    i as u16,
-                    segment,
-                    if last { 0 } else { DESC_F_NEXT },
-                    if last { 0 } else { i as u16 + 1 },
-                );
-            }
-            let table_iova = self.iova + table as u64;
-            self.write_desc(
+        if self.count > self.room {
+            let q = &*self.queue;
+            let max = (1usize << q.stride_shift).max(usize::from(q.layout.indirect_max));
+            return Err(AddError::TooManySegments { segments: n, max });
+        }
+        // The last descriptor ends the chain: no NEXT flag, no link.
+        let last_tail = self.last_tail & !(u64::from(DESC_F_NEXT) << 32) & 0x0000_ffff_ffff_ffff;
+        // SAFETY: the tail word of the chain's last descriptor (count <= room), written by
+        // `push`, not yet published.
+        unsafe {
+            self.at
+                .add((n - 1) * DESC_SIZE + 8)
+                .cast::<u64>()
+                .write_volatile(last_tail.to_le())
+        };
+        let q = self.queue;
+        if self.indirect {
+            let table_iova = q.iova + (self.at as usize - q.base.as_ptr() as usize) as u64;
+            q.write_desc(
                 0,
-                head,
+                self.head,
                 &Segment::readable(table_iova, (n * DESC_SIZE) as u32),
                 DESC_F_INDIRECT,
                 0,
             );
-            descriptors = 1;
-        } else if n > usize::from(self.layout.size) {
-            return Err(AddError::TooManySegments {
-                segments: n,
-                max: usize::from(self.layout.size),
-            });
-        } else {
-            return Err(AddError::Full(n));
         }
-        self.chains[usize::from(head)] = Chain {
+        q.chains[usize::from(self.slot)] = Chain {
             token,
-            descriptors,
-            writable,
+            writable: self.writable,
+            busy: true,
+            pooled: self.pooled,
         };
-        let slot = usize::from(self.avail_idx & (self.layout.size - 1));
-        self.write_u16(self.layout.avail + 4 + 2 * slot, head);
-        self.avail_idx = self.avail_idx.wrapping_add(1);
-        self.in_flight += 1;
+        let entry = usize::from(q.avail_idx & (q.layout.size - 1));
+        q.write_u16(q.layout.avail + 4 + 2 * entry, self.head);
+        q.avail_idx = q.avail_idx.wrapping_add(1);
+        q.in_flight += 1;
         Ok(())
     }
+}
 
+impl ChainSink for SplitChain<'_> {
+    // Always: a call per buffer would cost more than the two stores it makes.
+    #[inline(always)]
+    fn push(&mut self, segment: Segment) {
+        if self.count >= self.room && !self.make_room() {
+            // Counted only: `finish` reports the chain too long.
+            self.count = self.count.saturating_add(1);
+            return;
+        }
+        let flags = DESC_F_NEXT
+            | if segment.device_writes {
+                DESC_F_WRITE
+            } else {
+                0
+            };
+        let next = self.link_base + self.count + 1;
+        let tail = u64::from(segment.len) | u64::from(flags) << 32 | u64::from(next) << 48;
+        // SAFETY: count < room, so the descriptor lies in the slot's ring descriptors or its
+        // indirect table, 16-aligned; the device does not read it until it is published.
+        unsafe {
+            let p = self.at.add(usize::from(self.count) * DESC_SIZE);
+            p.cast::<u64>().write_volatile(segment.iova.to_le());
+            p.add(8).cast::<u64>().write_volatile(tail.to_le());
+        }
+        self.last_tail = tail;
+        if segment.device_writes {
+            self.writable = self.writable.saturating_add(segment.len);
+        }
+        self.count += 1;
+    }
+}
+
+impl Virtqueue for SplitQueue {
+    fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
+        let Some(slot) = self.free_slots.pop() else {
+            if let Some(fault) = self.fault {
+                return Err(AddError::Broken(fault));
+            }
+            return Err(AddError::Full(segments.len()));
+        };
+        let placed = self.chain_at(slot).and_then(|mut chain| {
+            chain.pooled = true;
+            for s in segments {
+                chain.push(*s);
+            }
+            chain.finish(token)
+        });
+        if placed.is_err() {
+            self.free_slots.push(slot);
+        }
+        placed
+    }
+
+    #[inline]
     fn publish(&mut self) -> bool {
         let new = self.avail_idx;
         let old = self.published_idx;
@@ -337,6 +477,7 @@ impl Virtqueue for SplitQueue {
         }
     }
 
+    #[inline]
     fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
         if let Some(fault) = self.fault {
             return Some(Err(fault));
@@ -356,8 +497,8 @@ impl Virtqueue for SplitQueue {
                 in_flight: self.in_flight,
             })));
         }
-        let slot = usize::from(self.last_used & (self.layout.size - 1));
-        let element = self.layout.used + 4 + 8 * slot;
+        let entry = usize::from(self.last_used & (self.layout.size - 1));
+        let element = self.layout.used + 4 + 8 * entry;
         let id = self.read_u32(element);
         let written = self.read_u32(element + 4);
         if id >= u32::from(self.layout.size) {
@@ -366,11 +507,13 @@ impl Virtqueue for SplitQueue {
                 size: self.layout.size,
             })));
         }
-        let head = id as u16;
-        let chain = self.chains[usize::from(head)];
-        if chain.descriptors == 0 {
-            return Some(Err(self.break_queue(QueueFault::NotInFlight { id })));
-        }
+        // Only a slot's first descriptor is ever a head.
+        let slot = (id >> self.stride_shift) as usize;
+        let is_head = id & ((1 << self.stride_shift) - 1) == 0;
+        let chain = match self.chains.get(slot) {
+            Some(c) if is_head && c.busy => *c,
+            _ => return Some(Err(self.break_queue(QueueFault::NotInFlight { id }))),
+        };
         let written = if self.clamp_used_len {
             written.min(chain.writable)
         } else {
@@ -383,15 +526,10 @@ impl Virtqueue for SplitQueue {
                 capacity: chain.writable,
             })));
         }
-        // Return the chain's descriptors to the free list, following the private links.
-        let mut last = head;
-        for _ in 1..chain.descriptors {
-            last = self.next[usize::from(last)];
+        self.chains[slot].busy = false;
+        if chain.pooled {
+            self.free_slots.push(slot as u16);
         }
-        self.next[usize::from(last)] = self.free_head;
-        self.free_head = head;
-        self.num_free += chain.descriptors;
-        self.chains[usize::from(head)].descriptors = 0;
         self.in_flight -= 1;
         self.last_used = self.last_used.wrapping_add(1);
         Some(Ok(UsedChain {
@@ -632,20 +770,30 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn ring_full_then_out_of_order_completion_frees_descriptors() {
-        let mut q = queue(8, 0, false, 8);
+    fn slots_fill_then_out_of_order_completion_frees_them() {
+        // Depth 3 on a ring of 8: two descriptors per slot, four slots.
+        let mut q = queue(8, 0, false, 3);
+        assert_eq!((q.stride(), q.slots()), (2, 4));
         let mut dev = FakeDevice::new(&q);
-        q.add(&blk_chain(0), 10).unwrap();
-        q.add(&blk_chain(1), 11).unwrap();
-        // 6 of 8 descriptors used: a third 3-descriptor chain does not fit.
-        assert_eq!(q.add(&blk_chain(2), 12), Err(AddError::Full(3)));
-        q.add(&[Segment::writable(0x9000, 512)], 13).unwrap();
+        // A 3-descriptor chain does not fit a 2-descriptor slot, and there are no tables.
+        assert!(matches!(
+            q.add(&blk_chain(0), 9),
+            Err(AddError::TooManySegments {
+                segments: 3,
+                max: 2
+            })
+        ));
+        for t in 10..14 {
+            q.add(&blk_chain(t)[..2], t).unwrap();
+        }
+        assert_eq!(q.add(&blk_chain(0)[..2], 14), Err(AddError::Full(2)));
         assert!(
             q.publish(),
             "no NO_NOTIFY flag: the device wants a notification"
         );
         let avail = dev.take_available();
-        assert_eq!(avail.len(), 3);
+        let heads: Vec<u16> = avail.iter().map(|a| a.0).collect();
+        assert_eq!(heads, [0, 2, 4, 6], "each chain heads its own slot");
         // Complete in reverse order.
         for (head, _, _) in avail.iter().rev() {
             dev.complete(u32::from(*head), 1);
@@ -653,12 +801,45 @@ pub(crate) mod tests {
         let tokens: Vec<u64> = std::iter::from_fn(|| q.pop_used())
             .map(|r| r.unwrap().token)
             .collect();
-        assert_eq!(tokens, [13, 11, 10]);
-        // All 8 descriptors are free again: two 3-chains and a 2-chain fit.
-        q.add(&blk_chain(3), 1).unwrap();
-        q.add(&blk_chain(4), 2).unwrap();
-        q.add(&blk_chain(5)[..2], 3).unwrap();
-        assert_eq!(q.num_free, 0);
+        assert_eq!(tokens, [13, 12, 11, 10]);
+        // Every slot is free again.
+        for t in 0..4 {
+            q.add(&[Segment::writable(0x9000, 512)], t).unwrap();
+        }
+        assert_eq!(q.in_flight(), 4);
+    }
+
+    #[test]
+    fn a_tagged_chain_goes_into_its_own_slot() {
+        let mut q = queue(16, 0, true, 4);
+        let mut dev = FakeDevice::new(&q);
+        q.add_at(3, &blk_chain(1), 3).unwrap();
+        q.add_at(0, &blk_chain(2), 0).unwrap();
+        assert_eq!(
+            q.add_at(3, &blk_chain(3), 3),
+            Err(AddError::Full(0)),
+            "busy"
+        );
+        assert_eq!(
+            q.add_at(4, &blk_chain(3), 4),
+            Err(AddError::Full(0)),
+            "no slot 4"
+        );
+        q.publish();
+        let avail = dev.take_available();
+        assert_eq!((avail[0].0, avail[1].0), (12, 0));
+        assert_eq!(avail[0].1, blk_chain(1));
+        dev.complete(12, 4097);
+        assert_eq!(
+            q.pop_used(),
+            Some(Ok(UsedChain {
+                token: 3,
+                written: 4097
+            }))
+        );
+        // Descriptor 13 lies inside slot 3: never a head.
+        dev.complete(13, 0);
+        assert_eq!(q.pop_used(), Some(Err(QueueFault::NotInFlight { id: 13 })));
     }
 
     #[test]
@@ -669,10 +850,6 @@ pub(crate) mod tests {
         let long: Vec<Segment> = (0..12)
             .map(|i| Segment::writable(0x40_0000 + i * 4096, 4096))
             .collect();
-        for t in 0..8 {
-            q.add(&long, t).unwrap();
-        }
-        assert_eq!(q.add(&long, 9), Err(AddError::Full(12)));
         let too_long: Vec<Segment> = (0..17).map(|i| Segment::readable(i * 512, 512)).collect();
         assert!(matches!(
             q.add(&too_long, 0),
@@ -681,6 +858,10 @@ pub(crate) mod tests {
                 max: 16
             })
         ));
+        for t in 0..8 {
+            q.add(&long, t).unwrap();
+        }
+        assert_eq!(q.add(&long, 9), Err(AddError::Full(12)));
         q.publish();
         let avail = dev.take_available();
         assert_eq!(avail.len(), 8);
@@ -726,7 +907,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_out_of_range_id_breaks_the_queue() {
-        let mut q = queue(8, 0, true, 8);
+        let mut q = queue(8, 0, true, 2);
         let mut dev = FakeDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();
@@ -747,7 +928,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_length_beyond_the_writable_buffers_breaks_the_queue() {
-        let mut q = queue(8, 0, true, 8);
+        let mut q = queue(8, 0, true, 2);
         let mut dev = FakeDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();
@@ -765,7 +946,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_clamping_queue_tolerates_an_overlong_length_but_not_a_bad_id() {
-        let mut q = queue(8, 0, true, 8).clamp_used_len();
+        let mut q = queue(8, 0, true, 2).clamp_used_len();
         let mut dev = FakeDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.add(&blk_chain(1), 2).unwrap();
@@ -788,7 +969,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_same_id_twice_breaks_the_queue() {
-        let mut q = queue(8, 0, true, 8);
+        let mut q = queue(8, 0, true, 2);
         let mut dev = FakeDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.add(&blk_chain(1), 2).unwrap();
@@ -807,7 +988,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_used_index_jump_breaks_the_queue() {
-        let mut q = queue(8, 0, true, 8);
+        let mut q = queue(8, 0, true, 2);
         let mut dev = FakeDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();
@@ -825,7 +1006,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_never_completed_id_is_rejected_even_in_range() {
-        let mut q = queue(8, 0, true, 8);
+        let mut q = queue(8, 0, true, 2);
         let mut dev = FakeDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();

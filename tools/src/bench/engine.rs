@@ -541,6 +541,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         pending: None,
         stats: JobStats {
             clock: clock.name(),
+            ring: queue.ring_format(),
             cpu_pinned: setup.cpu.filter(|_| pinned),
             hw_queue,
             shared_queue: shared,

@@ -70,6 +70,14 @@ impl QueueHandle {
         }
     }
 
+    /// The ring format of the hardware queue (`split` or `packed`).
+    pub fn ring_format(&self) -> &'static str {
+        match self {
+            QueueHandle::Owned(q) => q.ring_format(),
+            QueueHandle::Shared(s, _) => lock(s).queue.ring_format(),
+        }
+    }
+
     pub fn is_shared(&self) -> bool {
         matches!(self, QueueHandle::Shared(..))
     }

@@ -301,6 +301,8 @@ pub struct JobStats {
     pub tid: i32,
     /// The clock latencies were measured with (`tsc` or `os`).
     pub clock: &'static str,
+    /// The hardware queue's ring format (`split` or `packed`).
+    pub ring: &'static str,
     /// The CPU the thread was pinned to.
     pub cpu_pinned: Option<usize>,
     /// Requests the hardware queue took and device notifications it sent during the run
@@ -332,6 +334,7 @@ impl Default for JobStats {
             shared_queue: false,
             tid: 0,
             clock: "os",
+            ring: "split",
             cpu_pinned: None,
             queue_requests: 0,
             queue_notifications: 0,

@@ -354,9 +354,10 @@ pub fn job_block(out: &mut String, job: &JobReport, group: &GroupReport) {
     }
     let _ = writeln!(
         out,
-        "     uvio      : device={}, hw_queue={}, notifications={}/{} requests, clock={}, cpu={}{}",
+        "     uvio      : device={}, hw_queue={}, ring={}, notifications={}/{} requests, clock={}, cpu={}{}",
         job.filename,
         s.hw_queue,
+        s.ring,
         s.queue_notifications,
         s.queue_requests,
         s.clock,
@@ -367,6 +368,13 @@ pub fn job_block(out: &mut String, job: &JobReport, group: &GroupReport) {
             ""
         }
     );
+    if s.clock != "tsc" {
+        let _ = writeln!(
+            out,
+            "     note      : {}",
+            crate::bench::clock::not_tsc_note()
+        );
+    }
 }
 
 /// fio's name for the errnos a job can end with.

@@ -1,0 +1,16 @@
+//! SCSI commands passed through as given (the scan, revalidation): a path of the SCSI layer,
+//! not of the generic block request. The block layer's `Request` knows nothing of CDBs; a
+//! hardware queue carries a passthrough command in the tag's record next to the request
+//! that holds its data.
+
+use super::cdb::Cdb;
+
+/// A SCSI command for the LUN whose virtio-scsi LUN field is `address` (a LUN that need not
+/// be a unit yet: the scan sends INQUIRY to LUNs it has not met).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScsiPassthrough {
+    pub address: [u8; 8],
+    pub cdb: Cdb,
+    /// Data flows from the device into the buffer (INQUIRY, READ); otherwise out of it.
+    pub data_in: bool,
+}
