@@ -165,11 +165,20 @@ check scan_json uvio scan {UVIO_HBA} --json
 }
 
 /// A second topology: high target ids, a target whose LUNs start at 1, a dense run of
-/// LUNs, and a disk with 4 KiB physical blocks behind 512-byte logical ones.
+/// LUNs, and a disk with 4 KiB physical blocks behind 512-byte logical ones. uvio's HBA has
+/// the packed virtqueue (`packed=on`; the kernel's twin keeps split), so the whole scan, the
+/// data checks on a file-backed LUN and a LUN reset (the control queue) run on packed rings.
 #[test]
 fn second_topology_scan_matches_the_kernel() {
-    let build = |spec: VmSpec, bus: &str, addr: &str| {
-        let mut spec = spec.virtio_scsi(bus, addr, 1, "");
+    let dir = work_dir("scsi-packed");
+    let image = seeded_bytes(0x5c51_0003, 8 << 20);
+    let w = seeded_bytes(0x5c51_0004, (1 << 20) + 4096);
+    for name in ["uvio.img", "kernel.img"] {
+        fs::write(dir.join(name), &image).unwrap();
+    }
+    fs::write(dir.join("w.bin"), &w).unwrap();
+    let build = |spec: VmSpec, bus: &str, addr: &str, extra: &str, data: &Path| {
+        let mut spec = spec.virtio_scsi(bus, addr, 1, extra);
         for lun in 1..=3 {
             spec = spec.scsi_hd_null(bus, 7, lun, 32 << 20, "");
         }
@@ -178,16 +187,70 @@ fn second_topology_scan_matches_the_kernel() {
         }
         spec.scsi_hd_null(bus, 200, 0, 96 << 20, "physical_block_size=4096")
             .scsi_hd_null(bus, 255, 511, 8 << 20, "serial=LAST")
+            .blockdev(format!(
+                "driver=file,filename={},node-name={bus}data",
+                data.display()
+            ))
+            .scsi_hd(bus, 8, 0, &format!("{bus}data"), "")
     };
-    let spec = build(VmSpec::new().reference_tools(), "s0", "04.0");
-    let out = build(spec, "s1", "06.0")
-        .script(scan_script() + "true\n")
+    let lun = format!("{UVIO_HBA}/0:8:0");
+    let w_off = 3 << 20;
+    let script = format!(
+        r#"check packed_info uvio info {UVIO_HBA} --json
+check packed_read sh -c 'uvio read {lun} --offset 0 --length 2m | sha256sum'
+check packed_verify uvio verify {lun} --ios 4000 --json
+check packed_write uvio write {lun} --offset {w_off} --input /data/w.bin
+check packed_readback sh -c 'uvio read {lun} --offset {w_off} --length {w_len} | sha256sum'
+check packed_reset uvio reset {lun}
+true
+"#,
+        w_len = w.len()
+    );
+    let spec = VmSpec::new()
+        .reference_tools()
+        .file(dir.join("w.bin"), "/data/w.bin");
+    let spec = build(spec, "s0", "04.0", "packed=on", &dir.join("uvio.img"));
+    let out = build(spec, "s1", "06.0", "", &dir.join("kernel.img"))
+        .script(scan_script() + &script)
         .run();
     out.assert_success();
-    let uvio = compare_with_kernel(&out, 3 + 12 + 2);
+    let uvio = compare_with_kernel(&out, 3 + 12 + 2 + 1);
     assert_eq!(uvio["0:200:0"]["physical_block_size"], 4096);
     assert_eq!(uvio["0:255:16895"]["lun"], 511);
     assert_eq!(uvio["0:255:16895"]["serial"], "LAST");
+
+    let info: Value = serde_json::from_str(&out.section("packed_info").output)
+        .unwrap_or_else(|e| panic!("packed_info: {e}\n{out}"));
+    assert!(
+        info["features"]["negotiated"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|n| n == "VIRTIO_F_RING_PACKED")),
+        "{out}"
+    );
+    assert_eq!(
+        guest_hash(&out, "packed_read"),
+        sha256(&image[..2 << 20]),
+        "{out}"
+    );
+    let verify: Value = serde_json::from_str(&out.section("packed_verify").output)
+        .unwrap_or_else(|e| panic!("packed_verify: {e}\n{out}"));
+    assert_eq!(verify["ok"], true, "{out}");
+    assert_eq!(out.section("packed_write").rc, 0, "{out}");
+    assert_eq!(guest_hash(&out, "packed_readback"), sha256(&w), "{out}");
+    let after = fs::read(dir.join("uvio.img")).unwrap();
+    assert!(
+        after[w_off..w_off + w.len()] == w[..],
+        "the LUN's host image differs from what was written over the packed ring\n{out}"
+    );
+    let reset = out.section("packed_reset");
+    assert_eq!(reset.rc, 0, "{out}");
+    assert!(
+        reset.output.contains("LOGICAL UNIT RESET: OK")
+            || reset.output.contains("LOGICAL UNIT RESET: FUNCTION_SUCCEEDED"),
+        "{reset}"
+    );
+    assert!(reset.output.contains("read after the reset: ok"), "{reset}");
+    let _ = fs::remove_dir_all(&dir);
 }
 
 #[test]
