@@ -246,7 +246,9 @@ true
     assert_eq!(reset.rc, 0, "{out}");
     assert!(
         reset.output.contains("LOGICAL UNIT RESET: OK")
-            || reset.output.contains("LOGICAL UNIT RESET: FUNCTION_SUCCEEDED"),
+            || reset
+                .output
+                .contains("LOGICAL UNIT RESET: FUNCTION_SUCCEEDED"),
         "{reset}"
     );
     assert!(reset.output.contains("read after the reset: ok"), "{reset}");

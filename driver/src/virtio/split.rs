@@ -1018,4 +1018,124 @@ pub(crate) mod tests {
             Some(Err(QueueFault::NotInFlight { .. }))
         ));
     }
+
+    /// A tiny fixed-seed generator for the hostile-device test.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// Thousands of queues against a device that mixes honest completions with garbage ids,
+    /// lengths and used indices: never a panic, a fault once seen stays, in-flight never
+    /// exceeds the slots, and no token comes back that was not in flight.
+    #[test]
+    fn a_hostile_device_never_panics_the_queue_and_faults_stick() {
+        let mut rng = XorShift(0x5eed_0517_0001);
+        let mut faults = 0;
+        for round in 0..4000u32 {
+            let size = 1u16 << (1 + rng.below(6)); // 2..=64
+            let depth = 1 + rng.below(u64::from(size)) as u16;
+            let indirect_max = if rng.below(2) == 0 {
+                0
+            } else {
+                1 + rng.below(8) as u16
+            };
+            let mut q = queue(size, indirect_max, rng.below(2) == 0, depth);
+            if rng.below(3) == 0 {
+                q = q.clamp_used_len();
+            }
+            let mut dev = FakeDevice::new(&q);
+            let honest = round % 4 == 0;
+            let mut outstanding: Vec<(u16, u64, u32)> = Vec::new(); // head, token, writable
+            let mut token = 0u64;
+            let mut fault: Option<QueueFault> = None;
+            for _ in 0..64 {
+                // Add a few chains of random shape.
+                for _ in 0..rng.below(4) {
+                    let n = 1 + rng.below(6) as usize;
+                    let segs: Vec<Segment> = (0..n)
+                        .map(|i| Segment {
+                            iova: 0x1000 * (i as u64 + 1),
+                            len: 1 + rng.below(4096) as u32,
+                            device_writes: rng.below(2) == 0,
+                        })
+                        .collect();
+                    match q.add(&segs, token) {
+                        Ok(()) => token += 1,
+                        Err(AddError::Broken(f)) => assert_eq!(Some(f), fault),
+                        Err(_) => {}
+                    }
+                }
+                q.publish();
+                for (head, segs, _) in dev.take_available() {
+                    let writable = segs
+                        .iter()
+                        .filter(|s| s.device_writes)
+                        .fold(0u32, |a, s| a.saturating_add(s.len));
+                    outstanding.push((head, 0, writable));
+                }
+                assert!(q.in_flight() <= q.slots(), "in flight beyond the slots");
+                // The device answers.
+                for _ in 0..rng.below(4) {
+                    if honest || rng.below(4) != 0 {
+                        if outstanding.is_empty() {
+                            break;
+                        }
+                        let i = rng.below(outstanding.len() as u64) as usize;
+                        let (head, _, writable) = outstanding.swap_remove(i);
+                        dev.complete(u32::from(head), rng.below(u64::from(writable) + 1) as u32);
+                    } else {
+                        match rng.below(3) {
+                            0 => dev.complete(
+                                rng.next() as u32 % (u32::from(size) * 2),
+                                rng.next() as u32,
+                            ),
+                            1 => dev.set_used_idx(rng.next() as u16),
+                            _ => dev.complete(rng.below(u64::from(size)) as u32, rng.next() as u32),
+                        }
+                    }
+                }
+                while let Some(r) = q.pop_used() {
+                    match r {
+                        Ok(used) => {
+                            assert!(fault.is_none(), "a completion after the fault");
+                            assert!(used.token < token, "a token never given");
+                        }
+                        Err(f) => {
+                            if let Some(old) = fault {
+                                assert_eq!(old, f, "the fault changed");
+                            }
+                            fault = Some(f);
+                            break;
+                        }
+                    }
+                }
+                if fault.is_some() {
+                    assert!(matches!(q.pop_used(), Some(Err(_))), "the fault must stick");
+                    assert!(!q.publish());
+                    break;
+                }
+            }
+            if honest {
+                assert!(
+                    fault.is_none(),
+                    "an honest device broke the queue: {fault:?}"
+                );
+            }
+            faults += usize::from(fault.is_some());
+        }
+        assert!(
+            faults > 500,
+            "the hostile rounds found only {faults} faults"
+        );
+    }
 }

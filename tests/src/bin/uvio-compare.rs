@@ -15,7 +15,18 @@
 //! right after uvio's run of the same row, and fills the libblkio and uvio/libblkio columns;
 //! other rows show "-" there.
 //!
-//! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--no-scsi`,
+//! Every device also has a `packed=on` twin (the packed virtqueue): uvio, the kernel and
+//! libblkio each run the same rows on it, in rows marked "packed".
+//!
+//! Each peer runs in its strongest setup: uvio and libblkio busy-polled and pinned to vCPU 0;
+//! the kernel's virtio_blk with a poll queue (`poll_queues=1`, two device queues) under fio's
+//! io_uring and pvsync2 with `--hipri`, so completions are polled too (virtio_scsi has no poll
+//! queues: interrupts); fio with `--clocksource=cpu`, since the guest's clocksource is the HPET
+//! and fio's default clock costs it most of its IOPS.
+//!
+//! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--repeat N` (every row
+//! N times in the same guest, rounds interleaved; the table shows medians and each uvio run),
+//! `--no-scsi`, `--no-packed`,
 //! `--rows a,b,...` (row keys: qd1 qd8 qd32 qd128 randwrite seqread 2jobs 2jobs1cpu), `--raw DIR`
 //! (save every JSON report there), `--no-blkio` (no libblkio column), `--blkio-bench PATH` (use
 //! this blkio-bench binary instead of building it).
@@ -33,6 +44,11 @@ const KERNEL_BLK: &str = "0000:00:06.0";
 const UVIO_SCSI: &str = "0000:00:04.0";
 const KERNEL_SCSI: &str = "0000:00:03.0";
 const BLKIO_BLK: &str = "0000:00:07.0";
+const UVIO_BLK_PACKED: &str = "0000:00:08.0";
+const KERNEL_BLK_PACKED: &str = "0000:00:09.0";
+const BLKIO_BLK_PACKED: &str = "0000:00:0a.0";
+const UVIO_SCSI_PACKED: &str = "0000:00:0b.0";
+const KERNEL_SCSI_PACKED: &str = "0000:00:0c.0";
 
 /// The virtio-blk rows that get a libblkio run: (row key, iodepth). All are 4 KiB random reads.
 const BLKIO_ROWS: &[(&str, u32)] = &[("qd1", 1), ("qd8", 8), ("qd32", 32), ("qd128", 128)];
@@ -83,7 +99,9 @@ const ROWS: &[(&str, &str, &str)] = &[
 
 struct Args {
     runtime: u32,
+    repeat: usize,
     scsi: bool,
+    packed: bool,
     rows: Vec<&'static str>,
     raw: Option<PathBuf>,
     blkio: bool,
@@ -93,7 +111,9 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         runtime: 5,
+        repeat: 1,
         scsi: true,
+        packed: true,
         rows: ROWS.iter().map(|r| r.0).collect(),
         raw: None,
         blkio: true,
@@ -108,7 +128,15 @@ fn parse_args() -> Args {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| usage("--runtime needs seconds"))
             }
+            "--repeat" => {
+                a.repeat = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &usize| n > 0)
+                    .unwrap_or_else(|| usage("--repeat needs a count"))
+            }
             "--no-scsi" => a.scsi = false,
+            "--no-packed" => a.packed = false,
             "--rows" => {
                 let list = it.next().unwrap_or_else(|| usage("--rows needs keys"));
                 a.rows = ROWS
@@ -140,7 +168,7 @@ fn parse_args() -> Args {
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--no-scsi] [--rows qd1,qd32,...] [--raw DIR]\n       [--no-blkio] [--blkio-bench PATH]"
+        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--repeat N] [--no-scsi] [--no-packed]\n       [--rows qd1,qd32,...] [--raw DIR] [--no-blkio] [--blkio-bench PATH]"
     );
     std::process::exit(2)
 }
@@ -259,6 +287,27 @@ fn build_blkio_bench() -> PathBuf {
     })
 }
 
+/// One kind of device measured: uvio's target, the kernel's twin, libblkio's twin.
+struct System {
+    key: &'static str,
+    label: &'static str,
+    uvio: String,
+    kernel_fn: &'static str,
+    kernel_var: &'static str,
+    blkio: Option<&'static str>,
+    /// The kernel's driver has a poll queue: fio runs with `--hipri`.
+    hipri: bool,
+}
+
+/// The run with the median IOPS (the lower middle one for an even count).
+fn median(runs: &[Figures]) -> Option<Figures> {
+    let mut sorted: Vec<&Figures> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.iops.total_cmp(&b.iops));
+    sorted
+        .get((sorted.len().max(1) - 1) / 2)
+        .map(|f| (*f).clone())
+}
+
 fn kiops(x: f64) -> String {
     if x >= 1000.0 {
         format!("{:.1}k", x / 1000.0)
@@ -298,79 +347,129 @@ fn main() {
     let mut script = String::from(
         "echo clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)\n",
     );
-    let mut binds = vec![UVIO_BLK];
-    if args.scsi {
-        binds.push(UVIO_SCSI);
+    // (key, label, uvio target, kernel device variable, kernel PCI function, libblkio
+    // function, kernel polls): every device kind measured.
+    let mut systems: Vec<System> = vec![System {
+        key: "blk",
+        label: "virtio-blk",
+        uvio: UVIO_BLK.into(),
+        kernel_fn: KERNEL_BLK,
+        kernel_var: "KBLK",
+        blkio: Some(BLKIO_BLK),
+        hipri: true,
+    }];
+    if args.packed {
+        systems.push(System {
+            key: "blkp",
+            label: "virtio-blk packed",
+            uvio: UVIO_BLK_PACKED.into(),
+            kernel_fn: KERNEL_BLK_PACKED,
+            kernel_var: "KBLKP",
+            blkio: Some(BLKIO_BLK_PACKED),
+            hipri: true,
+        });
     }
+    if args.scsi {
+        systems.push(System {
+            key: "scsi",
+            label: "virtio-scsi",
+            uvio: format!("{UVIO_SCSI}/0:0:0"),
+            kernel_fn: KERNEL_SCSI,
+            kernel_var: "KSCSI",
+            blkio: None,
+            hipri: false,
+        });
+        if args.packed {
+            systems.push(System {
+                key: "scsip",
+                label: "virtio-scsi packed",
+                uvio: format!("{UVIO_SCSI_PACKED}/0:0:0"),
+                kernel_fn: KERNEL_SCSI_PACKED,
+                kernel_var: "KSCSIP",
+                blkio: None,
+                hipri: false,
+            });
+        }
+    }
+    let mut binds: Vec<String> = systems
+        .iter()
+        .map(|s| s.uvio.split('/').next().unwrap_or_default().to_string())
+        .collect();
     if blkio_bin.is_some() {
-        binds.push(BLKIO_BLK);
+        binds.extend(systems.iter().filter_map(|s| s.blkio.map(String::from)));
     }
     script += &format!("check bind uvio bind {}\n", binds.join(" "));
     // The kernel's block devices of the twin functions.
-    script += &format!(
-        "KBLK=/dev/$(ls /sys/bus/pci/devices/{KERNEL_BLK}/virtio*/block/ | head -n1)\n\
-         echo kernel virtio-blk: $KBLK\n"
-    );
-    if args.scsi {
+    for sys in &systems {
+        let (var, f) = (sys.kernel_var, sys.kernel_fn);
+        let path = if sys.key.starts_with("blk") {
+            format!("/sys/bus/pci/devices/{f}/virtio*/block/")
+        } else {
+            format!("/sys/bus/pci/devices/{f}/virtio*/host*/target*/*/block/")
+        };
         script += &format!(
-            "KSCSI=/dev/$(ls /sys/bus/pci/devices/{KERNEL_SCSI}/virtio*/host*/target*/*/block/ | head -n1)\n\
-             echo kernel virtio-scsi: $KSCSI\n"
+            "{var}=/dev/$(ls {path} | head -n1)\necho kernel {}: ${var} $(cat /sys/block/$(basename ${var})/mq/*/nr_tags 2>/dev/null | tr '\\n' ' ')\n",
+            sys.label
         );
     }
-    let mut systems: Vec<(&str, String, String)> =
-        vec![("blk", UVIO_BLK.to_string(), "$KBLK".into())];
-    if args.scsi {
-        systems.push(("scsi", format!("{UVIO_SCSI}/0:0:0"), "$KSCSI".into()));
-    }
-    let fio = "fio --output-format=json --name=k --direct=1 --thread";
-    for (sys, uvio_target, kdev) in &systems {
-        for (key, _, opts) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
-            script += &format!(
-                "check {sys}_{key}_uvio uvio bench --output-format=json --name=u --filename={uvio_target} {opts} {common}\n"
-            );
-            let blkio_depth = BLKIO_ROWS.iter().find(|r| r.0 == *key).map(|r| r.1);
-            if let (Some(bin), Some(depth), "blk") = (&blkio_bin, blkio_depth, *sys) {
+    let fio = "fio --output-format=json --name=k --direct=1 --thread --clocksource=cpu";
+    for round in 0..args.repeat {
+        for sys in &systems {
+            let key_sys = sys.key;
+            for (key, _, opts) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
+                let tag = format!("{key_sys}_{key}_r{round}");
                 script += &format!(
-                    "check {sys}_{key}_blkio {} --iodepth {depth} --runtime {rt} --ramp 1 /sys/bus/pci/devices/{BLKIO_BLK}\n",
-                    bin.display()
+                    "check {tag}_uvio uvio bench --output-format=json --name=u --filename={} {opts} {common}\n",
+                    sys.uvio
                 );
-            }
-            script += &format!(
-                "check {sys}_{key}_uring {fio} --filename={kdev} --ioengine=io_uring {opts} {common}\n"
-            );
-            if opts.contains("--iodepth=1 ") || opts.ends_with("--iodepth=1") {
+                let blkio_depth = BLKIO_ROWS.iter().find(|r| r.0 == *key).map(|r| r.1);
+                if let (Some(bin), Some(depth), Some(f)) = (&blkio_bin, blkio_depth, sys.blkio) {
+                    script += &format!(
+                        "check {tag}_blkio {} --iodepth {depth} --runtime {rt} --ramp 1 /sys/bus/pci/devices/{f}\n",
+                        bin.display()
+                    );
+                }
+                let kdev = format!("${}", sys.kernel_var);
+                let hipri = if sys.hipri { " --hipri" } else { "" };
                 script += &format!(
-                    "check {sys}_{key}_psync {fio} --filename={kdev} --ioengine=pvsync2 {opts} {common}\n"
+                    "check {tag}_uring {fio} --filename={kdev} --ioengine=io_uring{hipri} {opts} {common}\n"
                 );
+                if opts.contains("--iodepth=1 ") || opts.ends_with("--iodepth=1") {
+                    script += &format!(
+                        "check {tag}_psync {fio} --filename={kdev} --ioengine=pvsync2{hipri} {opts} {common}\n"
+                    );
+                }
             }
         }
     }
     script += "true\n";
 
     let runs: usize = script.matches("\ncheck ").count();
-    let guest_time = Duration::from_secs(u64::from(rt + 4) * runs as u64 + 120);
+    let guest_time = Duration::from_secs(u64::from(rt + 4) * runs as u64 + 180);
     eprintln!(
-        "booting a TCG guest (2 vCPUs; virtio-blk {UVIO_BLK} for uvio, {KERNEL_BLK} for the kernel{}{}); {runs} runs of {rt} s...",
-        if blkio_bin.is_some() {
-            format!(", {BLKIO_BLK} for libblkio")
-        } else {
-            String::new()
-        },
-        if args.scsi {
-            format!("; virtio-scsi {UVIO_SCSI} for uvio, {KERNEL_SCSI} for the kernel")
-        } else {
-            String::new()
-        }
+        "booting a TCG guest (2 vCPUs; {} device kinds, uvio, the kernel{} on twins); {runs} runs of {rt} s...",
+        systems.len(),
+        if blkio_bin.is_some() { " and libblkio" } else { "" },
     );
+    // The kernel's virtio_blk polls one of the two queues (io_uring --hipri uses it).
     let mut spec = VmSpec::new()
         .reference_tools()
         .timeout(guest_time)
+        .module_param("virtio_blk", "poll_queues=1")
         .virtio_blk_null("05.0", 1 << 30, "num-queues=2")
         .virtio_blk_null("06.0", 1 << 30, "num-queues=2");
+    if args.packed {
+        spec = spec
+            .virtio_blk_null("08.0", 1 << 30, "num-queues=2,packed=on")
+            .virtio_blk_null("09.0", 1 << 30, "num-queues=2,packed=on");
+    }
     if let Some(bin) = &blkio_bin {
         spec = spec
             .virtio_blk_null("07.0", 1 << 30, "num-queues=2")
             .host_binary(bin.display().to_string());
+        if args.packed {
+            spec = spec.virtio_blk_null("0a.0", 1 << 30, "num-queues=2,packed=on");
+        }
     }
     if args.scsi {
         spec = spec
@@ -378,6 +477,13 @@ fn main() {
             .scsi_hd_null("s0", 0, 0, 1 << 30, "")
             .virtio_scsi("s1", "03.0", 2, "")
             .scsi_hd_null("s1", 0, 0, 1 << 30, "");
+        if args.packed {
+            spec = spec
+                .virtio_scsi("s2", "0b.0", 2, "packed=on")
+                .scsi_hd_null("s2", 0, 0, 1 << 30, "")
+                .virtio_scsi("s3", "0c.0", 2, "packed=on")
+                .scsi_hd_null("s3", 0, 0, 1 << 30, "");
+        }
     }
     let out = spec.script(script).run();
     if out.exit_code != Some(0) {
@@ -393,37 +499,55 @@ fn main() {
     let mut failed = false;
     let mut raw: BTreeMap<String, Value> = BTreeMap::new();
     println!(
-        "| device | workload | uvio IOPS | kernel IOPS (engine) | uvio/kernel | libblkio IOPS | uvio/libblkio | uvio BW | kernel BW | uvio clat p50 / p99 / p99.9 (µs) | kernel clat p50 / p99 / p99.9 (µs) |"
+        "| device | workload | uvio IOPS | kernel IOPS (engine) | uvio/kernel | libblkio IOPS | uvio/libblkio | uvio runs (min/median) | uvio BW | kernel BW | uvio clat p50 / p99 / p99.9 (µs) | kernel clat p50 / p99 / p99.9 (µs) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut blkio_notes: Vec<String> = Vec::new();
-    for (sys, _, _) in &systems {
+    let mut unsteady: Vec<String> = Vec::new();
+    for sys in &systems {
         for (key, label, _) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
-            let get = |engine: &str| {
-                let name = format!("{sys}_{key}_{engine}");
-                figures(&out, &name).map(|(f, doc)| (name, f, doc))
-            };
-            let u = match get("uvio") {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("{e}");
-                    failed = true;
-                    continue;
+            // Every round of this row: uvio, the kernel's engines, libblkio.
+            let mut uvio_runs: Vec<Figures> = Vec::new();
+            let mut kernel_runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
+            let mut blkio_runs: Vec<Figures> = Vec::new();
+            for round in 0..args.repeat {
+                let tag = format!("{}_{key}_r{round}", sys.key);
+                match figures(&out, &format!("{tag}_uvio")) {
+                    Ok((f, doc)) => {
+                        uvio_runs.push(f);
+                        raw.insert(format!("{tag}_uvio"), doc);
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed = true;
+                    }
                 }
-            };
-            let mut kernel: Vec<(&str, Figures)> = Vec::new();
-            for engine in ["uring", "psync"] {
-                match get(engine) {
-                    Ok((name, f, doc)) => {
-                        kernel.push((
-                            if engine == "uring" {
-                                "io_uring"
-                            } else {
-                                "pvsync2"
-                            },
-                            f,
-                        ));
-                        raw.insert(name, doc);
+                for (engine, name) in [("uring", "io_uring"), ("psync", "pvsync2")] {
+                    match figures(&out, &format!("{tag}_{engine}")) {
+                        Ok((f, doc)) => {
+                            kernel_runs.entry(name).or_default().push(f);
+                            raw.insert(format!("{tag}_{engine}"), doc);
+                        }
+                        Err(e) if e.ends_with("never ran") => {}
+                        Err(e) => {
+                            eprintln!("{e}");
+                            failed = true;
+                        }
+                    }
+                }
+                match blkio_figures(&out, &format!("{tag}_blkio")) {
+                    Ok((b, doc)) => {
+                        if round == 0 {
+                            blkio_notes.push(format!(
+                                "{} {label}: p50 / p99 / p99.9 {} µs, queue-size {}, clock {}",
+                                sys.label,
+                                lat(&b),
+                                doc["queue_size"],
+                                doc["clock"].as_str().unwrap_or("?")
+                            ));
+                        }
+                        blkio_runs.push(b);
+                        raw.insert(format!("{tag}_blkio"), doc);
                     }
                     Err(e) if e.ends_with("never ran") => {}
                     Err(e) => {
@@ -432,62 +556,69 @@ fn main() {
                     }
                 }
             }
-            raw.insert(u.0.clone(), u.2.clone());
-            let (mut blkio_iops, mut blkio_ratio) = ("-".to_string(), "-".to_string());
-            let blkio_name = format!("{sys}_{key}_blkio");
-            match blkio_figures(&out, &blkio_name) {
-                Ok((b, doc)) => {
-                    blkio_iops = kiops(b.iops);
-                    if b.iops > 0.0 {
-                        blkio_ratio = format!("{:.2}x", u.1.iops / b.iops);
-                    }
-                    blkio_notes.push(format!(
-                        "{label}: p50 / p99 / p99.9 {} µs, queue-size {}, clock {}",
-                        lat(&b),
-                        doc["queue_size"],
-                        doc["clock"].as_str().unwrap_or("?")
-                    ));
-                    raw.insert(blkio_name, doc);
-                }
-                Err(e) if e.ends_with("never ran") => {}
-                Err(e) => {
-                    eprintln!("{e}");
-                    blkio_iops = "failed".into();
-                    failed = true;
-                }
-            }
-            let Some((engine, k)) = kernel
+            let Some(u) = median(&uvio_runs) else {
+                continue;
+            };
+            let Some((engine, k)) = kernel_runs
                 .iter()
+                .filter_map(|(name, runs)| median(runs).map(|m| (*name, m)))
                 .max_by(|a, b| a.1.iops.total_cmp(&b.1.iops))
-                .cloned()
             else {
                 continue;
             };
-            let ratio = if k.iops > 0.0 { u.1.iops / k.iops } else { 0.0 };
+            let (blkio_iops, blkio_ratio) = match median(&blkio_runs) {
+                Some(b) if b.iops > 0.0 => (kiops(b.iops), format!("{:.2}x", u.iops / b.iops)),
+                Some(b) => (kiops(b.iops), "-".into()),
+                None => ("-".into(), "-".into()),
+            };
+            let low = uvio_runs.iter().map(|f| f.iops).fold(f64::MAX, f64::min);
+            if low < 0.8 * u.iops {
+                unsteady.push(format!(
+                    "{} {label}: a uvio run gave {} against the median {}",
+                    sys.label,
+                    kiops(low),
+                    kiops(u.iops)
+                ));
+            }
+            let runs_list: Vec<String> = uvio_runs.iter().map(|f| kiops(f.iops)).collect();
+            let ratio = if k.iops > 0.0 { u.iops / k.iops } else { 0.0 };
             println!(
-                "| virtio-{sys} | {label} | {} | {} ({engine}) | {ratio:.1}x | {blkio_iops} | {blkio_ratio} | {} | {} | {} | {} |",
-                kiops(u.1.iops),
+                "| {} | {label} | {} | {} ({engine}) | {ratio:.1}x | {blkio_iops} | {blkio_ratio} | {} ({:.2}) | {} | {} | {} | {} |",
+                sys.label,
+                kiops(u.iops),
                 kiops(k.iops),
-                mibs(u.1.bw),
+                runs_list.join(", "),
+                low / u.iops.max(1e-9),
+                mibs(u.bw),
                 mibs(k.bw),
-                lat(&u.1),
+                lat(&u),
                 lat(&k)
             );
         }
     }
     if !blkio_notes.is_empty() {
         println!(
-            "\nlibblkio (crates.io `blkio`, virtio-blk-vfio-pci on {BLKIO_BLK}, one queue, busy-polled by \
-             examples/blkio-bench.rs; latency from submission to completion):"
+            "\nlibblkio (crates.io `blkio`, virtio-blk-vfio-pci on {BLKIO_BLK} and, packed, {BLKIO_BLK_PACKED}; \
+             one queue, busy-polled and pinned by examples/blkio-bench.rs; latency from submission to \
+             completion):"
         );
         for n in &blkio_notes {
             println!("- {n}");
         }
     }
+    if unsteady.is_empty() {
+        println!("\nNo uvio run fell below 0.8x its row's median.");
+    } else {
+        println!("\nuvio runs below 0.8x their row's median:");
+        for n in &unsteady {
+            println!("- {n}");
+        }
+    }
     println!(
-        "\n{} s per run after a 1 s ramp, one TCG guest (2 vCPUs), null-co backends, guest run {:.0} s, \
+        "\n{} s per run after a 1 s ramp, {} round(s), one TCG guest (2 vCPUs), null-co backends, guest run {:.0} s, \
          host load average {load_before} before and {} after.",
         rt,
+        args.repeat,
         out.elapsed.as_secs_f64(),
         loadavg()
     );

@@ -105,6 +105,39 @@ pub struct Inflight {
     pub owner: u32,
 }
 
+/// Clock ticks spent in each stage of the loop, summed (a diagnostic: `UVIO_BENCH_STAGES=1`
+/// prints them per request at the end; the stamps themselves cost two clock reads per stage).
+#[derive(Debug, Default, Clone, Copy)]
+struct StageTicks {
+    /// Choosing the next I/Os and submitting them (`HwQueue::submit`).
+    submit: u64,
+    /// Publishing and the doorbell (`HwQueue::kick`: an MMIO write that exits to QEMU).
+    kick: u64,
+    /// After the kick: issue stamps, latency histograms, progress counters.
+    bookkeeping: u64,
+    /// Polling until the first completion of a reap shows up.
+    wait: u64,
+    /// Handling the completions of a reap.
+    complete: u64,
+    requests: u64,
+}
+
+impl StageTicks {
+    fn report(&self, clock: &Clock) -> String {
+        let n = self.requests.max(1);
+        let per = |t: u64| format!("{} ticks ({} ns)", t / n, clock.ns(t / n));
+        format!(
+            "stages per request over {} requests: submit {}, kick {}, bookkeeping {}, wait {}, complete {}",
+            self.requests,
+            per(self.submit),
+            per(self.kick),
+            per(self.bookkeeping),
+            per(self.wait),
+            per(self.complete)
+        )
+    }
+}
+
 /// Where the I/Os of a phase come from.
 enum Source {
     /// The job's workload; writes are stamped with a sequence number when verifying.
@@ -150,6 +183,8 @@ struct Engine {
     progress: Arc<Progress>,
     total_ios: [u64; 3],
     total_bytes: [u64; 3],
+    /// Per-stage tick totals (`UVIO_BENCH_STAGES=1`): where the thread's time goes.
+    stages: Option<StageTicks>,
     /// Latencies of completed I/Os not yet in the histograms: recorded after the next kick,
     /// so the bookkeeping overlaps the device's work instead of delaying the next request.
     /// (ddir index, bytes, slat ticks, clat ticks); never grows past the depth.
@@ -385,6 +420,11 @@ impl Engine {
             }
             // Submit: fill to the depth, one kick per batch.
             while issuing && self.in_flight < self.depth {
+                let t_a = if self.stages.is_some() {
+                    clock.now()
+                } else {
+                    0
+                };
                 let want = self.batch_submit.min(self.depth - self.in_flight);
                 let mut n = 0;
                 while n < want {
@@ -403,6 +443,11 @@ impl Engine {
                     n += 1;
                 }
                 if n > 0 {
+                    let t_b = if self.stages.is_some() {
+                        clock.now()
+                    } else {
+                        0
+                    };
                     queue.kick();
                     let issued = clock.now();
                     queue.stamp_issued(&self.batch, issued);
@@ -415,6 +460,13 @@ impl Engine {
                         self.stats.submit_calls += 1;
                     }
                     now = issued;
+                    if let Some(st) = &mut self.stages {
+                        let t_d = clock.now();
+                        st.submit += t_b.saturating_sub(t_a);
+                        st.kick += issued.saturating_sub(t_b);
+                        st.bookkeeping += t_d.saturating_sub(issued);
+                        st.requests += u64::from(n);
+                    }
                 }
                 if n < want || self.pending.is_some() {
                     break;
@@ -439,6 +491,11 @@ impl Engine {
             let mut got = 0usize;
             let mut stamp: Option<u64> = None;
             let mut spins = 0u32;
+            let t_e = if self.stages.is_some() {
+                clock.now()
+            } else {
+                0
+            };
             loop {
                 got += queue.poll(max - got, |io, result, data| {
                     let at = *stamp.get_or_insert_with(|| clock.now());
@@ -458,6 +515,10 @@ impl Engine {
                 }
             }
             now = stamp.unwrap_or_else(|| clock.now());
+            if let (Some(st), Some(first)) = (&mut self.stages, stamp) {
+                st.wait += first.saturating_sub(t_e);
+                st.complete += clock.now().saturating_sub(first);
+            }
             if got == 0 {
                 if now.saturating_sub(last_progress) > lost_after && self.in_flight > 0 {
                     let lost = self.in_flight;
@@ -537,6 +598,9 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         free: buffers,
         batch: Vec::with_capacity(depth as usize),
         unrecorded: Vec::with_capacity(depth as usize),
+        stages: std::env::var("UVIO_BENCH_STAGES")
+            .is_ok_and(|v| v == "1")
+            .then(StageTicks::default),
         in_flight: 0,
         pending: None,
         stats: JobStats {
@@ -586,6 +650,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         let end = clock.now() + clock.ticks(opts.ramp_time);
         engine.run_phase(&mut queue, &mut source, None, Some(end), false);
         engine.stats.reset();
+        engine.stages = engine.stages.map(|_| StageTicks::default());
         cpu0 = CpuUsage::this_thread();
         queue0 = queue.stats();
     }
@@ -630,6 +695,14 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     }
     engine.stats.job_runtime = total;
     engine.stats.cpu = CpuUsage::this_thread().since(cpu0);
+    if let Some(st) = &engine.stages {
+        eprintln!(
+            "uvio bench: thread {} (clock {}): {}",
+            setup.thread,
+            clock.name(),
+            st.report(&clock)
+        );
+    }
     let queue1 = queue.stats();
     engine.stats.queue_requests = queue1.submitted - queue0.submitted;
     engine.stats.queue_notifications = queue1.notifications - queue0.notifications;
