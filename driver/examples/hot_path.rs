@@ -25,10 +25,13 @@ use uvio::block::{Data, HwQueue, Limits, Request, Unit};
 use uvio::dma::{DmaBuf, DmaSpace};
 use uvio::scsi::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
 use uvio::scsi::units::{UnitInfo, UnitTable};
-use uvio::virtio::fake::{serve_blk, serve_scsi, FakeChain, FakeSplitDevice};
+use uvio::virtio::fake::{
+    serve_blk, serve_blk_packed, serve_scsi, serve_scsi_packed, FakeChain, FakePackedDevice,
+    FakeSplitDevice,
+};
 use uvio::virtio::pci::QueueNotifier;
+use uvio::virtio::plan::new_ring;
 use uvio::virtio::queue::Virtqueue;
-use uvio::virtio::split::{SplitLayout, SplitQueue};
 
 const BLOCK: usize = 4096;
 const RING: u16 = 256;
@@ -42,6 +45,7 @@ enum Kind {
 
 struct Args {
     kind: Kind,
+    packed: bool,
     depth: u16,
     requests: u64,
 }
@@ -49,6 +53,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         kind: Kind::Blk,
+        packed: false,
         depth: 1,
         requests: 100_000,
     };
@@ -61,6 +66,13 @@ fn parse_args() -> Result<Args, String> {
                     "blk" => Kind::Blk,
                     "scsi" => Kind::Scsi,
                     other => return Err(format!("--device blk|scsi, not {other}")),
+                }
+            }
+            "--ring" => {
+                args.packed = match value()?.as_str() {
+                    "split" => false,
+                    "packed" => true,
+                    other => return Err(format!("--ring split|packed, not {other}")),
                 }
             }
             "--depth" => args.depth = value()?.parse().map_err(|e| format!("--depth: {e}"))?,
@@ -90,12 +102,31 @@ fn limits() -> Limits {
     }
 }
 
-/// A queue of `depth` tags on a fresh split ring, its fake device, and the unit to address.
-fn build(kind: Kind, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, FakeSplitDevice, Unit) {
-    let layout = SplitLayout::new(RING, 0).expect("a valid ring size");
-    let memory = dma.alloc(layout.total).expect("ring memory");
-    let ring = SplitQueue::new(Box::new(memory), layout, true, depth).expect("a ring");
-    let device = FakeSplitDevice::new(ring.addresses(), RING);
+/// The fake device of either ring format.
+enum Device {
+    Split(FakeSplitDevice),
+    Packed(FakePackedDevice),
+}
+
+impl Device {
+    fn serve(&mut self, kind: Kind, scratch: &mut FakeChain) -> usize {
+        match (self, kind) {
+            (Device::Split(d), Kind::Blk) => serve_blk(d, scratch, 0),
+            (Device::Split(d), Kind::Scsi) => serve_scsi(d, scratch),
+            (Device::Packed(d), Kind::Blk) => serve_blk_packed(d, scratch, 0),
+            (Device::Packed(d), Kind::Scsi) => serve_scsi_packed(d, scratch),
+        }
+    }
+}
+
+/// A queue of `depth` tags on a fresh ring, its fake device, and the unit to address.
+fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, Device, Unit) {
+    let ring = new_ring(packed, dma, 0, RING, 0, true, depth).expect("a ring");
+    let device = if packed {
+        Device::Packed(FakePackedDevice::new(ring.addresses(), RING))
+    } else {
+        Device::Split(FakeSplitDevice::new(ring.addresses(), RING))
+    };
     let notifier = QueueNotifier::detached(0);
     let (queue, unit) = match kind {
         Kind::Blk => {
@@ -167,7 +198,7 @@ fn hot_reap(queue: &mut HwQueue<u64>, free: &mut Vec<DmaBuf>) -> Result<usize, S
 
 fn run(args: &Args) -> Result<(), String> {
     let dma = DmaSpace::identity();
-    let (queue, mut device, unit) = build(args.kind, args.depth, &dma);
+    let (queue, mut device, unit) = build(args.kind, args.packed, args.depth, &dma);
     let mut queue = queue.with_context::<u64>();
     let mut free = dma
         .alloc(usize::from(args.depth) * BLOCK)
@@ -179,10 +210,7 @@ fn run(args: &Args) -> Result<(), String> {
     let start = Instant::now();
     while completed < args.requests {
         hot_submit(&mut queue, &mut free, unit, &mut offset)?;
-        let served = match args.kind {
-            Kind::Blk => serve_blk(&mut device, &mut scratch, 0),
-            Kind::Scsi => serve_scsi(&mut device, &mut scratch),
-        };
+        let served = device.serve(args.kind, &mut scratch);
         let reaped = hot_reap(&mut queue, &mut free)?;
         if reaped != served {
             return Err(format!(
@@ -193,11 +221,12 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let elapsed = start.elapsed();
     println!(
-        "device={} depth={} requests={} ns_per_request={:.1}",
+        "device={} ring={} depth={} requests={} ns_per_request={:.1}",
         match args.kind {
             Kind::Blk => "blk",
             Kind::Scsi => "scsi",
         },
+        if args.packed { "packed" } else { "split" },
         args.depth,
         completed,
         elapsed.as_nanos() as f64 / completed as f64

@@ -216,3 +216,150 @@ pub fn serve_scsi(device: &mut FakeSplitDevice, scratch: &mut FakeChain) -> usiz
     device.publish_used();
     n
 }
+
+const DESC_F_AVAIL: u16 = 1 << 7;
+const DESC_F_USED: u16 = 1 << 15;
+
+/// The device's side of a packed virtqueue of `size` entries.
+#[derive(Debug)]
+pub struct FakePackedDevice {
+    ring: u64,
+    size: u16,
+    next_avail: u16,
+    avail_wrap: bool,
+    next_used: u16,
+    used_wrap: bool,
+    /// Ring descriptors each taken chain held, by the id it was taken under (to advance the
+    /// used position when it completes, as a device that completes in order does).
+    held: Vec<(u16, u16)>,
+}
+
+impl FakePackedDevice {
+    pub fn new(addresses: QueueAddresses, size: u16) -> Self {
+        FakePackedDevice {
+            ring: addresses.descriptors,
+            size,
+            next_avail: 0,
+            avail_wrap: true,
+            next_used: 0,
+            used_wrap: true,
+            held: Vec::new(),
+        }
+    }
+
+    fn flags(&self, slot: u16) -> &AtomicU16 {
+        // SAFETY: the flags of a descriptor inside the ring, 2-aligned; shared with the
+        // driver, hence atomic.
+        unsafe { AtomicU16::from_ptr((self.ring + u64::from(slot) * 16 + 14) as *mut u16) }
+    }
+
+    fn advance(pos: &mut u16, wrap: &mut bool, size: u16) {
+        *pos += 1;
+        if *pos == size {
+            *pos = 0;
+            *wrap = !*wrap;
+        }
+    }
+
+    /// The next chain the driver made available (into `out`); `false` when there is none.
+    pub fn next_chain(&mut self, out: &mut FakeChain) -> bool {
+        let avail = |flags: u16, wrap: bool| {
+            (flags & DESC_F_AVAIL != 0) == wrap && (flags & DESC_F_USED != 0) != wrap
+        };
+        if !avail(
+            self.flags(self.next_avail).load(Ordering::Acquire),
+            self.avail_wrap,
+        ) {
+            return false;
+        }
+        out.segments.clear();
+        out.indirect = false;
+        let mut descriptors = 0u16;
+        loop {
+            let p = self.ring + u64::from(self.next_avail) * 16;
+            // SAFETY: a descriptor inside the ring, made available by the driver.
+            let (addr, len, id, flags): (u64, u32, u16, u16) =
+                unsafe { (load(p), load(p + 8), load(p + 12), load(p + 14)) };
+            out.head = id;
+            descriptors += 1;
+            Self::advance(&mut self.next_avail, &mut self.avail_wrap, self.size);
+            if flags & DESC_F_INDIRECT != 0 {
+                out.indirect = true;
+                for i in 0..u64::from(len / 16) {
+                    let q = addr + i * 16;
+                    // SAFETY: a descriptor of the chain's indirect table.
+                    let (a, l, f): (u64, u32, u16) =
+                        unsafe { (load(q), load(q + 8), load(q + 14)) };
+                    out.segments.push(Segment {
+                        iova: a,
+                        len: l,
+                        device_writes: f & DESC_F_WRITE != 0,
+                    });
+                }
+            } else {
+                out.segments.push(Segment {
+                    iova: addr,
+                    len,
+                    device_writes: flags & DESC_F_WRITE != 0,
+                });
+            }
+            if flags & DESC_F_NEXT == 0 {
+                break;
+            }
+        }
+        self.held.push((out.head, descriptors));
+        true
+    }
+
+    /// Completes the oldest chain taken (in order) with `len` bytes written.
+    pub fn complete_next(&mut self, len: u32) {
+        if self.held.is_empty() {
+            return;
+        }
+        let (id, descriptors) = self.held.remove(0);
+        let p = self.ring + u64::from(self.next_used) * 16;
+        // SAFETY: the descriptor at the device's next-used position, inside the ring.
+        unsafe {
+            store(p + 8, len);
+            store(p + 12, id);
+        }
+        let bits = if self.used_wrap {
+            DESC_F_AVAIL | DESC_F_USED
+        } else {
+            0
+        };
+        self.flags(self.next_used).store(bits, Ordering::Release);
+        for _ in 0..descriptors {
+            Self::advance(&mut self.next_used, &mut self.used_wrap, self.size);
+        }
+    }
+}
+
+/// [`serve_blk`] for a packed ring: every available chain answered with `status`, in order.
+pub fn serve_blk_packed(
+    device: &mut FakePackedDevice,
+    scratch: &mut FakeChain,
+    status: u8,
+) -> usize {
+    let mut n = 0;
+    while device.next_chain(scratch) {
+        let last = scratch.segments.len() - 1;
+        scratch.write(last, 0, &[status]);
+        device.complete_next(scratch.writable());
+        n += 1;
+    }
+    n
+}
+
+/// [`serve_scsi`] for a packed ring.
+pub fn serve_scsi_packed(device: &mut FakePackedDevice, scratch: &mut FakeChain) -> usize {
+    let mut n = 0;
+    while device.next_chain(scratch) {
+        if let Some(resp) = scratch.segments.iter().position(|s| s.device_writes) {
+            scratch.write(resp, 0, &[0; 12]);
+        }
+        device.complete_next(scratch.writable());
+        n += 1;
+    }
+    n
+}

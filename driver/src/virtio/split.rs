@@ -81,8 +81,11 @@ pub struct SplitQueue {
     iova: u64,
     layout: SplitLayout,
     event_idx: bool,
-    /// log2 of the descriptors per chain slot.
+    /// log2 of the descriptors per chain slot, for the first `wide_slots` slots ...
     stride_shift: u32,
+    wide_slots: u16,
+    /// ... and for the others (see [`SplitQueue::new`]).
+    narrow_shift: u32,
     chains: Vec<Chain>,
     /// Free slots for `Virtqueue::add` (queues driven by tokens, not tags).
     free_slots: Vec<u16>,
@@ -123,8 +126,21 @@ impl SplitQueue {
         if memory.len() < layout.total || !memory.iova().is_multiple_of(16) {
             return None;
         }
-        let stride = slot_stride(layout.size, depth);
-        let slots = layout.size / stride;
+        // Uniform slots give every chain `stride` descriptors. When that is fewer than a
+        // one-buffer request needs (a header, the data and a status: 3, so 4) and tables
+        // exist, the first slots get 4 and the rest one (each chain in its table): as many
+        // requests as the ring holds go direct (QEMU maps no table for them), the others
+        // indirect.
+        const WIDE: u16 = 4;
+        let uniform = slot_stride(layout.size, depth);
+        let depth = depth.clamp(1, layout.size);
+        let (wide, wide_slots, stride) = if uniform < WIDE && layout.indirect_max > 1 {
+            let spare = layout.size - depth;
+            (WIDE, (spare / (WIDE - 1)).min(depth), 1)
+        } else {
+            (uniform, layout.size / uniform, uniform)
+        };
+        let slots = wide_slots + (layout.size - wide_slots * wide) / stride;
         let base = memory.ptr();
         let iova = memory.iova();
         let queue = SplitQueue {
@@ -133,7 +149,9 @@ impl SplitQueue {
             iova,
             layout,
             event_idx,
-            stride_shift: stride.trailing_zeros(),
+            stride_shift: wide.trailing_zeros(),
+            wide_slots,
+            narrow_shift: stride.trailing_zeros(),
             chains: vec![Chain::default(); usize::from(slots)],
             free_slots: (0..slots).rev().collect(),
             avail_idx: 0,
@@ -174,9 +192,42 @@ impl SplitQueue {
         self.chains.len() as u16
     }
 
-    /// Descriptors a chain may take in its slot before it needs an indirect table.
+    /// Descriptors a chain may take in slot 0 before it needs an indirect table.
     pub fn stride(&self) -> u16 {
-        1 << self.stride_shift
+        self.room(0)
+    }
+
+    /// Descriptors a chain may take in `slot` before it needs an indirect table.
+    #[inline]
+    fn room(&self, slot: u16) -> u16 {
+        if slot < self.wide_slots {
+            1 << self.stride_shift
+        } else {
+            1 << self.narrow_shift
+        }
+    }
+
+    /// The first ring descriptor of `slot`.
+    #[inline]
+    fn head_of(&self, slot: u16) -> u16 {
+        if slot < self.wide_slots {
+            slot << self.stride_shift
+        } else {
+            (self.wide_slots << self.stride_shift) + ((slot - self.wide_slots) << self.narrow_shift)
+        }
+    }
+
+    /// The slot whose first descriptor is `id`, or `None` if `id` heads no slot.
+    #[inline]
+    fn slot_of(&self, id: u16) -> Option<u16> {
+        let boundary = self.wide_slots << self.stride_shift;
+        if id < boundary {
+            (id & ((1 << self.stride_shift) - 1) == 0).then_some(id >> self.stride_shift)
+        } else {
+            let rest = id - boundary;
+            (rest & ((1 << self.narrow_shift) - 1) == 0)
+                .then_some(self.wide_slots + (rest >> self.narrow_shift))
+        }
     }
 
     fn at(&self, offset: usize) -> *mut u8 {
@@ -265,8 +316,8 @@ impl SplitQueue {
             Some(c) if !c.busy => {}
             _ => return Err(AddError::Full(0)),
         }
-        let head = slot << self.stride_shift;
-        let stride = 1u16 << self.stride_shift;
+        let head = self.head_of(slot);
+        let stride = self.room(slot);
         let at = self.at(usize::from(head) * DESC_SIZE);
         Ok(SplitChain {
             queue: self,
@@ -359,7 +410,7 @@ impl SplitChain<'_> {
         }
         if self.count > self.room {
             let q = &*self.queue;
-            let max = (1usize << q.stride_shift).max(usize::from(q.layout.indirect_max));
+            let max = usize::from(q.room(self.slot)).max(usize::from(q.layout.indirect_max));
             return Err(AddError::TooManySegments { segments: n, max });
         }
         // The last descriptor ends the chain: no NEXT flag, no link.
@@ -508,10 +559,9 @@ impl Virtqueue for SplitQueue {
             })));
         }
         // Only a slot's first descriptor is ever a head.
-        let slot = (id >> self.stride_shift) as usize;
-        let is_head = id & ((1 << self.stride_shift) - 1) == 0;
+        let slot = usize::from(self.slot_of(id as u16).unwrap_or(u16::MAX));
         let chain = match self.chains.get(slot) {
-            Some(c) if is_head && c.busy => *c,
+            Some(c) if c.busy => *c,
             _ => return Some(Err(self.break_queue(QueueFault::NotInFlight { id }))),
         };
         let written = if self.clamp_used_len {
@@ -1137,5 +1187,38 @@ pub(crate) mod tests {
             faults > 500,
             "the hostile rounds found only {faults} faults"
         );
+    }
+
+    #[test]
+    fn a_deep_queue_keeps_direct_slots_for_as_many_chains_as_fit() {
+        // 12 chains on a ring of 16 with tables: slots of 1 would send every 3-buffer chain
+        // to a table. Instead (16 - 12) / 3 = 1 slot of 4, then 12 slots of 1.
+        let mut q = queue(16, 8, true, 12);
+        assert_eq!((q.stride(), q.slots()), (4, 13));
+        let mut dev = FakeDevice::new(&q);
+        for t in 0..12u16 {
+            q.add_at(t, &blk_chain(u64::from(t)), u64::from(t)).unwrap();
+        }
+        q.publish();
+        let avail = dev.take_available();
+        assert_eq!(avail[0].0, 0);
+        assert!(!avail[0].2, "slot 0 is wide: direct");
+        assert_eq!(avail[0].1, blk_chain(0));
+        for (i, (head, segs, indirect)) in avail.iter().enumerate().skip(1) {
+            assert_eq!(*head, 4 + i as u16 - 1, "narrow slots follow the wide one");
+            assert!(*indirect);
+            assert_eq!(segs, &blk_chain(i as u64));
+        }
+        // Completions name their slots by head; a descriptor inside the wide slot is none.
+        dev.complete(5, 4097);
+        assert_eq!(
+            q.pop_used(),
+            Some(Ok(UsedChain {
+                token: 2,
+                written: 4097
+            }))
+        );
+        dev.complete(2, 0);
+        assert_eq!(q.pop_used(), Some(Err(QueueFault::NotInFlight { id: 2 })));
     }
 }
