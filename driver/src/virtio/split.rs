@@ -65,6 +65,9 @@ impl SplitLayout {
 #[derive(Debug, Clone, Copy, Default)]
 struct Chain {
     token: u64,
+    /// The slot's first ring descriptor, and how many it has.
+    head: u16,
+    room: u16,
     /// Total length of its device-writable buffers: the most the device may report written.
     writable: u32,
     /// A chain is in flight in this slot.
@@ -81,11 +84,8 @@ pub struct SplitQueue {
     iova: u64,
     layout: SplitLayout,
     event_idx: bool,
-    /// log2 of the descriptors per chain slot, for the first `wide_slots` slots ...
-    stride_shift: u32,
-    wide_slots: u16,
-    /// ... and for the others (see [`SplitQueue::new`]).
-    narrow_shift: u32,
+    /// The slot each ring descriptor heads (`u16::MAX`: none), for completions.
+    slot_at: Vec<u16>,
     chains: Vec<Chain>,
     /// Free slots for `Virtqueue::add` (queues driven by tokens, not tags).
     free_slots: Vec<u16>,
@@ -141,6 +141,20 @@ impl SplitQueue {
             (uniform, layout.size / uniform, uniform)
         };
         let slots = wide_slots + (layout.size - wide_slots * wide) / stride;
+        let layout_chains: Vec<Chain> = (0..slots)
+            .map(|slot| {
+                let (head, room) = if slot < wide_slots {
+                    (slot * wide, wide)
+                } else {
+                    (wide_slots * wide + (slot - wide_slots) * stride, stride)
+                };
+                Chain {
+                    head,
+                    room,
+                    ..Chain::default()
+                }
+            })
+            .collect();
         let base = memory.ptr();
         let iova = memory.iova();
         let queue = SplitQueue {
@@ -149,10 +163,14 @@ impl SplitQueue {
             iova,
             layout,
             event_idx,
-            stride_shift: wide.trailing_zeros(),
-            wide_slots,
-            narrow_shift: stride.trailing_zeros(),
-            chains: vec![Chain::default(); usize::from(slots)],
+            slot_at: {
+                let mut at = vec![u16::MAX; usize::from(layout.size)];
+                for (slot, c) in layout_chains.iter().enumerate() {
+                    at[usize::from(c.head)] = slot as u16;
+                }
+                at
+            },
+            chains: layout_chains,
             free_slots: (0..slots).rev().collect(),
             avail_idx: 0,
             published_idx: 0,
@@ -194,40 +212,7 @@ impl SplitQueue {
 
     /// Descriptors a chain may take in slot 0 before it needs an indirect table.
     pub fn stride(&self) -> u16 {
-        self.room(0)
-    }
-
-    /// Descriptors a chain may take in `slot` before it needs an indirect table.
-    #[inline]
-    fn room(&self, slot: u16) -> u16 {
-        if slot < self.wide_slots {
-            1 << self.stride_shift
-        } else {
-            1 << self.narrow_shift
-        }
-    }
-
-    /// The first ring descriptor of `slot`.
-    #[inline]
-    fn head_of(&self, slot: u16) -> u16 {
-        if slot < self.wide_slots {
-            slot << self.stride_shift
-        } else {
-            (self.wide_slots << self.stride_shift) + ((slot - self.wide_slots) << self.narrow_shift)
-        }
-    }
-
-    /// The slot whose first descriptor is `id`, or `None` if `id` heads no slot.
-    #[inline]
-    fn slot_of(&self, id: u16) -> Option<u16> {
-        let boundary = self.wide_slots << self.stride_shift;
-        if id < boundary {
-            (id & ((1 << self.stride_shift) - 1) == 0).then_some(id >> self.stride_shift)
-        } else {
-            let rest = id - boundary;
-            (rest & ((1 << self.narrow_shift) - 1) == 0)
-                .then_some(self.wide_slots + (rest >> self.narrow_shift))
-        }
+        self.chains.first().map_or(0, |c| c.room)
     }
 
     fn at(&self, offset: usize) -> *mut u8 {
@@ -312,12 +297,10 @@ impl SplitQueue {
         if let Some(fault) = self.fault {
             return Err(AddError::Broken(fault));
         }
-        match self.chains.get(usize::from(slot)) {
-            Some(c) if !c.busy => {}
+        let (head, stride) = match self.chains.get(usize::from(slot)) {
+            Some(c) if !c.busy => (c.head, c.room),
             _ => return Err(AddError::Full(0)),
-        }
-        let head = self.head_of(slot);
-        let stride = self.room(slot);
+        };
         let at = self.at(usize::from(head) * DESC_SIZE);
         Ok(SplitChain {
             queue: self,
@@ -410,7 +393,8 @@ impl SplitChain<'_> {
         }
         if self.count > self.room {
             let q = &*self.queue;
-            let max = usize::from(q.room(self.slot)).max(usize::from(q.layout.indirect_max));
+            let max = usize::from(q.chains[usize::from(self.slot)].room)
+                .max(usize::from(q.layout.indirect_max));
             return Err(AddError::TooManySegments { segments: n, max });
         }
         // The last descriptor ends the chain: no NEXT flag, no link.
@@ -434,12 +418,11 @@ impl SplitChain<'_> {
                 0,
             );
         }
-        q.chains[usize::from(self.slot)] = Chain {
-            token,
-            writable: self.writable,
-            busy: true,
-            pooled: self.pooled,
-        };
+        let chain = &mut q.chains[usize::from(self.slot)];
+        chain.token = token;
+        chain.writable = self.writable;
+        chain.busy = true;
+        chain.pooled = self.pooled;
         let entry = usize::from(q.avail_idx & (q.layout.size - 1));
         q.write_u16(q.layout.avail + 4 + 2 * entry, self.head);
         q.avail_idx = q.avail_idx.wrapping_add(1);
@@ -559,7 +542,7 @@ impl Virtqueue for SplitQueue {
             })));
         }
         // Only a slot's first descriptor is ever a head.
-        let slot = usize::from(self.slot_of(id as u16).unwrap_or(u16::MAX));
+        let slot = usize::from(self.slot_at[id as usize]);
         let chain = match self.chains.get(slot) {
             Some(c) if c.busy => *c,
             _ => return Some(Err(self.break_queue(QueueFault::NotInFlight { id }))),
