@@ -468,7 +468,7 @@ impl<Ctx> HwQueue<Ctx> {
                 self.segments.clear();
                 self.encoder
                     .encode(tag, &slot, unit, request, command, &mut self.segments)?;
-                q.add(&self.segments, u64::from(tag))
+                q.add_at(tag, &self.segments, u64::from(tag))
             }
         };
         if let Err(e) = added {

@@ -98,6 +98,8 @@ struct Chain {
     writable: u32,
     /// Whether its head flags have been written, so the device may have seen it.
     published: bool,
+    /// Its id came from the private free list (`Virtqueue::add`) and goes back to it.
+    pooled: bool,
 }
 
 /// A chain added but not yet published: its head descriptor's flags are still to be written.
@@ -158,6 +160,13 @@ fn avail_bits(wrap: bool) -> u16 {
     }
 }
 
+/// The flags a head holds between `add` and `publish`: its AVAIL/USED bits flipped. The
+/// device reads them as not available (AVAIL differs from its wrap counter) and the driver as
+/// not used (AVAIL differs from USED), whatever the pass.
+fn held_bits(bits: u16) -> u16 {
+    bits ^ (DESC_F_AVAIL | DESC_F_USED)
+}
+
 /// Whether `flags` mark a descriptor used in the pass with used wrap counter `wrap`.
 fn is_used(flags: u16, wrap: bool) -> bool {
     let avail = flags & DESC_F_AVAIL != 0;
@@ -167,6 +176,7 @@ fn is_used(flags: u16, wrap: bool) -> bool {
 
 /// `pos` advanced by `by` (at most `size`) slots around a ring of `size`, flipping `wrap`
 /// when it passes the end.
+#[inline]
 fn advance(pos: u16, wrap: bool, by: u16, size: u16) -> (u16, bool) {
     let next = u32::from(pos) + u32::from(by);
     if next >= u32::from(size) {
@@ -284,20 +294,19 @@ impl PackedQueue {
         unsafe { AtomicU16::from_ptr(self.at(offset).cast::<u16>()) }
     }
 
-    /// Writes addr, len and id of the descriptor at byte `offset`, and its flags unless
-    /// `flags` is `None` (a head, whose flags `publish` writes).
-    fn write_desc(&self, offset: usize, segment: &Segment, id: u16, flags: Option<u16>) {
+    /// Writes the descriptor at byte `offset` with two 8-byte stores: addr, then len, id and
+    /// flags. A head goes in with [`held_bits`], which neither side reads as available or
+    /// used; `publish` writes its real flags.
+    #[inline]
+    fn write_desc(&self, offset: usize, segment: &Segment, id: u16, flags: u16) {
         let p = self.at(offset);
+        let tail = u64::from(segment.len) | u64::from(id) << 32 | u64::from(flags) << 48;
         // SAFETY: the descriptor lies in the ring or in an indirect table of the layout
         // (offset + 16 <= total by construction) and is 16-aligned; the device does not
         // read it until its head's flags are published.
         unsafe {
             p.cast::<u64>().write_volatile(segment.iova.to_le());
-            p.add(8).cast::<u32>().write_volatile(segment.len.to_le());
-            p.add(12).cast::<u16>().write_volatile(id.to_le());
-            if let Some(flags) = flags {
-                p.add(14).cast::<u16>().write_volatile(flags.to_le());
-            }
+            p.add(8).cast::<u64>().write_volatile(tail.to_le());
         }
     }
 
@@ -315,11 +324,15 @@ impl PackedQueue {
     }
 
     /// Takes the next ring slot for an available descriptor: (slot, AVAIL/USED bits).
+    #[inline]
     fn take_slot(&mut self) -> (u16, u16) {
         let slot = self.next_avail;
         let bits = avail_bits(self.avail_wrap);
-        (self.next_avail, self.avail_wrap) =
-            advance(self.next_avail, self.avail_wrap, 1, self.layout.size);
+        self.next_avail += 1;
+        if self.next_avail == self.layout.size {
+            self.next_avail = 0;
+            self.avail_wrap = !self.avail_wrap;
+        }
         (slot, bits)
     }
 
@@ -330,8 +343,24 @@ impl PackedQueue {
     }
 }
 
-impl Virtqueue for PackedQueue {
-    fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
+impl PackedQueue {
+    /// Writes a chain under buffer id `id` (a tag of the queue's owner, below the ring size)
+    /// without making it visible yet; `token` comes back with its completion. The id must not
+    /// be in flight: a queue is driven either by tags through this or by tokens through
+    /// [`Virtqueue::add`], never both.
+    #[inline]
+    pub fn add_at(&mut self, id: u16, segments: &[Segment], token: u64) -> Result<(), AddError> {
+        match self.chains.get(usize::from(id)) {
+            Some(c) if c.descriptors == 0 => {}
+            _ => return Err(AddError::Full(segments.len())),
+        }
+        self.place(Some(id), segments, token)
+    }
+
+    /// Writes a chain under `id`, or (`None`) under an id from the private free list, taken
+    /// once the chain is known to fit.
+    #[inline]
+    fn place(&mut self, id: Option<u16>, segments: &[Segment], token: u64) -> Result<(), AddError> {
         if let Some(fault) = self.fault {
             return Err(AddError::Broken(fault));
         }
@@ -363,16 +392,19 @@ impl Virtqueue for PackedQueue {
                 return Err(AddError::Full(n));
             }
         }
-        // Each chain holds at least one slot, so a free slot implies a free id; checked anyway.
-        if self.num_free_ids == 0 {
-            return Err(AddError::Full(n));
-        }
+        let pooled = id.is_none();
+        let id = match id {
+            Some(id) => id,
+            // Each chain holds at least one slot, so a free slot implies a free id; checked
+            // anyway.
+            None if self.num_free_ids == 0 => return Err(AddError::Full(n)),
+            None => self.take_id(),
+        };
         let writable: u32 = segments
             .iter()
             .filter(|s| s.device_writes)
             .fold(0u32, |a, s| a.saturating_add(s.len));
         let write_flag = |s: &Segment| if s.device_writes { DESC_F_WRITE } else { 0 };
-        let id = self.take_id();
         let head;
         let head_flags;
         let descriptors;
@@ -383,12 +415,17 @@ impl Virtqueue for PackedQueue {
             head = slot;
             let next = if n > 1 { DESC_F_NEXT } else { 0 };
             head_flags = bits | write_flag(&segments[0]) | next;
-            self.write_desc(usize::from(slot) * DESC_SIZE, &segments[0], id, None);
+            self.write_desc(
+                usize::from(slot) * DESC_SIZE,
+                &segments[0],
+                id,
+                held_bits(bits),
+            );
             for (i, segment) in segments.iter().enumerate().skip(1) {
                 let (slot, bits) = self.take_slot();
                 let next = if i + 1 < n { DESC_F_NEXT } else { 0 };
                 let flags = bits | write_flag(segment) | next;
-                self.write_desc(usize::from(slot) * DESC_SIZE, segment, id, Some(flags));
+                self.write_desc(usize::from(slot) * DESC_SIZE, segment, id, flags);
             }
             descriptors = n as u16;
         } else {
@@ -396,7 +433,7 @@ impl Virtqueue for PackedQueue {
             let max = usize::from(self.layout.indirect_max);
             let table = self.layout.indirect + usize::from(id) * max * DESC_SIZE;
             for (i, segment) in segments.iter().enumerate() {
-                self.write_desc(table + i * DESC_SIZE, segment, 0, Some(write_flag(segment)));
+                self.write_desc(table + i * DESC_SIZE, segment, 0, write_flag(segment));
             }
             let (slot, bits) = self.take_slot();
             head = slot;
@@ -406,7 +443,7 @@ impl Virtqueue for PackedQueue {
                 usize::from(slot) * DESC_SIZE,
                 &Segment::readable(table_iova, (n * DESC_SIZE) as u32),
                 id,
-                None,
+                held_bits(bits),
             );
             descriptors = 1;
         }
@@ -415,6 +452,7 @@ impl Virtqueue for PackedQueue {
             descriptors,
             writable,
             published: false,
+            pooled,
         };
         // At most `size` chains are in flight, so the pending list never overflows.
         self.pending[usize::from(self.pending_len)] = Pending {
@@ -428,7 +466,14 @@ impl Virtqueue for PackedQueue {
         self.in_flight += 1;
         Ok(())
     }
+}
 
+impl Virtqueue for PackedQueue {
+    fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
+        self.place(None, segments, token)
+    }
+
+    #[inline]
     fn publish(&mut self) -> bool {
         if self.pending_len == 0 || self.fault.is_some() {
             return false;
@@ -474,6 +519,7 @@ impl Virtqueue for PackedQueue {
         }
     }
 
+    #[inline]
     fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
         if let Some(fault) = self.fault {
             return Some(Err(fault));
@@ -527,7 +573,9 @@ impl Virtqueue for PackedQueue {
         self.num_free += chain.descriptors;
         self.chains[usize::from(id)].descriptors = 0;
         self.chains[usize::from(id)].published = false;
-        self.put_id(id);
+        if chain.pooled {
+            self.put_id(id);
+        }
         self.in_flight -= 1;
         Some(Ok(UsedChain {
             token: chain.token,
@@ -966,10 +1014,15 @@ pub(crate) mod tests {
         let mut dev = FakePackedDevice::new(&q);
         q.add(&blk_chain(0), 0).unwrap();
         q.add(&one(1), 1).unwrap();
-        // Non-head descriptors are written, heads are not.
+        // Non-head descriptors are written; heads hold their bits flipped (first pass: USED
+        // without AVAIL), which is neither available to the device nor used to the driver.
         assert!(dev.take_available().is_empty());
-        assert_eq!(q.flags_atomic(0).load(Ordering::Relaxed), 0);
-        assert_eq!(q.flags_atomic(3).load(Ordering::Relaxed), 0);
+        for head in [0, 3] {
+            let flags = q.flags_atomic(head).load(Ordering::Relaxed);
+            assert_eq!(flags & (DESC_F_AVAIL | DESC_F_USED), DESC_F_USED);
+            assert!(!is_used(flags, true) && !is_used(flags, false));
+        }
+        assert!(q.pop_used().is_none());
         q.publish();
         assert_eq!(dev.take_available().len(), 2);
     }

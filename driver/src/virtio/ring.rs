@@ -80,7 +80,7 @@ impl Ring {
     pub fn add_at(&mut self, tag: u16, segments: &[Segment]) -> Result<(), AddError> {
         match self {
             Ring::Split(q) => q.add_at(tag, segments, u64::from(tag)),
-            Ring::Packed(q) => q.add(segments, u64::from(tag)),
+            Ring::Packed(q) => q.add_at(tag, segments, u64::from(tag)),
         }
     }
 }
