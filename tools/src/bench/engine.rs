@@ -119,6 +119,10 @@ struct StageTicks {
     wait: u64,
     /// Handling the completions of a reap.
     complete: u64,
+    /// Of `submit`: inside `HwQueue::submit` (the driver).
+    driver_submit: u64,
+    /// Of `complete`: inside the engine's own handling (the rest is the driver's poll).
+    engine_complete: u64,
     requests: u64,
 }
 
@@ -127,13 +131,16 @@ impl StageTicks {
         let n = self.requests.max(1);
         let per = |t: u64| format!("{} ticks ({} ns)", t / n, clock.ns(t / n));
         format!(
-            "stages per request over {} requests: submit {}, kick {}, bookkeeping {}, wait {}, complete {}",
+            "stages per request over {} requests: submit {} (driver {}), kick {}, bookkeeping {}, \
+             wait {}, complete {} (engine {})",
             self.requests,
             per(self.submit),
+            per(self.driver_submit),
             per(self.kick),
             per(self.bookkeeping),
             per(self.wait),
-            per(self.complete)
+            per(self.complete),
+            per(self.engine_complete)
         )
     }
 }
@@ -278,7 +285,16 @@ impl Engine {
             expect,
             owner: self.owner,
         };
-        match queue.submit(self.unit, request, ctx) {
+        let t_submit = if self.stages.is_some() {
+            self.clock.now()
+        } else {
+            0
+        };
+        let submitted = queue.submit(self.unit, request, ctx);
+        if let Some(st) = &mut self.stages {
+            st.driver_submit += self.clock.now().saturating_sub(t_submit);
+        }
+        match submitted {
             Ok(tag) => {
                 if io.ddir == Ddir::Write && self.verifier.is_some() {
                     self.writes += 1;
@@ -499,7 +515,15 @@ impl Engine {
             loop {
                 got += queue.poll(max - got, |io, result, data| {
                     let at = *stamp.get_or_insert_with(|| clock.now());
+                    let t_engine = if self.stages.is_some() {
+                        clock.now()
+                    } else {
+                        0
+                    };
                     self.complete(io, result, data, at, record);
+                    if let Some(st) = &mut self.stages {
+                        st.engine_complete += clock.now().saturating_sub(t_engine);
+                    }
                 });
                 if got >= min.max(1) || min == 0 || got >= max {
                     break;
