@@ -115,6 +115,8 @@ pub struct HwQueue<Ctx = ()> {
     /// Buffers of requests failed because the queue broke: the device was not reset and may
     /// still write them, so they are released only with the queue (after the device reset).
     quarantine: Vec<Data>,
+    /// How long [`HwQueue::run_one`] waits ([`CONTROL_TIMEOUT`] unless set).
+    control_timeout: Duration,
 }
 
 impl HwQueue<()> {
@@ -145,6 +147,7 @@ impl HwQueue<()> {
             drained: false,
             parked: Vec::with_capacity(usize::from(depth)),
             quarantine: Vec::new(),
+            control_timeout: CONTROL_TIMEOUT,
         }
     }
 }
@@ -201,7 +204,13 @@ impl<Ctx> HwQueue<Ctx> {
             drained: self.drained,
             parked: self.parked,
             quarantine: self.quarantine,
+            control_timeout: self.control_timeout,
         }
+    }
+
+    /// Sets how long [`run_one`](Self::run_one) waits before it gives up on a request.
+    pub fn set_control_timeout(&mut self, timeout: Duration) {
+        self.control_timeout = timeout;
     }
 
     /// Puts `request` for `unit` on the queue with the caller's `ctx` (not yet visible to
@@ -500,7 +509,8 @@ impl<Ctx: Default> HwQueue<Ctx> {
     /// Submits one request, kicks, and busy-polls until it completes: for the control path
     /// (serial number, the SCSI scan), never for I/O loops. Other requests that complete
     /// meanwhile are parked for the next [`poll`](Self::poll). Gives up after
-    /// [`CONTROL_TIMEOUT`]; a request given up on keeps its buffers until it completes.
+    /// [`CONTROL_TIMEOUT`] (or [`set_control_timeout`](Self::set_control_timeout)); a request
+    /// given up on keeps its buffers until it completes, and its completion is dropped.
     pub fn run_one(&mut self, unit: Unit, request: Request) -> (Result<u64, IoError>, Data) {
         self.run_with(unit, request, None)
     }
@@ -562,10 +572,13 @@ impl<Ctx: Default> HwQueue<Ctx> {
                         let result = std::mem::replace(&mut record.result, Ok(0));
                         return (result, Data::None);
                     }
-                    if start.elapsed() > CONTROL_TIMEOUT {
+                    if start.elapsed() > self.control_timeout {
                         self.records[usize::from(tag)].state = TagState::Orphaned;
-                        let what =
-                            format!("{} did not complete within {CONTROL_TIMEOUT:?}", op.name());
+                        let what = format!(
+                            "{} did not complete within {:?}",
+                            op.name(),
+                            self.control_timeout
+                        );
                         return (Err(IoError::Device(what)), Data::None);
                     }
                     std::hint::spin_loop();
@@ -613,6 +626,7 @@ fn split_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut 
 mod tests {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
@@ -941,5 +955,38 @@ mod tests {
         assert_eq!(q.poll_up_to(3, |d| ctxs.push(*d.ctx)), 3);
         assert_eq!(q.poll_up_to(3, |d| ctxs.push(*d.ctx)), 1);
         assert_eq!(ctxs, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_request_run_one_gave_up_on_is_dropped_when_it_completes_late() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        q.set_control_timeout(Duration::from_millis(20));
+        let (result, data) = q.run_one(Unit::ONLY, Request::read(0, bufs(&dma, 1).remove(0)));
+        assert!(
+            matches!(&result, Err(IoError::Device(what)) if what.contains("did not complete")),
+            "{result:?}"
+        );
+        assert!(
+            matches!(data, Data::None),
+            "the device may still write the buffer"
+        );
+        assert_eq!(
+            q.in_flight(),
+            1,
+            "the tag stays taken until the device answers"
+        );
+        // An ordinary request meanwhile, then the device answers both.
+        let tag = q
+            .submit(Unit::ONLY, Request::read(512, bufs(&dma, 1).remove(0)), 8)
+            .unwrap();
+        q.kick();
+        assert_eq!(serve_blk(&mut dev, &mut FakeChain::default(), 0), 2);
+        assert_eq!(
+            reap(&mut q),
+            [(tag, 8, Ok(4096), true)],
+            "only the live one"
+        );
+        assert_eq!(q.in_flight(), 0);
+        assert_eq!(q.stats().completed, 2);
     }
 }
