@@ -432,11 +432,6 @@ impl DmaBuf {
         self.region.iova + self.offset as u64
     }
 
-    /// Whether the buffer is mapped in `space` (its IOVA means something to that device).
-    pub fn is_mapped_in(&self, space: &Arc<DmaSpace>) -> bool {
-        self.space_id == Arc::as_ptr(space) as usize
-    }
-
     /// The [`DmaRegion::space_id`] of the space the buffer is mapped in.
     #[inline]
     pub fn space_id(&self) -> usize {

@@ -714,6 +714,10 @@ mod tests {
         dma.alloc(n * 4096).unwrap().into_bufs(4096)
     }
 
+    fn one_buf(dma: &Arc<DmaSpace>) -> DmaBuf {
+        bufs(dma, 1).remove(0)
+    }
+
     /// Everything `poll` hands out: (tag, ctx, result, got a buffer back).
     fn reap(q: &mut HwQueue<u64>) -> Vec<(u16, u64, Result<u64, IoError>, bool)> {
         let mut out = Vec::new();
@@ -793,29 +797,21 @@ mod tests {
         assert!(matches!(misaligned.request.data, Data::One(_)));
         let other_space = DmaSpace::identity();
         let foreign = q
-            .submit(
-                Unit::ONLY,
-                Request::read(0, bufs(&other_space, 1).remove(0)),
-                6,
-            )
+            .submit(Unit::ONLY, Request::read(0, one_buf(&other_space)), 6)
             .unwrap_err();
         assert!(matches!(foreign.error, IoError::BadRequest { .. }));
         let wrong_unit = q
-            .submit(Unit::new(1), Request::read(0, misaligned_buf(&dma)), 7)
+            .submit(Unit::new(1), Request::read(0, one_buf(&dma)), 7)
             .unwrap_err();
         assert_eq!(wrong_unit.error, IoError::NoSuchUnit(1));
         assert_eq!(q.in_flight(), 0, "refusals take no tag");
-    }
-
-    fn misaligned_buf(dma: &Arc<DmaSpace>) -> DmaBuf {
-        bufs(dma, 1).remove(0)
     }
 
     #[test]
     fn a_scsi_read_puts_the_exact_command_on_the_wire() {
         let (mut q, mut dev, dma, unit) = scsi_queue(4);
         let tag = q
-            .submit(unit, Request::read(4096, bufs(&dma, 1).remove(0)), 1)
+            .submit(unit, Request::read(4096, one_buf(&dma)), 1)
             .unwrap();
         q.kick();
         let mut chain = FakeChain::default();
@@ -849,9 +845,7 @@ mod tests {
     #[test]
     fn a_unit_attention_is_retried_under_the_same_tag_and_completes_once() {
         let (mut q, mut dev, dma, unit) = scsi_queue(4);
-        let tag = q
-            .submit(unit, Request::read(0, bufs(&dma, 1).remove(0)), 9)
-            .unwrap();
+        let tag = q.submit(unit, Request::read(0, one_buf(&dma)), 9).unwrap();
         q.kick();
         let mut chain = FakeChain::default();
         assert!(dev.next_chain(&mut chain));
@@ -895,7 +889,7 @@ mod tests {
         assert_eq!(q.quarantine.len(), 3);
         assert!(reap(&mut q).is_empty(), "failed once");
         let again = q
-            .submit(Unit::ONLY, Request::read(0, misaligned_buf(&dma)), 0)
+            .submit(Unit::ONLY, Request::read(0, one_buf(&dma)), 0)
             .unwrap_err();
         assert!(matches!(again.error, IoError::QueueBroken(_)));
     }
@@ -961,7 +955,7 @@ mod tests {
     fn a_request_run_one_gave_up_on_is_dropped_when_it_completes_late() {
         let (mut q, mut dev, dma) = blk_queue(4);
         q.set_control_timeout(Duration::from_millis(20));
-        let (result, data) = q.run_one(Unit::ONLY, Request::read(0, bufs(&dma, 1).remove(0)));
+        let (result, data) = q.run_one(Unit::ONLY, Request::read(0, one_buf(&dma)));
         assert!(
             matches!(&result, Err(IoError::Device(what)) if what.contains("did not complete")),
             "{result:?}"
@@ -977,7 +971,7 @@ mod tests {
         );
         // An ordinary request meanwhile, then the device answers both.
         let tag = q
-            .submit(Unit::ONLY, Request::read(512, bufs(&dma, 1).remove(0)), 8)
+            .submit(Unit::ONLY, Request::read(512, one_buf(&dma)), 8)
             .unwrap();
         q.kick();
         assert_eq!(serve_blk(&mut dev, &mut FakeChain::default(), 0), 2);

@@ -74,15 +74,6 @@ impl Ring {
             Ring::Packed(q) => Ring::Packed(q.clamp_used_len()),
         }
     }
-
-    /// Writes a chain for `tag` (below the owner's depth), with the tag as its token.
-    #[inline]
-    pub fn add_at(&mut self, tag: u16, segments: &[Segment]) -> Result<(), AddError> {
-        match self {
-            Ring::Split(q) => q.add_at(tag, segments, u64::from(tag)),
-            Ring::Packed(q) => q.add_at(tag, segments, u64::from(tag)),
-        }
-    }
 }
 
 impl Virtqueue for Ring {

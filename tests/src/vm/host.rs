@@ -294,38 +294,59 @@ pub fn ensure_valgrind() -> PathBuf {
     require_program("valgrind")
 }
 
-/// Builds `cargo build --release -p uvio --features fake-device --example hot_path` in its own
-/// target directory (so it never waits on the build lock of the `cargo test` running us) and
+/// Builds `cargo build --release -p uvio --features fake-device --example hot_path` and
 /// returns the binary.
 pub fn hot_path_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let root = workspace_root();
-        let target_dir = root.join("target").join("hot-path");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(&root)
-            .args([
-                "build",
-                "--release",
+        let target_dir = nested_release_build(
+            "hot-path",
+            &[
                 "-p",
                 "uvio",
                 "--features",
                 "fake-device",
                 "--example",
                 "hot_path",
-            ])
-            .env("CARGO_TARGET_DIR", &target_dir);
-        run_checked(&mut cmd, "building examples/hot_path");
-        let bin = target_dir.join("release").join("examples").join("hot_path");
-        assert!(
-            bin.is_file(),
-            "{} is missing after its build",
-            bin.display()
+            ],
+            &[],
+            "building examples/hot_path",
         );
-        bin
+        built(target_dir.join("release").join("examples").join("hot_path"))
     })
     .clone()
+}
+
+/// Runs `cargo build --release ARGS` from the workspace root with `env`, into its own target
+/// directory `target/SUBDIR` (so this nested cargo never waits on the build lock held by the
+/// `cargo test` that is running us), and returns that directory.
+fn nested_release_build(subdir: &str, args: &[&str], env: &[(&str, &str)], what: &str) -> PathBuf {
+    let root = workspace_root();
+    let target_dir = root.join("target").join(subdir);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--release"])
+        .args(args)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .envs(env.iter().copied());
+    if env.iter().any(|(k, _)| *k == "RUSTFLAGS") {
+        // why: if set, this would win over the RUSTFLAGS given (the guest's +crt-static).
+        cmd.env_remove("CARGO_ENCODED_RUSTFLAGS");
+    }
+    eprintln!("[uvio-vm] {what} into {}", target_dir.display());
+    run_checked(&mut cmd, what);
+    target_dir
+}
+
+/// `bin`, after checking the build that should have made it did.
+fn built(bin: PathBuf) -> PathBuf {
+    assert!(
+        bin.is_file(),
+        "cargo build succeeded but {} is missing",
+        bin.display()
+    );
+    bin
 }
 
 /// Installs fio, lsscsi and sg3-utils on the host if any of their binaries is missing; the
@@ -369,43 +390,18 @@ pub fn guest_uvio_binary() -> &'static Path {
 }
 
 fn build_guest_uvio() -> PathBuf {
-    let root = workspace_root();
-    let target_dir = root.join("target").join("guest");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "uvio-tools",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        // why: a separate target dir, so this nested cargo never waits on the build lock held
-        // by the `cargo test` that is running us.
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        // why: if set, this would win over RUSTFLAGS and drop +crt-static.
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    eprintln!(
-        "[uvio-vm] building static guest uvio into {}",
-        target_dir.display()
-    );
-    run_checked(
-        &mut cmd,
+    let target_dir = nested_release_build(
+        "guest",
+        &["-p", "uvio-tools", "--target", "x86_64-unknown-linux-gnu"],
+        &[("RUSTFLAGS", "-C target-feature=+crt-static")],
         "building the static guest `uvio` (cargo build -p uvio-tools)",
     );
-    let bin = target_dir
-        .join("x86_64-unknown-linux-gnu")
-        .join("release")
-        .join("uvio");
-    assert!(
-        bin.is_file(),
-        "cargo build succeeded but {} is missing",
-        bin.display()
-    );
-    bin
+    built(
+        target_dir
+            .join("x86_64-unknown-linux-gnu")
+            .join("release")
+            .join("uvio"),
+    )
 }
 
 /// A binary and every file the dynamic loader needs for it, as (guest path, host file) pairs.
