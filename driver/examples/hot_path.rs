@@ -134,7 +134,7 @@ fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue,
                 .alloc(usize::from(depth) * BLK_SLOT_SIZE)
                 .expect("slots");
             let encoder = BlkEncoder::new(limits(), Arc::new(CAPACITY.into()));
-            let q = HwQueue::new(0, ring.into(), notifier, depth, slots, encoder.into());
+            let q = HwQueue::new(0, ring, notifier, depth, slots, encoder.into());
             (q, Unit::of_fake_device(0))
         }
         Kind::Scsi => {
@@ -154,7 +154,7 @@ fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue,
                 .expect("slots");
             let zeroes = dma.alloc(4096).expect("zeroes").into_buf();
             let encoder = ScsiEncoder::new(table, 0, zeroes, 62);
-            let q = HwQueue::new(0, ring.into(), notifier, depth, slots, encoder.into());
+            let q = HwQueue::new(0, ring, notifier, depth, slots, encoder.into());
             (q, Unit::of_fake_device(unit))
         }
     };

@@ -9,6 +9,7 @@ use uvio::block::{BlockDevice, HwQueue, Unit};
 use uvio::dma::DmaSpace;
 use uvio::pci::{PciAddress, Sysfs};
 use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
+use uvio::virtio::plan::DepthRequest;
 use uvio::virtio::ring::RingKind;
 use uvio::virtio::DeviceType;
 
@@ -56,8 +57,8 @@ impl std::fmt::Display for Target {
 pub struct QueueRequest {
     /// Hardware queues; `None`: all the device has.
     pub queues: Option<u16>,
-    /// Tags per queue; `None`: the device's default.
-    pub depth: Option<u16>,
+    /// Tags per queue (`depth: None`: the device's default).
+    pub depth: DepthRequest,
 }
 
 /// The ring format every device is opened with (`uvio --ring`), set once by `main`.
@@ -201,7 +202,10 @@ pub fn open(target: Target, depth: u16) -> Result<Opened, Box<dyn std::error::Er
         target,
         QueueRequest {
             queues: Some(1),
-            depth: Some(depth),
+            depth: DepthRequest {
+                depth: Some(depth),
+                ..Default::default()
+            },
         },
     )?;
     let queue = opened

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use uvio::block::{Data, HwQueue, Op, Request, Unit};
 use uvio::dma::DmaBuf;
+use uvio::virtio::plan::DepthRequest;
 
 use crate::finished::{poll_into, Finished};
 use crate::open::{open_device, QueueRequest, Target};
@@ -218,7 +219,16 @@ pub fn run(
     seed: u64,
     json: bool,
 ) -> CmdResult {
-    let opened = open_device(target, QueueRequest { queues, depth })?;
+    let opened = open_device(
+        target,
+        QueueRequest {
+            queues,
+            depth: DepthRequest {
+                depth,
+                ..Default::default()
+            },
+        },
+    )?;
     let device = opened.device.clone();
     let bs = bs.max(u64::from(device.limits.logical_block_size));
     if !bs.is_multiple_of(u64::from(device.limits.logical_block_size)) || bs < 64 {

@@ -10,7 +10,7 @@ use crate::dma::{DmaError, DmaSpace};
 use crate::pci::PciFunction;
 use crate::virtio::features::driver_features;
 use crate::virtio::pci::TransportError;
-use crate::virtio::plan::{QueuePlan, QueueSetupError};
+use crate::virtio::plan::{DepthRequest, QueuePlan, QueueSetupError};
 use crate::virtio::ring::RingKind;
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
@@ -40,8 +40,8 @@ pub struct BlkOptions {
     pub queues: Option<u16>,
     /// Ring entries per queue (a power of two, at most what the device takes); default 256.
     pub queue_size: Option<u16>,
-    /// Tags (requests in flight) per queue; default: the ring size.
-    pub depth: Option<u16>,
+    /// Tags per queue (see [`DepthRequest`]); default: the ring size.
+    pub depth: DepthRequest,
     /// Largest read or write per request; default [`DEFAULT_MAX_TRANSFER`].
     pub max_transfer: Option<u64>,
     /// The ring format: packed when the device offers it (the default), or split.

@@ -117,6 +117,13 @@ pub struct HwQueue<Ctx = ()> {
     quarantine: Vec<Data>,
     /// How long [`HwQueue::run_one`] waits ([`CONTROL_TIMEOUT`] unless set).
     control_timeout: Duration,
+    /// Doorbell batching: while the device holds more than this many requests it was told
+    /// about, a notification it asks for is held back (0: notify whenever asked).
+    notify_hold: u64,
+    /// A notification is held back, due at the next poll that finds the device nearly idle.
+    notify_owed: bool,
+    /// Requests published as of the last notification (to tell what the device holds).
+    notified_upto: u64,
 }
 
 impl HwQueue<()> {
@@ -148,6 +155,9 @@ impl HwQueue<()> {
             parked: Vec::with_capacity(usize::from(depth)),
             quarantine: Vec::new(),
             control_timeout: CONTROL_TIMEOUT,
+            notify_hold: 0,
+            notify_owed: false,
+            notified_upto: 0,
         }
     }
 }
@@ -205,7 +215,25 @@ impl<Ctx> HwQueue<Ctx> {
             parked: self.parked,
             quarantine: self.quarantine,
             control_timeout: self.control_timeout,
+            notify_hold: self.notify_hold,
+            notify_owed: self.notify_owed,
+            notified_upto: self.notified_upto,
         }
+    }
+
+    /// Batches doorbells: while the device holds more than `requests` requests it was
+    /// notified of, a notification it asks for (it has caught up with the ring) is held back
+    /// until a [`poll`](Self::poll) finds it holding `requests` or fewer, or finds nothing
+    /// completed. The device keeps working on what it holds meanwhile, and the notification
+    /// then brings it everything submitted since in one go: each notification costs the
+    /// device a pass over the ring (under QEMU, a main-loop wake-up and a handler run), so
+    /// fewer, larger passes carry more requests. 0 (the default) notifies whenever asked.
+    ///
+    /// Only for a caller that keeps polling while requests are in flight, as a polled driver
+    /// must: a held notification goes out from `poll`. [`run_one`](Self::run_one) never holds
+    /// one back.
+    pub fn set_notify_hold(&mut self, requests: u16) {
+        self.notify_hold = u64::from(requests);
     }
 
     /// Sets how long [`run_one`](Self::run_one) waits before it gives up on a request.
@@ -267,10 +295,53 @@ impl<Ctx> HwQueue<Ctx> {
     /// Makes submitted requests visible to the device and notifies it if it asked to be.
     #[inline]
     pub fn kick(&mut self) {
-        if self.ring.publish() {
-            self.notifier.notify();
-            self.stats.notifications += 1;
+        let asked = self.ring.publish();
+        self.notify_if(asked, self.notify_hold);
+    }
+
+    /// Makes the `max` oldest submitted requests that the device cannot see yet visible (all
+    /// of them if fewer) and notifies it if it asked; returns how many. The rest stay
+    /// prepared in the ring: a caller can submit requests ahead, while the device works, and
+    /// release each as an earlier one completes, so that the next request costs only this
+    /// call when the queue frees up.
+    #[inline]
+    pub fn kick_up_to(&mut self, max: u16) -> u16 {
+        let count = self.ring.unpublished().min(max);
+        let asked = self.ring.publish_up_to(count);
+        self.notify_if(asked, self.notify_hold);
+        count
+    }
+
+    /// Requests submitted but not yet made visible by a kick.
+    #[inline]
+    pub fn unpublished(&self) -> u16 {
+        self.ring.unpublished()
+    }
+
+    /// Notifies the device if it asked (or a held notification is due), unless it still
+    /// holds more than `hold` requests: then the notification is owed to a later poll.
+    #[inline]
+    fn notify_if(&mut self, asked: bool, hold: u64) {
+        if asked || self.notify_owed {
+            if hold > 0 && self.device_holds() > hold {
+                self.notify_owed = true;
+                return;
+            }
+            self.notify();
         }
+    }
+
+    /// Requests the device was told about and has not completed.
+    #[inline]
+    fn device_holds(&self) -> u64 {
+        self.notified_upto.saturating_sub(self.stats.completed)
+    }
+
+    fn notify(&mut self) {
+        self.notifier.notify();
+        self.stats.notifications += 1;
+        self.notify_owed = false;
+        self.notified_upto = self.stats.submitted - u64::from(self.ring.unpublished());
     }
 
     /// Hands every finished request to `each`, in completion order, and returns how many.
@@ -308,6 +379,9 @@ impl<Ctx> HwQueue<Ctx> {
         if !self.parked.is_empty() && n < max {
             // The queue broke while reaping: everything in flight was parked with the fault.
             n += self.hand_out_parked(max - n, &mut each);
+        }
+        if self.notify_owed && (n == 0 || self.device_holds() <= self.notify_hold) {
+            self.notify();
         }
         n
     }
@@ -437,7 +511,8 @@ impl<Ctx> HwQueue<Ctx> {
         placed?;
         record.retries += 1;
         self.stats.retries += 1;
-        self.kick();
+        let asked = self.ring.publish();
+        self.notify_if(asked, 0);
         Ok(())
     }
 
@@ -546,7 +621,9 @@ impl<Ctx: Default> HwQueue<Ctx> {
             Err(rejected) => return (Err(rejected.error), rejected.request.data),
         };
         self.records[usize::from(tag)].state = TagState::Awaited;
-        self.kick();
+        // Never held back: this loop does not go through `poll`.
+        let asked = self.ring.publish();
+        self.notify_if(asked, 0);
         let start = Instant::now();
         loop {
             match self.reap_next() {
@@ -723,6 +800,100 @@ mod tests {
         let mut out = Vec::new();
         q.poll(|d| out.push((d.tag, *d.ctx, d.result, matches!(d.data, Data::One(_)))));
         out
+    }
+
+    /// The sector of a virtio-blk chain's header.
+    fn sector(chain: &FakeChain) -> u64 {
+        let header = chain.read(0);
+        u64::from_le_bytes(header[8..16].try_into().unwrap())
+    }
+
+    #[test]
+    fn prepared_requests_wait_until_released_oldest_first() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        for (i, buf) in bufs(&dma, 3).into_iter().enumerate() {
+            q.submit(Unit::ONLY, Request::read(4096 * i as u64, buf), i as u64)
+                .unwrap();
+        }
+        assert_eq!(q.unpublished(), 3);
+        let mut chain = FakeChain::default();
+        assert!(!dev.next_chain(&mut chain), "nothing visible before a kick");
+        assert_eq!(q.kick_up_to(1), 1);
+        assert!(dev.next_chain(&mut chain));
+        assert_eq!(sector(&chain), 0);
+        assert!(!dev.next_chain(&mut chain), "the other two are held");
+        assert_eq!(q.kick_up_to(5), 2);
+        assert_eq!(q.kick_up_to(5), 0);
+        assert!(dev.next_chain(&mut chain));
+        assert_eq!(sector(&chain), 8);
+        assert!(dev.next_chain(&mut chain));
+        assert_eq!(sector(&chain), 16);
+        // Serve them again from the start of the ring.
+        let (mut q, mut dev, dma) = blk_queue(4);
+        for (i, buf) in bufs(&dma, 3).into_iter().enumerate() {
+            q.submit(
+                Unit::ONLY,
+                Request::read(4096 * i as u64, buf),
+                10 + i as u64,
+            )
+            .unwrap();
+        }
+        q.kick_up_to(2);
+        assert_eq!(serve_blk(&mut dev, &mut chain, 0), 2);
+        let done: Vec<u64> = reap(&mut q).iter().map(|d| d.1).collect();
+        assert_eq!(done, vec![10, 11]);
+        q.kick();
+        assert_eq!(serve_blk(&mut dev, &mut chain, 0), 1);
+        assert_eq!(reap(&mut q)[0].1, 12);
+    }
+
+    #[test]
+    fn a_held_notification_goes_out_once_the_device_is_nearly_idle() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        q.set_notify_hold(1);
+        let mut b = bufs(&dma, 6);
+        let mut read = |q: &mut HwQueue<u64>, n: u64| {
+            for i in 0..n {
+                q.submit(Unit::ONLY, Request::read(0, b.pop().unwrap()), i)
+                    .unwrap();
+            }
+            q.kick();
+        };
+        let notified = |q: &HwQueue<u64>| q.stats().notifications;
+        // The device asks for entry 0 and holds nothing: notified at once.
+        dev.set_avail_event(0);
+        read(&mut q, 3);
+        assert_eq!(notified(&q), 1);
+        let mut chain = FakeChain::default();
+        let mut heads = Vec::new();
+        while dev.next_chain(&mut chain) {
+            heads.push(chain.head);
+        }
+        // It caught up and asks again, but still holds 3 > 1: the notification waits.
+        dev.set_avail_event(3);
+        read(&mut q, 1);
+        assert_eq!(notified(&q), 1);
+        dev.put_used(u32::from(heads[0]), 1);
+        dev.publish_used();
+        assert_eq!(reap(&mut q).len(), 1);
+        assert_eq!(notified(&q), 1, "holds 2");
+        dev.put_used(u32::from(heads[1]), 1);
+        dev.publish_used();
+        assert_eq!(reap(&mut q).len(), 1);
+        assert_eq!(notified(&q), 2, "holds 1: the held notification goes out");
+        // Held again; a poll that finds nothing sends it (the device may be stuck).
+        while dev.next_chain(&mut chain) {}
+        dev.set_avail_event(4);
+        read(&mut q, 1);
+        assert_eq!(notified(&q), 2);
+        assert!(reap(&mut q).is_empty());
+        assert_eq!(notified(&q), 3);
+        // Without a hold, every request the device asks for is notified at once.
+        q.set_notify_hold(0);
+        while dev.next_chain(&mut chain) {}
+        dev.set_avail_event(5);
+        read(&mut q, 1);
+        assert_eq!(notified(&q), 4);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
 use crate::virtio::features::driver_features;
 use crate::virtio::pci::{QueueNotifier, TransportError};
-use crate::virtio::plan::{new_ring, QueuePlan, QueueSetupError};
+use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError};
 use crate::virtio::queue::{Segment, Virtqueue};
 use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
@@ -70,7 +70,8 @@ pub enum ScsiHostError {
 pub struct ScsiOptions {
     pub queues: Option<u16>,
     pub queue_size: Option<u16>,
-    pub depth: Option<u16>,
+    /// Tags per queue (see [`DepthRequest`]); default: the ring size.
+    pub depth: DepthRequest,
     /// The ring format: packed when the device offers it (the default), or split.
     pub ring: RingKind,
 }

@@ -108,6 +108,8 @@ struct Pending {
     slot: u16,
     flags: u16,
     id: u16,
+    /// Ring descriptors the chain takes (for the event suppression test of a partial publish).
+    descriptors: u16,
 }
 
 /// A packed virtqueue in shared memory.
@@ -459,6 +461,7 @@ impl PackedQueue {
             slot: head,
             flags: head_flags,
             id,
+            descriptors,
         };
         self.pending_len += 1;
         self.pending_descriptors += descriptors;
@@ -468,21 +471,36 @@ impl PackedQueue {
     }
 }
 
+impl PackedQueue {
+    /// Drops the first `count` (published) chains from the pending list, keeping the rest in
+    /// order; returns the ring descriptors the dropped ones take.
+    #[cold]
+    fn split_pending(&mut self, count: u16) -> u16 {
+        let (count, len) = (usize::from(count), usize::from(self.pending_len));
+        let descriptors = self.pending[..count]
+            .iter()
+            .fold(0u16, |n, p| n.wrapping_add(p.descriptors));
+        self.pending.copy_within(count..len, 0);
+        descriptors
+    }
+}
+
 impl Virtqueue for PackedQueue {
     fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
         self.place(None, segments, token)
     }
 
     #[inline]
-    fn publish(&mut self) -> bool {
-        if self.pending_len == 0 || self.fault.is_some() {
+    fn publish_up_to(&mut self, max: u16) -> bool {
+        if self.pending_len == 0 || self.fault.is_some() || max == 0 {
             return false;
         }
         // Release: every descriptor written by `add` is visible before any head's flags.
         fence(Ordering::Release);
-        let pending = usize::from(self.pending_len);
+        let count = self.pending_len.min(max);
         // The first head last: the device, reading in ring order, sees the batch at once.
-        for i in (0..pending).rev() {
+        // Later chains keep their held heads, so the device stops at the first of them.
+        for i in (0..usize::from(count)).rev() {
             let p = self.pending[i];
             let order = if i == 0 {
                 Ordering::Release
@@ -492,10 +510,17 @@ impl Virtqueue for PackedQueue {
             self.flags_atomic(p.slot).store(p.flags.to_le(), order);
             self.chains[usize::from(p.id)].published = true;
         }
-        let new = self.next_avail;
-        let old = new.wrapping_sub(self.pending_descriptors);
-        self.pending_len = 0;
-        self.pending_descriptors = 0;
+        // Ring positions modulo 2^16, counted back from `next_avail` (the end of everything
+        // added): the published batch runs from `old` to `new`.
+        let old = self.next_avail.wrapping_sub(self.pending_descriptors);
+        let descriptors = if count == self.pending_len {
+            self.pending_descriptors
+        } else {
+            self.split_pending(count)
+        };
+        let new = old.wrapping_add(descriptors);
+        self.pending_len -= count;
+        self.pending_descriptors -= descriptors;
         // Full barrier between publishing the heads and reading the device's suppression
         // state, or a notification can be lost (the kernel's virtqueue_kick_prepare_packed).
         fence(Ordering::SeqCst);
@@ -581,6 +606,11 @@ impl Virtqueue for PackedQueue {
             token: chain.token,
             written,
         }))
+    }
+
+    #[inline]
+    fn unpublished(&self) -> u16 {
+        self.pending_len
     }
 
     fn in_flight(&self) -> u16 {
@@ -1103,6 +1133,50 @@ pub(crate) mod tests {
         let avail = dev.take_available();
         assert!(avail[0].indirect && avail[0].flags_ok);
         assert_eq!(avail[0].segments, blk_chain(0));
+    }
+
+    #[test]
+    fn a_partial_publish_shows_the_oldest_chains_and_holds_the_rest() {
+        let mut q = queue(16, 0, true, 16);
+        let mut dev = FakePackedDevice::new(&q);
+        // Slots 0..=12 go through as one-descriptor chains.
+        for t in 0..13 {
+            q.add(&one(t), t).unwrap();
+        }
+        q.publish();
+        for c in dev.take_available() {
+            dev.complete(c.id, 0, c.descriptors);
+        }
+        while let Some(r) = q.pop_used() {
+            r.unwrap();
+        }
+        // Three blk chains from slot 13: 13..=15, then 0..=2 and 3..=5 of the next pass.
+        for t in 0..3 {
+            q.add(&blk_chain(t), 10 + t).unwrap();
+        }
+        assert_eq!(q.unpublished(), 3);
+        // The device wants to hear about slot 1 of the second pass (wrap 0): the second chain.
+        dev.set_device_event(1, RING_EVENT_FLAGS_DESC);
+        assert!(!q.publish_up_to(1), "slots 13..=15 do not reach slot 1");
+        let seen = dev.take_available();
+        assert_eq!(seen.len(), 1, "the second head is still held");
+        assert!(seen[0].flags_ok);
+        assert_eq!(seen[0].segments, blk_chain(0));
+        assert!(q.publish_up_to(1), "slots 0..=2 pass slot 1");
+        assert!(!q.publish_up_to(0));
+        let seen = dev.take_available();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].flags_ok);
+        assert_eq!(seen[0].segments, blk_chain(1));
+        assert_eq!(q.unpublished(), 1);
+        assert!(!q.publish_up_to(5), "slots 3..=5 lie past the event");
+        assert_eq!(q.unpublished(), 0);
+        let seen = dev.take_available();
+        assert_eq!(seen[0].segments, blk_chain(2));
+        for c in seen {
+            dev.complete(c.id, 4097, c.descriptors);
+        }
+        assert_eq!(q.pop_used().map(|r| r.map(|u| u.token)), Some(Ok(12)));
     }
 
     #[test]

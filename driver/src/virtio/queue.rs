@@ -91,7 +91,17 @@ pub trait Virtqueue: Send + std::fmt::Debug {
     fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError>;
     /// Makes every chain added since the last call visible; returns whether the device asked
     /// to be notified.
-    fn publish(&mut self) -> bool;
+    #[inline]
+    fn publish(&mut self) -> bool {
+        self.publish_up_to(u16::MAX)
+    }
+    /// Makes the `max` oldest chains not yet visible visible (all of them if fewer), in the
+    /// order they were added; returns whether the device asked to be notified. The rest stay
+    /// in the ring, invisible, for a later call: a caller can prepare requests ahead and
+    /// release them as room frees up.
+    fn publish_up_to(&mut self, max: u16) -> bool;
+    /// Chains added but not yet published.
+    fn unpublished(&self) -> u16;
     /// The next completed chain, `None` when there is none, or the fault that broke the queue.
     fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>>;
     /// Chains the device holds now.

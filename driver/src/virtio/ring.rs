@@ -83,8 +83,13 @@ impl Virtqueue for Ring {
     }
 
     #[inline]
-    fn publish(&mut self) -> bool {
-        each_ring!(self, q => q.publish())
+    fn publish_up_to(&mut self, max: u16) -> bool {
+        each_ring!(self, q => q.publish_up_to(max))
+    }
+
+    #[inline]
+    fn unpublished(&self) -> u16 {
+        each_ring!(self, q => q.unpublished())
     }
 
     #[inline]

@@ -485,9 +485,9 @@ impl Virtqueue for SplitQueue {
     }
 
     #[inline]
-    fn publish(&mut self) -> bool {
-        let new = self.avail_idx;
+    fn publish_up_to(&mut self, max: u16) -> bool {
         let old = self.published_idx;
+        let new = old.wrapping_add(self.avail_idx.wrapping_sub(old).min(max));
         if new == old || self.fault.is_some() {
             return false;
         }
@@ -524,11 +524,13 @@ impl Virtqueue for SplitQueue {
             return None;
         }
         let pending = now.wrapping_sub(self.last_used);
-        if pending > self.in_flight {
+        // Only published chains can complete: the device never saw the others.
+        let published = self.in_flight - self.unpublished();
+        if pending > published {
             return Some(Err(self.break_queue(QueueFault::IndexJump {
                 last: self.last_used,
                 now,
-                in_flight: self.in_flight,
+                in_flight: published,
             })));
         }
         let entry = usize::from(self.last_used & (self.layout.size - 1));
@@ -569,6 +571,11 @@ impl Virtqueue for SplitQueue {
             token: chain.token,
             written,
         }))
+    }
+
+    #[inline]
+    fn unpublished(&self) -> u16 {
+        self.avail_idx.wrapping_sub(self.published_idx)
     }
 
     fn in_flight(&self) -> u16 {
@@ -936,6 +943,53 @@ pub(crate) mod tests {
         assert!(!q.publish(), "nothing new");
         // used_event stays far ahead so the device never interrupts.
         assert_eq!(dev.used_event(), 7u16.wrapping_add(0x8000));
+    }
+
+    #[test]
+    fn a_partial_publish_shows_the_oldest_chains_and_keeps_the_rest() {
+        let mut q = queue(16, 0, true, 4);
+        let mut dev = FakeDevice::new(&q);
+        // The device wants to hear when entry 1 is made available.
+        dev.set_avail_event(1);
+        for t in 0..3 {
+            q.add(&blk_chain(t), t).unwrap();
+        }
+        assert_eq!(q.unpublished(), 3);
+        assert!(!q.publish_up_to(1), "entry 0 alone does not pass the event");
+        assert_eq!(q.unpublished(), 2);
+        let seen = dev.take_available();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].1, blk_chain(0).to_vec());
+        assert!(q.publish_up_to(1), "entry 1 is the event");
+        assert!(!q.publish_up_to(0), "nothing released");
+        assert_eq!(dev.take_available()[0].1, blk_chain(1).to_vec());
+        // Chains added later queue up behind the one still held, in order.
+        q.add(&blk_chain(3), 3).unwrap();
+        q.publish_up_to(u16::MAX);
+        assert_eq!(q.unpublished(), 0);
+        let rest: Vec<_> = dev.take_available().into_iter().map(|c| c.1).collect();
+        assert_eq!(rest, vec![blk_chain(2).to_vec(), blk_chain(3).to_vec()]);
+    }
+
+    #[test]
+    fn a_device_completing_a_chain_it_was_not_shown_breaks_the_queue() {
+        let mut q = queue(8, 0, true, 2);
+        let mut dev = FakeDevice::new(&q);
+        q.add(&blk_chain(0), 1).unwrap();
+        q.add(&blk_chain(1), 2).unwrap();
+        q.publish_up_to(1);
+        let head = dev.take_available()[0].0;
+        // Two completions where one chain was published: the device never saw another.
+        dev.complete(u32::from(head), 4097);
+        dev.complete(u32::from(head) + 1, 4097);
+        assert_eq!(
+            q.pop_used(),
+            Some(Err(QueueFault::IndexJump {
+                last: 0,
+                now: 2,
+                in_flight: 1
+            }))
+        );
     }
 
     #[test]

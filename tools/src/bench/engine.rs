@@ -15,6 +15,7 @@
 //! leaving translated code, which halved IOPS at iodepth 1 in a TCG guest (measured: 22k
 //! with it, 44k without). `UVIO_BENCH_PAUSE=1` puts it back.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -78,8 +79,10 @@ pub struct CloneSetup {
     /// Bytes to transfer in the measured phase (ignored when time_based).
     pub io_size: u64,
     pub depth: u32,
+    /// Requests to prepare ahead in spare tags of the queue (0: none; see [`Engine`]).
+    pub stage: u32,
     pub seed: u64,
-    /// `depth` buffers, each as large as the job's largest block.
+    /// `depth + stage` buffers, each as large as the job's largest block.
     pub buffers: Vec<DmaBuf>,
     pub queue: QueueHandle,
     /// The unit every request is for (the LUN on a SCSI host that several LUNs share).
@@ -162,6 +165,13 @@ enum Source {
 
 /// A job clone's loop state. Its queue is kept apart (passed to [`Engine::run_phase`]), so
 /// that the queue's completion callback can update the engine.
+///
+/// With spare tags on its own queue, the engine prepares up to `stage_max` requests ahead
+/// while the device works: submitted into the ring (header, descriptors) but not yet visible
+/// to the device. When a completion frees room, the next request costs only the kick that
+/// releases it ([`HwQueue::kick_up_to`](uvio::block::HwQueue::kick_up_to)), so the device
+/// waits less for the guest. At most `depth` requests are ever visible to the device; a
+/// prepared request's slat and clat start when it is released.
 struct Engine {
     clock: Clock,
     /// Execute PAUSE while spinning for completions (`UVIO_BENCH_PAUSE=1`).
@@ -177,7 +187,11 @@ struct Engine {
     free: Vec<DmaBuf>,
     /// Tags submitted in the current batch (their issue time is set at the kick).
     batch: Vec<u16>,
+    /// Requests the device can see (at most `depth`).
     in_flight: u32,
+    /// How many requests may be prepared ahead, and the tags of those prepared, oldest first.
+    stage_max: u32,
+    staged: VecDeque<u16>,
     /// An I/O the queue refused for lack of tags (a shared queue), retried first.
     pending: Option<(NextIo, Option<u64>)>,
     stats: JobStats,
@@ -244,7 +258,8 @@ impl Engine {
         }
     }
 
-    /// Builds and submits one request; false if the queue had no room (retry later).
+    /// Builds and submits one request (`stage`: prepared ahead, released later); false if the
+    /// queue had no room (retry later).
     fn submit_one(
         &mut self,
         queue: &mut QueueHandle,
@@ -252,6 +267,7 @@ impl Engine {
         expect: Option<u64>,
         now: u64,
         record: bool,
+        stage: bool,
     ) -> bool {
         let request = match io.ddir {
             Ddir::Trim => Request::discard(io.offset, io.len),
@@ -298,6 +314,10 @@ impl Engine {
             Ok(tag) => {
                 if io.ddir == Ddir::Write && self.verifier.is_some() {
                     self.writes += 1;
+                }
+                if stage {
+                    self.staged.push_back(tag);
+                    return true;
                 }
                 self.in_flight += 1;
                 self.batch.push(tag);
@@ -434,8 +454,55 @@ impl Engine {
             if deadline.is_some_and(|d| now >= d) || self.stopped || crate::interrupt::requested() {
                 issuing = false;
             }
+            // Release what was prepared ahead, as room allows: it costs only the kick. (Even
+            // when no longer issuing: a prepared request is in the ring and must complete.)
+            let mut released = false;
+            while !self.staged.is_empty() && self.in_flight < self.depth {
+                let want = (self.staged.len() as u32)
+                    .min(self.depth - self.in_flight)
+                    .min(self.batch_submit);
+                let t_a = clock.now();
+                let n = u32::from(queue.kick_up_to(want as u16));
+                let issued = clock.now();
+                if n == 0 {
+                    break;
+                }
+                self.batch.clear();
+                self.batch.extend(self.staged.drain(..n as usize));
+                queue.stamp_issued(&self.batch, Some(t_a), issued);
+                self.batch.clear();
+                if record {
+                    for _ in 0..n {
+                        self.in_flight += 1;
+                        self.stats.io_depth[depth_bucket(self.in_flight)] += 1;
+                    }
+                    self.stats.submit[batch_bucket(n)] += 1;
+                    self.stats.submit_calls += 1;
+                } else {
+                    self.in_flight += n;
+                }
+                if let Some(st) = &mut self.stages {
+                    st.kick += issued.saturating_sub(t_a);
+                    st.requests += u64::from(n);
+                }
+                now = issued;
+                released = true;
+            }
+            if released {
+                // The device is busy with them: now do the last round's bookkeeping.
+                let t_c = if self.stages.is_some() {
+                    clock.now()
+                } else {
+                    0
+                };
+                self.record_latencies();
+                self.publish();
+                if let Some(st) = &mut self.stages {
+                    st.bookkeeping += clock.now().saturating_sub(t_c);
+                }
+            }
             // Submit: fill to the depth, one kick per batch.
-            while issuing && self.in_flight < self.depth {
+            while issuing && self.in_flight < self.depth && self.staged.is_empty() {
                 let t_a = if self.stages.is_some() {
                     clock.now()
                 } else {
@@ -452,7 +519,7 @@ impl Engine {
                         issuing = false;
                         break;
                     };
-                    if !self.submit_one(queue, io, expect, now, record) {
+                    if !self.submit_one(queue, io, expect, now, record, false) {
                         break;
                     }
                     issued_bytes += io.len;
@@ -466,7 +533,7 @@ impl Engine {
                     };
                     queue.kick();
                     let issued = clock.now();
-                    queue.stamp_issued(&self.batch, issued);
+                    queue.stamp_issued(&self.batch, None, issued);
                     self.batch.clear();
                     // The device is busy with the batch: now do the last round's bookkeeping.
                     self.record_latencies();
@@ -488,7 +555,35 @@ impl Engine {
                     break;
                 }
             }
+            // Prepare the next requests while the device works on these.
+            if issuing && !self.stopped {
+                let t_s = if self.stages.is_some() {
+                    clock.now()
+                } else {
+                    0
+                };
+                while (self.staged.len() as u32) < self.stage_max {
+                    if limit_bytes.is_some_and(|l| issued_bytes >= l) {
+                        issuing = false;
+                        break;
+                    }
+                    let Some((io, expect)) = self.next_io(source) else {
+                        issuing = false;
+                        break;
+                    };
+                    if !self.submit_one(queue, io, expect, now, record, true) {
+                        break;
+                    }
+                    issued_bytes += io.len;
+                }
+                if let Some(st) = &mut self.stages {
+                    st.submit += clock.now().saturating_sub(t_s);
+                }
+            }
             if self.in_flight == 0 {
+                if !self.staged.is_empty() {
+                    continue;
+                }
                 if !issuing || self.stopped {
                     break;
                 }
@@ -595,14 +690,23 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     let opts = setup.opts;
     let depth = setup.depth.max(1);
     let mut buffers = setup.buffers;
-    buffers.truncate(depth as usize);
+    buffers.truncate((depth + setup.stage) as usize);
     let depth = depth.min(buffers.len() as u32);
+    let stage_max = setup.stage.min(buffers.len() as u32 - depth);
     let verifier = opts
         .verify
         .map(|kind| Verifier::new(kind, opts.verify_pattern.clone(), setup.thread));
     let hw_queue = setup.queue.index();
     let shared = setup.queue.is_shared();
     let mut queue = setup.queue;
+    // Hold the doorbell while the device still has a quarter of the depth to work on: it
+    // then gets the requests freed meanwhile in one pass. `UVIO_BENCH_NOTIFY_HOLD=N` sets
+    // the threshold (0: notify whenever the device asks), to measure what it gains.
+    let hold = std::env::var("UVIO_BENCH_NOTIFY_HOLD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(depth / 4);
+    queue.set_notify_hold(u16::try_from(hold).unwrap_or(u16::MAX));
     // Pinned first, so the TSC the clock reads is always this CPU's (TCG guests do not keep
     // the CPUs' TSCs in step).
     let pinned = setup.cpu.is_some_and(crate::cpu::pin_to);
@@ -626,6 +730,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             .is_ok_and(|v| v == "1")
             .then(StageTicks::default),
         in_flight: 0,
+        stage_max,
+        staged: VecDeque::with_capacity(stage_max as usize),
         pending: None,
         stats: JobStats {
             clock: clock.name(),

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uvio::block::BlockDevice;
 use uvio::dma::DmaBuf;
+use uvio::virtio::plan::DepthRequest;
 
 use crate::open::{open_device, OpenedDevice, QueueRequest, Target};
 use crate::CmdResult;
@@ -158,6 +159,12 @@ fn display_name(j: &JobOptions) -> &str {
     } else {
         &j.name
     }
+}
+
+/// Whether jobs prepare requests ahead in spare tags (`UVIO_BENCH_STAGE=0` turns it off, to
+/// measure what it gains).
+fn staging_enabled() -> bool {
+    std::env::var("UVIO_BENCH_STAGE").map_or(true, |v| v != "0")
 }
 
 /// One job clone before it runs.
@@ -361,11 +368,24 @@ fn run_group(
                 let depth = wanted_depth
                     .get(&function)
                     .map(|&d| u16::try_from(d).unwrap_or(u16::MAX));
+                // As many spare tags again, where the ring has direct slots for them: a job
+                // prepares its next requests in them while the device works (see the engine).
+                let spare = if staging_enabled() {
+                    depth.unwrap_or(0)
+                } else {
+                    0
+                };
+                // Only tags whose chains fit the ring directly (see `DepthRequest`): a
+                // deeper iodepth runs at that depth, with the note below.
                 let opened = open_device(
                     target,
                     QueueRequest {
                         queues: None,
-                        depth,
+                        depth: DepthRequest {
+                            depth,
+                            spare,
+                            direct_only: true,
+                        },
                     },
                 )
                 .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;
@@ -460,7 +480,16 @@ fn run_group(
             .map(|x| p.opts.block_sizes(x).max())
             .max()
             .unwrap_or(4096) as usize;
-        let mut buffers = dma.alloc(p.depth as usize * max_bs)?.into_bufs(max_bs);
+        // Spare tags of an own queue hold requests prepared ahead, up to the job's depth.
+        let stage = match &handle {
+            Some(h @ QueueHandle::Owned(_)) if staging_enabled() => {
+                p.depth.min(u32::from(h.depth()).saturating_sub(p.depth))
+            }
+            _ => 0,
+        };
+        let mut buffers = dma
+            .alloc((p.depth + stage) as usize * max_bs)?
+            .into_bufs(max_bs);
         if p.opts.verify.is_none() && p.opts.rw.has(Ddir::Write) {
             scramble(&mut buffers, p.seed);
         }
@@ -477,6 +506,7 @@ fn run_group(
             region_len: p.region_len,
             io_size: p.io_size,
             depth: p.depth,
+            stage,
             seed: p.seed,
             buffers,
             queue: handle.ok_or("a job clone got no hardware queue")?,

@@ -105,14 +105,44 @@ impl QueueHandle {
         }
     }
 
-    /// Sets the issue time of the requests under `tags` (after the kick that made them
-    /// visible).
+    /// Makes the `max` oldest staged requests visible (see [`HwQueue::kick_up_to`]); returns
+    /// how many.
     #[inline]
-    pub fn stamp_issued(&mut self, tags: &[u16], issued: u64) {
+    pub fn kick_up_to(&mut self, max: u16) -> u16 {
+        match self {
+            QueueHandle::Owned(q) => q.kick_up_to(max),
+            QueueHandle::Shared(s, _) => lock(s).queue.kick_up_to(max),
+        }
+    }
+
+    /// Doorbell batching on an own queue (see [`HwQueue::set_notify_hold`]); a shared queue
+    /// notifies whenever asked, as its other users may not be polling.
+    pub fn set_notify_hold(&mut self, requests: u16) {
+        if let QueueHandle::Owned(q) = self {
+            q.set_notify_hold(requests);
+        }
+    }
+
+    /// Tags per hardware queue.
+    pub fn depth(&self) -> u16 {
+        match self {
+            QueueHandle::Owned(q) => q.depth(),
+            QueueHandle::Shared(s, _) => lock(s).queue.depth(),
+        }
+    }
+
+    /// Sets the issue time of the requests under `tags` (after the kick that made them
+    /// visible), and their start time too when given (requests prepared ahead start when
+    /// released, not when prepared).
+    #[inline]
+    pub fn stamp_issued(&mut self, tags: &[u16], start: Option<u64>, issued: u64) {
         let stamp = |q: &mut HwQueue<Inflight>| {
             for &t in tags {
                 if let Some(ctx) = q.context_mut(t) {
                     ctx.issued = issued;
+                    if let Some(s) = start {
+                        ctx.start = s;
+                    }
                 }
             }
         };
