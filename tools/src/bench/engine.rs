@@ -148,6 +148,21 @@ impl StageTicks {
     }
 }
 
+/// The bytes a phase may issue (`None`: no limit) and has issued.
+struct Budget {
+    limit: Option<u64>,
+    issued: u64,
+}
+
+/// What [`Engine::submit_next`] did.
+enum Submitted {
+    Yes,
+    /// The queue had no room: the I/O is kept for the next try.
+    NoRoom,
+    /// The source ran out or the phase's byte limit was reached: stop issuing.
+    SourceDone,
+}
+
 /// Where the I/Os of a phase come from.
 enum Source {
     /// The job's workload; writes are stamped with a sequence number when verifying.
@@ -256,6 +271,30 @@ impl Engine {
                 Some((io, None))
             }
         }
+    }
+
+    /// Takes the next I/O of `source` within `budget` and submits it (`stage`: prepared
+    /// ahead, released later).
+    fn submit_next(
+        &mut self,
+        queue: &mut QueueHandle,
+        source: &mut Source,
+        budget: &mut Budget,
+        now: u64,
+        record: bool,
+        stage: bool,
+    ) -> Submitted {
+        if budget.limit.is_some_and(|l| budget.issued >= l) {
+            return Submitted::SourceDone;
+        }
+        let Some((io, expect)) = self.next_io(source) else {
+            return Submitted::SourceDone;
+        };
+        if !self.submit_one(queue, io, expect, now, record, stage) {
+            return Submitted::NoRoom;
+        }
+        budget.issued += io.len;
+        Submitted::Yes
     }
 
     /// Builds and submits one request (`stage`: prepared ahead, released later); false if the
@@ -443,7 +482,10 @@ impl Engine {
         let t0 = clock.now();
         let interval = clock.ticks(SAMPLE_INTERVAL);
         let lost_after = clock.ticks(LOST_TIMEOUT);
-        let mut issued_bytes = 0u64;
+        let mut budget = Budget {
+            limit: limit_bytes,
+            issued: 0,
+        };
         let mut issuing = true;
         let mut next_sample = t0 + interval;
         let mut sample_at = t0;
@@ -511,19 +553,14 @@ impl Engine {
                 let want = self.batch_submit.min(self.depth - self.in_flight);
                 let mut n = 0;
                 while n < want {
-                    if limit_bytes.is_some_and(|l| issued_bytes >= l) {
-                        issuing = false;
-                        break;
+                    match self.submit_next(queue, source, &mut budget, now, record, false) {
+                        Submitted::Yes => n += 1,
+                        Submitted::NoRoom => break,
+                        Submitted::SourceDone => {
+                            issuing = false;
+                            break;
+                        }
                     }
-                    let Some((io, expect)) = self.next_io(source) else {
-                        issuing = false;
-                        break;
-                    };
-                    if !self.submit_one(queue, io, expect, now, record, false) {
-                        break;
-                    }
-                    issued_bytes += io.len;
-                    n += 1;
                 }
                 if n > 0 {
                     let t_b = if self.stages.is_some() {
@@ -563,18 +600,14 @@ impl Engine {
                     0
                 };
                 while (self.staged.len() as u32) < self.stage_max {
-                    if limit_bytes.is_some_and(|l| issued_bytes >= l) {
-                        issuing = false;
-                        break;
+                    match self.submit_next(queue, source, &mut budget, now, record, true) {
+                        Submitted::Yes => {}
+                        Submitted::NoRoom => break,
+                        Submitted::SourceDone => {
+                            issuing = false;
+                            break;
+                        }
                     }
-                    let Some((io, expect)) = self.next_io(source) else {
-                        issuing = false;
-                        break;
-                    };
-                    if !self.submit_one(queue, io, expect, now, record, true) {
-                        break;
-                    }
-                    issued_bytes += io.len;
                 }
                 if let Some(st) = &mut self.stages {
                     st.submit += clock.now().saturating_sub(t_s);
