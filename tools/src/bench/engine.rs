@@ -732,14 +732,10 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     let hw_queue = setup.queue.index();
     let shared = setup.queue.is_shared();
     let mut queue = setup.queue;
-    // Hold the doorbell while the device still has a quarter of the depth to work on: it
-    // then gets the requests freed meanwhile in one pass. `UVIO_BENCH_NOTIFY_HOLD=N` sets
-    // the threshold (0: notify whenever the device asks), to measure what it gains.
-    let hold = std::env::var("UVIO_BENCH_NOTIFY_HOLD")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(depth / 4);
-    queue.set_notify_hold(u16::try_from(hold).unwrap_or(u16::MAX));
+    // A doorbell the device asks for mid-burst waits for the burst's end (see
+    // `HwQueue::set_notify_batching`). `UVIO_BENCH_NOTIFY_BATCH=0` turns that off, to
+    // measure what it gains.
+    queue.set_notify_batching(std::env::var("UVIO_BENCH_NOTIFY_BATCH").map_or(true, |v| v != "0"));
     // Pinned first, so the TSC the clock reads is always this CPU's (TCG guests do not keep
     // the CPUs' TSCs in step).
     let pinned = setup.cpu.is_some_and(crate::cpu::pin_to);

@@ -115,11 +115,11 @@ impl QueueHandle {
         }
     }
 
-    /// Doorbell batching on an own queue (see [`HwQueue::set_notify_hold`]); a shared queue
-    /// notifies whenever asked, as its other users may not be polling.
-    pub fn set_notify_hold(&mut self, requests: u16) {
+    /// Doorbell batching on an own queue (see [`HwQueue::set_notify_batching`]); a shared
+    /// queue notifies whenever asked, as its other users may not be polling.
+    pub fn set_notify_batching(&mut self, on: bool) {
         if let QueueHandle::Owned(q) = self {
-            q.set_notify_hold(requests);
+            q.set_notify_batching(on);
         }
     }
 
