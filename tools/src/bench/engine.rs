@@ -509,7 +509,8 @@ impl Engine {
                 if n == 0 {
                     break;
                 }
-                self.batch.clear();
+                // Empty: a batch is cleared once its kick stamped it.
+                debug_assert!(self.batch.is_empty());
                 self.batch.extend(self.staged.drain(..n as usize));
                 queue.stamp_issued(&self.batch, Some(t_a), issued);
                 self.batch.clear();
