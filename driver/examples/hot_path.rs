@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use uvio::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
 use uvio::block::{Data, HwQueue, Limits, Request, Unit};
+use uvio::device::{AnyEncoder, AnyQueue};
 use uvio::dma::{DmaBuf, DmaSpace};
 use uvio::scsi::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
 use uvio::scsi::units::{UnitInfo, UnitTable};
@@ -120,7 +121,7 @@ impl Device {
 }
 
 /// A queue of `depth` tags on a fresh ring, its fake device, and the unit to address.
-fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue, Device, Unit) {
+fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (AnyQueue, Device, Unit) {
     let ring = new_ring(packed, dma, 0, RING, 0, true, depth).expect("a ring");
     let device = if packed {
         Device::Packed(FakePackedDevice::new(ring.addresses(), RING))
@@ -134,7 +135,7 @@ fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue,
                 .alloc(usize::from(depth) * BLK_SLOT_SIZE)
                 .expect("slots");
             let encoder = BlkEncoder::new(limits(), Arc::new(CAPACITY.into()));
-            let q = HwQueue::new(0, ring, notifier, depth, slots, encoder.into());
+            let q = HwQueue::new(0, ring, notifier, depth, slots, AnyEncoder::Blk(encoder));
             (q, Unit::of_fake_device(0))
         }
         Kind::Scsi => {
@@ -154,7 +155,7 @@ fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue,
                 .expect("slots");
             let zeroes = dma.alloc(4096).expect("zeroes").into_buf();
             let encoder = ScsiEncoder::new(table, 0, zeroes, 62);
-            let q = HwQueue::new(0, ring, notifier, depth, slots, encoder.into());
+            let q = HwQueue::new(0, ring, notifier, depth, slots, AnyEncoder::Scsi(encoder));
             (q, Unit::of_fake_device(unit))
         }
     };
@@ -164,7 +165,7 @@ fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (HwQueue,
 /// The driver's submission side: `depth` reads and one kick.
 #[inline(never)]
 fn hot_submit(
-    queue: &mut HwQueue<u64>,
+    queue: &mut AnyQueue<u64>,
     free: &mut Vec<DmaBuf>,
     unit: Unit,
     offset: &mut u64,
@@ -183,7 +184,7 @@ fn hot_submit(
 
 /// The driver's completion side: reap everything and take the buffers back.
 #[inline(never)]
-fn hot_reap(queue: &mut HwQueue<u64>, free: &mut Vec<DmaBuf>) -> Result<usize, String> {
+fn hot_reap(queue: &mut AnyQueue<u64>, free: &mut Vec<DmaBuf>) -> Result<usize, String> {
     let mut failed = None;
     let n = queue.poll(|done| {
         if let Err(e) = done.result {

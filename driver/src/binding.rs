@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::pci::{PciAddress, PciError, PciFunction, Sysfs};
+use crate::virtio::DeviceType;
 
 pub const VFIO_PCI_DRIVER: &str = "vfio-pci";
 
@@ -75,7 +76,7 @@ fn is_root() -> bool {
 
 /// Checks that `function` is a virtio function with an IOMMU group.
 fn check_virtio_with_group(function: &PciFunction) -> Result<(), BindError> {
-    if function.virtio_device_type().is_none() {
+    if DeviceType::of(function).is_none() {
         return Err(BindError::NotVirtio {
             bdf: function.address,
             vendor: function.vendor_id,
@@ -130,7 +131,7 @@ pub fn bind_to_vfio(sysfs: &Sysfs, address: PciAddress) -> Result<BindOutcome, B
 /// Gives `address` back from vfio-pci to whichever kernel driver claims it (virtio-pci).
 pub fn unbind_from_vfio(sysfs: &Sysfs, address: PciAddress) -> Result<BindOutcome, BindError> {
     let function = sysfs.pci_function(address)?;
-    if function.virtio_device_type().is_none() {
+    if DeviceType::of(&function).is_none() {
         return Err(BindError::NotVirtio {
             bdf: address,
             vendor: function.vendor_id,

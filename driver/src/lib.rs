@@ -9,6 +9,7 @@
 pub mod binding;
 pub mod blk;
 pub mod block;
+pub mod device;
 pub mod dma;
 pub mod pci;
 pub mod scsi;

@@ -7,11 +7,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::virtio::DeviceType;
-
-/// Red Hat / Qumranet: the PCI vendor of every virtio function.
-pub const VIRTIO_VENDOR_ID: u16 = 0x1af4;
-
 /// Errors from reading PCI functions out of sysfs.
 #[derive(Debug, thiserror::Error)]
 pub enum PciError {
@@ -171,26 +166,6 @@ pub struct PciFunction {
 }
 
 impl PciFunction {
-    /// The virtio device type, or `None` when this is not a virtio function.
-    ///
-    /// Modern functions (0x1040..=0x107f) carry the type in the device ID; transitional ones
-    /// (0x1000..=0x103f) carry it in the subsystem device ID (virtio 1.2, 4.1.2.1).
-    pub fn virtio_device_type(&self) -> Option<DeviceType> {
-        if self.vendor_id != VIRTIO_VENDOR_ID {
-            return None;
-        }
-        match self.device_id {
-            0x1040..=0x107f => Some(DeviceType::from_id(u32::from(self.device_id - 0x1040))),
-            0x1000..=0x103f => Some(DeviceType::from_id(u32::from(self.subsystem_device_id))),
-            _ => None,
-        }
-    }
-
-    /// True for a modern-only (non-transitional) virtio function.
-    pub fn is_modern_virtio(&self) -> bool {
-        self.vendor_id == VIRTIO_VENDOR_ID && (0x1040..=0x107f).contains(&self.device_id)
-    }
-
     /// The name of the driver bound now (`virtio-pci`, `vfio-pci`, ...), if any.
     pub fn driver(&self) -> Option<String> {
         link_basename(&self.sysfs_path.join("driver"))
@@ -219,6 +194,8 @@ fn link_basename(link: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The fake sysfs tree is read back as virtio functions (a test-only look upward).
+    use crate::virtio::DeviceType;
 
     #[test]
     fn parses_and_prints_addresses() {
@@ -277,12 +254,12 @@ mod tests {
         let all = sysfs.pci_functions().unwrap();
         let names: Vec<String> = all.iter().map(|f| f.address.to_string()).collect();
         assert_eq!(names, ["0000:00:04.0", "0000:00:05.0", "0000:00:1f.2"]);
-        assert_eq!(all[0].virtio_device_type(), Some(DeviceType::Scsi));
-        assert!(!all[0].is_modern_virtio());
-        assert_eq!(all[1].virtio_device_type(), Some(DeviceType::Block));
+        assert_eq!(DeviceType::of(&all[0]), Some(DeviceType::Scsi));
+        assert!(!DeviceType::is_modern(&all[0]));
+        assert_eq!(DeviceType::of(&all[1]), Some(DeviceType::Block));
         assert_eq!(all[1].iommu_group(), Some(3));
         assert_eq!(all[0].iommu_group(), None);
-        assert_eq!(all[2].virtio_device_type(), None);
+        assert_eq!(DeviceType::of(&all[2]), None);
         assert!(matches!(
             sysfs.pci_function("0000:00:06.0".parse().unwrap()),
             Err(PciError::NoSuchFunction(..))

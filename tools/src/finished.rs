@@ -2,7 +2,8 @@
 //! (`read`, `write`, `verify`, `scan --watch`): each request's context is a number the tool
 //! chose (a chunk or slot index), handed back with the outcome and the buffers.
 
-use uvio::block::{Data, HwQueue, IoError};
+use uvio::block::{Data, IoError};
+use uvio::device::AnyQueue;
 
 /// One finished request.
 #[derive(Debug)]
@@ -14,7 +15,7 @@ pub struct Finished {
 }
 
 /// Polls `queue` once and appends what finished to `out`; returns how many.
-pub fn poll_into(queue: &mut HwQueue<u64>, out: &mut Vec<Finished>) -> usize {
+pub fn poll_into(queue: &mut AnyQueue<u64>, out: &mut Vec<Finished>) -> usize {
     queue.poll(|d| {
         out.push(Finished {
             cookie: *d.ctx,

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::Serialize;
 use uvio::binding::VFIO_PCI_DRIVER;
 use uvio::pci::{PciFunction, Sysfs};
+use uvio::virtio::DeviceType;
 
 use crate::CmdResult;
 
@@ -24,7 +25,7 @@ struct Listed {
 }
 
 fn describe(function: &PciFunction) -> Option<Listed> {
-    let device_type = function.virtio_device_type()?;
+    let device_type = DeviceType::of(&function)?;
     let driver = function.driver();
     let group = function.iommu_group();
     let bdf = function.address.to_string();
@@ -43,7 +44,7 @@ fn describe(function: &PciFunction) -> Option<Listed> {
         device_type: device_type.name(),
         vendor_id: format!("0x{:04x}", function.vendor_id),
         device_id: format!("0x{:04x}", function.device_id),
-        modern: function.is_modern_virtio(),
+        modern: DeviceType::is_modern(&function),
         driver,
         iommu_group: group,
         usable: reason.is_none(),

@@ -140,7 +140,7 @@ fn hosts_to_scan(named: &[PciAddress]) -> Result<Vec<PciAddress>, Box<dyn std::e
     let found: Vec<PciAddress> = all
         .iter()
         .filter(|f| {
-            f.virtio_device_type() == Some(DeviceType::Scsi)
+            DeviceType::of(f) == Some(DeviceType::Scsi)
                 && f.driver().as_deref() == Some(VFIO_PCI_DRIVER)
         })
         .map(|f| f.address)
@@ -156,7 +156,7 @@ pub fn run(named: &[PciAddress], json_output: bool, sizes: bool) -> CmdResult {
     let mut failed = 0;
     for (index, bdf) in hosts_to_scan(named)?.into_iter().enumerate() {
         let function = Sysfs::system().pci_function(bdf)?;
-        if function.virtio_device_type() != Some(DeviceType::Scsi) {
+        if DeviceType::of(&function) != Some(DeviceType::Scsi) {
             return Err(format!("{bdf} is not a virtio-scsi function").into());
         }
         let host = match VirtioScsiHost::open(

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use uvio::block::{Data, HwQueue, Op, Request, Unit};
+use uvio::block::{Data, Op, Request, Unit};
+use uvio::device::AnyQueue;
 use uvio::dma::DmaBuf;
 use uvio::virtio::plan::DepthRequest;
 
@@ -58,7 +59,7 @@ struct Region {
 }
 
 fn worker(
-    mut queue: HwQueue<u64>,
+    mut queue: AnyQueue<u64>,
     buffers: Vec<DmaBuf>,
     region: Region,
     ios: u64,

@@ -3,20 +3,16 @@
 use std::sync::Arc;
 
 use super::config::{blk_config_fields, BlkConfig, ShortBlkConfig};
-use super::encoder::{BlkEncoder, BLK_ID_BYTES, BLK_SLOT_SIZE};
-use crate::block::device::RangeOpLimits;
-use crate::block::{BlockDevice, HwQueue, Limits, Request, TagSet, Unit};
+use super::encoder::{BlkEncoder, BLK_ID_BYTES};
+use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
+use crate::block::{BlockDevice, Limits, Request, TagSet, Unit};
 use crate::dma::{DmaError, DmaSpace};
 use crate::pci::PciFunction;
-use crate::virtio::features::driver_features;
+use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::TransportError;
 use crate::virtio::plan::{DepthRequest, QueuePlan, QueueSetupError};
 use crate::virtio::ring::RingKind;
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
-
-/// Largest read or write uvio puts in one request unless told otherwise; larger transfers
-/// are split (the kernel's default max_sectors_kb is in the same range).
-pub const DEFAULT_MAX_TRANSFER: u64 = 1 << 20;
 
 /// Errors from opening a virtio-blk disk.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +23,8 @@ pub enum BlkError {
     Dma(#[from] DmaError),
     #[error(transparent)]
     Config(#[from] ShortBlkConfig),
-    #[error("{0} is a virtio {1} function, not virtio-blk")]
-    WrongType(String, String),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error(transparent)]
     Queue(#[from] QueueSetupError),
 }
@@ -54,7 +50,7 @@ pub struct BlkOptions {
 pub struct VirtioBlk {
     // Dropped first: the device is reset before the queues' memory is unmapped.
     transport: VirtioPciTransport,
-    tag_set: TagSet,
+    tag_set: TagSet<BlkEncoder>,
     dma: Arc<DmaSpace>,
     features: Features,
     config: BlkConfig,
@@ -65,23 +61,16 @@ pub struct VirtioBlk {
 impl VirtioBlk {
     pub fn open(function: &PciFunction, options: &BlkOptions) -> Result<Self, BlkError> {
         let bdf = function.address;
-        let mut transport = VirtioPciTransport::open(function)?;
-        if transport.device_type() != DeviceType::Block {
-            return Err(BlkError::WrongType(
-                bdf.to_string(),
-                transport.device_type().name(),
-            ));
-        }
-        let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
-        let features =
-            transport.negotiate(driver_features(DeviceType::Block, options.ring), required)?;
+        let OpenedVirtio {
+            transport,
+            features,
+            dma,
+        } = open_virtio(function, DeviceType::Block, options.ring)?;
         let generation = transport.config_generation()?;
         let config = BlkConfig::parse(
             &transport.read_device_config(&blk_config_fields(features))?,
             features,
         )?;
-        let dma = DmaSpace::new(Arc::clone(transport.vfio()))?;
-        transport.enable_bus_master()?;
 
         let has = |f: Features| features.contains(f);
         let device_queues = if has(Features::BLK_MQ) {
@@ -102,28 +91,14 @@ impl VirtioBlk {
             options.depth,
             2,
         )?;
-        let depth = plan.depth;
-        let segment_budget = plan.segment_budget;
-        let limits = Self::limits(&config, features, segment_budget, options);
+        let limits = Self::limits(&config, features, plan.segment_budget, options);
         let capacity = config.capacity.saturating_mul(512);
         let mut device = BlockDevice::new(bdf.to_string(), capacity, limits.clone());
-
-        let mut queues = Vec::new();
-        for index in 0..nr_queues {
-            let (virtqueue, notifier) = plan.build(&transport, &dma, index, limits.max_segments)?;
-            let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE)?;
-            let encoder = BlkEncoder::new(limits.clone(), device.capacity_handle());
-            queues.push(HwQueue::new(
-                index,
-                virtqueue,
-                notifier,
-                depth,
-                slots,
-                encoder.into(),
-            ));
-        }
+        let mut tag_set =
+            TagSet::build(&plan, &transport, &dma, limits.max_segments, false, |_| {
+                Ok(BlkEncoder::new(limits.clone(), device.capacity_handle()))
+            })?;
         transport.driver_ok()?;
-        let mut tag_set = TagSet::new(queues);
         device.nr_hw_queues = tag_set.nr_hw_queues();
         device.queue_depth = tag_set.queue_depth();
         device.write_cache = if has(Features::BLK_CONFIG_WCE) {
@@ -206,7 +181,7 @@ impl VirtioBlk {
     }
 
     /// The serial number (GET_ID), if the device has one.
-    fn read_serial(dma: &Arc<DmaSpace>, tag_set: &mut TagSet) -> Option<String> {
+    fn read_serial(dma: &Arc<DmaSpace>, tag_set: &mut TagSet<BlkEncoder>) -> Option<String> {
         let buf = dma.alloc(4096).ok()?.into_buf();
         let mut queue = tag_set.take_queue(0)?;
         let (result, data) = queue.run_one(Unit::ONLY, Request::get_id(buf));
@@ -233,7 +208,7 @@ impl VirtioBlk {
         &self.config
     }
 
-    pub fn tag_set(&mut self) -> &mut TagSet {
+    pub fn tag_set(&mut self) -> &mut TagSet<BlkEncoder> {
         &mut self.tag_set
     }
 

@@ -2,12 +2,12 @@
 //! the data, and a status byte the device writes; discard and write-zeroes carry one range
 //! segment instead of data.
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::block::hwqueue::data_segments;
+use crate::block::request::data_segments;
 use crate::block::{IoError, Limits, Op, Request, RequestEncoder, Slot, Unit};
-use crate::scsi::passthrough::ScsiPassthrough;
 use crate::virtio::queue::{ChainSink, Segment};
 
 const VIRTIO_BLK_T_IN: u32 = 0;
@@ -58,6 +58,9 @@ fn range(sector: u64, sectors: u32, flags: u32) -> [u64; 2] {
 }
 
 impl RequestEncoder for BlkEncoder {
+    /// virtio-blk has no passthrough path.
+    type Command = Infallible;
+
     fn slot_size(&self) -> usize {
         BLK_SLOT_SIZE
     }
@@ -73,14 +76,9 @@ impl RequestEncoder for BlkEncoder {
         slot: &Slot<'_>,
         unit: Unit,
         request: &Request,
-        command: Option<&ScsiPassthrough>,
+        _command: Option<&Infallible>,
         segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
-        if command.is_some() {
-            return Err(IoError::NotSupported {
-                op: "a SCSI command on virtio-blk",
-            });
-        }
         self.limits
             .check(request, self.capacity.load(Ordering::Acquire))?;
         // A virtio-blk disk is its only unit.
@@ -143,7 +141,7 @@ impl RequestEncoder for BlkEncoder {
         slot: &Slot<'_>,
         _unit: Unit,
         request: &Request,
-        _command: Option<&ScsiPassthrough>,
+        _command: Option<&Infallible>,
         written: u32,
     ) -> Result<u64, IoError> {
         match slot.get::<u8>(STATUS) {

@@ -9,6 +9,11 @@ use serde::Serialize;
 use super::request::{Data, IoError, Op, Request, Unit};
 
 /// Limits of a range operation (discard, write zeroes).
+/// Largest read or write uvio puts in one request unless the device or the caller says
+/// less; larger transfers are split (the kernel's default max_sectors_kb is in the same
+/// range).
+pub const DEFAULT_MAX_TRANSFER: u64 = 1 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RangeOpLimits {
     /// Most bytes one request may cover.

@@ -13,14 +13,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::encoder::Encoder;
-use super::request::{Data, Done, IoError, Op, Rejected, Request, Unit};
+use super::encoder::RequestEncoder;
+use super::request::{Data, Done, IoError, Rejected, Request, Unit};
 use super::slot::SlotArea;
 use super::tags::FreeTags;
 use crate::dma::DmaRegion;
-use crate::scsi::passthrough::ScsiPassthrough;
 use crate::virtio::pci::QueueNotifier;
-use crate::virtio::queue::{AddError, ChainSink, QueueFault, Segment, Virtqueue};
+use crate::virtio::queue::{AddError, QueueFault, Segment, Virtqueue};
 use crate::virtio::ring::Ring;
 
 /// How often one request is sent again after retryable errors.
@@ -57,10 +56,10 @@ enum TagState {
 
 /// Everything about one tag's request.
 #[derive(Debug)]
-struct TagRecord<Ctx> {
+struct TagRecord<C, Ctx> {
     request: Request,
-    /// A SCSI command passed through as given, whose data `request` holds (the scan).
-    command: Option<ScsiPassthrough>,
+    /// A device command sent as given, whose data `request` holds (a SCSI CDB of the scan).
+    command: Option<C>,
     unit: Unit,
     retries: u8,
     state: TagState,
@@ -69,7 +68,7 @@ struct TagRecord<Ctx> {
     ctx: Ctx,
 }
 
-impl<Ctx: Default> Default for TagRecord<Ctx> {
+impl<C, Ctx: Default> Default for TagRecord<C, Ctx> {
     fn default() -> Self {
         TagRecord {
             request: Request::default(),
@@ -95,13 +94,13 @@ enum Reaped {
 /// what the caller keeps with each request (a cookie, its timestamps); the library's own
 /// queues use `()` and a caller re-types its queue with [`HwQueue::with_context`].
 #[derive(Debug)]
-pub struct HwQueue<Ctx = ()> {
+pub struct HwQueue<E: RequestEncoder, Ctx = ()> {
     index: u16,
     ring: Ring,
     notifier: QueueNotifier,
-    encoder: Encoder,
+    encoder: E,
     tags: FreeTags,
-    records: Box<[TagRecord<Ctx>]>,
+    records: Box<[TagRecord<E::Command, Ctx>]>,
     slots: SlotArea,
     /// The DMA space the queue's device uses (the address of its `DmaSpace`): a buffer from
     /// any other space is refused, since its IOVA means nothing to this device.
@@ -125,7 +124,7 @@ pub struct HwQueue<Ctx = ()> {
     notified_upto: u64,
 }
 
-impl HwQueue<()> {
+impl<E: RequestEncoder> HwQueue<E> {
     /// Builds a queue from its parts. `slots` must hold `depth` slots of the encoder's size.
     pub fn new(
         index: u16,
@@ -133,7 +132,7 @@ impl HwQueue<()> {
         notifier: QueueNotifier,
         depth: u16,
         slots: DmaRegion,
-        encoder: Encoder,
+        encoder: E,
     ) -> Self {
         let slots = SlotArea::new(slots, encoder.slot_size(), depth)
             .expect("slot memory too small for the depth");
@@ -161,7 +160,7 @@ impl HwQueue<()> {
     }
 }
 
-impl<Ctx> HwQueue<Ctx> {
+impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
     pub fn index(&self) -> u16 {
         self.index
     }
@@ -186,12 +185,30 @@ impl<Ctx> HwQueue<Ctx> {
 
     /// The same queue with a context of type `C` in every record. Requests in flight keep
     /// running; their contexts start as `C::default()`.
-    pub fn with_context<C: Default>(self) -> HwQueue<C> {
+    pub fn with_context<C: Default>(self) -> HwQueue<E, C> {
+        self.rebuild(|e| e, |c| c)
+    }
+
+    /// The same queue driven through another encoder type that wraps this one (a caller's
+    /// enum over device kinds), with `command` mapping the commands of requests in flight.
+    pub fn with_encoder<F: RequestEncoder, C: Default>(
+        self,
+        encoder: impl FnOnce(E) -> F,
+        command: impl Fn(E::Command) -> F::Command,
+    ) -> HwQueue<F, C> {
+        self.rebuild(encoder, command)
+    }
+
+    fn rebuild<F: RequestEncoder, C: Default>(
+        self,
+        encoder: impl FnOnce(E) -> F,
+        command: impl Fn(E::Command) -> F::Command,
+    ) -> HwQueue<F, C> {
         let records = Vec::from(self.records)
             .into_iter()
             .map(|r| TagRecord {
                 request: r.request,
-                command: r.command,
+                command: r.command.map(&command),
                 unit: r.unit,
                 retries: r.retries,
                 state: r.state,
@@ -203,7 +220,7 @@ impl<Ctx> HwQueue<Ctx> {
             index: self.index,
             ring: self.ring,
             notifier: self.notifier,
-            encoder: self.encoder,
+            encoder: encoder(self.encoder),
             tags: self.tags,
             records,
             slots: self.slots,
@@ -261,7 +278,7 @@ impl<Ctx> HwQueue<Ctx> {
         &mut self,
         unit: Unit,
         request: Request,
-        command: Option<ScsiPassthrough>,
+        command: Option<E::Command>,
         ctx: Ctx,
     ) -> Result<u16, Rejected<Ctx>> {
         // A broken ring refuses the chain in `place` (AddError::Broken).
@@ -527,7 +544,7 @@ impl<Ctx> HwQueue<Ctx> {
         tag: u16,
         unit: Unit,
         request: &Request,
-        command: Option<&ScsiPassthrough>,
+        command: Option<&E::Command>,
     ) -> Result<(), IoError> {
         // An IOVA only means something in the DMA space it was mapped in.
         if request
@@ -583,7 +600,7 @@ fn add_error(depth: u16, request: &Request, e: AddError) -> IoError {
     }
 }
 
-impl<Ctx: Default> HwQueue<Ctx> {
+impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
     /// Submits one request, kicks, and busy-polls until it completes: for the control path
     /// (serial number, the SCSI scan), never for I/O loops. Other requests that complete
     /// meanwhile are parked for the next [`poll`](Self::poll). Gives up after
@@ -593,22 +610,14 @@ impl<Ctx: Default> HwQueue<Ctx> {
         self.run_with(unit, request, None)
     }
 
-    /// Sends a SCSI command as given, with `data` as its buffer, and waits for it as
-    /// [`run_one`](Self::run_one) does (the SCSI layer's passthrough path).
-    pub(crate) fn run_passthrough(
+    /// Sends a device command as given (a SCSI CDB), with `request` holding its data, and
+    /// waits for it as [`run_one`](Self::run_one) does (the SCSI layer's passthrough path).
+    pub fn run_command(
         &mut self,
-        command: ScsiPassthrough,
-        data: Data,
+        command: E::Command,
+        request: Request,
     ) -> (Result<u64, IoError>, Data) {
-        let request = Request {
-            // Names the direction in errors; the encoder sends the CDB, not a read or write.
-            op: if command.data_in { Op::Read } else { Op::Write },
-            offset: 0,
-            len: data.len(),
-            data,
-            fua: false,
-        };
-        // Addressed by LUN field: the unit is not used.
+        // Addressed by the command itself: the unit is not used.
         self.run_with(Unit::ONLY, request, Some(command))
     }
 
@@ -616,7 +625,7 @@ impl<Ctx: Default> HwQueue<Ctx> {
         &mut self,
         unit: Unit,
         request: Request,
-        command: Option<ScsiPassthrough>,
+        command: Option<E::Command>,
     ) -> (Result<u64, IoError>, Data) {
         let op = request.op;
         let tag = match self.submit_with(unit, request, command, Ctx::default()) {
@@ -654,50 +663,16 @@ impl<Ctx: Default> HwQueue<Ctx> {
                     }
                     if start.elapsed() > self.control_timeout {
                         self.records[usize::from(tag)].state = TagState::Orphaned;
-                        let what = format!(
-                            "{} did not complete within {:?}",
-                            op.name(),
-                            self.control_timeout
-                        );
-                        return (Err(IoError::Device(what)), Data::None);
+                        let after = self.control_timeout;
+                        let error = IoError::ControlTimeout {
+                            op: op.name(),
+                            after,
+                        };
+                        return (Err(error), Data::None);
                     }
                     std::hint::spin_loop();
                 }
             }
-        }
-    }
-}
-
-/// Data of a request as chain segments, each buffer split at `max_segment` bytes.
-#[inline(always)]
-pub fn data_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut impl ChainSink) {
-    if let Data::One(buf) = data {
-        if buf.len() <= max_segment as usize {
-            out.push(Segment {
-                iova: buf.iova(),
-                len: buf.len() as u32,
-                device_writes,
-            });
-            return;
-        }
-    }
-    split_segments(data, device_writes, max_segment, out);
-}
-
-/// [`data_segments`] for several buffers or one larger than a segment.
-#[inline(never)]
-fn split_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut impl ChainSink) {
-    for buf in data.bufs() {
-        let mut offset = 0u64;
-        let len = buf.len() as u64;
-        while offset < len {
-            let piece = (len - offset).min(u64::from(max_segment)) as u32;
-            out.push(Segment {
-                iova: buf.iova() + offset,
-                len: piece,
-                device_writes,
-            });
-            offset += u64::from(piece);
         }
     }
 }
@@ -710,7 +685,10 @@ mod tests {
 
     use super::*;
     use crate::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
+    // The block layer's tests drive real device encoders, through the device module's
+    // common queue type (a test-only import from above).
     use crate::block::Limits;
+    use crate::device::{AnyEncoder, AnyQueue};
     use crate::dma::{DmaBuf, DmaSpace};
     use crate::scsi::encoder::{wire_tag, ScsiEncoder, SCSI_SLOT_SIZE};
     use crate::scsi::units::{UnitInfo, UnitTable};
@@ -747,7 +725,7 @@ mod tests {
         (q, dev)
     }
 
-    fn blk_queue(depth: u16) -> (HwQueue<u64>, FakeSplitDevice, Arc<DmaSpace>) {
+    fn blk_queue(depth: u16) -> (AnyQueue<u64>, FakeSplitDevice, Arc<DmaSpace>) {
         let dma = DmaSpace::identity();
         let (q, dev) = ring(&dma, depth);
         let encoder = BlkEncoder::new(limits(), Arc::new(AtomicU64::new(1 << 30)));
@@ -758,12 +736,12 @@ mod tests {
             QueueNotifier::detached(0),
             depth,
             slots,
-            encoder.into(),
+            AnyEncoder::Blk(encoder),
         );
         (queue.with_context(), dev, dma)
     }
 
-    fn scsi_queue(depth: u16) -> (HwQueue<u64>, FakeSplitDevice, Arc<DmaSpace>, Unit) {
+    fn scsi_queue(depth: u16) -> (AnyQueue<u64>, FakeSplitDevice, Arc<DmaSpace>, Unit) {
         let dma = DmaSpace::identity();
         let (q, dev) = ring(&dma, depth);
         let table = Arc::new(UnitTable::default());
@@ -785,7 +763,7 @@ mod tests {
             QueueNotifier::detached(3),
             depth,
             slots,
-            encoder.into(),
+            AnyEncoder::Scsi(encoder),
         );
         (queue.with_context(), dev, dma, Unit::new(unit))
     }
@@ -799,7 +777,7 @@ mod tests {
     }
 
     /// Everything `poll` hands out: (tag, ctx, result, got a buffer back).
-    fn reap(q: &mut HwQueue<u64>) -> Vec<(u16, u64, Result<u64, IoError>, bool)> {
+    fn reap(q: &mut AnyQueue<u64>) -> Vec<(u16, u64, Result<u64, IoError>, bool)> {
         let mut out = Vec::new();
         q.poll(|d| out.push((d.tag, *d.ctx, d.result, matches!(d.data, Data::One(_)))));
         out
@@ -855,14 +833,14 @@ mod tests {
         let (mut q, mut dev, dma) = blk_queue(4);
         q.set_notify_batching(true);
         let mut b = bufs(&dma, 6);
-        let mut read = |q: &mut HwQueue<u64>, n: u64| {
+        let mut read = |q: &mut AnyQueue<u64>, n: u64| {
             for i in 0..n {
                 q.submit(Unit::ONLY, Request::read(0, b.pop().unwrap()), i)
                     .unwrap();
             }
             q.kick();
         };
-        let notified = |q: &HwQueue<u64>| q.stats().notifications;
+        let notified = |q: &AnyQueue<u64>| q.stats().notifications;
         let complete = |dev: &mut FakeSplitDevice, head: u16| {
             dev.put_used(u32::from(head), 1);
             dev.publish_used();
@@ -1147,7 +1125,8 @@ mod tests {
         q.set_control_timeout(Duration::from_millis(20));
         let (result, data) = q.run_one(Unit::ONLY, Request::read(0, one_buf(&dma)));
         assert!(
-            matches!(&result, Err(IoError::Device(what)) if what.contains("did not complete")),
+            matches!(&result, Err(e @ IoError::ControlTimeout { op: "read", .. })
+                if e.to_string() == "read did not complete within 20ms"),
             "{result:?}"
         );
         assert!(

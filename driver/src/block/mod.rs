@@ -12,9 +12,9 @@ pub mod tag_set;
 pub mod tags;
 
 pub use device::{BlockDevice, Limits};
-pub use encoder::{Encoder, RequestEncoder};
+pub use encoder::RequestEncoder;
 pub use hwqueue::{HwQueue, QueueStats, CONTROL_TIMEOUT};
-pub use request::{Data, Done, IoError, Op, Rejected, Request, Unit};
+pub use request::{Data, Done, IoError, Op, ProtocolError, Rejected, Request, Unit};
 pub use slot::Slot;
 pub use tag_set::TagSet;
 pub use tags::FreeTags;

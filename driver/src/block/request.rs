@@ -1,8 +1,10 @@
 //! Requests, their completions, and the errors a request can end with.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::dma::DmaBuf;
-use crate::scsi::sense::{ScsiStatus, SenseData};
-use crate::virtio::queue::QueueFault;
+use crate::virtio::queue::{ChainSink, QueueFault, Segment};
 
 /// What a request does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,8 +202,10 @@ pub enum IoError {
     NoSuchUnit(u32),
     #[error("all {0} tags of the hardware queue are in use: poll for completions first")]
     QueueFull(u16),
+    /// The unit's own budget of requests in flight on this queue is spent (a SCSI LUN's
+    /// `cmd_per_lun`), although the queue has free tags.
     #[error("the LUN already has {budget} requests in flight on this queue (its cmd_per_lun): poll for completions first")]
-    LunBusy { budget: u16 },
+    UnitBusy { budget: u16 },
     #[error("the device reported an I/O error (VIRTIO_BLK_S_IOERR)")]
     DeviceIo,
     #[error("the device reported the request unsupported (VIRTIO_BLK_S_UNSUPP)")]
@@ -212,24 +216,60 @@ pub enum IoError {
     ShortTransfer { written: u32, expected: u64 },
     #[error("the hardware queue is broken and needs a device reset: {0}")]
     QueueBroken(QueueFault),
-    #[error("{0}")]
-    Device(String),
-    #[error("SCSI status {status}{}", sense.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
-    Scsi {
-        status: ScsiStatus,
-        sense: Option<SenseData>,
-    },
-    #[error("virtio-scsi response {name} ({code})")]
-    Transport { code: u8, name: &'static str },
+    /// A control-path request ([`HwQueue::run_one`](super::HwQueue::run_one)) was given up
+    /// on; its buffers stay with the queue until the device completes it.
+    #[error("{op} did not complete within {after:?}")]
+    ControlTimeout { op: &'static str, after: Duration },
+    #[error(transparent)]
+    Protocol(ProtocolError),
 }
 
 impl IoError {
-    /// The sense data of a CHECK CONDITION, if this is one.
-    pub fn sense(&self) -> Option<&SenseData> {
+    /// The device protocol's own error, if this is one and of type `T`.
+    pub fn protocol<T: std::error::Error + 'static>(&self) -> Option<&T> {
         match self {
-            IoError::Scsi { sense, .. } => sense.as_ref(),
+            IoError::Protocol(e) => e.downcast_ref(),
             _ => None,
         }
+    }
+}
+
+/// An error of a device's own protocol (a SCSI status with its sense data, a virtio-scsi
+/// response), carried through the block layer, which does not know what it is: callers
+/// that do ask for it with [`IoError::protocol`]. Shared, so that a completion's result can
+/// be cloned; made only when a request fails, never on the hot path.
+#[derive(Debug, Clone)]
+pub struct ProtocolError(Arc<dyn std::error::Error + Send + Sync>);
+
+impl ProtocolError {
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ProtocolError(Arc::new(error))
+    }
+
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+/// Two protocol errors are equal when they are one error or say the same thing: the block
+/// layer cannot look inside them.
+impl PartialEq for ProtocolError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for ProtocolError {}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ProtocolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -262,3 +302,37 @@ impl<Ctx> std::fmt::Display for Rejected<Ctx> {
 }
 
 impl<Ctx: std::fmt::Debug> std::error::Error for Rejected<Ctx> {}
+
+/// Data of a request as chain segments, each buffer split at `max_segment` bytes.
+#[inline(always)]
+pub fn data_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut impl ChainSink) {
+    if let Data::One(buf) = data {
+        if buf.len() <= max_segment as usize {
+            out.push(Segment {
+                iova: buf.iova(),
+                len: buf.len() as u32,
+                device_writes,
+            });
+            return;
+        }
+    }
+    split_segments(data, device_writes, max_segment, out);
+}
+
+/// [`data_segments`] for several buffers or one larger than a segment.
+#[inline(never)]
+fn split_segments(data: &Data, device_writes: bool, max_segment: u32, out: &mut impl ChainSink) {
+    for buf in data.bufs() {
+        let mut offset = 0u64;
+        let len = buf.len() as u64;
+        while offset < len {
+            let piece = (len - offset).min(u64::from(max_segment)) as u32;
+            out.push(Segment {
+                iova: buf.iova() + offset,
+                len: piece,
+                device_writes,
+            });
+            offset += u64::from(piece);
+        }
+    }
+}

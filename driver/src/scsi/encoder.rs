@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use super::cdb::{self, UnmapDescriptor};
+use super::error::ScsiError;
 use super::passthrough::ScsiPassthrough;
 use super::sense::{ScsiStatus, SenseData, SenseKey};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, CmdResp, CMD_REQ_LEN, CMD_RESP_LEN, SENSE_SIZE};
-use crate::block::hwqueue::data_segments;
+use crate::block::request::data_segments;
 use crate::block::{IoError, Op, Request, RequestEncoder, Slot, Unit};
 use crate::dma::DmaBuf;
 use crate::virtio::queue::{ChainSink, Segment};
@@ -77,10 +78,11 @@ impl ScsiEncoder {
 fn check_response(slot: &Slot<'_>) -> Result<CmdResp, IoError> {
     let resp = CmdResp::from_words(slot.get::<u64>(RESP), slot.get::<u32>(RESP + 8));
     if resp.response != wire::response::OK {
-        return Err(IoError::Transport {
+        return Err(ScsiError::Response {
             code: resp.response,
             name: wire::response::name(resp.response),
-        });
+        }
+        .into());
     }
     let status = ScsiStatus(resp.status);
     if status.0 != 0 {
@@ -90,10 +92,11 @@ fn check_response(slot: &Slot<'_>) -> Result<CmdResp, IoError> {
             slot.get_bytes(RESP + 12, &mut sense[..n]);
             SenseData::parse(&sense[..n]).ok()
         });
-        return Err(IoError::Scsi {
+        return Err(ScsiError::Status {
             status,
             sense: sense.flatten(),
-        });
+        }
+        .into());
     }
     Ok(resp)
 }
@@ -112,6 +115,9 @@ impl ScsiEncoder {
 }
 
 impl RequestEncoder for ScsiEncoder {
+    /// The scan's and revalidation's commands, sent as given.
+    type Command = ScsiPassthrough;
+
     fn slot_size(&self) -> usize {
         SCSI_SLOT_SIZE
     }
@@ -142,13 +148,14 @@ impl RequestEncoder for ScsiEncoder {
                 .get(index)
                 .ok_or(IoError::NoSuchUnit(unit.index()))?;
             if info.removed {
-                return Err(IoError::Transport {
+                return Err(ScsiError::Response {
                     code: wire::response::BAD_TARGET,
                     name: "BAD_TARGET (the LUN was removed)",
-                });
+                }
+                .into());
             }
             if self.in_flight[index] >= info.budget {
-                return Err(IoError::LunBusy {
+                return Err(IoError::UnitBusy {
                     budget: info.budget,
                 });
             }
@@ -247,17 +254,20 @@ impl RequestEncoder for ScsiEncoder {
     }
 
     fn retryable(&self, error: &IoError) -> bool {
+        let Some(error) = ScsiError::of(error) else {
+            return false;
+        };
         match error {
             // The midlayer's disposition: a UNIT ATTENTION (reset, LUN inventory or capacity
             // changed) only reports an event; BUSY and TASK SET FULL ask to come back.
-            IoError::Scsi { status, sense } => {
+            ScsiError::Status { status, sense } => {
                 sense
                     .as_ref()
                     .is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
                     || *status == ScsiStatus::BUSY
                     || *status == ScsiStatus::TASK_SET_FULL
             }
-            IoError::Transport { code, .. } => *code == wire::response::BUSY,
+            ScsiError::Response { code, .. } => *code == wire::response::BUSY,
             _ => false,
         }
     }

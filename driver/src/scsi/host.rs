@@ -2,24 +2,25 @@
 //! request queues, the initial scan, and the disk LUNs it serves as block devices.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::cdb::Cdb;
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
-use super::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
-use super::lun::virtio_lun;
+use super::encoder::ScsiEncoder;
+use super::error::ScsiError;
+use super::lun::{virtio_lun, LunError};
 use super::passthrough::ScsiPassthrough;
 use super::scan::{self, CommandRunner, DiskInfo, ScanReport, ScannedLun};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, Event, EVENT_LEN};
-use crate::block::device::RangeOpLimits;
-use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit};
+use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
+use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit, CONTROL_TIMEOUT};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
-use crate::virtio::features::driver_features;
+use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::{QueueNotifier, TransportError};
 use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError};
-use crate::virtio::queue::{Segment, Virtqueue};
+use crate::virtio::queue::{AddError, QueueFault, Segment, Virtqueue};
 use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
@@ -28,10 +29,7 @@ const EVENT_QUEUE: u16 = 1;
 const FIRST_REQUEST_QUEUE: u16 = 2;
 /// Event buffers kept posted (Linux posts 8).
 const EVENT_BUFFERS: u16 = 16;
-/// Largest read or write per request unless the LUN says less.
-const DEFAULT_MAX_TRANSFER: u64 = 1 << 20;
 const SCAN_BUFFER: usize = 64 << 10;
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Errors from opening or managing a virtio-scsi host.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +40,8 @@ pub enum ScsiHostError {
     Dma(#[from] DmaError),
     #[error(transparent)]
     Config(#[from] ShortScsiConfig),
-    #[error("{0} is a virtio {1} function, not virtio-scsi")]
-    WrongType(PciAddress, String),
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error("virtqueue {index}: {what}")]
     Queue { index: u16, what: String },
     #[error(transparent)]
@@ -62,7 +60,26 @@ pub enum ScsiHostError {
         kind: String,
     },
     #[error("the control queue: {0}")]
-    Control(String),
+    Control(#[from] ControlError),
+}
+
+/// What went wrong on the host's control path (task management, events).
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("request queue 0 is in use by another thread")]
+    QueueInUse,
+    #[error("an earlier task management function never completed; reset the device (reopen it)")]
+    Stuck,
+    #[error("no answer to the task management function")]
+    NoAnswer,
+    #[error(transparent)]
+    Lun(#[from] LunError),
+    #[error(transparent)]
+    Add(#[from] AddError),
+    #[error(transparent)]
+    Fault(#[from] QueueFault),
+    #[error(transparent)]
+    Events(IoError),
 }
 
 /// How to set up the host.
@@ -115,7 +132,7 @@ impl EventQueue {
                 &[Segment::writable(iova, EVENT_LEN as u32)],
                 u64::from(index),
             )
-            .map_err(|e| IoError::Device(format!("posting an event buffer: {e}")))
+            .map_err(|e| ScsiError::EventBuffer(e).into())
     }
 
     /// Events the device reported since the last call; their buffers are posted again.
@@ -157,7 +174,7 @@ pub struct VirtioScsiHost {
     // Dropped first: the device is reset before any queue memory is unmapped.
     transport: VirtioPciTransport,
     bdf: PciAddress,
-    tag_set: TagSet,
+    tag_set: TagSet<ScsiEncoder>,
     dma: Arc<DmaSpace>,
     features: Features,
     config: ScsiConfig,
@@ -173,7 +190,7 @@ pub struct VirtioScsiHost {
 
 /// Runs scan commands through one request queue.
 struct QueueRunner<'a, C> {
-    queue: &'a mut HwQueue<C>,
+    queue: &'a mut HwQueue<ScsiEncoder, C>,
     buffer: Option<DmaBuf>,
     dma: &'a Arc<DmaSpace>,
 }
@@ -187,8 +204,7 @@ impl<C: Default> CommandRunner for QueueRunner<'_, C> {
         alloc: usize,
         data_in: bool,
     ) -> Result<Vec<u8>, IoError> {
-        let address =
-            virtio_lun(target as u8, linux_lun).map_err(|e| IoError::Device(e.to_string()))?;
+        let address = virtio_lun(target as u8, linux_lun).map_err(ScsiError::from)?;
         let data = if alloc == 0 {
             Data::None
         } else {
@@ -197,7 +213,7 @@ impl<C: Default> CommandRunner for QueueRunner<'_, C> {
                 _ => self
                     .dma
                     .alloc(alloc.max(SCAN_BUFFER))
-                    .map_err(|e| IoError::Device(e.to_string()))?
+                    .map_err(ScsiError::from)?
                     .into_buf(),
             };
             buf.set_len(alloc);
@@ -211,7 +227,8 @@ impl<C: Default> CommandRunner for QueueRunner<'_, C> {
             cdb,
             data_in,
         };
-        let (result, data) = self.queue.run_passthrough(command, data);
+        let request = command.request(data);
+        let (result, data) = self.queue.run_command(command, request);
         let mut out = Vec::new();
         if let Data::One(buf) = data {
             if let Ok(moved) = &result {
@@ -227,19 +244,12 @@ impl VirtioScsiHost {
     /// Opens the host, sets up its queues and scans it.
     pub fn open(function: &PciFunction, options: &ScsiOptions) -> Result<Self, ScsiHostError> {
         let bdf = function.address;
-        let mut transport = VirtioPciTransport::open(function)?;
-        if transport.device_type() != DeviceType::Scsi {
-            return Err(ScsiHostError::WrongType(
-                bdf,
-                transport.device_type().name(),
-            ));
-        }
-        let required = Features::VERSION_1 | Features::ACCESS_PLATFORM;
-        let features =
-            transport.negotiate(driver_features(DeviceType::Scsi, options.ring), required)?;
+        let OpenedVirtio {
+            transport,
+            features,
+            dma,
+        } = open_virtio(function, DeviceType::Scsi, options.ring)?;
         let config = ScsiConfig::parse(&transport.read_device_config(&SCSI_CONFIG_FIELDS)?)?;
-        let dma = DmaSpace::new(Arc::clone(transport.vfio()))?;
-        transport.enable_bus_master()?;
         let event_idx = features.contains(Features::EVENT_IDX);
 
         // `depth`: chains in flight at most, which sets the descriptors each may take.
@@ -292,25 +302,17 @@ impl VirtioScsiHost {
             3,
         )?;
         let depth = plan.depth;
-        let budget = plan.segment_budget;
-        let max_segments = (config.seg_max.max(1) as usize).min(budget);
+        let max_segments = (config.seg_max.max(1) as usize).min(plan.segment_budget);
         let units = Arc::new(UnitTable::default());
-        let mut queues = Vec::new();
-        for i in 0..nr_queues {
-            let (virtqueue, notifier) = plan.build(&transport, &dma, i, max_segments)?;
-            let virtqueue = virtqueue.clamp_used_len();
-            let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE)?;
+        let tag_set = TagSet::build(&plan, &transport, &dma, max_segments, true, |i| {
             let zeroes = dma.alloc(64 << 10)?.into_buf();
-            let encoder = ScsiEncoder::new(Arc::clone(&units), i, zeroes, max_segments);
-            queues.push(HwQueue::new(
+            Ok(ScsiEncoder::new(
+                Arc::clone(&units),
                 i,
-                virtqueue,
-                notifier,
-                depth,
-                slots,
-                encoder.into(),
-            ));
-        }
+                zeroes,
+                max_segments,
+            ))
+        })?;
         transport.driver_ok()?;
         if events.queue.publish() {
             events.notifier.notify();
@@ -318,7 +320,7 @@ impl VirtioScsiHost {
         let mut host = VirtioScsiHost {
             transport,
             bdf,
-            tag_set: TagSet::new(queues),
+            tag_set,
             dma,
             features,
             config,
@@ -341,9 +343,7 @@ impl VirtioScsiHost {
 
     /// Scans the whole host again and registers every disk LUN not yet known.
     pub fn rescan(&mut self) -> Result<(), ScsiHostError> {
-        let mut queue = self.tag_set.take_queue(0).ok_or(ScsiHostError::Control(
-            "request queue 0 is in use by another thread".into(),
-        ))?;
+        let mut queue = self.tag_set.take_queue(0).ok_or(ControlError::QueueInUse)?;
         self.rescan_through(&mut queue);
         self.tag_set.return_queue(queue);
         Ok(())
@@ -352,7 +352,10 @@ impl VirtioScsiHost {
     /// Scans the whole host again through `queue` (one the caller owns) and applies the
     /// differences: LUNs that appeared are registered, LUNs that are gone have their units
     /// marked removed so their I/O fails at once.
-    pub fn rescan_through<C: Default>(&mut self, queue: &mut HwQueue<C>) -> Vec<HostEvent> {
+    pub fn rescan_through<C: Default>(
+        &mut self,
+        queue: &mut HwQueue<ScsiEncoder, C>,
+    ) -> Vec<HostEvent> {
         let report = {
             let mut runner = QueueRunner {
                 queue,
@@ -455,7 +458,7 @@ impl VirtioScsiHost {
         &self.report
     }
 
-    pub fn tag_set(&mut self) -> &mut TagSet {
+    pub fn tag_set(&mut self) -> &mut TagSet<ScsiEncoder> {
         &mut self.tag_set
     }
 
@@ -521,13 +524,9 @@ impl VirtioScsiHost {
     ) -> Result<u8, ScsiHostError> {
         if self.control.stuck {
             // The device still owns the buffer of an unanswered TMF: reusing it is unsafe.
-            return Err(ScsiHostError::Control(
-                "an earlier task management function never completed; reset the device (reopen it)"
-                    .into(),
-            ));
+            return Err(ControlError::Stuck.into());
         }
-        let lun = virtio_lun(target as u8, linux_lun)
-            .map_err(|e| ScsiHostError::Control(e.to_string()))?;
+        let lun = virtio_lun(target as u8, linux_lun).map_err(ControlError::from)?;
         let request = wire::tmf_req(subtype, &lun, tag);
         let base = self.control.memory.as_ptr();
         for (i, b) in request.iter().enumerate() {
@@ -547,7 +546,7 @@ impl VirtioScsiHost {
                 ],
                 0,
             )
-            .map_err(|e| ScsiHostError::Control(e.to_string()))?;
+            .map_err(ControlError::from)?;
         if self.control.queue.publish() {
             self.control.notifier.notify();
         }
@@ -558,12 +557,10 @@ impl VirtioScsiHost {
                     // SAFETY: as above; the device has completed the chain.
                     return Ok(unsafe { base.add(64).read_volatile() });
                 }
-                Some(Err(fault)) => return Err(ScsiHostError::Control(fault.to_string())),
+                Some(Err(fault)) => return Err(ControlError::from(fault).into()),
                 None if start.elapsed() > CONTROL_TIMEOUT => {
                     self.control.stuck = true;
-                    return Err(ScsiHostError::Control(
-                        "no answer to the task management function".into(),
-                    ));
+                    return Err(ControlError::NoAnswer.into());
                 }
                 None => std::hint::spin_loop(),
             }
@@ -573,12 +570,12 @@ impl VirtioScsiHost {
     /// Applies what the event queue reported: scans LUNs that appeared, fails and forgets
     /// removed ones, revalidates changed ones, rescans after lost events. Scan commands go
     /// through `queue` (a request queue the caller owns; its other completions are kept).
-    pub fn process_events(&mut self, queue: &mut HwQueue) -> Result<Vec<HostEvent>, ScsiHostError> {
+    pub fn process_events(
+        &mut self,
+        queue: &mut HwQueue<ScsiEncoder>,
+    ) -> Result<Vec<HostEvent>, ScsiHostError> {
         self.transport.check_status()?;
-        let events = self
-            .events
-            .take()
-            .map_err(|e| ScsiHostError::Control(e.to_string()))?;
+        let events = self.events.take().map_err(ControlError::Events)?;
         let mut changes = Vec::new();
         for event in events {
             if event.missed {

@@ -4,6 +4,7 @@ pub mod asc_text;
 pub mod cdb;
 pub mod config;
 pub mod encoder;
+pub mod error;
 pub mod host;
 pub mod lun;
 pub mod passthrough;

@@ -4,6 +4,7 @@
 //! that holds its data.
 
 use super::cdb::Cdb;
+use crate::block::{Data, Op, Request};
 
 /// A SCSI command for the LUN whose virtio-scsi LUN field is `address` (a LUN that need not
 /// be a unit yet: the scan sends INQUIRY to LUNs it has not met).
@@ -13,4 +14,18 @@ pub struct ScsiPassthrough {
     pub cdb: Cdb,
     /// Data flows from the device into the buffer (INQUIRY, READ); otherwise out of it.
     pub data_in: bool,
+}
+
+impl ScsiPassthrough {
+    /// The block request that carries this command's data through a hardware queue.
+    pub fn request(&self, data: Data) -> Request {
+        Request {
+            // Names the direction in errors; the encoder sends the CDB, not a read or write.
+            op: if self.data_in { Op::Read } else { Op::Write },
+            offset: 0,
+            len: data.len(),
+            data,
+            fua: false,
+        }
+    }
 }

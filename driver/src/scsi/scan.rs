@@ -13,6 +13,7 @@
 use serde::Serialize;
 
 use super::cdb::{self, Cdb, PageControl};
+use super::error::ScsiError;
 use super::lun::{virtio_lun, ScsiLun};
 use super::reply::{
     BlockDeviceCharacteristics, BlockLimits, DeviceIdentification, Inquiry,
@@ -107,7 +108,7 @@ pub struct ScanReport {
 }
 
 fn is_unit_attention(e: &IoError) -> bool {
-    e.sense().is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
+    ScsiError::sense_of(e).is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
 }
 
 /// Runs a command, retrying while the LUN reports a UNIT ATTENTION (power on, reset,
@@ -139,8 +140,7 @@ fn lun_number(linux_lun: u64) -> u16 {
 /// device says it has.
 fn inquiry(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Result<Inquiry, IoError> {
     let first = run_retry(runner, target, lun, cdb::inquiry(36), 36)?;
-    let parsed =
-        Inquiry::parse(&first).map_err(|e| IoError::Device(format!("INQUIRY reply: {e}")))?;
+    let parsed = Inquiry::parse(&first).map_err(ScsiError::InquiryReply)?;
     let wanted = usize::from(parsed.additional_length) + 5;
     if wanted > first.len() && wanted <= 255 {
         if let Ok(longer) = run_retry(runner, target, lun, cdb::inquiry(wanted as u16), wanted) {
@@ -192,7 +192,7 @@ fn add_lun(
 }
 
 fn no_target(e: &IoError) -> bool {
-    matches!(e, IoError::Transport { code, .. } if *code == response::BAD_TARGET || *code == response::INCORRECT_LUN)
+    matches!(ScsiError::of(e), Some(ScsiError::Response { code, .. }) if *code == response::BAD_TARGET || *code == response::INCORRECT_LUN)
 }
 
 /// Scans one target like `__scsi_scan_target`. `max_lun` is the largest Linux LUN integer
@@ -317,7 +317,7 @@ pub fn revalidate(
     let mut try16 = inq.scsi_level > SCSI_SPC_2;
     if !try16 {
         if let Ok(rc) = run_retry(runner, target, lun, cdb::read_capacity_10(), 8)
-            .and_then(|d| ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string())))
+            .and_then(|d| ReadCapacity10::parse(&d).map_err(|e| ScsiError::CapacityReply(e).into()))
         {
             if rc.needs_16() {
                 try16 = true;
@@ -328,7 +328,7 @@ pub fn revalidate(
     }
     if try16 {
         match run_retry(runner, target, lun, cdb::read_capacity_16(32), 32)
-            .and_then(|d| ReadCapacity16::parse(&d).map_err(|e| IoError::Device(e.to_string())))
+            .and_then(|d| ReadCapacity16::parse(&d).map_err(|e| ScsiError::CapacityReply(e).into()))
         {
             Ok(rc) => {
                 capacity = Some((
@@ -341,7 +341,7 @@ pub fn revalidate(
             Err(_) => {
                 if let Ok(rc) =
                     run_retry(runner, target, lun, cdb::read_capacity_10(), 8).and_then(|d| {
-                        ReadCapacity10::parse(&d).map_err(|e| IoError::Device(e.to_string()))
+                        ReadCapacity10::parse(&d).map_err(|e| ScsiError::CapacityReply(e).into())
                     })
                 {
                     capacity = Some((rc.block_count(), rc.block_length, rc.block_length, false));
@@ -397,7 +397,7 @@ fn spin_up(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Option<Stri
         match run_retry(runner, target, lun, cdb::test_unit_ready(), 0) {
             Ok(_) => return None,
             Err(e) => {
-                let Some(sense) = e.sense() else {
+                let Some(sense) = ScsiError::sense_of(&e) else {
                     return Some(e.to_string());
                 };
                 if sense.key != SenseKey::NOT_READY || sense.asc == 0x3a {

@@ -1,8 +1,10 @@
-//! virtio: device types, feature bits, the modern PCI transport and (later) virtqueues.
+//! virtio: device types, feature bits, the modern PCI transport, the open sequence every
+//! device type shares, and virtqueues (split and packed).
 
 #[cfg(any(test, feature = "fake-device"))]
 pub mod fake;
 pub mod features;
+pub mod open;
 pub mod packed;
 pub mod pci;
 pub mod plan;
@@ -12,6 +14,8 @@ pub mod split;
 
 pub use features::Features;
 pub use pci::{DeviceStatus, VirtioPciTransport};
+
+use crate::pci::PciFunction;
 
 /// A virtio device type (virtio 1.2, section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,7 +38,30 @@ pub enum DeviceType {
     Other(u32),
 }
 
+/// Red Hat / Qumranet: the PCI vendor of every virtio function.
+pub const VIRTIO_VENDOR_ID: u16 = 0x1af4;
+
 impl DeviceType {
+    /// The virtio device type of a PCI function, or `None` when it is not a virtio function.
+    ///
+    /// Modern functions (0x1040..=0x107f) carry the type in the device ID; transitional ones
+    /// (0x1000..=0x103f) carry it in the subsystem device ID (virtio 1.2, 4.1.2.1).
+    pub fn of(function: &PciFunction) -> Option<DeviceType> {
+        if function.vendor_id != VIRTIO_VENDOR_ID {
+            return None;
+        }
+        match function.device_id {
+            0x1040..=0x107f => Some(DeviceType::from_id(u32::from(function.device_id - 0x1040))),
+            0x1000..=0x103f => Some(DeviceType::from_id(u32::from(function.subsystem_device_id))),
+            _ => None,
+        }
+    }
+
+    /// True for a modern-only (non-transitional) virtio function.
+    pub fn is_modern(function: &PciFunction) -> bool {
+        function.vendor_id == VIRTIO_VENDOR_ID && (0x1040..=0x107f).contains(&function.device_id)
+    }
+
     pub fn from_id(id: u32) -> Self {
         match id {
             1 => DeviceType::Net,

@@ -246,9 +246,7 @@ impl VirtioPciTransport {
     /// Opens `function` through VFIO and maps the BARs holding its virtio structures.
     pub fn open(function: &PciFunction) -> Result<Self, TransportError> {
         let bdf = function.address;
-        let device_type = function
-            .virtio_device_type()
-            .ok_or(TransportError::NotVirtio(bdf))?;
+        let device_type = DeviceType::of(function).ok_or(TransportError::NotVirtio(bdf))?;
         let vfio = Arc::new(VfioDevice::open(function)?);
         let capabilities = walk_capabilities(bdf, &|offset, buf| vfio.read_config(offset, buf))?;
         let mut windows = vec![capabilities.common, capabilities.notify, capabilities.isr];

@@ -28,7 +28,7 @@ use uvio::block::BlockDevice;
 use uvio::dma::DmaBuf;
 use uvio::virtio::plan::DepthRequest;
 
-use crate::open::{open_device, OpenedDevice, QueueRequest, Target};
+use crate::open::{open_device, QueueRequest, Target};
 use crate::CmdResult;
 use engine::{CloneSetup, Progress};
 use jobfile::{Eta, Group, Invocation};
@@ -37,6 +37,7 @@ use output::status::{StatusLine, Watched};
 use output::{GroupReport, JobReport};
 use queue::{QueueHandle, Shared};
 use stats::JobStats;
+use uvio::device::OpenedDevice;
 use workload::{mix, Rng};
 
 /// fio's default random seed (`randseed`).

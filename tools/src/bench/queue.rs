@@ -5,7 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use uvio::block::{Data, HwQueue, IoError, QueueStats, Rejected, Request, Unit};
+use uvio::block::{Data, IoError, QueueStats, Rejected, Request, Unit};
+use uvio::device::AnyQueue;
 
 use super::engine::Inflight;
 
@@ -20,13 +21,13 @@ pub struct Mailed {
 /// A queue shared by several job threads (the reported fallback).
 #[derive(Debug)]
 pub struct Shared {
-    queue: HwQueue<Inflight>,
+    queue: AnyQueue<Inflight>,
     mailboxes: Vec<Vec<Mailed>>,
 }
 
 impl Shared {
     /// Wraps `queue` for `threads` users.
-    pub fn new(queue: HwQueue, threads: usize) -> Arc<Mutex<Shared>> {
+    pub fn new(queue: AnyQueue, threads: usize) -> Arc<Mutex<Shared>> {
         let depth = usize::from(queue.depth());
         Arc::new(Mutex::new(Shared {
             queue: queue.with_context(),
@@ -41,7 +42,7 @@ impl Shared {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum QueueHandle {
-    Owned(HwQueue<Inflight>),
+    Owned(AnyQueue<Inflight>),
     /// A shared queue and this thread's mailbox index.
     Shared(Arc<Mutex<Shared>>, usize),
 }
@@ -136,7 +137,7 @@ impl QueueHandle {
     /// released, not when prepared).
     #[inline]
     pub fn stamp_issued(&mut self, tags: &[u16], start: Option<u64>, issued: u64) {
-        let stamp = |q: &mut HwQueue<Inflight>| {
+        let stamp = |q: &mut AnyQueue<Inflight>| {
             for &t in tags {
                 if let Some(ctx) = q.context_mut(t) {
                     ctx.issued = issued;

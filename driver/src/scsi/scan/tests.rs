@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::scsi::error::ScsiError;
 use crate::scsi::sense::{fixed_sense, ScsiStatus, SenseData};
 
 #[derive(Clone)]
@@ -40,10 +41,11 @@ struct FakeHost {
 }
 
 fn check(key: SenseKey, asc: u8, ascq: u8) -> IoError {
-    IoError::Scsi {
+    ScsiError::Status {
         status: ScsiStatus(2),
         sense: SenseData::parse(&fixed_sense(key, asc, ascq)).ok(),
     }
+    .into()
 }
 
 fn inquiry_reply(pdt_byte: u8, product: &str, alloc: usize) -> Vec<u8> {
@@ -74,9 +76,11 @@ impl CommandRunner for FakeHost {
         if c[0] == 0x12 && c[1] & 1 == 0 {
             self.inquiries.push((target, linux_lun));
         }
-        let luns = self.targets.get_mut(&target).ok_or(IoError::Transport {
-            code: response::BAD_TARGET,
-            name: "BAD_TARGET",
+        let luns = self.targets.get_mut(&target).ok_or_else(|| {
+            IoError::from(ScsiError::Response {
+                code: response::BAD_TARGET,
+                name: "BAD_TARGET",
+            })
         })?;
         let number = lun_number(linux_lun);
         let op = c[0];

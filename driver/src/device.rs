@@ -1,0 +1,312 @@
+//! Opening what a user names as a DEVICE: a virtio-blk function by its BDF, or a disk LUN
+//! of a virtio-scsi host as `BDF/C:T:L` (for example `0000:00:04.0/0:2:5`).
+//!
+//! The one module that knows both device kinds. Their encoders meet in [`AnyEncoder`], so
+//! one hardware-queue type, [`AnyQueue`], serves either: a tool drives a disk without
+//! knowing which kind it is. The block layer below knows neither.
+
+use std::convert::Infallible;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::blk::encoder::BlkEncoder;
+use crate::blk::{BlkError, BlkOptions, VirtioBlk};
+use crate::block::{BlockDevice, HwQueue, IoError, Request, RequestEncoder, Slot, Unit};
+use crate::dma::DmaSpace;
+use crate::pci::{PciAddress, PciError, Sysfs};
+use crate::scsi::encoder::ScsiEncoder;
+use crate::scsi::host::{ScsiHostError, ScsiOptions, VirtioScsiHost};
+use crate::scsi::passthrough::ScsiPassthrough;
+use crate::virtio::plan::DepthRequest;
+use crate::virtio::queue::ChainSink;
+use crate::virtio::ring::RingKind;
+use crate::virtio::DeviceType;
+
+/// A DEVICE as a user writes it: a PCI function, and for a virtio-scsi host the LUN as
+/// `C:T:L`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceAddress {
+    pub bdf: PciAddress,
+    pub lun: Option<(u16, u16, u16)>,
+}
+
+/// Why a DEVICE string does not name a device.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressError {
+    #[error("`{0}` is not a LUN address: expected C:T:L, for example 0:2:5")]
+    NotALun(String),
+    #[error(transparent)]
+    Pci(#[from] PciError),
+}
+
+impl FromStr for DeviceAddress {
+    type Err = AddressError;
+
+    fn from_str(s: &str) -> Result<Self, AddressError> {
+        let (bdf, lun) = match s.split_once('/') {
+            Some((bdf, ctl)) => {
+                let bad = || AddressError::NotALun(ctl.to_string());
+                let mut parts = ctl.split(':').map(|x| x.parse::<u16>().map_err(|_| bad()));
+                let (Some(c), Some(t), Some(l), None) =
+                    (parts.next(), parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(bad());
+                };
+                (bdf, Some((c?, t?, l?)))
+            }
+            None => (s, None),
+        };
+        Ok(DeviceAddress {
+            bdf: bdf.parse()?,
+            lun,
+        })
+    }
+}
+
+impl std::fmt::Display for DeviceAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.lun {
+            Some((c, t, l)) => write!(f, "{}/{c}:{t}:{l}", self.bdf),
+            None => self.bdf.fmt(f),
+        }
+    }
+}
+
+/// The encoder of either device kind, dispatched by `match` (no vtable on the hot path).
+#[derive(Debug)]
+pub enum AnyEncoder {
+    Blk(BlkEncoder),
+    Scsi(ScsiEncoder),
+}
+
+/// A hardware queue of either device kind.
+pub type AnyQueue<Ctx = ()> = HwQueue<AnyEncoder, Ctx>;
+
+macro_rules! each_encoder {
+    ($self:expr, $e:ident => $body:expr) => {
+        match $self {
+            AnyEncoder::Blk($e) => $body,
+            AnyEncoder::Scsi($e) => $body,
+        }
+    };
+}
+
+/// A SCSI command meant for a virtio-blk queue: refused, since virtio-blk has no such path.
+fn blk_command(command: Option<&ScsiPassthrough>) -> Result<Option<&Infallible>, IoError> {
+    match command {
+        Some(_) => Err(IoError::NotSupported {
+            op: "a SCSI command on virtio-blk",
+        }),
+        None => Ok(None),
+    }
+}
+
+impl RequestEncoder for AnyEncoder {
+    type Command = ScsiPassthrough;
+
+    fn slot_size(&self) -> usize {
+        each_encoder!(self, e => e.slot_size())
+    }
+
+    fn max_chain(&self) -> usize {
+        each_encoder!(self, e => e.max_chain())
+    }
+
+    #[inline]
+    fn encode(
+        &mut self,
+        tag: u16,
+        slot: &Slot<'_>,
+        unit: Unit,
+        request: &Request,
+        command: Option<&ScsiPassthrough>,
+        segments: &mut impl ChainSink,
+    ) -> Result<(), IoError> {
+        match self {
+            AnyEncoder::Blk(e) => {
+                let command = blk_command(command)?;
+                e.encode(tag, slot, unit, request, command, segments)
+            }
+            AnyEncoder::Scsi(e) => e.encode(tag, slot, unit, request, command, segments),
+        }
+    }
+
+    #[inline]
+    fn decode(
+        &mut self,
+        tag: u16,
+        slot: &Slot<'_>,
+        unit: Unit,
+        request: &Request,
+        command: Option<&ScsiPassthrough>,
+        written: u32,
+    ) -> Result<u64, IoError> {
+        match self {
+            AnyEncoder::Blk(e) => e.decode(tag, slot, unit, request, None, written),
+            AnyEncoder::Scsi(e) => e.decode(tag, slot, unit, request, command, written),
+        }
+    }
+
+    fn retryable(&self, error: &IoError) -> bool {
+        each_encoder!(self, e => e.retryable(error))
+    }
+
+    fn abort(&mut self, unit: Unit, command: Option<&ScsiPassthrough>) {
+        match self {
+            AnyEncoder::Blk(e) => e.abort(unit, None),
+            AnyEncoder::Scsi(e) => e.abort(unit, command),
+        }
+    }
+}
+
+/// How to set up the device's queues.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    /// Hardware queues to use (at most what the device has); default: all.
+    pub queues: Option<u16>,
+    /// Tags per queue (see [`DepthRequest`]).
+    pub depth: DepthRequest,
+    /// The ring format: packed when the device offers it (the default), or split.
+    pub ring: RingKind,
+}
+
+/// Why a DEVICE could not be opened for block I/O.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error(transparent)]
+    Pci(#[from] PciError),
+    #[error(transparent)]
+    Blk(#[from] BlkError),
+    #[error(transparent)]
+    Scsi(#[from] ScsiHostError),
+    #[error("{0} is virtio-blk: name it without a LUN")]
+    BlkWithLun(PciAddress),
+    #[error("{address}: {} is virtio-blk, a single disk: name it once, without a LUN", address.bdf)]
+    OtherLunOfBlk { address: DeviceAddress },
+    #[error("virtio-scsi has only channel 0, not {0}")]
+    NoSuchChannel(u16),
+    #[error("{0} is a virtio-scsi host: name a LUN as {0}/C:T:L (see `uvio scan {0}`)")]
+    HostWithoutLun(PciAddress),
+    #[error("{0} is a virtio-scsi host: name a LUN as {0}/C:T:L")]
+    OtherLunWithoutLun(PciAddress),
+    #[error("{bdf} is a virtio-{name} function; block I/O needs virtio-blk or virtio-scsi")]
+    NotBlock { bdf: PciAddress, name: String },
+    #[error("{0} is not a virtio function")]
+    NotVirtio(PciAddress),
+}
+
+/// What keeps the device open (dropping it resets the device).
+#[derive(Debug)]
+enum Kept {
+    Blk(#[allow(dead_code)] Box<VirtioBlk>),
+    Scsi(Box<VirtioScsiHost>),
+}
+
+/// An open disk: its description, all its hardware queues (for the caller's threads to
+/// take) and its DMA space. Drop the queues before the device.
+#[derive(Debug)]
+pub struct OpenedDevice {
+    pub device: BlockDevice,
+    pub queues: Vec<AnyQueue>,
+    pub dma: Arc<DmaSpace>,
+    kept: Kept,
+}
+
+impl OpenedDevice {
+    /// Another disk LUN of the same virtio-scsi host, sharing its queues.
+    pub fn other_lun(&self, address: DeviceAddress) -> Result<BlockDevice, DeviceError> {
+        match (&self.kept, address.lun) {
+            (Kept::Scsi(host), Some((0, t, l))) => Ok(host.disk(t, l)?),
+            (Kept::Scsi(_), Some((channel, _, _))) => Err(DeviceError::NoSuchChannel(channel)),
+            (Kept::Scsi(_), None) => Err(DeviceError::OtherLunWithoutLun(address.bdf)),
+            (Kept::Blk(_), _) => Err(DeviceError::OtherLunOfBlk { address }),
+        }
+    }
+}
+
+/// Opens the disk `address` names: a virtio-blk function, or a disk LUN of a virtio-scsi
+/// host (whose other LUNs [`OpenedDevice::other_lun`] reaches).
+pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevice, DeviceError> {
+    let bdf = address.bdf;
+    let function = Sysfs::system().pci_function(bdf)?;
+    match (DeviceType::of(&function), address.lun) {
+        (Some(DeviceType::Block), None) => {
+            let options = BlkOptions {
+                queues: options.queues,
+                depth: options.depth,
+                ring: options.ring,
+                ..Default::default()
+            };
+            let mut disk = VirtioBlk::open(&function, &options)?;
+            let queues = disk.tag_set().take_all();
+            Ok(OpenedDevice {
+                device: disk.block_device().clone(),
+                queues: wrap(queues, AnyEncoder::Blk, |never| match never {}),
+                dma: Arc::clone(disk.dma()),
+                kept: Kept::Blk(Box::new(disk)),
+            })
+        }
+        (Some(DeviceType::Block), Some(_)) => Err(DeviceError::BlkWithLun(bdf)),
+        (Some(DeviceType::Scsi), Some((channel, t, l))) => {
+            if channel != 0 {
+                return Err(DeviceError::NoSuchChannel(channel));
+            }
+            let options = ScsiOptions {
+                queues: options.queues,
+                depth: options.depth,
+                ring: options.ring,
+                ..Default::default()
+            };
+            let mut host = VirtioScsiHost::open(&function, &options)?;
+            let device = host.disk(t, l)?;
+            let queues = host.tag_set().take_all();
+            Ok(OpenedDevice {
+                device,
+                queues: wrap(queues, AnyEncoder::Scsi, |command| command),
+                dma: Arc::clone(host.dma()),
+                kept: Kept::Scsi(Box::new(host)),
+            })
+        }
+        (Some(DeviceType::Scsi), None) => Err(DeviceError::HostWithoutLun(bdf)),
+        (Some(other), _) => Err(DeviceError::NotBlock {
+            bdf,
+            name: other.name(),
+        }),
+        (None, _) => Err(DeviceError::NotVirtio(bdf)),
+    }
+}
+
+/// The queues of one device kind as [`AnyQueue`]s.
+fn wrap<E: RequestEncoder>(
+    queues: Vec<HwQueue<E>>,
+    encoder: impl Fn(E) -> AnyEncoder,
+    command: impl Fn(E::Command) -> ScsiPassthrough,
+) -> Vec<AnyQueue> {
+    queues
+        .into_iter()
+        .map(|q| q.with_encoder(&encoder, &command))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_functions_and_luns() {
+        let t: DeviceAddress = "0000:00:04.0/0:2:5".parse().unwrap();
+        assert_eq!(t.lun, Some((0, 2, 5)));
+        assert_eq!(t.to_string(), "0000:00:04.0/0:2:5");
+        let b: DeviceAddress = "00:05.0".parse().unwrap();
+        assert_eq!(b.lun, None);
+        assert_eq!(b.to_string(), "0000:00:05.0");
+        for bad in [
+            "0000:00:04.0/0:2",
+            "0000:00:04.0/0:x:1",
+            "0000:00:04.0/0:1:2:3",
+        ] {
+            let e = bad.parse::<DeviceAddress>().unwrap_err();
+            assert!(e.to_string().contains("is not a LUN address"), "{bad}: {e}");
+        }
+    }
+}
