@@ -25,7 +25,7 @@ struct Listed {
 }
 
 fn describe(function: &PciFunction) -> Option<Listed> {
-    let device_type = DeviceType::of(&function)?;
+    let device_type = DeviceType::of(function)?;
     let driver = function.driver();
     let group = function.iommu_group();
     let bdf = function.address.to_string();
@@ -44,7 +44,7 @@ fn describe(function: &PciFunction) -> Option<Listed> {
         device_type: device_type.name(),
         vendor_id: format!("0x{:04x}", function.vendor_id),
         device_id: format!("0x{:04x}", function.device_id),
-        modern: DeviceType::is_modern(&function),
+        modern: DeviceType::is_modern(function),
         driver,
         iommu_group: group,
         usable: reason.is_none(),
