@@ -177,6 +177,17 @@ pub(crate) fn require_program(name: &str) -> PathBuf {
     find_program(name).unwrap_or_else(|| panic!("required host program `{name}` not found in PATH"))
 }
 
+/// A binary to copy into the guest: a path as given (it must exist), or a name looked up like
+/// [`find_program`].
+pub(crate) fn resolve_binary(name: &str) -> PathBuf {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        assert!(p.is_file(), "host binary {name} does not exist");
+        return p;
+    }
+    find_program(name).unwrap_or_else(|| panic!("host binary `{name}` not found in PATH"))
+}
+
 /// True if the ELF file has no program interpreter (static or static-pie).
 pub(crate) fn elf_is_static(path: &Path) -> Result<bool, String> {
     let mut f = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
