@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use open::Target;
-use units::parse_size;
+use units::parse_binary_size;
 use uvio::block::Op;
 use uvio::pci::PciAddress;
 
@@ -115,9 +115,9 @@ enum Command {
     Read {
         #[arg(value_name = "DEVICE")]
         device: Target,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         offset: u64,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         length: u64,
         /// Write here instead of stdout.
         #[arg(long)]
@@ -127,13 +127,13 @@ enum Command {
     Write {
         #[arg(value_name = "DEVICE")]
         device: Target,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         offset: u64,
         /// Read from here instead of stdin.
         #[arg(long)]
         input: Option<PathBuf>,
         /// Bytes to write (default: all of the input).
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         length: Option<u64>,
     },
     /// Flush the device's volatile write cache.
@@ -145,9 +145,9 @@ enum Command {
     Discard {
         #[arg(value_name = "DEVICE")]
         device: Target,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         offset: u64,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         length: u64,
     },
     /// Stress and verify: one thread per hardware queue, `depth` random reads and writes in
@@ -164,7 +164,7 @@ enum Command {
         /// Requests per queue.
         #[arg(long, default_value_t = 10000)]
         ios: u64,
-        #[arg(long, value_parser = parse_size, default_value = "4096")]
+        #[arg(long, value_parser = parse_binary_size, default_value = "4096")]
         bs: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -175,9 +175,9 @@ enum Command {
     WriteZeroes {
         #[arg(value_name = "DEVICE")]
         device: Target,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         offset: u64,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         length: u64,
     },
 }

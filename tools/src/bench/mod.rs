@@ -1,9 +1,10 @@
 //! `uvio bench`: a fio-like benchmark on the block API.
 //!
-//! Jobs come from fio-style options or job files ([`jobfile`], [`options`], [`units`]); each
-//! group of jobs opens its devices once, gives every job clone a thread and a hardware queue
-//! (sharing queues, behind a lock, only when clones outnumber queues, and saying so), runs
-//! them together ([`engine`]), and reports in fio's normal or JSON layout ([`output`]).
+//! Jobs come from fio-style options or job files ([`jobfile`], [`options`], fio's numbers in
+//! [`crate::units`]); each group of jobs opens its devices once, gives every job clone a
+//! thread and a hardware queue (sharing queues, behind a lock, only when clones outnumber
+//! queues, and saying so), runs them together ([`engine`]), and reports in fio's normal or
+//! JSON layout ([`output`]).
 //! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
 //! the run short (the report then covers the run until the signal).
 
@@ -14,7 +15,6 @@ pub mod options;
 pub mod output;
 pub mod queue;
 pub mod stats;
-pub mod units;
 pub mod verify;
 pub mod workload;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::units::{
+use crate::units::{
     parse_bool, parse_int, parse_size, parse_size_or_percent, parse_size_range, parse_time,
     split_per_ddir, SizeOrPercent, ValueError,
 };
