@@ -18,7 +18,7 @@ mod xorshift;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use open::Target;
@@ -113,12 +113,8 @@ enum Command {
     },
     /// Read bytes from a device to a file or stdout.
     Read {
-        #[arg(value_name = "DEVICE")]
-        device: Target,
-        #[arg(long, value_parser = parse_binary_size)]
-        offset: u64,
-        #[arg(long, value_parser = parse_binary_size)]
-        length: u64,
+        #[command(flatten)]
+        range: DeviceRange,
         /// Write here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -143,12 +139,8 @@ enum Command {
     },
     /// Discard (deallocate) a range.
     Discard {
-        #[arg(value_name = "DEVICE")]
-        device: Target,
-        #[arg(long, value_parser = parse_binary_size)]
-        offset: u64,
-        #[arg(long, value_parser = parse_binary_size)]
-        length: u64,
+        #[command(flatten)]
+        range: DeviceRange,
     },
     /// Stress and verify: one thread per hardware queue, `depth` random reads and writes in
     /// flight each, every completion checked.
@@ -173,13 +165,27 @@ enum Command {
     },
     /// Write zeroes over a range.
     WriteZeroes {
-        #[arg(value_name = "DEVICE")]
-        device: Target,
-        #[arg(long, value_parser = parse_binary_size)]
-        offset: u64,
-        #[arg(long, value_parser = parse_binary_size)]
-        length: u64,
+        #[command(flatten)]
+        range: DeviceRange,
     },
+}
+
+/// A byte range of a device: `DEVICE --offset N --length N`.
+#[derive(Args)]
+struct DeviceRange {
+    #[arg(value_name = "DEVICE")]
+    device: Target,
+    #[arg(long, value_parser = parse_binary_size)]
+    offset: u64,
+    #[arg(long, value_parser = parse_binary_size)]
+    length: u64,
+}
+
+impl DeviceRange {
+    /// Runs `op` (discard, write zeroes) over the range.
+    fn apply(self, op: Op) -> CmdResult {
+        io::range_op(self.device, op, self.offset, self.length)
+    }
 }
 
 fn main() -> ExitCode {
@@ -215,12 +221,9 @@ fn main() -> ExitCode {
             watch: None,
         } => scan::run(&functions, json, size),
         Command::Reset { device, nexus } => reset::run(device, nexus),
-        Command::Read {
-            device,
-            offset,
-            length,
-            output,
-        } => io::read(device, offset, length, output),
+        Command::Read { range, output } => {
+            io::read(range.device, range.offset, range.length, output)
+        }
         Command::Write {
             device,
             offset,
@@ -228,16 +231,8 @@ fn main() -> ExitCode {
             length,
         } => io::write(device, offset, input, length),
         Command::Flush { device } => io::flush(device),
-        Command::Discard {
-            device,
-            offset,
-            length,
-        } => io::range_op(device, Op::Discard, offset, length),
-        Command::WriteZeroes {
-            device,
-            offset,
-            length,
-        } => io::range_op(device, Op::WriteZeroes, offset, length),
+        Command::Discard { range } => range.apply(Op::Discard),
+        Command::WriteZeroes { range } => range.apply(Op::WriteZeroes),
         Command::Verify {
             device,
             queues,
