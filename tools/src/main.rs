@@ -18,11 +18,11 @@ mod xorshift;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use open::Target;
-use units::parse_size;
+use units::parse_binary_size;
 use uvio::block::Op;
 use uvio::pci::PciAddress;
 
@@ -113,12 +113,8 @@ enum Command {
     },
     /// Read bytes from a device to a file or stdout.
     Read {
-        #[arg(value_name = "DEVICE")]
-        device: Target,
-        #[arg(long, value_parser = parse_size)]
-        offset: u64,
-        #[arg(long, value_parser = parse_size)]
-        length: u64,
+        #[command(flatten)]
+        range: DeviceRange,
         /// Write here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -127,13 +123,13 @@ enum Command {
     Write {
         #[arg(value_name = "DEVICE")]
         device: Target,
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         offset: u64,
         /// Read from here instead of stdin.
         #[arg(long)]
         input: Option<PathBuf>,
         /// Bytes to write (default: all of the input).
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = parse_binary_size)]
         length: Option<u64>,
     },
     /// Flush the device's volatile write cache.
@@ -143,12 +139,8 @@ enum Command {
     },
     /// Discard (deallocate) a range.
     Discard {
-        #[arg(value_name = "DEVICE")]
-        device: Target,
-        #[arg(long, value_parser = parse_size)]
-        offset: u64,
-        #[arg(long, value_parser = parse_size)]
-        length: u64,
+        #[command(flatten)]
+        range: DeviceRange,
     },
     /// Stress and verify: one thread per hardware queue, `depth` random reads and writes in
     /// flight each, every completion checked.
@@ -164,7 +156,7 @@ enum Command {
         /// Requests per queue.
         #[arg(long, default_value_t = 10000)]
         ios: u64,
-        #[arg(long, value_parser = parse_size, default_value = "4096")]
+        #[arg(long, value_parser = parse_binary_size, default_value = "4096")]
         bs: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -173,13 +165,27 @@ enum Command {
     },
     /// Write zeroes over a range.
     WriteZeroes {
-        #[arg(value_name = "DEVICE")]
-        device: Target,
-        #[arg(long, value_parser = parse_size)]
-        offset: u64,
-        #[arg(long, value_parser = parse_size)]
-        length: u64,
+        #[command(flatten)]
+        range: DeviceRange,
     },
+}
+
+/// A byte range of a device: `DEVICE --offset N --length N`.
+#[derive(Args)]
+struct DeviceRange {
+    #[arg(value_name = "DEVICE")]
+    device: Target,
+    #[arg(long, value_parser = parse_binary_size)]
+    offset: u64,
+    #[arg(long, value_parser = parse_binary_size)]
+    length: u64,
+}
+
+impl DeviceRange {
+    /// Runs `op` (discard, write zeroes) over the range.
+    fn apply(self, op: Op) -> CmdResult {
+        io::range_op(self.device, op, self.offset, self.length)
+    }
 }
 
 fn main() -> ExitCode {
@@ -215,12 +221,9 @@ fn main() -> ExitCode {
             watch: None,
         } => scan::run(&functions, json, size),
         Command::Reset { device, nexus } => reset::run(device, nexus),
-        Command::Read {
-            device,
-            offset,
-            length,
-            output,
-        } => io::read(device, offset, length, output),
+        Command::Read { range, output } => {
+            io::read(range.device, range.offset, range.length, output)
+        }
         Command::Write {
             device,
             offset,
@@ -228,16 +231,8 @@ fn main() -> ExitCode {
             length,
         } => io::write(device, offset, input, length),
         Command::Flush { device } => io::flush(device),
-        Command::Discard {
-            device,
-            offset,
-            length,
-        } => io::range_op(device, Op::Discard, offset, length),
-        Command::WriteZeroes {
-            device,
-            offset,
-            length,
-        } => io::range_op(device, Op::WriteZeroes, offset, length),
+        Command::Discard { range } => range.apply(Op::Discard),
+        Command::WriteZeroes { range } => range.apply(Op::WriteZeroes),
         Command::Verify {
             device,
             queues,

@@ -1,9 +1,10 @@
 //! `uvio bench`: a fio-like benchmark on the block API.
 //!
-//! Jobs come from fio-style options or job files ([`jobfile`], [`options`], [`units`]); each
-//! group of jobs opens its devices once, gives every job clone a thread and a hardware queue
-//! (sharing queues, behind a lock, only when clones outnumber queues, and saying so), runs
-//! them together ([`engine`]), and reports in fio's normal or JSON layout ([`output`]).
+//! Jobs come from fio-style options or job files ([`jobfile`], [`options`], fio's numbers in
+//! [`crate::units`]); each group of jobs opens its devices once, gives every job clone a
+//! thread and a hardware queue (sharing queues, behind a lock, only when clones outnumber
+//! queues, and saying so), runs them together ([`engine`]), and reports in fio's normal or
+//! JSON layout ([`output`]).
 //! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
 //! the run short (the report then covers the run until the signal).
 
@@ -14,7 +15,6 @@ pub mod options;
 pub mod output;
 pub mod queue;
 pub mod stats;
-pub mod units;
 pub mod verify;
 pub mod workload;
 
@@ -43,7 +43,9 @@ use workload::{mix, Rng};
 /// fio's default random seed (`randseed`).
 const DEFAULT_SEED: u64 = 0x89;
 
-const HELP: &str = "\
+/// `uvio bench --help`: this, the option list from the table ([`options::help_listing`]),
+/// then [`HELP_TAIL`].
+const HELP_HEAD: &str = "\
 usage: uvio bench [--output-format=normal|json|json+] [--output=FILE] [--eta=auto|always|never]
                   [--parse-only] [GLOBAL OPTIONS] --name=JOB [JOB OPTIONS] [--name=JOB ...]
        uvio bench [--output-format=...] JOBFILE...
@@ -52,13 +54,9 @@ fio's option names and semantics; options before the first --name are global. A 
 fio's INI format ([global] and one section per job); each file is a group run after the one
 before it. filename= names the device: a PCI BDF (0000:00:05.0), or BDF/C:T:L for a SCSI LUN.
 
-Job options: name filename rw (read write trim randread randwrite randtrim rw randrw)
-  rwmixread rwmixwrite bs bsrange bssplit iodepth iodepth_batch_submit
-  iodepth_batch_complete_min iodepth_batch_complete_max numjobs size io_size offset
-  offset_increment runtime time_based ramp_time randrepeat randseed norandommap
-  verify (crc32c md5 xxhash pattern) verify_pattern do_verify verify_fatal percentile_list
-  group_reporting cpus_allowed thread ioengine=uvio direct=1 description
+";
 
+const HELP_TAIL: &str = "
 Job threads busy-poll and are pinned to one CPU each: to cpus_allowed= round robin, else
 to the CPUs the process may use (UVIO_BENCH_PIN=0: not pinned).
 ";
@@ -67,7 +65,7 @@ to the CPUs the process may use (UVIO_BENCH_PIN=0: not pinned).
 pub fn run(args: &[String]) -> CmdResult {
     let inv = jobfile::parse_args(args)?;
     if inv.show_help {
-        print!("{HELP}");
+        print!("{HELP_HEAD}{}{HELP_TAIL}", options::help_listing());
         return Ok(());
     }
     if inv.show_version {

@@ -1,13 +1,19 @@
 //! Job options with fio's names, aliases, defaults and semantics, and the typed errors for
 //! options uvio does not know or does not support. One [`JobOptions`] describes one job
 //! section (before `numjobs` cloning); `[global]` is a `JobOptions` the jobs below start from.
+//!
+//! Each supported option is one row of [`table`] (names, kind, help, setter); [`values`]
+//! reads the values.
 
 use std::time::Duration;
 
-use super::units::{
-    parse_bool, parse_int, parse_size, parse_size_or_percent, parse_size_range, parse_time,
-    split_per_ddir, SizeOrPercent, ValueError,
-};
+use crate::units::{SizeOrPercent, ValueError};
+
+mod table;
+mod values;
+
+pub use table::{canonical, help_listing};
+use values::Value;
 
 /// fio's size unit base; fixed at fio's default (`kb_base` is not supported).
 pub const KB_BASE: u64 = 1024;
@@ -243,164 +249,6 @@ pub enum OptKind {
     Flag,
 }
 
-/// Every supported option: canonical name, aliases, kind.
-const OPTIONS: &[(&str, &[&str], OptKind)] = &[
-    ("name", &[], OptKind::Value),
-    ("description", &[], OptKind::Value),
-    ("filename", &[], OptKind::Value),
-    ("rw", &["readwrite"], OptKind::Value),
-    ("rwmixread", &[], OptKind::Value),
-    ("rwmixwrite", &[], OptKind::Value),
-    ("bs", &["blocksize"], OptKind::Value),
-    ("bsrange", &["blocksize_range"], OptKind::Value),
-    ("bssplit", &[], OptKind::Value),
-    ("iodepth", &[], OptKind::Value),
-    ("iodepth_batch_submit", &["iodepth_batch"], OptKind::Value),
-    (
-        "iodepth_batch_complete_min",
-        &["iodepth_batch_complete"],
-        OptKind::Value,
-    ),
-    ("iodepth_batch_complete_max", &[], OptKind::Value),
-    ("numjobs", &[], OptKind::Value),
-    ("size", &[], OptKind::Value),
-    ("io_size", &["io_limit"], OptKind::Value),
-    ("offset", &["fileoffset"], OptKind::Value),
-    ("offset_increment", &[], OptKind::Value),
-    ("runtime", &["timeout"], OptKind::Value),
-    ("time_based", &[], OptKind::Flag),
-    ("ramp_time", &[], OptKind::Value),
-    ("randrepeat", &["allrandrepeat"], OptKind::Value),
-    ("randseed", &[], OptKind::Value),
-    ("norandommap", &[], OptKind::Flag),
-    ("verify", &[], OptKind::Value),
-    ("verify_pattern", &[], OptKind::Value),
-    ("do_verify", &[], OptKind::Value),
-    ("verify_fatal", &[], OptKind::Value),
-    ("percentile_list", &[], OptKind::Value),
-    ("group_reporting", &[], OptKind::Flag),
-    ("thread", &[], OptKind::Flag),
-    ("ioengine", &[], OptKind::Value),
-    ("direct", &[], OptKind::Value),
-    ("cpus_allowed", &[], OptKind::Value),
-];
-
-/// fio options uvio knows of but does not implement: refused with a specific reason.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    ("kb_base", "sizes always use fio's default kb_base=1024"),
-    ("unit_base", "output is always in bytes"),
-    ("rate", "rate limiting is not implemented"),
-    ("rate_iops", "rate limiting is not implemented"),
-    ("rate_min", "rate limiting is not implemented"),
-    ("thinktime", "think time is not implemented"),
-    (
-        "stonewall",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    (
-        "wait_for_previous",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    (
-        "new_group",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    ("loops", "repeat the run instead"),
-    ("number_ios", "use io_size"),
-    ("startdelay", "jobs start together"),
-    (
-        "iodepth_low",
-        "the queue is refilled to iodepth at every reap",
-    ),
-    ("fsync", "flushes are not issued by the benchmark"),
-    ("fdatasync", "flushes are not issued by the benchmark"),
-    ("end_fsync", "flushes are not issued by the benchmark"),
-    ("buffered", "uvio has no page cache: I/O is always direct"),
-    ("random_distribution", "offsets are uniform"),
-    ("random_generator", "uvio uses its own generator"),
-    ("rw_sequencer", "the `rw=...:N` modifier is not supported"),
-    (
-        "bs_unaligned",
-        "block sizes must be multiples of the logical block size",
-    ),
-    (
-        "blockalign",
-        "offsets are aligned to the minimum block size",
-    ),
-    ("verify_backlog", "verification runs after the write phase"),
-    ("verify_async", "verification runs in the job's thread"),
-    ("verify_interval", "one header per block"),
-    ("verify_offset", "the header is at the start of each block"),
-    ("verify_only", "use rw=read with verify="),
-    (
-        "verify_dump",
-        "the first bad block is reported with its offset and values",
-    ),
-    (
-        "unified_rw_reporting",
-        "directions are always reported separately",
-    ),
-    ("continue_on_error", "a job stops at its first I/O error"),
-    ("clat_percentiles", "clat percentiles are always reported"),
-    ("lat_percentiles", "clat percentiles are always reported"),
-    ("slat_percentiles", "clat percentiles are always reported"),
-    (
-        "significant_figures",
-        "four significant figures, as fio's default",
-    ),
-    ("write_bw_log", "log files are not written"),
-    ("write_lat_log", "log files are not written"),
-    ("write_iops_log", "log files are not written"),
-    ("write_hist_log", "log files are not written"),
-    ("nrfiles", "one device per job"),
-    ("filesize", "use size"),
-    ("zonemode", "zoned devices are not supported"),
-    ("cpumask", "CPU affinity is not implemented"),
-    ("exitall", "jobs run to their own end"),
-];
-
-/// The canonical name of a supported option (resolving aliases), or the error naming it.
-pub fn canonical(name: &str) -> Result<(&'static str, OptKind), OptionError> {
-    let lower = name.trim();
-    for (canon, aliases, kind) in OPTIONS {
-        if *canon == lower || aliases.contains(&lower) {
-            return Ok((canon, *kind));
-        }
-    }
-    if let Some((_, why)) = UNSUPPORTED.iter().find(|(n, _)| *n == lower) {
-        return Err(OptionError::Unsupported {
-            name: lower.to_string(),
-            why: (*why).to_string(),
-        });
-    }
-    let hint = OPTIONS
-        .iter()
-        .flat_map(|(c, a, _)| std::iter::once(*c).chain(a.iter().copied()))
-        .map(|c| (levenshtein(lower, c), c))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, c)| c.to_string());
-    Err(OptionError::Unknown {
-        name: lower.to_string(),
-        hint,
-    })
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 /// The options of one job section, parsed, with the raw values that were set explicitly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobOptions {
@@ -487,13 +335,6 @@ impl Default for JobOptions {
     }
 }
 
-fn value_err(name: &str) -> impl Fn(ValueError) -> OptionError + '_ {
-    move |source| OptionError::Value {
-        name: name.to_string(),
-        source,
-    }
-}
-
 fn invalid(name: &str, why: impl Into<String>) -> OptionError {
     OptionError::Invalid {
         name: name.to_string(),
@@ -504,147 +345,14 @@ fn invalid(name: &str, why: impl Into<String>) -> OptionError {
 impl JobOptions {
     /// Sets option `key` (any alias) to `value` (`None` for a bare flag).
     pub fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), OptionError> {
-        let (name, kind) = canonical(key)?;
+        let option = table::lookup(key)?;
+        let (name, kind) = (option.name, option.kind);
         let v = match (value, kind) {
             (Some(v), _) => v.trim(),
             (None, OptKind::Flag) => "1",
             (None, OptKind::Value) => return Err(OptionError::MissingValue(name.to_string())),
         };
-        let size = |t: &str| parse_size(t, KB_BASE).map_err(value_err(name));
-        let int = |t: &str| parse_int(t).map_err(value_err(name));
-        let small = |t: &str| -> Result<u32, OptionError> {
-            u32::try_from(int(t)?).map_err(|_| invalid(name, format!("`{t}` is too large")))
-        };
-        let boolean = |t: &str| parse_bool(t).map_err(value_err(name));
-        match name {
-            "name" => self.name = v.to_string(),
-            "description" => self.description = Some(v.to_string()),
-            "filename" => self.filename = Some(v.to_string()),
-            "rw" => self.rw = RwMode::parse(v)?,
-            "rwmixread" | "rwmixwrite" => {
-                let p = small(v)?;
-                if p > 100 {
-                    return Err(invalid(name, "a percentage is at most 100"));
-                }
-                // If both are given and disagree, the latter wins (fio).
-                self.rwmixread = if name == "rwmixread" { p } else { 100 - p };
-            }
-            "bs" => {
-                for (d, part) in split_per_ddir(v)
-                    .map_err(value_err(name))?
-                    .iter()
-                    .enumerate()
-                {
-                    if let Some(p) = part {
-                        self.bs[d] = size(p)?;
-                    }
-                }
-            }
-            "bsrange" => {
-                for (d, part) in split_per_ddir(v)
-                    .map_err(value_err(name))?
-                    .iter()
-                    .enumerate()
-                {
-                    if let Some(p) = part {
-                        self.bsrange[d] =
-                            Some(parse_size_range(p, KB_BASE).map_err(value_err(name))?);
-                    }
-                }
-            }
-            "bssplit" => {
-                for (d, part) in split_per_ddir(v)
-                    .map_err(value_err(name))?
-                    .iter()
-                    .enumerate()
-                {
-                    if let Some(p) = part {
-                        self.bssplit[d] = Some(parse_bssplit(p)?);
-                    }
-                }
-            }
-            "iodepth" => {
-                self.iodepth = small(v)?;
-                if self.iodepth == 0 {
-                    return Err(invalid(name, "must be at least 1"));
-                }
-            }
-            "iodepth_batch_submit" => self.iodepth_batch_submit = small(v)?,
-            "iodepth_batch_complete_min" => self.iodepth_batch_complete_min = small(v)?,
-            "iodepth_batch_complete_max" => self.iodepth_batch_complete_max = Some(small(v)?),
-            "numjobs" => {
-                self.numjobs = small(v)?;
-                if self.numjobs == 0 {
-                    return Err(invalid(name, "must be at least 1"));
-                }
-            }
-            "size" => self.size = Some(parse_size_or_percent(v, KB_BASE).map_err(value_err(name))?),
-            "io_size" => self.io_size = Some(size(v)?),
-            "offset" => self.offset = parse_size_or_percent(v, KB_BASE).map_err(value_err(name))?,
-            "offset_increment" => {
-                self.offset_increment =
-                    parse_size_or_percent(v, KB_BASE).map_err(value_err(name))?
-            }
-            "runtime" => {
-                let t = parse_time(v).map_err(value_err(name))?;
-                self.runtime = (!t.is_zero()).then_some(t);
-            }
-            "time_based" => self.time_based = boolean(v)?,
-            "ramp_time" => self.ramp_time = parse_time(v).map_err(value_err(name))?,
-            "randrepeat" => self.randrepeat = boolean(v)?,
-            "randseed" => {
-                self.randseed = Some(int(v)?);
-                // fio: setting randseed disables rand_repeatable's fixed default seed.
-            }
-            "norandommap" => self.norandommap = boolean(v)?,
-            "verify" => {
-                self.verify = match v {
-                    "0" | "null" => None,
-                    "crc32c" | "crc32c-intel" => Some(VerifyKind::Crc32c),
-                    "md5" => Some(VerifyKind::Md5),
-                    "xxhash" => Some(VerifyKind::Xxhash),
-                    "pattern" => Some(VerifyKind::Pattern),
-                    other => {
-                        return Err(OptionError::Unsupported {
-                            name: name.into(),
-                            why: format!(
-                                "verify={other} is not supported (crc32c, md5, xxhash, pattern)"
-                            ),
-                        })
-                    }
-                }
-            }
-            "verify_pattern" => self.verify_pattern = Some(parse_pattern(v)?),
-            "do_verify" => self.do_verify = boolean(v)?,
-            "verify_fatal" => self.verify_fatal = boolean(v)?,
-            "percentile_list" => self.percentile_list = parse_percentiles(v)?,
-            "group_reporting" => self.group_reporting = boolean(v)?,
-            "cpus_allowed" => self.cpus_allowed = Some(parse_cpu_list(v)?),
-            "thread" => {
-                // Accepted for job-file compatibility: uvio always runs jobs as threads.
-                boolean(v)?;
-            }
-            "ioengine" => {
-                if v != "uvio" {
-                    return Err(OptionError::Unsupported {
-                        name: name.into(),
-                        why: format!(
-                            "ioengine={v}: uvio bench drives the device with its own engine \
-                             (ioengine=uvio)"
-                        ),
-                    });
-                }
-            }
-            "direct" => {
-                if !boolean(v)? {
-                    return Err(OptionError::Unsupported {
-                        name: name.into(),
-                        why: "uvio has no page cache: I/O is always direct (direct=1)".into(),
-                    });
-                }
-            }
-            _ => unreachable!("every canonical option has an arm"),
-        }
+        (option.set)(self, Value { name, text: v })?;
         let value = if kind == OptKind::Flag && value.is_none() {
             String::new()
         } else {
@@ -759,174 +467,9 @@ impl JobOptions {
     }
 }
 
-/// `bssplit=4k/10:64k/50:32k/40`: blank percentages share what is left evenly.
-fn parse_bssplit(text: &str) -> Result<Vec<(u64, u32)>, OptionError> {
-    let name = "bssplit";
-    let mut entries: Vec<(u64, Option<u32>)> = Vec::new();
-    for item in text.split(':').map(str::trim).filter(|s| !s.is_empty()) {
-        let (bs, perc) = match item.split_once('/') {
-            Some((b, p)) => (b, p.trim()),
-            None => (item, ""),
-        };
-        let bs = parse_size(bs, KB_BASE).map_err(value_err(name))?;
-        let perc = if perc.is_empty() {
-            None
-        } else {
-            Some(
-                u32::try_from(parse_int(perc).map_err(value_err(name))?)
-                    .map_err(|_| invalid(name, format!("`{perc}` is not a percentage")))?,
-            )
-        };
-        entries.push((bs, perc));
-    }
-    if entries.is_empty() {
-        return Err(invalid(name, "no block sizes given"));
-    }
-    if entries.len() > 64 {
-        return Err(invalid(name, "at most 64 entries per direction"));
-    }
-    let given: u32 = entries.iter().filter_map(|e| e.1).sum();
-    let missing = entries.iter().filter(|e| e.1.is_none()).count() as u32;
-    if given > 100 {
-        return Err(invalid(
-            name,
-            format!("percentages add up to {given}%, more than 100%"),
-        ));
-    }
-    if missing == 0 && given != 100 {
-        return Err(invalid(
-            name,
-            format!("percentages add up to {given}%, not 100%"),
-        ));
-    }
-    let left = 100 - given;
-    let share = left.checked_div(missing).unwrap_or(0);
-    let mut extra = left.checked_rem(missing).unwrap_or(0);
-    Ok(entries
-        .into_iter()
-        .map(|(bs, p)| {
-            let p = p.unwrap_or_else(|| {
-                let e = u32::from(extra > 0);
-                extra = extra.saturating_sub(1);
-                share + e
-            });
-            (bs, p)
-        })
-        .collect())
-}
-
-/// `cpus_allowed=0-3,5`: CPU numbers and inclusive ranges.
-fn parse_cpu_list(text: &str) -> Result<Vec<usize>, OptionError> {
-    let name = "cpus_allowed";
-    let mut out = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let cpu = |t: &str| -> Result<usize, OptionError> {
-            t.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|c| *c < 1024)
-                .ok_or_else(|| invalid(name, format!("`{t}` is not a CPU number")))
-        };
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b) = (cpu(a)?, cpu(b)?);
-                if a > b {
-                    return Err(invalid(name, format!("`{part}`: an empty range")));
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(cpu(part)?),
-        }
-    }
-    if out.is_empty() {
-        return Err(invalid(name, "no CPUs given"));
-    }
-    Ok(out)
-}
-
-/// `percentile_list=50:99:99.9`: at most 20 values in (0, 100].
-fn parse_percentiles(text: &str) -> Result<Vec<f64>, OptionError> {
-    let name = "percentile_list";
-    let mut out = Vec::new();
-    for p in text.split(':').map(str::trim).filter(|s| !s.is_empty()) {
-        let v: f64 = p
-            .parse()
-            .map_err(|_| invalid(name, format!("`{p}` is not a number")))?;
-        if !(v > 0.0 && v <= 100.0) {
-            return Err(invalid(name, format!("{p} is not in (0, 100]")));
-        }
-        out.push(v);
-    }
-    if out.is_empty() || out.len() > 20 {
-        return Err(invalid(name, "give between 1 and 20 percentiles"));
-    }
-    Ok(out)
-}
-
-/// `verify_pattern=0xdeadbeef` (bytes in the order written) or `"text"`, several parts
-/// concatenated when separated by spaces.
-fn parse_pattern(text: &str) -> Result<Vec<u8>, OptionError> {
-    let name = "verify_pattern";
-    let mut out = Vec::new();
-    let mut rest = text.trim();
-    while !rest.is_empty() {
-        if let Some(q) = rest.strip_prefix('"').or_else(|| rest.strip_prefix('\'')) {
-            let quote = rest.as_bytes()[0] as char;
-            let end = q
-                .find(quote)
-                .ok_or_else(|| invalid(name, "unterminated string"))?;
-            out.extend_from_slice(&q.as_bytes()[..end]);
-            rest = q[end + 1..].trim_start();
-        } else if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
-            let end = h.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(h.len());
-            let digits = &h[..end];
-            if digits.is_empty() {
-                return Err(invalid(name, "`0x` without hex digits"));
-            }
-            let padded = if digits.len() % 2 == 1 {
-                format!("0{digits}")
-            } else {
-                digits.to_string()
-            };
-            for i in (0..padded.len()).step_by(2) {
-                let byte = u8::from_str_radix(&padded[i..i + 2], 16)
-                    .map_err(|_| invalid(name, "bad hex digits"))?;
-                out.push(byte);
-            }
-            rest = h[end..].trim_start();
-        } else if rest.starts_with('%') {
-            return Err(OptionError::Unsupported {
-                name: name.into(),
-                why: "format specifiers like %o are not supported".into(),
-            });
-        } else {
-            let end = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            if end == 0 {
-                return Err(invalid(
-                    name,
-                    format!("`{rest}`: use 0x hex bytes, a decimal byte or a quoted string"),
-                ));
-            }
-            let n: u8 = rest[..end]
-                .parse()
-                .map_err(|_| invalid(name, "a decimal pattern must fit in one byte"))?;
-            out.push(n);
-            rest = rest[end..].trim_start();
-        }
-        if rest.starts_with(',') {
-            rest = rest[1..].trim_start();
-        }
-    }
-    if out.is_empty() {
-        return Err(invalid(name, "empty pattern"));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::values::{parse_bssplit, parse_pattern};
     use super::*;
 
     #[test]

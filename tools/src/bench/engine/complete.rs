@@ -1,0 +1,102 @@
+//! Completions: each one's latencies, errors and verification, the statistics they go into,
+//! and the progress counters the status line reads.
+
+use std::sync::atomic::Ordering;
+
+use uvio::block::{Data, IoError};
+
+use super::{Engine, Inflight};
+use crate::bench::options::Ddir;
+
+impl Engine {
+    /// Handles one completion: latency, errors, verification; takes its buffer back.
+    #[inline]
+    pub(super) fn complete(
+        &mut self,
+        io: &Inflight,
+        result: Result<u64, IoError>,
+        data: Data,
+        now: u64,
+        record: bool,
+    ) {
+        self.in_flight -= 1;
+        let buf = match data {
+            Data::One(b) => Some(b),
+            _ => None,
+        };
+        let d = io.ddir.index();
+        match result {
+            Err(e) => {
+                self.stats.dirs[d].errors += 1;
+                self.fail(
+                    format!(
+                        "{} of {} bytes at offset {}: {e}",
+                        io.ddir.name(),
+                        io.len,
+                        io.offset
+                    ),
+                    5,
+                );
+            }
+            Ok(_) => {
+                self.total_ios[d] += 1;
+                self.total_bytes[d] += io.len;
+                if record {
+                    self.unrecorded.push((
+                        d,
+                        io.len,
+                        io.issued.saturating_sub(io.start),
+                        now.saturating_sub(io.issued),
+                    ));
+                }
+                if io.ddir == Ddir::Read {
+                    if let (Some(v), Some(buf)) = (&self.verifier, &buf) {
+                        match v.check(buf.as_slice(), io.offset, io.expect) {
+                            Ok(()) => self.stats.verified += 1,
+                            Err(bad) => {
+                                self.stats.verify_failures += 1;
+                                if self.stats.first_bad_block.is_none() {
+                                    self.stats.first_bad_block = Some(bad);
+                                }
+                                if self.stats.error == 0 {
+                                    self.stats.error = 84; // EILSEQ, as fio
+                                }
+                                if self.verify_fatal {
+                                    self.stopped = true;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(b) = buf {
+            self.free.push(b);
+        }
+    }
+
+    pub(super) fn fail(&mut self, what: String, errno: i32) {
+        if self.stats.first_error.is_none() {
+            self.stats.first_error = Some(what);
+            self.stats.error = errno;
+        }
+        self.stopped = true;
+    }
+
+    /// Puts the latencies held back by `complete` into the histograms.
+    #[inline]
+    pub(super) fn record_latencies(&mut self) {
+        for (d, bytes, slat, clat) in self.unrecorded.drain(..) {
+            let (slat, clat) = (self.clock.ns(slat), self.clock.ns(clat));
+            self.stats.dirs[d].record(bytes, slat, clat);
+        }
+    }
+
+    #[inline]
+    pub(super) fn publish(&self) {
+        for d in 0..3 {
+            self.progress.ios[d].store(self.total_ios[d], Ordering::Relaxed);
+            self.progress.bytes[d].store(self.total_bytes[d], Ordering::Relaxed);
+        }
+    }
+}

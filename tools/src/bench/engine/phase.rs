@@ -1,0 +1,201 @@
+//! One phase of a job clone's loop (ramp, measured run, or verify read-back): keep the
+//! queue at its depth, release and prepare staged requests, reap completions, sample
+//! bandwidth and IOPS, and notice requests that never complete.
+
+use std::time::Duration;
+
+use super::submit::{Budget, Source, Submitted};
+use super::{Engine, LOST_TIMEOUT, SAMPLE_INTERVAL};
+use crate::bench::queue::QueueHandle;
+use crate::bench::stats::batch_bucket;
+
+impl Engine {
+    /// Runs one phase until `limit_bytes` are issued, `deadline` passes or the source ends,
+    /// then drains. Returns the phase's wall time.
+    pub(super) fn run_phase(
+        &mut self,
+        queue: &mut QueueHandle,
+        source: &mut Source,
+        limit_bytes: Option<u64>,
+        deadline: Option<u64>,
+        record: bool,
+    ) -> Duration {
+        let clock = self.clock;
+        let t0 = clock.now();
+        let interval = clock.ticks(SAMPLE_INTERVAL);
+        let lost_after = clock.ticks(LOST_TIMEOUT);
+        let mut budget = Budget {
+            limit: limit_bytes,
+            issued: 0,
+        };
+        let mut issuing = true;
+        let mut next_sample = t0 + interval;
+        let mut sample_at = t0;
+        let mut sample_base = (self.total_ios, self.total_bytes);
+        let mut last_progress = t0;
+        let mut now = t0;
+        loop {
+            if deadline.is_some_and(|d| now >= d) || self.stopped || crate::interrupt::requested() {
+                issuing = false;
+            }
+            // Release what was prepared ahead, as room allows (see `release_staged`).
+            if let Some(issued) = self.release_staged(queue, record) {
+                now = issued;
+            }
+            // Submit: fill to the depth, one kick per batch.
+            while issuing && self.in_flight < self.depth && self.staged.is_empty() {
+                let t_a = if self.stages.is_some() {
+                    clock.now()
+                } else {
+                    0
+                };
+                let want = self.batch_submit.min(self.depth - self.in_flight);
+                let mut n = 0;
+                while n < want {
+                    match self.submit_next(queue, source, &mut budget, now, record, false) {
+                        Submitted::Yes => n += 1,
+                        Submitted::NoRoom => break,
+                        Submitted::SourceDone => {
+                            issuing = false;
+                            break;
+                        }
+                    }
+                }
+                if n > 0 {
+                    let t_b = if self.stages.is_some() {
+                        clock.now()
+                    } else {
+                        0
+                    };
+                    queue.kick();
+                    let issued = clock.now();
+                    queue.stamp_issued(&self.batch, None, issued);
+                    self.batch.clear();
+                    // The device is busy with the batch: now do the last round's bookkeeping.
+                    self.record_latencies();
+                    self.publish();
+                    if record {
+                        self.stats.submit[batch_bucket(n)] += 1;
+                        self.stats.submit_calls += 1;
+                    }
+                    now = issued;
+                    if let Some(st) = &mut self.stages {
+                        let t_d = clock.now();
+                        st.submit += t_b.saturating_sub(t_a);
+                        st.kick += issued.saturating_sub(t_b);
+                        st.bookkeeping += t_d.saturating_sub(issued);
+                        st.requests += u64::from(n);
+                    }
+                }
+                if n < want || self.pending.is_some() {
+                    break;
+                }
+            }
+            // Prepare the next requests while the device works on these.
+            if issuing && !self.stopped {
+                issuing = self.prepare_staged(queue, source, &mut budget, now, record);
+            }
+            if self.in_flight == 0 {
+                if !self.staged.is_empty() {
+                    continue;
+                }
+                if !issuing || self.stopped {
+                    break;
+                }
+                if self.pending.is_some() {
+                    // A shared queue is full of other threads' requests.
+                    std::hint::spin_loop();
+                    now = clock.now();
+                    continue;
+                }
+            }
+            // Reap: busy-poll for at least `complete_min` (0: look once), handling at most
+            // `complete_max`. Completions are handled as the queue hands them over, all
+            // stamped with one clock reading taken at the first of them.
+            let min = self.complete_min.min(self.in_flight) as usize;
+            let max = self.complete_max as usize;
+            let mut got = 0usize;
+            let mut stamp: Option<u64> = None;
+            let mut spins = 0u32;
+            let t_e = if self.stages.is_some() {
+                clock.now()
+            } else {
+                0
+            };
+            loop {
+                got += queue.poll(max - got, |io, result, data| {
+                    let at = *stamp.get_or_insert_with(|| clock.now());
+                    let t_engine = if self.stages.is_some() {
+                        clock.now()
+                    } else {
+                        0
+                    };
+                    self.complete(io, result, data, at, record);
+                    if let Some(st) = &mut self.stages {
+                        st.engine_complete += clock.now().saturating_sub(t_engine);
+                    }
+                });
+                if got >= min.max(1) || min == 0 || got >= max {
+                    break;
+                }
+                if self.pause {
+                    std::hint::spin_loop();
+                }
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(256)
+                    && clock.now().saturating_sub(last_progress) > lost_after
+                {
+                    break;
+                }
+            }
+            now = stamp.unwrap_or_else(|| clock.now());
+            if let (Some(st), Some(first)) = (&mut self.stages, stamp) {
+                st.wait += first.saturating_sub(t_e);
+                st.complete += clock.now().saturating_sub(first);
+            }
+            if got == 0 {
+                if now.saturating_sub(last_progress) > lost_after && self.in_flight > 0 {
+                    let lost = self.in_flight;
+                    self.fail(
+                        format!(
+                            "{lost} requests never completed within {}s (lost)",
+                            LOST_TIMEOUT.as_secs()
+                        ),
+                        110,
+                    );
+                    break;
+                }
+                continue;
+            }
+            last_progress = now;
+            if record {
+                self.stats.complete[batch_bucket(got as u32)] += 1;
+                self.stats.complete_calls += 1;
+            }
+            if !issuing || self.verifier.is_some() {
+                // No kick will follow to overlap with (or verify made this path slow anyway).
+                self.record_latencies();
+                self.publish();
+            }
+            if record && now >= next_sample {
+                let secs = clock.between(sample_at, now).as_secs_f64().max(1e-9);
+                for d in 0..3 {
+                    let ios = self.total_ios[d] - sample_base.0[d];
+                    let bytes = self.total_bytes[d] - sample_base.1[d];
+                    if ios > 0 || self.stats.dirs[d].ios > 0 {
+                        self.stats.dirs[d]
+                            .bw_samples
+                            .add(bytes as f64 / 1024.0 / secs);
+                        self.stats.dirs[d].iops_samples.add(ios as f64 / secs);
+                    }
+                }
+                sample_base = (self.total_ios, self.total_bytes);
+                sample_at = now;
+                next_sample = now + interval;
+            }
+        }
+        self.record_latencies();
+        self.publish();
+        clock.between(t0, now)
+    }
+}

@@ -1,0 +1,97 @@
+//! Requests prepared ahead in spare tags (see [`Engine`]): submitted into the ring while the
+//! device works, then released by a kick when a completion makes room.
+
+use super::submit::{Budget, Source, Submitted};
+use super::Engine;
+use crate::bench::queue::QueueHandle;
+use crate::bench::stats::{batch_bucket, depth_bucket};
+
+impl Engine {
+    /// Releases what was prepared ahead, as room allows: it costs only the kick. (Even when
+    /// no longer issuing: a prepared request is in the ring and must complete.) Returns when
+    /// the last release was issued, if any was.
+    #[inline]
+    pub(super) fn release_staged(&mut self, queue: &mut QueueHandle, record: bool) -> Option<u64> {
+        let clock = self.clock;
+        let mut released = None;
+        while !self.staged.is_empty() && self.in_flight < self.depth {
+            let want = (self.staged.len() as u32)
+                .min(self.depth - self.in_flight)
+                .min(self.batch_submit);
+            let t_a = clock.now();
+            let n = u32::from(queue.kick_up_to(want as u16));
+            let issued = clock.now();
+            if n == 0 {
+                break;
+            }
+            // Empty: a batch is cleared once its kick stamped it.
+            debug_assert!(self.batch.is_empty());
+            self.batch.extend(self.staged.drain(..n as usize));
+            queue.stamp_issued(&self.batch, Some(t_a), issued);
+            self.batch.clear();
+            if record {
+                for _ in 0..n {
+                    self.in_flight += 1;
+                    self.stats.io_depth[depth_bucket(self.in_flight)] += 1;
+                }
+                self.stats.submit[batch_bucket(n)] += 1;
+                self.stats.submit_calls += 1;
+            } else {
+                self.in_flight += n;
+            }
+            if let Some(st) = &mut self.stages {
+                st.kick += issued.saturating_sub(t_a);
+                st.requests += u64::from(n);
+            }
+            released = Some(issued);
+        }
+        if released.is_some() {
+            // The device is busy with them: now do the last round's bookkeeping.
+            let t_c = if self.stages.is_some() {
+                clock.now()
+            } else {
+                0
+            };
+            self.record_latencies();
+            self.publish();
+            if let Some(st) = &mut self.stages {
+                st.bookkeeping += clock.now().saturating_sub(t_c);
+            }
+        }
+        released
+    }
+
+    /// Prepares the next requests while the device works on those in flight, up to
+    /// `stage_max`; false when the source is done.
+    #[inline]
+    pub(super) fn prepare_staged(
+        &mut self,
+        queue: &mut QueueHandle,
+        source: &mut Source,
+        budget: &mut Budget,
+        now: u64,
+        record: bool,
+    ) -> bool {
+        let clock = self.clock;
+        let mut issuing = true;
+        let t_s = if self.stages.is_some() {
+            clock.now()
+        } else {
+            0
+        };
+        while (self.staged.len() as u32) < self.stage_max {
+            match self.submit_next(queue, source, budget, now, record, true) {
+                Submitted::Yes => {}
+                Submitted::NoRoom => break,
+                Submitted::SourceDone => {
+                    issuing = false;
+                    break;
+                }
+            }
+        }
+        if let Some(st) = &mut self.stages {
+            st.submit += clock.now().saturating_sub(t_s);
+        }
+        issuing
+    }
+}

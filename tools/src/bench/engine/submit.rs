@@ -1,0 +1,198 @@
+//! Where a phase's I/Os come from ([`Source`]: the workload, or a read-back of what it
+//! wrote) and how each becomes a request in the queue, within the phase's [`Budget`].
+
+use uvio::block::{Data, IoError, Request};
+
+use super::{Engine, Inflight};
+use crate::bench::options::Ddir;
+use crate::bench::queue::QueueHandle;
+use crate::bench::stats::depth_bucket;
+use crate::bench::verify::Stamp;
+use crate::bench::workload::{mix, NextIo, Workload};
+
+/// The bytes a phase may issue (`None`: no limit) and has issued.
+pub(super) struct Budget {
+    pub(super) limit: Option<u64>,
+    pub(super) issued: u64,
+}
+
+/// What [`Engine::submit_next`] did.
+pub(super) enum Submitted {
+    Yes,
+    /// The queue had no room: the I/O is kept for the next try.
+    NoRoom,
+    /// The source ran out or the phase's byte limit was reached: stop issuing.
+    SourceDone,
+}
+
+/// Where the I/Os of a phase come from.
+pub(super) enum Source {
+    /// The job's workload; writes are stamped with a sequence number when verifying.
+    Workload(Workload),
+    /// Re-reading the first `remaining` writes of a workload, in the order written.
+    Replay {
+        workload: Workload,
+        remaining: u64,
+        sequence: u64,
+        check_seed: bool,
+    },
+    /// Reading `next..end` in blocks of `bs`.
+    Sweep { next: u64, end: u64, bs: u64 },
+}
+
+impl Engine {
+    #[inline]
+    fn next_io(&mut self, source: &mut Source) -> Option<(NextIo, Option<u64>)> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
+        }
+        match source {
+            Source::Workload(w) => Some((w.next_io(), None)),
+            Source::Replay {
+                workload,
+                remaining,
+                sequence,
+                check_seed,
+            } => {
+                if *remaining == 0 {
+                    return None;
+                }
+                *remaining -= 1;
+                let mut io = workload.next_io();
+                io.ddir = Ddir::Read;
+                let expect = check_seed.then(|| mix(self.seed ^ *sequence));
+                *sequence += 1;
+                Some((io, expect))
+            }
+            Source::Sweep { next, end, bs } => {
+                if *next + *bs > *end {
+                    return None;
+                }
+                let io = NextIo {
+                    ddir: Ddir::Read,
+                    offset: *next,
+                    len: *bs,
+                };
+                *next += *bs;
+                Some((io, None))
+            }
+        }
+    }
+
+    /// Takes the next I/O of `source` within `budget` and submits it (`stage`: prepared
+    /// ahead, released later).
+    #[inline]
+    pub(super) fn submit_next(
+        &mut self,
+        queue: &mut QueueHandle,
+        source: &mut Source,
+        budget: &mut Budget,
+        now: u64,
+        record: bool,
+        stage: bool,
+    ) -> Submitted {
+        if budget.limit.is_some_and(|l| budget.issued >= l) {
+            return Submitted::SourceDone;
+        }
+        let Some((io, expect)) = self.next_io(source) else {
+            return Submitted::SourceDone;
+        };
+        if !self.submit_one(queue, io, expect, now, record, stage) {
+            return Submitted::NoRoom;
+        }
+        budget.issued += io.len;
+        Submitted::Yes
+    }
+
+    /// Builds and submits one request (`stage`: prepared ahead, released later); false if the
+    /// queue had no room (retry later).
+    #[inline]
+    fn submit_one(
+        &mut self,
+        queue: &mut QueueHandle,
+        io: NextIo,
+        expect: Option<u64>,
+        now: u64,
+        record: bool,
+        stage: bool,
+    ) -> bool {
+        let request = match io.ddir {
+            Ddir::Trim => Request::discard(io.offset, io.len),
+            Ddir::Read | Ddir::Write => {
+                let Some(mut buf) = self.free.pop() else {
+                    self.pending = Some((io, expect));
+                    return false;
+                };
+                buf.set_len(io.len as usize);
+                if io.ddir == Ddir::Read {
+                    Request::read(io.offset, buf)
+                } else {
+                    if let Some(v) = &self.verifier {
+                        let stamp = Stamp {
+                            offset: io.offset,
+                            seed: mix(self.seed ^ self.writes),
+                            sequence: self.writes,
+                        };
+                        v.fill(buf.as_mut_slice(), stamp);
+                    }
+                    Request::write(io.offset, buf)
+                }
+            }
+        };
+        let ctx = Inflight {
+            start: now,
+            issued: now,
+            ddir: io.ddir,
+            offset: io.offset,
+            len: io.len,
+            expect,
+            owner: self.owner,
+        };
+        let t_submit = if self.stages.is_some() {
+            self.clock.now()
+        } else {
+            0
+        };
+        let submitted = queue.submit(self.unit, request, ctx);
+        if let Some(st) = &mut self.stages {
+            st.driver_submit += self.clock.now().saturating_sub(t_submit);
+        }
+        match submitted {
+            Ok(tag) => {
+                if io.ddir == Ddir::Write && self.verifier.is_some() {
+                    self.writes += 1;
+                }
+                if stage {
+                    self.staged.push_back(tag);
+                    return true;
+                }
+                self.in_flight += 1;
+                self.batch.push(tag);
+                if record {
+                    self.stats.io_depth[depth_bucket(self.in_flight)] += 1;
+                }
+                true
+            }
+            Err(rejected) => {
+                if let Data::One(b) = rejected.request.data {
+                    self.free.push(b);
+                }
+                if matches!(rejected.error, IoError::QueueFull(_)) {
+                    self.pending = Some((io, expect));
+                } else {
+                    self.fail(
+                        format!(
+                            "{} of {} bytes at offset {} refused: {}",
+                            io.ddir.name(),
+                            io.len,
+                            io.offset,
+                            rejected.error
+                        ),
+                        5,
+                    );
+                }
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The options `uvio bench` supports, one row each: canonical name, aliases, kind, what
+//! `--help` lists after the name, and the setter that parses the value into [`JobOptions`].
+//! Looking names up, the "did you mean" hint and the help listing all read the rows; fio
+//! options uvio knows of but refuses are listed apart, with the reason.
+
+use super::values::{parse_bssplit, parse_cpu_list, parse_pattern, parse_percentiles, Value};
+use super::{JobOptions, OptKind, OptionError, RwMode, VerifyKind};
+
+/// Parses an option's value into the options it sets.
+type Setter = fn(&mut JobOptions, Value<'_>) -> Result<(), OptionError>;
+
+/// One supported option.
+pub struct OptionDef {
+    /// The canonical name: the one errors and the job options report use.
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub kind: OptKind,
+    /// What `uvio bench --help` lists right after the name: the values it takes, or the one
+    /// value accepted (`=uvio`); mostly nothing.
+    pub help: &'static str,
+    pub set: Setter,
+}
+
+/// An option that takes a value.
+const fn value(name: &'static str, set: Setter) -> OptionDef {
+    OptionDef {
+        name,
+        aliases: &[],
+        kind: OptKind::Value,
+        help: "",
+        set,
+    }
+}
+
+/// A fio "set" flag, usable bare (`time_based`) or with a 0/1 value.
+const fn flag(name: &'static str, set: Setter) -> OptionDef {
+    OptionDef {
+        kind: OptKind::Flag,
+        ..value(name, set)
+    }
+}
+
+impl OptionDef {
+    const fn aliases(self, aliases: &'static [&'static str]) -> Self {
+        OptionDef { aliases, ..self }
+    }
+
+    const fn help(self, help: &'static str) -> Self {
+        OptionDef { help, ..self }
+    }
+}
+
+/// Every supported option, in the order `uvio bench --help` lists them.
+const OPTIONS: &[OptionDef] = &[
+    value("name", |o, v| {
+        o.name = v.text.to_string();
+        Ok(())
+    }),
+    value("filename", |o, v| {
+        o.filename = Some(v.text.to_string());
+        Ok(())
+    }),
+    value("rw", |o, v| {
+        o.rw = RwMode::parse(v.text)?;
+        Ok(())
+    })
+    .aliases(&["readwrite"])
+    .help(" (read write trim randread randwrite randtrim rw randrw)"),
+    // If both rwmixread and rwmixwrite are given and disagree, the latter wins (fio).
+    value("rwmixread", |o, v| {
+        o.rwmixread = v.percent()?;
+        Ok(())
+    }),
+    value("rwmixwrite", |o, v| {
+        o.rwmixread = 100 - v.percent()?;
+        Ok(())
+    }),
+    value("bs", |o, v| {
+        v.per_ddir(|d, part| {
+            o.bs[d] = part.size()?;
+            Ok(())
+        })
+    })
+    .aliases(&["blocksize"]),
+    value("bsrange", |o, v| {
+        v.per_ddir(|d, part| {
+            o.bsrange[d] = Some(part.size_range()?);
+            Ok(())
+        })
+    })
+    .aliases(&["blocksize_range"]),
+    value("bssplit", |o, v| {
+        v.per_ddir(|d, part| {
+            o.bssplit[d] = Some(parse_bssplit(part.text)?);
+            Ok(())
+        })
+    }),
+    value("iodepth", |o, v| v.count(&mut o.iodepth)),
+    value("iodepth_batch_submit", |o, v| {
+        o.iodepth_batch_submit = v.small()?;
+        Ok(())
+    })
+    .aliases(&["iodepth_batch"]),
+    value("iodepth_batch_complete_min", |o, v| {
+        o.iodepth_batch_complete_min = v.small()?;
+        Ok(())
+    })
+    .aliases(&["iodepth_batch_complete"]),
+    value("iodepth_batch_complete_max", |o, v| {
+        o.iodepth_batch_complete_max = Some(v.small()?);
+        Ok(())
+    }),
+    value("numjobs", |o, v| v.count(&mut o.numjobs)),
+    value("size", |o, v| {
+        o.size = Some(v.size_or_percent()?);
+        Ok(())
+    }),
+    value("io_size", |o, v| {
+        o.io_size = Some(v.size()?);
+        Ok(())
+    })
+    .aliases(&["io_limit"]),
+    value("offset", |o, v| {
+        o.offset = v.size_or_percent()?;
+        Ok(())
+    })
+    .aliases(&["fileoffset"]),
+    value("offset_increment", |o, v| {
+        o.offset_increment = v.size_or_percent()?;
+        Ok(())
+    }),
+    value("runtime", |o, v| {
+        let t = v.time()?;
+        o.runtime = (!t.is_zero()).then_some(t);
+        Ok(())
+    })
+    .aliases(&["timeout"]),
+    flag("time_based", |o, v| {
+        o.time_based = v.boolean()?;
+        Ok(())
+    }),
+    value("ramp_time", |o, v| {
+        o.ramp_time = v.time()?;
+        Ok(())
+    }),
+    value("randrepeat", |o, v| {
+        o.randrepeat = v.boolean()?;
+        Ok(())
+    })
+    .aliases(&["allrandrepeat"]),
+    value("randseed", |o, v| {
+        o.randseed = Some(v.int()?);
+        // fio: setting randseed disables rand_repeatable's fixed default seed.
+        Ok(())
+    }),
+    flag("norandommap", |o, v| {
+        o.norandommap = v.boolean()?;
+        Ok(())
+    }),
+    value("verify", |o, v| {
+        o.verify = match v.text {
+            "0" | "null" => None,
+            "crc32c" | "crc32c-intel" => Some(VerifyKind::Crc32c),
+            "md5" => Some(VerifyKind::Md5),
+            "xxhash" => Some(VerifyKind::Xxhash),
+            "pattern" => Some(VerifyKind::Pattern),
+            other => {
+                return Err(v.unsupported(format!(
+                    "verify={other} is not supported (crc32c, md5, xxhash, pattern)"
+                )))
+            }
+        };
+        Ok(())
+    })
+    .help(" (crc32c md5 xxhash pattern)"),
+    value("verify_pattern", |o, v| {
+        o.verify_pattern = Some(parse_pattern(v.text)?);
+        Ok(())
+    }),
+    value("do_verify", |o, v| {
+        o.do_verify = v.boolean()?;
+        Ok(())
+    }),
+    value("verify_fatal", |o, v| {
+        o.verify_fatal = v.boolean()?;
+        Ok(())
+    }),
+    value("percentile_list", |o, v| {
+        o.percentile_list = parse_percentiles(v.text)?;
+        Ok(())
+    }),
+    flag("group_reporting", |o, v| {
+        o.group_reporting = v.boolean()?;
+        Ok(())
+    }),
+    value("cpus_allowed", |o, v| {
+        o.cpus_allowed = Some(parse_cpu_list(v.text)?);
+        Ok(())
+    }),
+    // Accepted for job-file compatibility: uvio always runs jobs as threads.
+    flag("thread", |_, v| v.boolean().map(drop)),
+    value("ioengine", |_, v| {
+        if v.text != "uvio" {
+            return Err(v.unsupported(format!(
+                "ioengine={}: uvio bench drives the device with its own engine (ioengine=uvio)",
+                v.text
+            )));
+        }
+        Ok(())
+    })
+    .help("=uvio"),
+    value("direct", |_, v| {
+        if !v.boolean()? {
+            return Err(v.unsupported("uvio has no page cache: I/O is always direct (direct=1)"));
+        }
+        Ok(())
+    })
+    .help("=1"),
+    value("description", |o, v| {
+        o.description = Some(v.text.to_string());
+        Ok(())
+    }),
+];
+
+/// fio options uvio knows of but does not implement: refused with a specific reason.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("kb_base", "sizes always use fio's default kb_base=1024"),
+    ("unit_base", "output is always in bytes"),
+    ("rate", "rate limiting is not implemented"),
+    ("rate_iops", "rate limiting is not implemented"),
+    ("rate_min", "rate limiting is not implemented"),
+    ("thinktime", "think time is not implemented"),
+    (
+        "stonewall",
+        "jobs of one file run as one group; use separate job files",
+    ),
+    (
+        "wait_for_previous",
+        "jobs of one file run as one group; use separate job files",
+    ),
+    (
+        "new_group",
+        "jobs of one file run as one group; use separate job files",
+    ),
+    ("loops", "repeat the run instead"),
+    ("number_ios", "use io_size"),
+    ("startdelay", "jobs start together"),
+    (
+        "iodepth_low",
+        "the queue is refilled to iodepth at every reap",
+    ),
+    ("fsync", "flushes are not issued by the benchmark"),
+    ("fdatasync", "flushes are not issued by the benchmark"),
+    ("end_fsync", "flushes are not issued by the benchmark"),
+    ("buffered", "uvio has no page cache: I/O is always direct"),
+    ("random_distribution", "offsets are uniform"),
+    ("random_generator", "uvio uses its own generator"),
+    ("rw_sequencer", "the `rw=...:N` modifier is not supported"),
+    (
+        "bs_unaligned",
+        "block sizes must be multiples of the logical block size",
+    ),
+    (
+        "blockalign",
+        "offsets are aligned to the minimum block size",
+    ),
+    ("verify_backlog", "verification runs after the write phase"),
+    ("verify_async", "verification runs in the job's thread"),
+    ("verify_interval", "one header per block"),
+    ("verify_offset", "the header is at the start of each block"),
+    ("verify_only", "use rw=read with verify="),
+    (
+        "verify_dump",
+        "the first bad block is reported with its offset and values",
+    ),
+    (
+        "unified_rw_reporting",
+        "directions are always reported separately",
+    ),
+    ("continue_on_error", "a job stops at its first I/O error"),
+    ("clat_percentiles", "clat percentiles are always reported"),
+    ("lat_percentiles", "clat percentiles are always reported"),
+    ("slat_percentiles", "clat percentiles are always reported"),
+    (
+        "significant_figures",
+        "four significant figures, as fio's default",
+    ),
+    ("write_bw_log", "log files are not written"),
+    ("write_lat_log", "log files are not written"),
+    ("write_iops_log", "log files are not written"),
+    ("write_hist_log", "log files are not written"),
+    ("nrfiles", "one device per job"),
+    ("filesize", "use size"),
+    ("zonemode", "zoned devices are not supported"),
+    ("cpumask", "CPU affinity is not implemented"),
+    ("exitall", "jobs run to their own end"),
+];
+
+/// The canonical name of a supported option (resolving aliases), or the error naming it.
+pub fn canonical(name: &str) -> Result<(&'static str, OptKind), OptionError> {
+    lookup(name).map(|o| (o.name, o.kind))
+}
+
+/// The row of a supported option (by any of its names), or the error naming it.
+pub fn lookup(name: &str) -> Result<&'static OptionDef, OptionError> {
+    let lower = name.trim();
+    if let Some(o) = OPTIONS
+        .iter()
+        .find(|o| o.name == lower || o.aliases.contains(&lower))
+    {
+        return Ok(o);
+    }
+    if let Some((_, why)) = UNSUPPORTED.iter().find(|(n, _)| *n == lower) {
+        return Err(OptionError::Unsupported {
+            name: lower.to_string(),
+            why: (*why).to_string(),
+        });
+    }
+    let hint = OPTIONS
+        .iter()
+        .flat_map(|o| std::iter::once(o.name).chain(o.aliases.iter().copied()))
+        .map(|c| (levenshtein(lower, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| c.to_string());
+    Err(OptionError::Unknown {
+        name: lower.to_string(),
+        hint,
+    })
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The width `uvio bench --help` wraps the option list to (that of the text around it).
+const HELP_WIDTH: usize = 93;
+
+/// The "Job options:" paragraph of `uvio bench --help`: every option in table order, with
+/// what its row says after the name, wrapped to [`HELP_WIDTH`].
+pub fn help_listing() -> String {
+    let mut out = String::new();
+    let mut line = String::from("Job options:");
+    for o in OPTIONS {
+        let word = format!("{}{}", o.name, o.help);
+        if line.len() + 1 + word.len() > HELP_WIDTH {
+            out += &line;
+            out.push('\n');
+            line = format!("  {word}");
+        } else {
+            line.push(' ');
+            line += &word;
+        }
+    }
+    out += &line;
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_lists_every_option_in_order_within_the_width() {
+        let listing = help_listing();
+        assert!(listing.lines().all(|l| l.len() <= HELP_WIDTH), "{listing}");
+        let words: Vec<String> = OPTIONS.iter().map(|o| o.name.to_owned() + o.help).collect();
+        assert_eq!(
+            listing.split_whitespace().collect::<Vec<_>>().join(" "),
+            format!("Job options: {}", words.join(" "))
+        );
+    }
+}
