@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::virtio::config::ConfigBytes;
 use crate::virtio::pci::{field, ConfigField};
 use crate::virtio::Features;
 
@@ -73,24 +74,6 @@ pub struct BlkConfig {
     pub max_write_zeroes_seg: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub write_zeroes_may_unmap: Option<u8>,
-}
-
-/// Little-endian field reader over a configuration structure that may be short.
-pub(crate) struct ConfigBytes<'a>(pub &'a [u8]);
-
-impl ConfigBytes<'_> {
-    pub fn u8(&self, at: usize) -> Option<u8> {
-        self.0.get(at).copied()
-    }
-    pub fn u16(&self, at: usize) -> Option<u16> {
-        Some(u16::from_le_bytes(self.0.get(at..at + 2)?.try_into().ok()?))
-    }
-    pub fn u32(&self, at: usize) -> Option<u32> {
-        Some(u32::from_le_bytes(self.0.get(at..at + 4)?.try_into().ok()?))
-    }
-    pub fn u64(&self, at: usize) -> Option<u64> {
-        Some(u64::from_le_bytes(self.0.get(at..at + 8)?.try_into().ok()?))
-    }
 }
 
 /// The configuration is shorter than the fields every virtio-blk device has.

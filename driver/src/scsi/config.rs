@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::blk::config::ConfigBytes;
+use crate::virtio::config::ConfigBytes;
 
 use crate::virtio::pci::{field, ConfigField};
 

@@ -1,69 +1,48 @@
 //! Feature bits and their spec names.
 
-use std::fmt;
-
 use super::ring::RingKind;
 use super::DeviceType;
 
-/// A 64-bit virtio feature set. Bits 0..24 are device-specific, 24..41 transport/ring bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Features(pub u64);
+bitflags::bitflags! {
+    /// A 64-bit virtio feature set. Bits 0..24 are device-specific (so one bit has a name
+    /// per device type), 24..41 transport/ring bits.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+    pub struct Features: u64 {
+        const INDIRECT_DESC = 1 << 28;
+        const EVENT_IDX = 1 << 29;
+        const VERSION_1 = 1 << 32;
+        const ACCESS_PLATFORM = 1 << 33;
+        const RING_PACKED = 1 << 34;
+
+        const BLK_SIZE_MAX = 1 << 1;
+        const BLK_SEG_MAX = 1 << 2;
+        const BLK_GEOMETRY = 1 << 4;
+        const BLK_RO = 1 << 5;
+        const BLK_BLK_SIZE = 1 << 6;
+        const BLK_FLUSH = 1 << 9;
+        const BLK_TOPOLOGY = 1 << 10;
+        const BLK_CONFIG_WCE = 1 << 11;
+        const BLK_MQ = 1 << 12;
+        const BLK_DISCARD = 1 << 13;
+        const BLK_WRITE_ZEROES = 1 << 14;
+
+        const SCSI_INOUT = 1 << 0;
+        const SCSI_HOTPLUG = 1 << 1;
+        const SCSI_CHANGE = 1 << 2;
+
+        // Every bit is kept, known or not: a device's offer is shown whole.
+        const _ = !0;
+    }
+}
 
 impl Features {
-    pub const INDIRECT_DESC: Features = Features(1 << 28);
-    pub const EVENT_IDX: Features = Features(1 << 29);
-    pub const VERSION_1: Features = Features(1 << 32);
-    pub const ACCESS_PLATFORM: Features = Features(1 << 33);
-    pub const RING_PACKED: Features = Features(1 << 34);
-
-    pub const BLK_SIZE_MAX: Features = Features(1 << 1);
-    pub const BLK_SEG_MAX: Features = Features(1 << 2);
-    pub const BLK_GEOMETRY: Features = Features(1 << 4);
-    pub const BLK_RO: Features = Features(1 << 5);
-    pub const BLK_BLK_SIZE: Features = Features(1 << 6);
-    pub const BLK_FLUSH: Features = Features(1 << 9);
-    pub const BLK_TOPOLOGY: Features = Features(1 << 10);
-    pub const BLK_CONFIG_WCE: Features = Features(1 << 11);
-    pub const BLK_MQ: Features = Features(1 << 12);
-    pub const BLK_DISCARD: Features = Features(1 << 13);
-    pub const BLK_WRITE_ZEROES: Features = Features(1 << 14);
-
-    pub const SCSI_INOUT: Features = Features(1 << 0);
-    pub const SCSI_HOTPLUG: Features = Features(1 << 1);
-    pub const SCSI_CHANGE: Features = Features(1 << 2);
-
-    pub const fn union(self, other: Features) -> Features {
-        Features(self.0 | other.0)
-    }
-
-    pub const fn intersection(self, other: Features) -> Features {
-        Features(self.0 & other.0)
-    }
-
-    pub const fn contains(self, other: Features) -> bool {
-        self.0 & other.0 == other.0
-    }
-
     /// The spec names of the set bits, for a device of `device_type`; unknown bits print as
     /// `bit N` so nothing the device offers is hidden.
     pub fn names(self, device_type: DeviceType) -> Vec<String> {
         (0..64)
-            .filter(|bit| self.0 & (1u64 << bit) != 0)
+            .filter(|bit| self.bits() & (1u64 << bit) != 0)
             .map(|bit| feature_name(device_type, bit))
             .collect()
-    }
-}
-
-impl std::ops::BitOr for Features {
-    type Output = Features;
-    fn bitor(self, rhs: Features) -> Features {
-        self.union(rhs)
-    }
-}
-
-impl fmt::LowerHex for Features {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::LowerHex::fmt(&self.0, f)
     }
 }
 
@@ -152,7 +131,7 @@ mod tests {
     #[test]
     fn names_the_features_qemu_offers_for_virtio_blk() {
         // Device features QEMU 7.2 offered for virtio-blk in the test guest (guest-testbed.md).
-        let offered = Features(0x0000_0103_3000_7e54);
+        let offered = Features::from_bits_retain(0x0000_0103_3000_7e54);
         let names = offered.names(DeviceType::Block);
         for expected in [
             "VIRTIO_BLK_F_SEG_MAX",
@@ -169,7 +148,7 @@ mod tests {
                 "{expected} missing from {names:?}"
             );
         }
-        assert_eq!(names.len(), offered.0.count_ones() as usize);
+        assert_eq!(names.len(), offered.bits().count_ones() as usize);
         assert_eq!(feature_name(DeviceType::Scsi, 1), "VIRTIO_SCSI_F_HOTPLUG");
         assert_eq!(feature_name(DeviceType::Scsi, 20), "bit 20");
     }

@@ -1,6 +1,7 @@
 //! virtio: device types, feature bits, the modern PCI transport, the open sequence every
 //! device type shares, and virtqueues (split and packed).
 
+pub(crate) mod config;
 #[cfg(any(test, feature = "fake-device"))]
 pub mod fake;
 pub mod features;

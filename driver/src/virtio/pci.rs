@@ -67,17 +67,19 @@ pub enum TransportError {
 
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Device status bits (virtio 1.2, 2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeviceStatus(pub u8);
-
-impl DeviceStatus {
-    pub const ACKNOWLEDGE: u8 = 1;
-    pub const DRIVER: u8 = 2;
-    pub const DRIVER_OK: u8 = 4;
-    pub const FEATURES_OK: u8 = 8;
-    pub const DEVICE_NEEDS_RESET: u8 = 64;
-    pub const FAILED: u8 = 128;
+bitflags::bitflags! {
+    /// Device status bits (virtio 1.2, 2.1).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct DeviceStatus: u8 {
+        const ACKNOWLEDGE = 1;
+        const DRIVER = 2;
+        const DRIVER_OK = 4;
+        const FEATURES_OK = 8;
+        const DEVICE_NEEDS_RESET = 64;
+        const FAILED = 128;
+        // A device may set bits this driver does not know; they are kept as read.
+        const _ = !0;
+    }
 }
 
 /// Common configuration register offsets (virtio 1.2, 4.1.4.3).
@@ -368,19 +370,20 @@ impl VirtioPciTransport {
     }
 
     pub fn status(&self) -> Result<DeviceStatus, TransportError> {
-        self.common_read_u8(common::DEVICE_STATUS).map(DeviceStatus)
+        self.common_read_u8(common::DEVICE_STATUS)
+            .map(DeviceStatus::from_bits_retain)
     }
 
-    fn add_status(&self, bits: u8) -> Result<(), TransportError> {
-        let now = self.status()?.0;
-        self.common_write_u8(common::DEVICE_STATUS, now | bits)
+    fn add_status(&self, bits: DeviceStatus) -> Result<(), TransportError> {
+        let now = self.status()?;
+        self.common_write_u8(common::DEVICE_STATUS, (now | bits).bits())
     }
 
     /// Resets the device and waits until it reads back status 0 (virtio 1.2, 4.1.4.3.2).
     pub fn reset(&mut self) -> Result<(), TransportError> {
         self.common_write_u8(common::DEVICE_STATUS, 0)?;
         let start = Instant::now();
-        while self.status()?.0 != 0 {
+        while !self.status()?.is_empty() {
             if start.elapsed() > RESET_TIMEOUT {
                 return Err(TransportError::ResetTimeout { bdf: self.bdf });
             }
@@ -409,7 +412,7 @@ impl VirtioPciTransport {
             self.common_write_u32(common::DEVICE_FEATURE_SELECT, select)?;
             value |= u64::from(self.common_read_u32(common::DEVICE_FEATURE)?) << (32 * select);
         }
-        Ok(Features(value))
+        Ok(Features::from_bits_retain(value))
     }
 
     /// Runs the initialisation handshake up to FEATURES_OK (virtio 1.2, 3.1.1): reset,
@@ -424,8 +427,8 @@ impl VirtioPciTransport {
         self.add_status(DeviceStatus::ACKNOWLEDGE)?;
         self.add_status(DeviceStatus::DRIVER)?;
         let offered = self.device_features()?;
-        let missing = Features(required.0 & !offered.0);
-        if missing.0 != 0 {
+        let missing = required.difference(offered);
+        if !missing.is_empty() {
             self.add_status(DeviceStatus::FAILED)?;
             return Err(TransportError::MissingFeatures {
                 bdf: self.bdf,
@@ -435,10 +438,13 @@ impl VirtioPciTransport {
         let accepted = offered.intersection(wanted.union(required));
         for select in 0..2u32 {
             self.common_write_u32(common::DRIVER_FEATURE_SELECT, select)?;
-            self.common_write_u32(common::DRIVER_FEATURE, (accepted.0 >> (32 * select)) as u32)?;
+            self.common_write_u32(
+                common::DRIVER_FEATURE,
+                (accepted.bits() >> (32 * select)) as u32,
+            )?;
         }
         self.add_status(DeviceStatus::FEATURES_OK)?;
-        if self.status()?.0 & DeviceStatus::FEATURES_OK == 0 {
+        if !self.status()?.contains(DeviceStatus::FEATURES_OK) {
             self.add_status(DeviceStatus::FAILED)?;
             return Err(TransportError::FeaturesRejected { bdf: self.bdf });
         }
@@ -546,7 +552,7 @@ impl VirtioPciTransport {
 
     /// Fails when the device has flagged DEVICE_NEEDS_RESET.
     pub fn check_status(&self) -> Result<(), TransportError> {
-        if self.status()?.0 & DeviceStatus::DEVICE_NEEDS_RESET != 0 {
+        if self.status()?.contains(DeviceStatus::DEVICE_NEEDS_RESET) {
             return Err(TransportError::NeedsReset { bdf: self.bdf });
         }
         Ok(())

@@ -50,10 +50,9 @@ pub struct DepthRequest {
     pub depth: Option<u16>,
     /// Tags added to `depth` only as far as every tag keeps a slot for a direct chain (a
     /// quarter of the ring for chains of up to four descriptors): for a caller that prepares
-    /// requests ahead of those in flight (see [`HwQueue::kick_up_to`]), where a spare tag
+    /// requests ahead of those in flight (the block layer's `HwQueue::kick_up_to`), where a spare tag
     /// that cost requests indirect tables would lose more than it gains.
     ///
-    /// [`HwQueue::kick_up_to`]: crate::block::HwQueue::kick_up_to
     pub spare: u16,
     /// Cap the depth at the tags whose chains fit the ring directly. An indirect table costs
     /// the device an extra translated mapping per request; behind a vIOMMU, QEMU's
