@@ -1,7 +1,7 @@
 //! Requests, their completions, and the errors a request can end with.
 
 use crate::dma::DmaBuf;
-use crate::scsi::sense::{ScsiStatus, SenseData};
+use crate::scsi_proto::sense::{ScsiStatus, SenseData};
 use crate::virtio::queue::QueueFault;
 
 /// What a request does.

@@ -1,0 +1,11 @@
+//! The SCSI protocol, independent of any transport: CDB builders, sense data, ASC/ASCQ
+//! texts, LUN encodings and the parsers of command replies.
+//!
+//! A leaf module: it imports nothing else from this crate, so the virtio-scsi host
+//! (`crate::scsi`) and anything else that speaks SCSI can build on it.
+
+pub mod asc_text;
+pub mod cdb;
+pub mod lun;
+pub mod reply;
+pub mod sense;
