@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{be64, byte, need, ReplyError};
+use super::{too_short, ReplyError};
+use crate::scsi_proto::bytes::{be32, be64, byte};
 
 /// A READ CAPACITY(10) reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,10 +17,17 @@ pub struct ReadCapacity10 {
 impl ReadCapacity10 {
     /// Parses the 8-byte reply.
     pub fn parse(buf: &[u8]) -> Result<Self, ReplyError> {
-        need(buf, 8, "READ CAPACITY(10)", "the last LBA and block length")?;
+        let (Some(returned_lba), Some(block_length)) = (be32(buf, 0), be32(buf, 4)) else {
+            return Err(too_short(
+                buf,
+                8,
+                "READ CAPACITY(10)",
+                "the last LBA and block length",
+            ));
+        };
         Ok(ReadCapacity10 {
-            returned_lba: u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]),
-            block_length: u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]),
+            returned_lba,
+            block_length,
         })
     }
 
@@ -69,18 +77,20 @@ impl ReadCapacity16 {
     /// Parses the reply. Needs the 12 bytes of last LBA and block length; bytes 12..16
     /// read as zero when missing (Linux asks for 32 and zero-fills).
     pub fn parse(buf: &[u8]) -> Result<Self, ReplyError> {
-        need(
-            buf,
-            12,
-            "READ CAPACITY(16)",
-            "the last LBA and block length",
-        )?;
+        let (Some(returned_lba), Some(block_length)) = (be64(buf, 0), be32(buf, 8)) else {
+            return Err(too_short(
+                buf,
+                12,
+                "READ CAPACITY(16)",
+                "the last LBA and block length",
+            ));
+        };
         let b12 = byte(buf, 12);
         let b13 = byte(buf, 13);
         let b14 = byte(buf, 14);
         Ok(ReadCapacity16 {
-            returned_lba: be64(buf, 0).unwrap_or(0),
-            block_length: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+            returned_lba,
+            block_length,
             rc_basis: (b12 >> 4) & 0x03,
             p_type: (b12 >> 1) & 0x07,
             prot_en: b12 & 0x01 != 0,

@@ -4,7 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::{byte, need, ReplyError};
+use super::{need, ReplyError};
+use crate::scsi_proto::bytes::byte;
 use crate::scsi_proto::lun::is_wlun;
 
 /// A peripheral device type (INQUIRY byte 0 bits 4..0).

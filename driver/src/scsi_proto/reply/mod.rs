@@ -51,6 +51,17 @@ pub enum ReplyError {
     },
 }
 
+/// The error for a reply of `buf.len()` bytes when `needed` hold `fields`.
+fn too_short(buf: &[u8], needed: usize, what: &'static str, fields: &'static str) -> ReplyError {
+    ReplyError::TooShort {
+        what,
+        fields,
+        needed,
+        got: buf.len(),
+    }
+}
+
+/// `Ok` if `buf` has at least `needed` bytes, else [`ReplyError::TooShort`].
 fn need(
     buf: &[u8],
     needed: usize,
@@ -58,37 +69,10 @@ fn need(
     fields: &'static str,
 ) -> Result<(), ReplyError> {
     if buf.len() < needed {
-        Err(ReplyError::TooShort {
-            what,
-            fields,
-            needed,
-            got: buf.len(),
-        })
+        Err(too_short(buf, needed, what, fields))
     } else {
         Ok(())
     }
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(
-        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
-    ))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(
-        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
-    ))
-}
-
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(
-        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
-}
-
-fn byte(b: &[u8], at: usize) -> u8 {
-    b.get(at).copied().unwrap_or(0)
 }
 
 /// Feeds every prefix of `sample` to `parse`: a reply cut anywhere must not panic.

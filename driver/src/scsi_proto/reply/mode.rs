@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use super::{be16, byte, need, ReplyError};
+use super::{too_short, ReplyError};
+use crate::scsi_proto::bytes::{array, be16, be24, byte};
 
 /// The mode parameter header of a MODE SENSE(6) or (10) reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,46 +53,70 @@ impl<'a> ModeSense<'a> {
     /// Parses a MODE SENSE(6) reply (4-byte header; Linux's first "is it write
     /// protected" probe asks for exactly these 4 bytes).
     pub fn parse_6(buf: &'a [u8]) -> Result<Self, ReplyError> {
-        need(buf, 4, "MODE SENSE(6)", "the mode parameter header")?;
+        let Some([mode_data_length, medium_type, device_specific, block_descriptor_length]) =
+            array(buf, 0)
+        else {
+            return Err(too_short(
+                buf,
+                4,
+                "MODE SENSE(6)",
+                "the mode parameter header",
+            ));
+        };
         let header = ModeParameterHeader {
             header_len: 4,
-            mode_data_length: buf[0] as u16,
-            medium_type: buf[1],
-            device_specific: buf[2],
-            write_protect: buf[2] & 0x80 != 0,
-            dpofua: buf[2] & 0x10 != 0,
+            mode_data_length: mode_data_length as u16,
+            medium_type,
+            device_specific,
+            write_protect: device_specific & 0x80 != 0,
+            dpofua: device_specific & 0x10 != 0,
             long_lba: false,
-            block_descriptor_length: buf[3] as u16,
+            block_descriptor_length: block_descriptor_length as u16,
         };
         Ok(Self::split(buf, header))
     }
 
     /// Parses a MODE SENSE(10) reply (8-byte header).
     pub fn parse_10(buf: &'a [u8]) -> Result<Self, ReplyError> {
-        need(buf, 8, "MODE SENSE(10)", "the mode parameter header")?;
+        // MODE DATA LENGTH (0..2), MEDIUM TYPE, DEVICE-SPECIFIC PARAMETER, LONGLBA (byte
+        // 4 bit 0), reserved, BLOCK DESCRIPTOR LENGTH (6..8).
+        let (
+            Some(mode_data_length),
+            Some([medium_type, device_specific, flags]),
+            Some(block_descriptor_length),
+        ) = (be16(buf, 0), array(buf, 2), be16(buf, 6))
+        else {
+            return Err(too_short(
+                buf,
+                8,
+                "MODE SENSE(10)",
+                "the mode parameter header",
+            ));
+        };
         let header = ModeParameterHeader {
             header_len: 8,
-            mode_data_length: u16::from_be_bytes([buf[0], buf[1]]),
-            medium_type: buf[2],
-            device_specific: buf[3],
-            write_protect: buf[3] & 0x80 != 0,
-            dpofua: buf[3] & 0x10 != 0,
-            long_lba: buf[4] & 0x01 != 0,
-            block_descriptor_length: u16::from_be_bytes([buf[6], buf[7]]),
+            mode_data_length,
+            medium_type,
+            device_specific,
+            write_protect: device_specific & 0x80 != 0,
+            dpofua: device_specific & 0x10 != 0,
+            long_lba: flags & 0x01 != 0,
+            block_descriptor_length,
         };
         Ok(Self::split(buf, header))
     }
 
     fn split(buf: &'a [u8], header: ModeParameterHeader) -> Self {
         let total = header.total_len();
-        let data = &buf[..buf.len().min(total)];
+        // MODE DATA LENGTH bounds everything after the header, and so does what arrived.
+        let data = buf.get(..total).unwrap_or(buf);
         let bd_end = data
             .len()
             .min(header.header_len + header.block_descriptor_length as usize);
         ModeSense {
             header,
-            block_descriptors: &data[header.header_len.min(bd_end)..bd_end],
-            pages: &data[bd_end..],
+            block_descriptors: data.get(header.header_len..bd_end).unwrap_or(&[]),
+            pages: data.get(bd_end..).unwrap_or(&[]),
             truncated: buf.len() < total,
         }
     }
@@ -118,11 +143,9 @@ impl<'a> ModeSense<'a> {
         if self.header.long_lba {
             return None;
         }
-        let d = self.block_descriptors.get(..8)?;
-        Some((
-            u32::from_be_bytes([0, d[1], d[2], d[3]]),
-            u32::from_be_bytes([0, d[5], d[6], d[7]]),
-        ))
+        // DENSITY CODE, NUMBER OF BLOCKS (1..4), reserved, BLOCK LENGTH (5..8).
+        let d = self.block_descriptors;
+        Some((be24(d, 1)?, be24(d, 5)?))
     }
 }
 
@@ -169,8 +192,9 @@ impl<'a> Iterator for ModePages<'a> {
             return None;
         };
         let end = hdr + page_length as usize;
-        let data = &b[hdr.min(b.len())..end.min(b.len())];
-        self.rest = &b[end.min(b.len())..];
+        // The parameters up to PAGE LENGTH, or as many as there are.
+        let data = b.get(hdr..end).or_else(|| b.get(hdr..)).unwrap_or(&[]);
+        self.rest = b.get(end..).unwrap_or(&[]);
         Some(ModePage {
             page_code: first & 0x3f,
             subpage,

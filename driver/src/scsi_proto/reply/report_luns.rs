@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::{need, ReplyError};
+use super::{too_short, ReplyError};
+use crate::scsi_proto::bytes::be32;
 use crate::scsi_proto::lun::ScsiLun;
 
 /// A REPORT LUNS reply.
@@ -18,8 +19,9 @@ impl ReportLuns {
     /// Parses the reply; needs the 4-byte LUN LIST LENGTH. Only complete 8-byte entries
     /// inside both the buffer and LUN LIST LENGTH are taken.
     pub fn parse(buf: &[u8]) -> Result<Self, ReplyError> {
-        need(buf, 4, "REPORT LUNS", "the LUN LIST LENGTH")?;
-        let list_length = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let Some(list_length) = be32(buf, 0) else {
+            return Err(too_short(buf, 4, "REPORT LUNS", "the LUN LIST LENGTH"));
+        };
         let end = buf.len().min(8usize.saturating_add(list_length as usize));
         let luns = buf
             .get(8..end)

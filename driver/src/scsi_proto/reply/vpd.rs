@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use super::inquiry::PeripheralType;
-use super::{be16, be32, be64, need, ReplyError};
+use super::{too_short, ReplyError};
+use crate::scsi_proto::bytes::{array, be16, be32, be64};
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -41,21 +42,24 @@ impl<'a> VpdPage<'a> {
     /// 0x00 with `00 00 01 00`: the page count in byte 2 instead of a big-endian length.
     /// That reads as PAGE LENGTH 256 with no payload, i.e. `truncated`.
     pub fn parse(buf: &'a [u8], expected_page: u8) -> Result<Self, ReplyError> {
-        need(buf, 4, "VPD", "the page header")?;
-        if buf[1] != expected_page {
+        let (Some(&b0), Some(&page_code), Some(page_length)) =
+            (buf.first(), buf.get(1), be16(buf, 2))
+        else {
+            return Err(too_short(buf, 4, "VPD", "the page header"));
+        };
+        if page_code != expected_page {
             return Err(ReplyError::WrongVpdPage {
                 expected: expected_page,
-                got: buf[1],
+                got: page_code,
             });
         }
-        let page_length = u16::from_be_bytes([buf[2], buf[3]]);
         let end = buf.len().min(4 + page_length as usize);
         Ok(VpdPage {
-            peripheral_qualifier: buf[0] >> 5,
-            device_type: PeripheralType(buf[0] & 0x1f),
-            page_code: buf[1],
+            peripheral_qualifier: b0 >> 5,
+            device_type: PeripheralType(b0 & 0x1f),
+            page_code,
             page_length,
-            payload: &buf[4..end],
+            payload: buf.get(4..end).unwrap_or(&[]),
             truncated: end < 4 + page_length as usize,
         })
     }
@@ -68,7 +72,7 @@ impl<'a> VpdPage<'a> {
     /// The page bytes including the header, cut like `payload`; page offsets as SPC/SBC
     /// number them index this directly.
     fn page(&self, buf: &'a [u8]) -> &'a [u8] {
-        &buf[..4 + self.payload.len()]
+        buf.get(..4 + self.payload.len()).unwrap_or(&[])
     }
 }
 
@@ -251,23 +255,25 @@ impl DeviceIdentification {
         let mut designators = Vec::new();
         let mut d = p.payload;
         while !d.is_empty() {
-            let (Some(hdr), Some(&len)) = (d.get(..2), d.get(3)) else {
+            // Header: PROTOCOL ID/CODE SET, PIV/ASSOCIATION/TYPE, reserved, LENGTH.
+            let Some([b0, b1, _, len]) = array(d, 0) else {
                 truncated = true;
                 break;
             };
-            let Some(identifier) = d.get(4..4 + len as usize) else {
+            let end = 4 + len as usize;
+            let Some(identifier) = d.get(4..end) else {
                 truncated = true;
                 break;
             };
             designators.push(Designator {
-                protocol_identifier: hdr[0] >> 4,
-                code_set: hdr[0] & 0x0f,
-                piv: hdr[1] & 0x80 != 0,
-                association: (hdr[1] >> 4) & 0x03,
-                designator_type: hdr[1] & 0x0f,
+                protocol_identifier: b0 >> 4,
+                code_set: b0 & 0x0f,
+                piv: b1 & 0x80 != 0,
+                association: (b1 >> 4) & 0x03,
+                designator_type: b1 & 0x0f,
                 identifier: identifier.to_vec(),
             });
-            d = &d[4 + len as usize..];
+            d = d.get(end..).unwrap_or(&[]);
         }
         Ok(DeviceIdentification {
             designators,
@@ -443,15 +449,22 @@ impl LogicalBlockProvisioning {
     pub fn parse(buf: &[u8]) -> Result<Self, ReplyError> {
         let p = VpdPage::parse(buf, 0xb2)?;
         let page = p.page(buf);
-        need(page, 6, "VPD page 0xB2", "the LBPU/LBPWS flags (byte 5)")?;
+        let Some([threshold_exponent, flags]) = array(page, 4) else {
+            return Err(too_short(
+                page,
+                6,
+                "VPD page 0xB2",
+                "the LBPU/LBPWS flags (byte 5)",
+            ));
+        };
         Ok(LogicalBlockProvisioning {
-            threshold_exponent: page[4],
-            lbpu: page[5] & 0x80 != 0,
-            lbpws: page[5] & 0x40 != 0,
-            lbpws10: page[5] & 0x20 != 0,
-            lbprz: (page[5] >> 2) & 0x07,
-            anc_sup: page[5] & 0x02 != 0,
-            dp: page[5] & 0x01 != 0,
+            threshold_exponent,
+            lbpu: flags & 0x80 != 0,
+            lbpws: flags & 0x40 != 0,
+            lbpws10: flags & 0x20 != 0,
+            lbprz: (flags >> 2) & 0x07,
+            anc_sup: flags & 0x02 != 0,
+            dp: flags & 0x01 != 0,
             provisioning_type: page.get(6).map(|b| b & 0x07),
         })
     }
