@@ -333,4 +333,408 @@ mod tests {
         g[0] = 0xff;
         let _ = ModeSense::parse_6(&g).unwrap().iter_pages().count();
     }
+
+    // ---------------------------------------------------------------------------------
+    // Byte-exact QEMU replies. QEMU's scsi-disk (`scsi_disk_emulate_mode_sense`) writes a
+    // 4- or 8-byte header whose device-specific parameter is 0x80 for a read-only disk |
+    // 0x10 with `dpofua=on`; unless DBD is set, one 8-byte block descriptor (NUMBER OF
+    // BLOCKS, 0 if it does not fit 24 bits, and BLOCK LENGTH as `blocksize >> 8` in byte
+    // 6); then the pages `mode_sense_page` knows for a disk: 0x01 R/W error recovery
+    // (AWRE), 0x04 rigid disk geometry, 0x05 flexible disk geometry and 0x08 caching (WCE
+    // when the write cache is on, or in the changeable mask), in that order for 0x3F.
+    // There is no control page (0x0A): asking for it is INVALID FIELD IN CDB. The reply
+    // is cut to the allocation length; MODE DATA LENGTH still counts all of it.
+    // ---------------------------------------------------------------------------------
+
+    /// Block descriptor of a 1 GiB disk with 512-byte blocks: 0x200000 blocks.
+    const BD_1GIB_512: [u8; 8] = [0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00];
+
+    /// QEMU's pages for MODE SENSE page 0x3F on a writable 1 GiB scsi-hd with 512-byte
+    /// blocks and the write cache on; the geometry is QEMU's guess for an unpartitioned
+    /// image of that size (2080 cylinders, 16 heads, 63 sectors).
+    #[rustfmt::skip]
+    const QEMU_DISK_PAGES: [u8; 88] = [
+        // 0x01 read-write error recovery, 10 bytes: AWRE.
+        0x01, 0x0a, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        // 0x04 rigid disk geometry, 22 bytes: cylinders, heads, write precomp and
+        // reduced current cylinders, step rate 200 ns, landing zone ffffff, 5400 rpm.
+        0x04, 0x16,
+        0x00, 0x08, 0x20, 0x10, 0x00, 0x08, 0x20, 0x00, 0x08, 0x20, 0x00, 0xc8,
+        0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x15, 0x18, 0x00, 0x00,
+        // 0x05 flexible disk geometry, 30 bytes: 5000 kbit/s, heads, sectors, 512 bytes
+        // per sector, cylinders (x3), step rate, pulse width, head settle, motor on and
+        // off delays, 5400 rpm.
+        0x05, 0x1e,
+        0x13, 0x88, 0x10, 0x3f, 0x02, 0x00, 0x08, 0x20, 0x08, 0x20, 0x08, 0x20,
+        0x00, 0x01, 0x01, 0x00, 0x01, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x15, 0x18, 0x00, 0x00,
+        // 0x08 caching, 18 bytes: WCE.
+        0x08, 0x12,
+        0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// MODE SENSE(6), page 0x3F, DBD=0 on that disk: 100 bytes, MODE DATA LENGTH 99.
+    fn qemu_ms6_all_pages() -> Vec<u8> {
+        cat(&[&[0x63, 0x00, 0x00, 0x08], &BD_1GIB_512, &QEMU_DISK_PAGES])
+    }
+
+    /// Checks what every page of `QEMU_DISK_PAGES` parses to.
+    fn check_qemu_disk_pages(ms: &ModeSense<'_>) {
+        let pages: Vec<ModePage<'_>> = ms.iter_pages().collect();
+        let expect = [
+            (0x01, 10, 2),
+            (0x04, 0x16, 14),
+            (0x05, 0x1e, 38),
+            (0x08, 0x12, 70),
+        ];
+        assert_eq!(pages.len(), expect.len());
+        for (page, (code, len, data_at)) in pages.iter().zip(expect) {
+            assert_eq!(
+                *page,
+                ModePage {
+                    page_code: code,
+                    subpage: 0,
+                    ps: false,
+                    spf: false,
+                    page_length: len,
+                    data: &QEMU_DISK_PAGES[data_at..data_at + len as usize],
+                    truncated: false,
+                }
+            );
+        }
+        assert_eq!(pages[0].data[0], 0x80); // AWRE
+        assert_eq!(be24(pages[1].data, 0), Some(2080)); // cylinders
+        assert_eq!(pages[1].data[3], 16); // heads
+        assert_eq!(be16(pages[1].data, 18), Some(5400)); // rpm
+        assert_eq!((pages[2].data[2], pages[2].data[3]), (16, 63)); // heads, sectors
+        assert_eq!(be16(pages[2].data, 4), Some(512)); // bytes per sector
+        assert_eq!(
+            ms.caching(),
+            Some(CachingPage {
+                wce: true,
+                rcd: false
+            })
+        );
+        assert_eq!(ms.find_page(0x08, 0), Some(pages[3]));
+        // QEMU has no control page.
+        assert_eq!(ms.find_page(0x0a, 0), None);
+    }
+
+    #[test]
+    fn qemu_mode_sense_6_all_pages() {
+        let raw = qemu_ms6_all_pages();
+        assert_eq!(raw.len(), 100);
+        let ms = ModeSense::parse_6(&raw).unwrap();
+        assert_eq!(
+            ms.header,
+            ModeParameterHeader {
+                header_len: 4,
+                mode_data_length: 99,
+                medium_type: 0,
+                device_specific: 0x00,
+                write_protect: false,
+                dpofua: false,
+                long_lba: false,
+                block_descriptor_length: 8,
+            }
+        );
+        assert_eq!(ms.header.total_len(), 100);
+        assert!(!ms.truncated);
+        assert_eq!(ms.block_descriptors, &BD_1GIB_512);
+        assert_eq!(ms.block_descriptor(), Some((0x20_0000, 512)));
+        assert_eq!(ms.pages, &QEMU_DISK_PAGES);
+        check_qemu_disk_pages(&ms);
+    }
+
+    #[test]
+    fn qemu_mode_sense_10_all_pages_dbd() {
+        // MODE SENSE(10), page 0x3F, DBD=1: no block descriptor, 96 bytes.
+        let raw = cat(&[
+            &[0x00, 0x5e, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+            &QEMU_DISK_PAGES,
+        ]);
+        let ms = ModeSense::parse_10(&raw).unwrap();
+        assert_eq!(
+            ms.header,
+            ModeParameterHeader {
+                header_len: 8,
+                mode_data_length: 94,
+                medium_type: 0,
+                device_specific: 0x00,
+                write_protect: false,
+                dpofua: false,
+                long_lba: false,
+                block_descriptor_length: 0,
+            }
+        );
+        assert_eq!(ms.header.total_len(), 96);
+        assert!(!ms.truncated);
+        assert!(ms.block_descriptors.is_empty());
+        assert_eq!(ms.block_descriptor(), None);
+        check_qemu_disk_pages(&ms);
+    }
+
+    #[test]
+    fn qemu_mode_sense_10_caching_read_only_dpofua_4k() {
+        // MODE SENSE(10), page 0x08, DBD=0 on a 4 GiB scsi-hd with readonly=on,
+        // dpofua=on, logical_block_size=4096 and the write cache off.
+        let raw: [u8; 36] = [
+            0x00, 0x22, 0x00, 0x90, 0x00, 0x00, 0x00, 0x08, // header, WP|DPOFUA
+            0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, // 0x100000 blocks of 4096
+            0x08, 0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // caching page, WCE clear
+        ];
+        let ms = ModeSense::parse_10(&raw).unwrap();
+        assert_eq!(
+            ms.header,
+            ModeParameterHeader {
+                header_len: 8,
+                mode_data_length: 34,
+                medium_type: 0,
+                device_specific: 0x90,
+                write_protect: true,
+                dpofua: true,
+                long_lba: false,
+                block_descriptor_length: 8,
+            }
+        );
+        assert_eq!(ms.header.total_len(), 36);
+        assert!(!ms.truncated);
+        assert_eq!(ms.block_descriptors, &raw[8..16]);
+        assert_eq!(ms.block_descriptor(), Some((0x10_0000, 4096)));
+        assert_eq!(ms.pages, &raw[16..]);
+        assert_eq!(ms.iter_pages().count(), 1);
+        assert_eq!(
+            ms.caching(),
+            Some(CachingPage {
+                wce: false,
+                rcd: false
+            })
+        );
+        // The same disk through MODE SENSE(6): the header moves, the fields do not.
+        let raw6 = cat(&[&[0x1f, 0x00, 0x90, 0x08], &raw[8..]]);
+        let ms6 = ModeSense::parse_6(&raw6).unwrap();
+        assert_eq!(
+            (
+                ms6.header.write_protect,
+                ms6.header.dpofua,
+                ms6.header.total_len()
+            ),
+            (true, true, 32)
+        );
+        assert_eq!(ms6.block_descriptor(), ms.block_descriptor());
+        assert_eq!(ms6.caching(), ms.caching());
+    }
+
+    #[test]
+    fn qemu_block_descriptor_of_a_huge_disk_reads_zero_blocks() {
+        // 16 TiB of 512-byte blocks: 2^35 blocks do not fit 24 bits, QEMU sends 0.
+        let mut raw = cat(&[&[0x1f, 0x00, 0x00, 0x08], &[0, 0, 0, 0, 0, 0, 0x02, 0]]);
+        raw.extend_from_slice(&QEMU_DISK_PAGES[68..]); // the caching page
+        let ms = ModeSense::parse_6(&raw).unwrap();
+        assert_eq!(ms.block_descriptor(), Some((0, 512)));
+        assert!(ms.caching().unwrap().wce);
+    }
+
+    #[test]
+    fn qemu_changeable_caching_mask() {
+        // PC=1 (changeable values), page 0x08, DBD=1: WCE is the one changeable bit.
+        let raw = cat(&[&[0x17, 0x00, 0x00, 0x00], &QEMU_DISK_PAGES[68..]]);
+        let ms = ModeSense::parse_6(&raw).unwrap();
+        assert_eq!(ms.header.total_len(), 24);
+        assert!(!ms.truncated);
+        assert_eq!(ms.block_descriptor(), None);
+        assert_eq!(
+            ms.caching(),
+            Some(CachingPage {
+                wce: true,
+                rcd: false
+            })
+        );
+    }
+
+    #[test]
+    fn qemu_replies_cut_to_the_allocation_length() {
+        let raw = qemu_ms6_all_pages();
+        for alloc in 4..=raw.len() {
+            let ms = ModeSense::parse_6(&raw[..alloc]).unwrap();
+            // The header is whole from 4 bytes on (sd's write-protect probe).
+            assert_eq!(ms.header.mode_data_length, 99);
+            assert_eq!(ms.header.total_len(), 100);
+            assert_eq!(ms.truncated, alloc < 100);
+            // The block descriptor needs all 8 of its bytes.
+            assert_eq!(ms.block_descriptor().is_some(), alloc >= 12);
+            assert_eq!(ms.block_descriptors.len(), alloc.clamp(4, 12) - 4);
+            assert_eq!(ms.pages.len(), alloc.max(12) - 12);
+            // Pages up to the cut come whole, the one it falls in comes truncated.
+            let pages: Vec<_> = ms.iter_pages().collect();
+            let starts = [12, 24, 48, 80];
+            // A page cut inside its 2-byte header has no PAGE LENGTH: it ends the walk.
+            let begun = starts.iter().filter(|&&s| alloc >= s + 2).count();
+            assert_eq!(pages.len(), begun, "alloc {alloc}");
+            for (i, p) in pages.iter().enumerate() {
+                let end = starts.get(i + 1).copied().unwrap_or(100);
+                assert_eq!(p.truncated, alloc < end, "alloc {alloc} page {i}");
+            }
+            // WCE is page byte 2, the 83rd byte of the reply.
+            assert_eq!(ms.caching().is_some(), alloc >= 83, "alloc {alloc}");
+        }
+    }
+
+    #[test]
+    fn short_headers_are_errors() {
+        let raw = qemu_ms6_all_pages();
+        for n in 0..4 {
+            assert_eq!(
+                ModeSense::parse_6(&raw[..n]),
+                Err(ReplyError::TooShort {
+                    what: "MODE SENSE(6)",
+                    fields: "the mode parameter header",
+                    needed: 4,
+                    got: n
+                })
+            );
+        }
+        for n in 0..8 {
+            assert_eq!(
+                ModeSense::parse_10(&raw[..n]),
+                Err(ReplyError::TooShort {
+                    what: "MODE SENSE(10)",
+                    fields: "the mode parameter header",
+                    needed: 8,
+                    got: n
+                })
+            );
+        }
+        assert!(ModeSense::parse_10(&raw[..8]).is_ok());
+    }
+
+    #[test]
+    fn hostile_lengths_give_partial_results() {
+        let raw = qemu_ms6_all_pages();
+
+        // MODE DATA LENGTH past the end: everything that arrived is used, truncated.
+        let mut over = raw.clone();
+        over[0] = 0xff;
+        let ms = ModeSense::parse_6(&over).unwrap();
+        assert!(ms.truncated);
+        assert_eq!(ms.header.total_len(), 256);
+        check_qemu_disk_pages(&ms);
+
+        // MODE DATA LENGTH 0 (smaller than the header): no descriptors, no pages.
+        let mut under = raw.clone();
+        under[0] = 0;
+        let ms = ModeSense::parse_6(&under).unwrap();
+        assert!(!ms.truncated);
+        assert!(ms.block_descriptors.is_empty() && ms.pages.is_empty());
+        assert_eq!((ms.block_descriptor(), ms.caching()), (None, None));
+        let ms = ModeSense::parse_10(&[0; 8]).unwrap();
+        assert_eq!(ms.header.total_len(), 2);
+        assert!(ms.block_descriptors.is_empty() && ms.pages.is_empty());
+
+        // BLOCK DESCRIPTOR LENGTH past the end: the descriptors swallow the pages.
+        let mut bd = raw.clone();
+        bd[3] = 0xff;
+        let ms = ModeSense::parse_6(&bd).unwrap();
+        assert_eq!(ms.block_descriptors.len(), 96);
+        assert!(ms.pages.is_empty());
+        assert_eq!(ms.block_descriptor(), Some((0x20_0000, 512)));
+        assert_eq!(ms.caching(), None);
+        let mut bd10 = cat(&[&[0x00, 0x66, 0, 0, 0, 0, 0xff, 0xff], &raw[4..]]);
+        let ms = ModeSense::parse_10(&bd10).unwrap();
+        assert_eq!(ms.block_descriptors.len(), 96);
+        assert!(ms.pages.is_empty());
+        // LONGLBA: 16-byte descriptors, which block_descriptor() does not decode.
+        bd10[4] = 0x01;
+        bd10[6..8].copy_from_slice(&16u16.to_be_bytes());
+        let ms = ModeSense::parse_10(&bd10).unwrap();
+        assert!(ms.header.long_lba);
+        assert_eq!(ms.block_descriptors.len(), 16);
+        assert_eq!(ms.block_descriptor(), None);
+
+        // A descriptor shorter than 8 bytes is not a block descriptor.
+        let mut short_bd = raw.clone();
+        short_bd[3] = 4;
+        let ms = ModeSense::parse_6(&short_bd).unwrap();
+        assert_eq!(ms.block_descriptor(), None);
+        let _ = ms.iter_pages().count();
+
+        // PAGE LENGTH past the end: the page comes truncated with what there is, and a
+        // caching page still yields WCE from its byte 2.
+        let mut page = cat(&[&[0x17, 0x00, 0x00, 0x00], &QEMU_DISK_PAGES[68..]]);
+        page[5] = 0xff;
+        let ms = ModeSense::parse_6(&page).unwrap();
+        let pages: Vec<_> = ms.iter_pages().collect();
+        assert_eq!(pages.len(), 1);
+        assert!(pages[0].truncated);
+        assert_eq!((pages[0].page_length, pages[0].data.len()), (0xff, 18));
+        assert!(ms.caching().unwrap().wce);
+
+        // A page header cut short ends the walk: 1 byte of a page_0 header, 3 of a
+        // sub_page header.
+        for tail in [&[0x08u8][..], &[0x48, 0x01, 0x00]] {
+            let b = cat(&[
+                &[(15 + tail.len()) as u8, 0, 0, 0],
+                &QEMU_DISK_PAGES[..12],
+                tail,
+            ]);
+            let ms = ModeSense::parse_6(&b).unwrap();
+            assert_eq!(ms.iter_pages().count(), 1, "{b:02x?}");
+            assert!(!ms.truncated);
+        }
+
+        // Zero-length pages: each is one 2-byte page without data, and the walk ends.
+        let zeros = cat(&[&[0x0b, 0, 0, 0], &[0x08, 0x00].repeat(4)]);
+        let ms = ModeSense::parse_6(&zeros).unwrap();
+        assert_eq!(ms.iter_pages().count(), 4);
+        assert!(ms.iter_pages().all(|p| p.data.is_empty() && !p.truncated));
+        assert_eq!(ms.caching(), None);
+    }
+
+    #[test]
+    fn corrupted_qemu_replies_never_panic() {
+        let six = qemu_ms6_all_pages();
+        let ten = cat(&[&[0x00, 0x66, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08], &six[4..]]);
+        fn parse(header_len: usize, b: &[u8]) -> Result<ModeSense<'_>, ReplyError> {
+            if header_len == 4 {
+                ModeSense::parse_6(b)
+            } else {
+                ModeSense::parse_10(b)
+            }
+        }
+        for (raw, header_len) in [(&six, 4), (&ten, 8)] {
+            for at in 0..raw.len() {
+                for v in [0x00u8, 0x01, 0x3f, 0x40, 0x7f, 0x80, 0xc8, 0xff] {
+                    let mut b = raw.clone();
+                    b[at] = v;
+                    for n in [b.len(), at + 1, at.saturating_sub(1)] {
+                        let b = &b[..n];
+                        let Ok(ms) = parse(header_len, b) else {
+                            assert!(n < header_len);
+                            continue;
+                        };
+                        assert_eq!(ms.truncated, b.len() < ms.header.total_len());
+                        assert!(
+                            ms.header.header_len + ms.block_descriptors.len() + ms.pages.len()
+                                <= b.len()
+                        );
+                        let bdl = usize::from(ms.header.block_descriptor_length);
+                        assert!(ms.block_descriptors.len() <= bdl);
+                        let mut seen = 0;
+                        for p in ms.iter_pages() {
+                            assert!(p.data.len() <= usize::from(p.page_length));
+                            seen += p.data.len() + if p.spf { 4 } else { 2 };
+                        }
+                        assert!(seen <= ms.pages.len());
+                        let _ = (ms.caching(), ms.block_descriptor());
+                    }
+                }
+            }
+        }
+    }
 }
