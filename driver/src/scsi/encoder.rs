@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use super::cdb::{self, UnmapDescriptor};
 use super::error::ScsiError;
 use super::passthrough::ScsiPassthrough;
-use super::sense::{ScsiStatus, SenseData, SenseKey};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, CmdResp, CMD_REQ_LEN, CMD_RESP_LEN, SENSE_SIZE};
 use crate::block::request::data_segments;
 use crate::block::{IoError, Op, Request, RequestEncoder, Slot, Unit};
 use crate::dma::DmaBuf;
+use crate::scsi_proto::cdb::{self, UnmapDescriptor};
+use crate::scsi_proto::sense::{ScsiStatus, SenseData, SenseKey};
 use crate::virtio::queue::{ChainSink, Segment};
 
 // Per-tag slot layout.

@@ -3,11 +3,11 @@
 //! [`IoError::Protocol`]; the SCSI layer (and its callers) ask for them back with
 //! [`ScsiError::of`].
 
-use super::lun::LunError;
-use super::reply::ReplyError;
-use super::sense::{ScsiStatus, SenseData};
 use crate::block::{IoError, ProtocolError};
 use crate::dma::DmaError;
+use crate::scsi_proto::lun::LunError;
+use crate::scsi_proto::reply::ReplyError;
+use crate::scsi_proto::sense::{ScsiStatus, SenseData};
 use crate::virtio::queue::AddError;
 
 #[derive(Debug, thiserror::Error)]

@@ -4,11 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::cdb::Cdb;
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
 use super::encoder::ScsiEncoder;
 use super::error::ScsiError;
-use super::lun::{virtio_lun, LunError};
 use super::passthrough::ScsiPassthrough;
 use super::scan::{self, CommandRunner, DiskInfo, ScanReport, ScannedLun};
 use super::units::{UnitInfo, UnitTable};
@@ -17,6 +15,8 @@ use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit, CONTROL_TIMEOUT};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
+use crate::scsi_proto::cdb::Cdb;
+use crate::scsi_proto::lun::{virtio_lun, LunError};
 use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::{QueueNotifier, TransportError};
 use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError};
@@ -585,7 +585,7 @@ impl VirtioScsiHost {
                 continue;
             }
             let (target, lun) = event.target_lun();
-            let linux_lun = super::lun::ScsiLun::for_number(lun)
+            let linux_lun = crate::scsi_proto::lun::ScsiLun::for_number(lun)
                 .map(|l| l.to_linux())
                 .unwrap_or(u64::from(lun));
             match (event.kind, event.reason) {

@@ -3,8 +3,8 @@
 //! hardware queue carries a passthrough command in the tag's record next to the request
 //! that holds its data.
 
-use super::cdb::Cdb;
 use crate::block::{Data, Op, Request};
+use crate::scsi_proto::cdb::Cdb;
 
 /// A SCSI command for the LUN whose virtio-scsi LUN field is `address` (a LUN that need not
 /// be a unit yet: the scan sends INQUIRY to LUNs it has not met).

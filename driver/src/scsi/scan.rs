@@ -12,17 +12,17 @@
 
 use serde::Serialize;
 
-use super::cdb::{self, Cdb, PageControl};
 use super::error::ScsiError;
-use super::lun::{virtio_lun, ScsiLun};
-use super::reply::{
+use super::wire::response;
+use crate::block::IoError;
+use crate::scsi_proto::cdb::{self, Cdb, PageControl};
+use crate::scsi_proto::lun::{virtio_lun, ScsiLun};
+use crate::scsi_proto::reply::{
     BlockDeviceCharacteristics, BlockLimits, DeviceIdentification, Inquiry,
     LogicalBlockProvisioning, LunPresence, ModeSense, ReadCapacity10, ReadCapacity16, ReportLuns,
     SupportedVpdPages, UnitSerialNumber,
 };
-use super::sense::SenseKey;
-use super::wire::response;
-use crate::block::IoError;
+use crate::scsi_proto::sense::SenseKey;
 
 /// Sends one SCSI command to (target, LUN) and returns the data the device sent back.
 pub trait CommandRunner {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::scsi::error::ScsiError;
-use crate::scsi::sense::{fixed_sense, ScsiStatus, SenseData};
+use crate::scsi_proto::sense::{fixed_sense, ScsiStatus, SenseData};
 
 #[derive(Clone)]
 struct FakeLun {

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::asc_text::{asc_ascq_text, unknown_asc_ascq_text};
+use super::bytes::{array, be32, be64, byte};
 
 /// A SAM status byte, as the virtio-scsi response carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -210,25 +211,17 @@ pub struct SenseData {
     pub field_pointer: Option<FieldPointer>,
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
 /// Decodes the 3 sense-key-specific bytes (SKSV in bit 7 of the first) as a field
 /// pointer, for ILLEGAL REQUEST only.
-fn field_pointer(key: SenseKey, sks: Option<&[u8]>) -> Option<FieldPointer> {
-    let sks = sks?;
-    if key != SenseKey::ILLEGAL_REQUEST || sks.len() < 3 || sks[0] & 0x80 == 0 {
+fn field_pointer(key: SenseKey, sks: Option<[u8; 3]>) -> Option<FieldPointer> {
+    let [flags, hi, lo] = sks?;
+    if key != SenseKey::ILLEGAL_REQUEST || flags & 0x80 == 0 {
         return None;
     }
     Some(FieldPointer {
-        in_cdb: sks[0] & 0x40 != 0,
-        byte: u16::from_be_bytes([sks[1], sks[2]]),
-        bit: (sks[0] & 0x08 != 0).then_some(sks[0] & 0x07),
+        in_cdb: flags & 0x40 != 0,
+        byte: u16::from_be_bytes([hi, lo]),
+        bit: (flags & 0x08 != 0).then_some(flags & 0x07),
     })
 }
 
@@ -239,17 +232,15 @@ impl SenseData {
     pub fn parse(buf: &[u8]) -> Result<SenseData, SenseError> {
         let first = *buf.first().ok_or(SenseError::Empty)?;
         let response_code = first & 0x7f;
-        let byte = |i: usize| buf.get(i).copied().unwrap_or(0);
         match response_code {
             0x70 | 0x71 => {
                 // ADDITIONAL SENSE LENGTH bounds the data, as in scsi_normalize_sense.
-                let len = if buf.len() > 7 {
-                    buf.len().min(buf[7] as usize + 8)
-                } else {
-                    buf.len()
+                let len = match buf.get(7) {
+                    Some(&additional) => buf.len().min(additional as usize + 8),
+                    None => buf.len(),
                 };
-                let b = &buf[..len];
-                let key = SenseKey(b.get(2).map_or(0, |k| k & 0xf));
+                let b = buf.get(..len).unwrap_or(buf);
+                let key = SenseKey(byte(b, 2) & 0xf);
                 let information = if first & 0x80 != 0 {
                     be32(b, 3).map(u64::from)
                 } else {
@@ -260,30 +251,35 @@ impl SenseData {
                     format: SenseFormat::Fixed,
                     deferred: response_code == 0x71,
                     key,
-                    asc: b.get(12).copied().unwrap_or(0),
-                    ascq: b.get(13).copied().unwrap_or(0),
+                    asc: byte(b, 12),
+                    ascq: byte(b, 13),
                     asc_present: len > 13,
                     information,
-                    field_pointer: field_pointer(key, b.get(15..18)),
+                    field_pointer: field_pointer(key, array(b, 15)),
                 })
             }
             0x72 | 0x73 => {
-                let key = SenseKey(byte(1) & 0xf);
+                let key = SenseKey(byte(buf, 1) & 0xf);
                 let mut information = None;
                 let mut fp = None;
                 if buf.len() > 8 {
-                    let end = buf.len().min(buf[7] as usize + 8);
+                    let end = buf.len().min(byte(buf, 7) as usize + 8);
                     let mut off = 8;
+                    // Each descriptor: type, ADDITIONAL LENGTH, then that many bytes
+                    // (cut to the end of the sense data).
                     while off + 2 <= end {
-                        let dlen = buf[off + 1] as usize;
-                        let d = &buf[off..end.min(off + 2 + dlen)];
-                        match d[0] {
+                        let Some([kind, dlen]) = array(buf, off) else {
+                            break;
+                        };
+                        let dlen = dlen as usize;
+                        let d = buf.get(off..end.min(off + 2 + dlen)).unwrap_or(&[]);
+                        match kind {
                             // Information: type, 0x0a, VALID|rsvd, rsvd, 8-byte field.
-                            0x00 if d.get(2).is_some_and(|v| v & 0x80 != 0) => {
+                            0x00 if byte(d, 2) & 0x80 != 0 => {
                                 information = information.or(be64(d, 4));
                             }
                             // Sense key specific: type, 0x06, rsvd, rsvd, 3 bytes, rsvd.
-                            0x02 => fp = fp.or(field_pointer(key, d.get(4..7))),
+                            0x02 => fp = fp.or(field_pointer(key, array(d, 4))),
                             _ => {}
                         }
                         off += 2 + dlen;
@@ -294,8 +290,8 @@ impl SenseData {
                     format: SenseFormat::Descriptor,
                     deferred: response_code == 0x73,
                     key,
-                    asc: byte(2),
-                    ascq: byte(3),
+                    asc: byte(buf, 2),
+                    ascq: byte(buf, 3),
                     asc_present: buf.len() > 3,
                     information,
                     field_pointer: fp,
