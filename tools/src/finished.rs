@@ -1,6 +1,7 @@
-//! Completions kept past the poll callback, for the tools whose loops are not the hot path
-//! (`read`, `write`, `verify`, `scan --watch`): each request's context is a number the tool
-//! chose (a chunk or slot index), handed back with the outcome and the buffers.
+//! Completions kept past the poll callback, for the tools whose loop is not the hot path (the
+//! in-flight loop of `read`, `write` and `verify`, [`crate::inflight`]): each request's
+//! context is a number the tool chose (a chunk or slot index), handed back with the outcome
+//! and the buffers.
 
 use uvio::block::{Data, IoError};
 use uvio::device::AnyQueue;

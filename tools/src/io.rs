@@ -11,7 +11,8 @@ use std::time::Instant;
 use uvio::block::{Data, Op, Request};
 use uvio::dma::DmaBuf;
 
-use crate::finished::{poll_into, Finished};
+use crate::finished::Finished;
+use crate::inflight::{Freed, InFlight, Job, Round, Stop};
 use crate::open::{open, Opened, Target};
 use crate::CmdResult;
 
@@ -35,25 +36,111 @@ fn buffers(
     Ok(dev.dma.alloc(size * count)?.into_bufs(size))
 }
 
-/// The chunk a completion's cookie names; a cookie the tool never gave is an error, not a
-/// panic.
-fn chunk_of(chunks: &[(u64, u64)], cookie: u64) -> Result<(u64, u64), String> {
-    usize::try_from(cookie)
-        .ok()
-        .and_then(|i| chunks.get(i).copied())
-        .ok_or_else(|| format!("a completion with unknown cookie {cookie}"))
+/// A transfer split into chunks of at most one request each: request `seq` moves chunk
+/// `seq`, and its cookie is `seq`.
+struct Chunks {
+    op: Op,
+    /// (offset, length) of each chunk.
+    chunks: Vec<(u64, u64)>,
 }
 
-fn wait_one(
-    dev: &mut Opened,
-    done: &mut Vec<Finished>,
-) -> Result<Finished, Box<dyn std::error::Error>> {
-    loop {
-        if let Some(c) = done.pop() {
-            return Ok(c);
-        }
-        poll_into(&mut dev.queue, done);
-        std::hint::spin_loop();
+impl Chunks {
+    fn new(dev: &Opened, op: Op, offset: u64, length: u64) -> Self {
+        let limits = &dev.device.limits;
+        let chunks = limits
+            .chunks(offset, length, limits.max_transfer_bytes)
+            .collect();
+        Chunks { op, chunks }
+    }
+
+    fn count(&self) -> u64 {
+        self.chunks.len() as u64
+    }
+
+    /// Chunk `seq`'s offset, and `buf` cut to its length.
+    fn cut(&self, seq: u64, mut buf: DmaBuf) -> (u64, DmaBuf) {
+        // The loop makes requests 0 to `count() - 1` only.
+        let (at, len) = self.chunks[seq as usize];
+        buf.truncate(len as usize);
+        (at, buf)
+    }
+
+    /// The data of a finished chunk, or the error it ends the tool with. A cookie the tool
+    /// never gave is an error, not a panic.
+    fn check(&self, done: Finished) -> Result<Data, Box<dyn std::error::Error>> {
+        let at = usize::try_from(done.cookie)
+            .ok()
+            .and_then(|i| self.chunks.get(i))
+            .map(|&(at, _)| at)
+            .ok_or_else(|| format!("a completion with unknown cookie {}", done.cookie))?;
+        done.result
+            .map_err(|e| format!("{} at offset {at}: {e}", self.op.name()))?;
+        Ok(done.data)
+    }
+
+    /// Runs the transfer with `job` over `dev`'s queue, a chunk in flight per buffer.
+    fn run<J>(&self, dev: &mut Opened, free: Vec<DmaBuf>, job: &mut J) -> CmdResult
+    where
+        J: Job<Buf = DmaBuf, Error = Box<dyn std::error::Error>>,
+    {
+        InFlight::new((&mut dev.queue, dev.unit), free)
+            .run(job, self.count(), Round::One)
+            .map_err(Stop::into_error)
+    }
+}
+
+/// `uvio read`: each chunk into a buffer, the buffers to the output in order.
+struct ReadJob<'a> {
+    chunks: &'a Chunks,
+    out: Box<dyn Write>,
+}
+
+impl Job for ReadJob<'_> {
+    type Buf = DmaBuf;
+    type Error = Box<dyn std::error::Error>;
+
+    fn request(&mut self, seq: u64, buf: DmaBuf) -> Result<(Request, u64), Self::Error> {
+        let (at, buf) = self.chunks.cut(seq, buf);
+        Ok((Request::read(at, buf), seq))
+    }
+
+    fn finished(&mut self, done: Finished) -> Result<Freed<DmaBuf>, Self::Error> {
+        let seq = done.cookie;
+        let Data::One(buf) = self.chunks.check(done)? else {
+            return Err("completion without its buffer".into());
+        };
+        Ok(Freed::InOrder(seq, buf))
+    }
+
+    fn in_order(&mut self, buf: &DmaBuf) -> Result<(), Self::Error> {
+        Ok(self.out.write_all(buf.as_slice())?)
+    }
+}
+
+/// `uvio write`: each chunk read from the input into a buffer, then written.
+struct WriteJob<'a> {
+    chunks: &'a Chunks,
+    source: Box<dyn Read>,
+    length: u64,
+}
+
+impl Job for WriteJob<'_> {
+    type Buf = DmaBuf;
+    type Error = Box<dyn std::error::Error>;
+
+    fn request(&mut self, seq: u64, buf: DmaBuf) -> Result<(Request, u64), Self::Error> {
+        let (at, mut buf) = self.chunks.cut(seq, buf);
+        self.source
+            .read_exact(buf.as_mut_slice())
+            .map_err(|e| format!("input ended before {} bytes: {e}", self.length))?;
+        Ok((Request::write(at, buf), seq))
+    }
+
+    fn finished(&mut self, done: Finished) -> Result<Freed<DmaBuf>, Self::Error> {
+        Ok(match self.chunks.check(done)? {
+            Data::One(buf) => Freed::Now(buf),
+            _ => Freed::Lost,
+        })
     }
 }
 
@@ -61,45 +148,21 @@ pub fn read(target: Target, offset: u64, length: u64, output: Option<PathBuf>) -
     let mut dev = open(target, WINDOW as u16)?;
     let limits = dev.device.limits.clone();
     limits.check_extent(Op::Read, offset, length, dev.device.capacity())?;
-    let mut out: Box<dyn Write> = match &output {
+    let out: Box<dyn Write> = match &output {
         Some(path) => {
             Box::new(File::create(path).map_err(|e| format!("creating {}: {e}", path.display()))?)
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let chunk = limits.max_transfer_bytes;
-    let chunks: Vec<(u64, u64)> = limits.chunks(offset, length, chunk).collect();
-    let mut free = buffers(&dev, WINDOW, chunk)?;
-    // Completed chunks wait here (by sequence number) until every earlier one is written.
-    let mut parked: Vec<Option<DmaBuf>> = (0..chunks.len()).map(|_| None).collect();
-    let mut done = Vec::with_capacity(WINDOW);
-    let (mut next_submit, mut next_write) = (0usize, 0usize);
+    let chunks = Chunks::new(&dev, Op::Read, offset, length);
+    let free = buffers(&dev, WINDOW, limits.max_transfer_bytes)?;
+    let mut job = ReadJob {
+        chunks: &chunks,
+        out,
+    };
     let start = Instant::now();
-    while next_write < chunks.len() {
-        while next_submit < chunks.len() && !free.is_empty() {
-            let (at, len) = chunks[next_submit];
-            let mut buf = free.pop().ok_or("no buffer")?;
-            buf.truncate(len as usize);
-            dev.queue
-                .submit(dev.unit, Request::read(at, buf), next_submit as u64)
-                .map_err(|r| r.error)?;
-            next_submit += 1;
-        }
-        dev.queue.kick();
-        let c = wait_one(&mut dev, &mut done)?;
-        let (at, _) = chunk_of(&chunks, c.cookie)?;
-        c.result.map_err(|e| format!("read at offset {at}: {e}"))?;
-        let Data::One(buf) = c.data else {
-            return Err("completion without its buffer".into());
-        };
-        parked[c.cookie as usize] = Some(buf);
-        while let Some(buf) = parked.get_mut(next_write).and_then(Option::take) {
-            out.write_all(buf.as_slice())?;
-            free.push(buf);
-            next_write += 1;
-        }
-    }
-    out.flush()?;
+    chunks.run(&mut dev, free, &mut job)?;
+    job.out.flush()?;
     report("read", length, target, offset, start);
     Ok(())
 }
@@ -113,7 +176,7 @@ pub fn write(
     let mut dev = open(target, WINDOW as u16)?;
     let limits = dev.device.limits.clone();
     // Know the length before any I/O, so a bad length is refused up front.
-    let (mut source, length): (Box<dyn Read>, u64) = match (&input, length) {
+    let (source, length): (Box<dyn Read>, u64) = match (&input, length) {
         (Some(path), len) => {
             let file = File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
             let size = file.metadata()?.len();
@@ -136,35 +199,15 @@ pub fn write(
         }
     };
     limits.check_extent(Op::Write, offset, length, dev.device.capacity())?;
-    let chunk = limits.max_transfer_bytes;
-    let chunks: Vec<(u64, u64)> = limits.chunks(offset, length, chunk).collect();
-    let mut free = buffers(&dev, WINDOW, chunk)?;
-    let mut done = Vec::with_capacity(WINDOW);
-    let mut completed = 0;
-    let mut next = 0;
+    let chunks = Chunks::new(&dev, Op::Write, offset, length);
+    let free = buffers(&dev, WINDOW, limits.max_transfer_bytes)?;
+    let mut job = WriteJob {
+        chunks: &chunks,
+        source,
+        length,
+    };
     let start = Instant::now();
-    while completed < chunks.len() {
-        while next < chunks.len() && !free.is_empty() {
-            let (at, len) = chunks[next];
-            let mut buf = free.pop().ok_or("no buffer")?;
-            buf.truncate(len as usize);
-            source
-                .read_exact(buf.as_mut_slice())
-                .map_err(|e| format!("input ended before {length} bytes: {e}"))?;
-            dev.queue
-                .submit(dev.unit, Request::write(at, buf), next as u64)
-                .map_err(|r| r.error)?;
-            next += 1;
-        }
-        dev.queue.kick();
-        let c = wait_one(&mut dev, &mut done)?;
-        let (at, _) = chunk_of(&chunks, c.cookie)?;
-        c.result.map_err(|e| format!("write at offset {at}: {e}"))?;
-        if let Data::One(buf) = c.data {
-            free.push(buf);
-        }
-        completed += 1;
-    }
+    chunks.run(&mut dev, free, &mut job)?;
     report("wrote", length, target, offset, start);
     Ok(())
 }

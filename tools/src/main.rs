@@ -5,6 +5,7 @@ mod bench;
 mod bind;
 mod cpu;
 mod finished;
+mod inflight;
 mod info;
 mod interrupt;
 mod io;

@@ -4,6 +4,7 @@
 //! or invented), a read must return the block last written there (nothing misdirected or
 //! stale), and everything submitted must complete (nothing lost).
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -12,7 +13,8 @@ use uvio::device::AnyQueue;
 use uvio::dma::DmaBuf;
 use uvio::virtio::plan::DepthRequest;
 
-use crate::finished::{poll_into, Finished};
+use crate::finished::Finished;
+use crate::inflight::{Freed, InFlight, Job, Round, Stop};
 use crate::open::{open_device, QueueRequest, Target};
 use crate::xorshift::XorShift;
 use crate::CmdResult;
@@ -44,6 +46,15 @@ struct QueueReport {
     failures: Vec<String>,
 }
 
+impl QueueReport {
+    /// Records a failure; the first 20 are kept.
+    fn fail(&mut self, what: String) {
+        if self.failures.len() < 20 {
+            self.failures.push(what);
+        }
+    }
+}
+
 struct Slot {
     block: usize,
     op: Op,
@@ -56,6 +67,128 @@ struct Region {
     first_block: u64,
     blocks: usize,
     bs: usize,
+}
+
+/// One worker's side of the in-flight loop: random reads and writes over its region, each
+/// completion checked. A request's cookie is its slot (the index paired with its buffer).
+struct Verifier {
+    first_block: u64,
+    bs: usize,
+    rng: XorShift,
+    /// Generation last written to each block (0: never written by us, so not checked).
+    written: Vec<u64>,
+    busy: Vec<bool>,
+    slots: Vec<Option<Slot>>,
+    next_generation: u64,
+    report: QueueReport,
+}
+
+impl Verifier {
+    fn offset(&self, block: usize) -> u64 {
+        (self.first_block + block as u64) * self.bs as u64
+    }
+
+    /// Checks a read of `slot` that completed with `data`.
+    fn check_read(&mut self, slot: &Slot, data: &[u8]) {
+        let offset = self.offset(slot.block);
+        // Blocks are at least 64 bytes (checked in `run`): the header is there.
+        let at = u64::from_le_bytes(data[8..16].try_into().expect("8 bytes"));
+        let generation = u64::from_le_bytes(data[16..24].try_into().expect("8 bytes"));
+        if at != offset {
+            self.report.fail(format!(
+                "read at {offset} returned the block written at {at} (misdirected)"
+            ));
+        } else if generation != slot.generation {
+            self.report.fail(format!(
+                "read at {offset} returned generation {generation}, expected {} (stale)",
+                slot.generation
+            ));
+        } else {
+            let mut expected = vec![0u8; self.bs];
+            fill(&mut expected, offset, slot.generation);
+            if expected != data {
+                self.report.fail(format!(
+                    "read at {offset}: payload differs from what was written"
+                ));
+            } else {
+                self.report.reads_verified += 1;
+            }
+        }
+    }
+}
+
+impl Job for Verifier {
+    type Buf = (usize, DmaBuf);
+    /// Failures are counted in the report, never the end of the loop.
+    type Error = Infallible;
+
+    fn request(
+        &mut self,
+        _seq: u64,
+        (slot, mut buf): Self::Buf,
+    ) -> Result<(Request, u64), Infallible> {
+        let blocks = self.busy.len();
+        let block = loop {
+            let b = (self.rng.next() % blocks as u64) as usize;
+            if !self.busy[b] {
+                break b;
+            }
+        };
+        let offset = self.offset(block);
+        let write = self.written[block] == 0 || self.rng.next().is_multiple_of(2);
+        let (op, generation) = if write {
+            let g = self.next_generation;
+            self.next_generation += 1;
+            fill(buf.as_mut_slice(), offset, g);
+            (Op::Write, g)
+        } else {
+            buf.as_mut_slice().fill(0xa5);
+            (Op::Read, self.written[block])
+        };
+        let request = if write {
+            Request::write(offset, buf)
+        } else {
+            Request::read(offset, buf)
+        };
+        // Marked before the submission: a refused one ends the worker.
+        self.busy[block] = true;
+        self.slots[slot] = Some(Slot {
+            block,
+            op,
+            generation,
+        });
+        Ok((request, slot as u64))
+    }
+
+    fn finished(&mut self, c: Finished) -> Result<Freed<Self::Buf>, Infallible> {
+        self.report.completed += 1;
+        let index = c.cookie as usize;
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::take) else {
+            self.report.fail(format!(
+                "completion for cookie {} which is not in flight (duplicated or invented)",
+                c.cookie
+            ));
+            return Ok(Freed::Lost);
+        };
+        self.busy[slot.block] = false;
+        let Data::One(buf) = c.data else {
+            self.report.fail("completion without its buffer".into());
+            return Ok(Freed::Lost);
+        };
+        match (&c.result, slot.op) {
+            (Err(e), _) => {
+                let offset = self.offset(slot.block);
+                self.report
+                    .fail(format!("{} at {offset}: {e}", slot.op.name()));
+            }
+            (Ok(_), Op::Write) => {
+                self.written[slot.block] = slot.generation;
+                self.report.writes += 1;
+            }
+            (Ok(_), _) => self.check_read(&slot, buf.as_slice()),
+        }
+        Ok(Freed::Now((index, buf)))
+    }
 }
 
 fn worker(
@@ -72,138 +205,36 @@ fn worker(
         bs,
     } = region;
     let depth = buffers.len();
-    let mut report = QueueReport {
-        queue: queue.index(),
-        ..Default::default()
-    };
     // The queue may have served requests before (the serial number at open).
     let before = queue.stats();
-    let mut rng =
-        XorShift(seed ^ (u64::from(queue.index()) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    // Generation last written to each block (0: never written by us, so not checked).
-    let mut written = vec![0u64; blocks];
-    let mut busy = vec![false; blocks];
-    let mut slots: Vec<Option<Slot>> = (0..depth).map(|_| None).collect();
-    let mut free: Vec<DmaBuf> = buffers;
-    let mut free_slots: Vec<usize> = (0..depth).rev().collect();
-    let mut done: Vec<Finished> = Vec::with_capacity(depth);
-    let mut next_generation = 1u64;
-    let mut issued = 0u64;
-    let fail = |report: &mut QueueReport, what: String| {
-        if report.failures.len() < 20 {
-            report.failures.push(what);
-        }
+    let mut job = Verifier {
+        first_block,
+        bs,
+        rng: XorShift(seed ^ (u64::from(queue.index()) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+        written: vec![0u64; blocks],
+        busy: vec![false; blocks],
+        slots: (0..depth).map(|_| None).collect(),
+        next_generation: 1,
+        report: QueueReport {
+            queue: queue.index(),
+            ..Default::default()
+        },
     };
-    let mut last_progress = Instant::now();
-    while report.completed < issued || issued < ios {
-        // Top up to `depth` in flight.
-        while issued < ios {
-            let Some(slot) = free_slots.pop() else { break };
-            let block = loop {
-                let b = (rng.next() % blocks as u64) as usize;
-                if !busy[b] {
-                    break b;
-                }
-            };
-            let mut buf = free.pop().expect("one buffer per free slot");
-            let offset = (first_block + block as u64) * bs as u64;
-            let write = written[block] == 0 || rng.next().is_multiple_of(2);
-            let (op, generation) = if write {
-                let g = next_generation;
-                next_generation += 1;
-                fill(buf.as_mut_slice(), offset, g);
-                (Op::Write, g)
-            } else {
-                buf.as_mut_slice().fill(0xa5);
-                (Op::Read, written[block])
-            };
-            let request = if write {
-                Request::write(offset, buf)
-            } else {
-                Request::read(offset, buf)
-            };
-            match queue.submit(unit, request, slot as u64) {
-                Ok(_) => {
-                    busy[block] = true;
-                    slots[slot] = Some(Slot {
-                        block,
-                        op,
-                        generation,
-                    });
-                    issued += 1;
-                }
-                Err(rejected) => {
-                    fail(&mut report, format!("submit refused: {}", rejected.error));
-                    return report;
-                }
-            }
+    // Slot 0 goes with the last buffer, the first to be used.
+    let pool = (0..depth).rev().zip(buffers).collect();
+    let round = Round::All {
+        stall: DRAIN_TIMEOUT,
+    };
+    let ran = InFlight::new((&mut queue, unit), pool).run(&mut job, ios, round);
+    let mut report = job.report;
+    match ran {
+        Ok(()) => {}
+        Err(Stop::Job(never)) => match never {},
+        Err(Stop::Refused(e)) => {
+            report.fail(format!("submit refused: {e}"));
+            return report;
         }
-        queue.kick();
-        poll_into(&mut queue, &mut done);
-        if !done.is_empty() {
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > DRAIN_TIMEOUT {
-            let lost = issued - report.completed;
-            fail(
-                &mut report,
-                format!("{lost} requests never completed (lost)"),
-            );
-            break;
-        }
-        for c in done.drain(..) {
-            report.completed += 1;
-            let Some(slot) = slots.get_mut(c.cookie as usize).and_then(Option::take) else {
-                fail(
-                    &mut report,
-                    format!(
-                        "completion for cookie {} which is not in flight (duplicated or invented)",
-                        c.cookie
-                    ),
-                );
-                continue;
-            };
-            free_slots.push(c.cookie as usize);
-            busy[slot.block] = false;
-            let Data::One(buf) = c.data else {
-                fail(&mut report, "completion without its buffer".into());
-                continue;
-            };
-            let offset = (first_block + slot.block as u64) * bs as u64;
-            match (&c.result, slot.op) {
-                (Err(e), _) => fail(&mut report, format!("{} at {offset}: {e}", slot.op.name())),
-                (Ok(_), Op::Write) => {
-                    written[slot.block] = slot.generation;
-                    report.writes += 1;
-                }
-                (Ok(_), _) => {
-                    let data = buf.as_slice();
-                    let at = u64::from_le_bytes(data[8..16].try_into().expect("8 bytes"));
-                    let generation = u64::from_le_bytes(data[16..24].try_into().expect("8 bytes"));
-                    if at != offset {
-                        fail(
-                            &mut report,
-                            format!(
-                                "read at {offset} returned the block written at {at} (misdirected)"
-                            ),
-                        );
-                    } else if generation != slot.generation {
-                        fail(&mut report, format!("read at {offset} returned generation {generation}, expected {} (stale)", slot.generation));
-                    } else {
-                        let mut expected = vec![0u8; bs];
-                        fill(&mut expected, offset, slot.generation);
-                        if expected != data {
-                            fail(
-                                &mut report,
-                                format!("read at {offset}: payload differs from what was written"),
-                            );
-                        } else {
-                            report.reads_verified += 1;
-                        }
-                    }
-                }
-            }
-            free.push(buf);
-        }
+        Err(lost @ Stop::Stalled(_)) => report.fail(lost.to_string()),
     }
     let stats = queue.stats();
     report.submitted = stats.submitted - before.submitted;
