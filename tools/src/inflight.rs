@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use uvio::block::{HwQueue, IoError, Request, Unit};
+use uvio::block::{IoError, Request, Unit};
+use uvio::device::AnyQueue;
 
 use crate::finished::{poll_into, Finished};
 
@@ -25,7 +26,7 @@ pub trait Lane {
     fn poll_into(&mut self, out: &mut Vec<Finished>);
 }
 
-impl Lane for (&mut HwQueue<u64>, Unit) {
+impl Lane for (&mut AnyQueue<u64>, Unit) {
     fn submit(&mut self, request: Request, cookie: u64) -> Result<(), IoError> {
         // A refused request takes its buffer with it: the tool stops at a refusal.
         self.0
@@ -280,7 +281,11 @@ mod tests {
                 }
                 let cookie = self.visible.remove(0);
                 let result = if self.fail.contains(&cookie) {
-                    Err(IoError::Device(format!("cookie {cookie} failed")))
+                    // The cookie in the error tells the failures apart.
+                    Err(IoError::ShortTransfer {
+                        written: cookie as u32,
+                        expected: 4096,
+                    })
                 } else {
                     Ok(0)
                 };
@@ -385,7 +390,10 @@ mod tests {
         let mut job = Record::default();
         let error = run(&mut fake, &mut job, 9, Round::One).unwrap_err();
         // The poll found all three; 102 went out first and the round topped up.
-        assert_eq!(error, "cookie 101 failed");
+        assert_eq!(
+            error,
+            "the device reported 101 bytes written, expected 4096"
+        );
         assert_eq!(job.finished, [102, 101]);
     }
 
