@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::blk::encoder::BlkEncoder;
 use crate::blk::{BlkError, BlkOptions, VirtioBlk};
-use crate::block::{BlockDevice, HwQueue, IoError, Request, RequestEncoder, Slot, Unit};
+use crate::block::{BlockDevice, HwQueue, IoError, RequestEncoder, TagRequest, Unit};
 use crate::dma::DmaSpace;
 use crate::pci::{PciAddress, PciError, Sysfs};
 use crate::scsi::encoder::ScsiEncoder;
@@ -115,35 +115,24 @@ impl RequestEncoder for AnyEncoder {
     #[inline]
     fn encode(
         &mut self,
-        tag: u16,
-        slot: &Slot<'_>,
-        unit: Unit,
-        request: &Request,
-        command: Option<&ScsiPassthrough>,
+        at: TagRequest<'_, ScsiPassthrough>,
         segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
         match self {
-            AnyEncoder::Blk(e) => {
-                let command = blk_command(command)?;
-                e.encode(tag, slot, unit, request, command, segments)
-            }
-            AnyEncoder::Scsi(e) => e.encode(tag, slot, unit, request, command, segments),
+            AnyEncoder::Blk(e) => e.encode(at.with_command(blk_command(at.command)?), segments),
+            AnyEncoder::Scsi(e) => e.encode(at, segments),
         }
     }
 
     #[inline]
     fn decode(
         &mut self,
-        tag: u16,
-        slot: &Slot<'_>,
-        unit: Unit,
-        request: &Request,
-        command: Option<&ScsiPassthrough>,
+        at: TagRequest<'_, ScsiPassthrough>,
         written: u32,
     ) -> Result<u64, IoError> {
         match self {
-            AnyEncoder::Blk(e) => e.decode(tag, slot, unit, request, None, written),
-            AnyEncoder::Scsi(e) => e.decode(tag, slot, unit, request, command, written),
+            AnyEncoder::Blk(e) => e.decode(at.with_command(None), written),
+            AnyEncoder::Scsi(e) => e.decode(at, written),
         }
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::block::request::data_segments;
-use crate::block::{IoError, Limits, Op, Request, RequestEncoder, Slot, Unit};
+use crate::block::{IoError, Limits, Op, RequestEncoder, TagRequest, Unit};
 use crate::virtio::queue::{ChainSink, Segment};
 
 const VIRTIO_BLK_T_IN: u32 = 0;
@@ -72,13 +72,15 @@ impl RequestEncoder for BlkEncoder {
     #[inline]
     fn encode(
         &mut self,
-        _tag: u16,
-        slot: &Slot<'_>,
-        unit: Unit,
-        request: &Request,
-        _command: Option<&Infallible>,
+        at: TagRequest<'_, Infallible>,
         segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
+        let TagRequest {
+            slot,
+            unit,
+            request,
+            ..
+        } = at;
         self.limits
             .check(request, self.capacity.load(Ordering::Acquire))?;
         // A virtio-blk disk is its only unit.
@@ -135,15 +137,8 @@ impl RequestEncoder for BlkEncoder {
     }
 
     #[inline]
-    fn decode(
-        &mut self,
-        _tag: u16,
-        slot: &Slot<'_>,
-        _unit: Unit,
-        request: &Request,
-        _command: Option<&Infallible>,
-        written: u32,
-    ) -> Result<u64, IoError> {
+    fn decode(&mut self, at: TagRequest<'_, Infallible>, written: u32) -> Result<u64, IoError> {
+        let TagRequest { slot, request, .. } = at;
         match slot.get::<u8>(STATUS) {
             VIRTIO_BLK_S_OK => {}
             VIRTIO_BLK_S_IOERR => return Err(IoError::DeviceIo),

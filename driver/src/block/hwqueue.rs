@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::encoder::RequestEncoder;
+use super::encoder::{RequestEncoder, TagRequest};
 use super::request::{Data, Done, IoError, Rejected, Request, Unit};
 use super::slot::SlotArea;
 use super::tags::FreeTags;
@@ -460,14 +460,14 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
                 continue;
             };
             let slot = self.slots.slot(tag);
-            let result = self.encoder.decode(
+            let at = TagRequest {
                 tag,
-                &slot,
-                record.unit,
-                &record.request,
-                record.command.as_ref(),
-                used.written,
-            );
+                slot: &slot,
+                unit: record.unit,
+                request: &record.request,
+                command: record.command.as_ref(),
+            };
+            let result = self.encoder.decode(at, used.written);
             if let Err(error) = &result {
                 if record.retries < MAX_RETRIES
                     && self.encoder.retryable(error)
@@ -559,19 +559,24 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             });
         }
         let slot = self.slots.slot(tag);
+        let at = TagRequest {
+            tag,
+            slot: &slot,
+            unit,
+            request,
+            command,
+        };
         let depth = self.tags.depth();
         let added = match &mut self.ring {
             Ring::Split(q) => {
                 // Straight into the tag's slot of the ring: no intermediate list.
                 let mut chain = q.chain_at(tag).map_err(|e| add_error(depth, request, e))?;
-                self.encoder
-                    .encode(tag, &slot, unit, request, command, &mut chain)?;
+                self.encoder.encode(at, &mut chain)?;
                 chain.finish(u64::from(tag))
             }
             Ring::Packed(q) => {
                 self.segments.clear();
-                self.encoder
-                    .encode(tag, &slot, unit, request, command, &mut self.segments)?;
+                self.encoder.encode(at, &mut self.segments)?;
                 q.add_at(tag, &self.segments, u64::from(tag))
             }
         };

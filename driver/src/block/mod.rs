@@ -12,7 +12,7 @@ pub mod tag_set;
 pub mod tags;
 
 pub use device::{BlockDevice, Limits};
-pub use encoder::RequestEncoder;
+pub use encoder::{RequestEncoder, TagRequest};
 pub use hwqueue::{HwQueue, QueueStats, CONTROL_TIMEOUT};
 pub use request::{Data, Done, IoError, Op, ProtocolError, Rejected, Request, Unit};
 pub use slot::Slot;

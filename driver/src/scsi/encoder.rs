@@ -9,7 +9,7 @@ use super::passthrough::ScsiPassthrough;
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, CmdResp, CMD_REQ_LEN, CMD_RESP_LEN, SENSE_SIZE};
 use crate::block::request::data_segments;
-use crate::block::{IoError, Op, Request, RequestEncoder, Slot, Unit};
+use crate::block::{IoError, Op, RequestEncoder, Slot, TagRequest, Unit};
 use crate::dma::DmaBuf;
 use crate::scsi_proto::cdb::{self, UnmapDescriptor};
 use crate::scsi_proto::sense::{ScsiStatus, SenseData, SenseKey};
@@ -129,13 +129,16 @@ impl RequestEncoder for ScsiEncoder {
     #[inline]
     fn encode(
         &mut self,
-        tag: u16,
-        slot: &Slot<'_>,
-        unit: Unit,
-        request: &Request,
-        passthrough: Option<&ScsiPassthrough>,
+        at: TagRequest<'_, ScsiPassthrough>,
         segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
+        let TagRequest {
+            tag,
+            slot,
+            unit,
+            request,
+            command: passthrough,
+        } = at;
         let op = request.op.name();
         let (lun_field, command, data_in, budgeted) = if let Some(command) = passthrough {
             // Passthrough to a LUN addressed directly (the scan): no unit, no budget.
@@ -275,13 +278,16 @@ impl RequestEncoder for ScsiEncoder {
     #[inline]
     fn decode(
         &mut self,
-        _tag: u16,
-        slot: &Slot<'_>,
-        unit: Unit,
-        request: &Request,
-        command: Option<&ScsiPassthrough>,
+        at: TagRequest<'_, ScsiPassthrough>,
         written: u32,
     ) -> Result<u64, IoError> {
+        let TagRequest {
+            slot,
+            unit,
+            request,
+            command,
+            ..
+        } = at;
         self.release(unit, command);
         let resp = check_response(slot)?;
         let data = request.data.len();
