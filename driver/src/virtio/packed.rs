@@ -25,12 +25,12 @@
 //! Used flags with the wrong wrap counter (AVAIL != USED, or both equal to the other pass's
 //! counter) are not a fault: per the spec the descriptor is simply not used yet.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU16, Ordering};
 
 use super::queue::{
     AddError, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
 };
+use super::ring_core::RingCore;
 
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
@@ -115,9 +115,7 @@ struct Pending {
 /// A packed virtqueue in shared memory.
 #[derive(Debug)]
 pub struct PackedQueue {
-    memory: Box<dyn SharedMemory>,
-    base: NonNull<u8>,
-    iova: u64,
+    core: RingCore,
     layout: PackedLayout,
     event_idx: bool,
     /// Chains allowed in flight at once (the tag depth of the queue's owner). With indirect
@@ -142,16 +140,7 @@ pub struct PackedQueue {
     pending_len: u16,
     /// Ring descriptors added since the last publish, for the event suppression test.
     pending_descriptors: u16,
-    in_flight: u16,
-    fault: Option<QueueFault>,
-    /// Used lengths beyond a chain's writable buffers: a fault, or clamped (see
-    /// [`PackedQueue::clamp_used_len`]).
-    clamp_used_len: bool,
 }
-
-// SAFETY: the queue owns its memory handle; the raw pointer only points into it. A queue is
-// used by one thread at a time (`&mut self` on every operation that touches the ring).
-unsafe impl Send for PackedQueue {}
 
 /// The AVAIL/USED bits of a descriptor the driver makes available with wrap counter `wrap`.
 fn avail_bits(wrap: bool) -> u16 {
@@ -203,19 +192,10 @@ impl PackedQueue {
         event_idx: bool,
         depth: u16,
     ) -> Option<Self> {
-        if memory.len() < layout.total
-            || !memory.iova().is_multiple_of(16)
-            || !(memory.ptr().as_ptr() as usize).is_multiple_of(16)
-        {
-            return None;
-        }
+        let core = RingCore::new(memory, layout.total)?;
         let n = layout.size;
-        let base = memory.ptr();
-        let iova = memory.iova();
         let queue = PackedQueue {
-            memory,
-            base,
-            iova,
+            core,
             layout,
             event_idx,
             depth: depth.clamp(1, n),
@@ -231,25 +211,23 @@ impl PackedQueue {
             pending: vec![Pending::default(); usize::from(n)],
             pending_len: 0,
             pending_descriptors: 0,
-            in_flight: 0,
-            fault: None,
-            clamp_used_len: false,
         };
         // Start from a clean ring and event areas even if the memory was recycled: a stale
         // descriptor must not look available to the device.
         for offset in (0..layout.device_event + EVENT_SIZE).step_by(4) {
-            queue.write_u32(offset, 0);
+            queue.core.write_u32(offset, 0);
         }
         // Polled: the device need not send used buffer notifications.
-        queue.write_u16(layout.driver_event + 2, RING_EVENT_FLAGS_DISABLE);
+        queue
+            .core
+            .write_u16(layout.driver_event + 2, RING_EVENT_FLAGS_DISABLE);
         Some(queue)
     }
 
     /// Clamps a used length beyond the chain's writable buffers instead of breaking the
-    /// queue (QEMU's virtio-scsi counts a WRITE's data in the used length); ids are still
-    /// checked strictly.
+    /// queue (virtio-scsi; see [`RingCore::check_written`]).
     pub fn clamp_used_len(mut self) -> Self {
-        self.clamp_used_len = true;
+        self.core.clamp_used_len = true;
         self
     }
 
@@ -258,42 +236,12 @@ impl PackedQueue {
     }
 
     pub fn memory(&self) -> &dyn SharedMemory {
-        self.memory.as_ref()
-    }
-
-    fn at(&self, offset: usize) -> *mut u8 {
-        debug_assert!(offset < self.layout.total);
-        // SAFETY: every offset used is inside the layout, which fits in the memory.
-        unsafe { self.base.as_ptr().add(offset) }
-    }
-
-    fn write_u16(&self, offset: usize, value: u16) {
-        // SAFETY: in bounds (see `at`) and 2-aligned: all ring fields are.
-        unsafe { self.at(offset).cast::<u16>().write_volatile(value.to_le()) }
-    }
-
-    fn write_u32(&self, offset: usize, value: u32) {
-        // SAFETY: in bounds and 4-aligned (callers pass descriptor fields or event areas).
-        unsafe { self.at(offset).cast::<u32>().write_volatile(value.to_le()) }
-    }
-
-    fn read_u16(&self, offset: usize) -> u16 {
-        // SAFETY: as for `write_u16`.
-        u16::from_le(unsafe { self.at(offset).cast::<u16>().read_volatile() })
-    }
-
-    fn read_u32(&self, offset: usize) -> u32 {
-        // SAFETY: as for `write_u32`.
-        u32::from_le(unsafe { self.at(offset).cast::<u32>().read_volatile() })
+        self.core.memory()
     }
 
     /// The flags of ring descriptor `slot`, which the device writes concurrently.
     fn flags_atomic(&self, slot: u16) -> &AtomicU16 {
-        let offset = usize::from(slot) * DESC_SIZE + 14;
-        // SAFETY: slot < size, so in bounds; 2-aligned (base is 16-aligned); the device
-        // accesses the field concurrently, which is what atomics are for, and the memory
-        // lives as long as `self`.
-        unsafe { AtomicU16::from_ptr(self.at(offset).cast::<u16>()) }
+        self.core.atomic_u16(usize::from(slot) * DESC_SIZE + 14)
     }
 
     /// Writes the descriptor at byte `offset` with two 8-byte stores: addr, then len, id and
@@ -301,15 +249,8 @@ impl PackedQueue {
     /// used; `publish` writes its real flags.
     #[inline]
     fn write_desc(&self, offset: usize, segment: &Segment, id: u16, flags: u16) {
-        let p = self.at(offset);
         let tail = u64::from(segment.len) | u64::from(id) << 32 | u64::from(flags) << 48;
-        // SAFETY: the descriptor lies in the ring or in an indirect table of the layout
-        // (offset + 16 <= total by construction) and is 16-aligned; the device does not
-        // read it until its head's flags are published.
-        unsafe {
-            p.cast::<u64>().write_volatile(segment.iova.to_le());
-            p.add(8).cast::<u64>().write_volatile(tail.to_le());
-        }
+        self.core.write_descriptor(offset, segment.iova, tail);
     }
 
     fn take_id(&mut self) -> u16 {
@@ -337,12 +278,6 @@ impl PackedQueue {
         }
         (slot, bits)
     }
-
-    fn break_queue(&mut self, fault: QueueFault) -> QueueFault {
-        log::error!("virtqueue broken: {fault}");
-        self.fault = Some(fault);
-        fault
-    }
 }
 
 impl PackedQueue {
@@ -363,7 +298,7 @@ impl PackedQueue {
     /// once the chain is known to fit.
     #[inline]
     fn place(&mut self, id: Option<u16>, segments: &[Segment], token: u64) -> Result<(), AddError> {
-        if let Some(fault) = self.fault {
+        if let Some(fault) = self.core.fault {
             return Err(AddError::Broken(fault));
         }
         let n = segments.len();
@@ -371,7 +306,7 @@ impl PackedQueue {
             return Err(AddError::Empty);
         }
         let free = usize::from(self.num_free);
-        let others = usize::from(self.depth.saturating_sub(self.in_flight + 1));
+        let others = usize::from(self.depth.saturating_sub(self.core.in_flight + 1));
         let indirect_ok = self.layout.indirect_max > 0 && n > 1;
         // Direct when the chain fits and, if indirect tables exist, enough descriptors remain
         // for every other chain the owner may still add; indirect otherwise.
@@ -440,7 +375,7 @@ impl PackedQueue {
             let (slot, bits) = self.take_slot();
             head = slot;
             head_flags = bits | DESC_F_INDIRECT;
-            let table_iova = self.iova + table as u64;
+            let table_iova = self.core.iova() + table as u64;
             self.write_desc(
                 usize::from(slot) * DESC_SIZE,
                 &Segment::readable(table_iova, (n * DESC_SIZE) as u32),
@@ -466,7 +401,7 @@ impl PackedQueue {
         self.pending_len += 1;
         self.pending_descriptors += descriptors;
         self.num_free -= descriptors;
-        self.in_flight += 1;
+        self.core.in_flight += 1;
         Ok(())
     }
 }
@@ -492,7 +427,7 @@ impl Virtqueue for PackedQueue {
 
     #[inline]
     fn publish_up_to(&mut self, max: u16) -> bool {
-        if self.pending_len == 0 || self.fault.is_some() || max == 0 {
+        if self.pending_len == 0 || self.core.fault.is_some() || max == 0 {
             return false;
         }
         // Release: every descriptor written by `add` is visible before any head's flags.
@@ -525,7 +460,7 @@ impl Virtqueue for PackedQueue {
         // state, or a notification can be lost (the kernel's virtqueue_kick_prepare_packed).
         fence(Ordering::SeqCst);
         // One read, so offset and flags are a consistent pair.
-        let event = self.read_u32(self.layout.device_event);
+        let event = self.core.read_u32(self.layout.device_event);
         let event_off_wrap = event as u16;
         match (event >> 16) as u16 {
             RING_EVENT_FLAGS_ENABLE => true,
@@ -546,7 +481,7 @@ impl Virtqueue for PackedQueue {
 
     #[inline]
     fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
-        if let Some(fault) = self.fault {
+        if let Some(fault) = self.core.fault {
             return Some(Err(fault));
         }
         let slot = self.last_used;
@@ -554,10 +489,10 @@ impl Virtqueue for PackedQueue {
         if !is_used(flags, self.used_wrap) {
             return None;
         }
-        let published = self.in_flight - self.pending_len;
+        let published = self.core.in_flight - self.pending_len;
         if published == 0 {
             let (now, now_wrap) = advance(slot, self.used_wrap, 1, self.layout.size);
-            return Some(Err(self.break_queue(QueueFault::IndexJump {
+            return Some(Err(self.core.break_queue(QueueFault::IndexJump {
                 last: off_wrap(slot, self.used_wrap),
                 now: off_wrap(now, now_wrap),
                 in_flight: published,
@@ -565,32 +500,27 @@ impl Virtqueue for PackedQueue {
         }
         // The Acquire load above orders these reads after the device's flag write.
         let offset = usize::from(slot) * DESC_SIZE;
-        let written = self.read_u32(offset + 8);
-        let id = self.read_u16(offset + 12);
+        let written = self.core.read_u32(offset + 8);
+        let id = self.core.read_u16(offset + 12);
         if id >= self.layout.size {
-            return Some(Err(self.break_queue(QueueFault::IdOutOfRange {
+            return Some(Err(self.core.break_queue(QueueFault::IdOutOfRange {
                 id: u32::from(id),
                 size: self.layout.size,
             })));
         }
         let chain = self.chains[usize::from(id)];
         if chain.descriptors == 0 || !chain.published {
-            return Some(Err(
-                self.break_queue(QueueFault::NotInFlight { id: u32::from(id) })
-            ));
+            return Some(Err(self
+                .core
+                .break_queue(QueueFault::NotInFlight { id: u32::from(id) })));
         }
-        let written = if self.clamp_used_len {
-            written.min(chain.writable)
-        } else {
-            written
+        let written = match self
+            .core
+            .check_written(u32::from(id), written, chain.writable)
+        {
+            Ok(written) => written,
+            Err(fault) => return Some(Err(fault)),
         };
-        if written > chain.writable {
-            return Some(Err(self.break_queue(QueueFault::LengthTooLong {
-                id: u32::from(id),
-                written,
-                capacity: chain.writable,
-            })));
-        }
         // The device skips the rest of the chain's slots: its next used descriptor goes
         // `descriptors` slots on.
         (self.last_used, self.used_wrap) =
@@ -601,7 +531,7 @@ impl Virtqueue for PackedQueue {
         if chain.pooled {
             self.put_id(id);
         }
-        self.in_flight -= 1;
+        self.core.in_flight -= 1;
         Some(Ok(UsedChain {
             token: chain.token,
             written,
@@ -614,11 +544,11 @@ impl Virtqueue for PackedQueue {
     }
 
     fn in_flight(&self) -> u16 {
-        self.in_flight
+        self.core.in_flight
     }
 
     fn fault(&self) -> Option<QueueFault> {
-        self.fault
+        self.core.fault
     }
 
     fn size(&self) -> u16 {
@@ -627,9 +557,9 @@ impl Virtqueue for PackedQueue {
 
     fn addresses(&self) -> QueueAddresses {
         QueueAddresses {
-            descriptors: self.iova,
-            driver: self.iova + self.layout.driver_event as u64,
-            device: self.iova + self.layout.device_event as u64,
+            descriptors: self.core.iova(),
+            driver: self.core.iova() + self.layout.driver_event as u64,
+            device: self.core.iova() + self.layout.device_event as u64,
         }
     }
 }
@@ -677,9 +607,9 @@ pub(crate) mod tests {
     impl FakePackedDevice {
         pub fn new(queue: &PackedQueue) -> Self {
             FakePackedDevice {
-                base: queue.base.as_ptr(),
-                iova: queue.iova,
-                len: queue.memory.len(),
+                base: queue.memory().ptr().as_ptr(),
+                iova: queue.memory().iova(),
+                len: queue.memory().len(),
                 layout: queue.layout,
                 next_avail: 0,
                 avail_wrap: true,

@@ -12,12 +12,12 @@
 //! used ring's id and length, and those are checked. Shared fields are accessed with volatile
 //! or atomic operations only.
 
-use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU16, Ordering};
+use std::sync::atomic::{fence, Ordering};
 
 use super::queue::{
     AddError, ChainSink, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
 };
+use super::ring_core::RingCore;
 
 const DESC_F_NEXT: u16 = 1;
 const DESC_F_WRITE: u16 = 2;
@@ -25,6 +25,12 @@ const DESC_F_INDIRECT: u16 = 4;
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 const USED_F_NO_NOTIFY: u16 = 1;
 const DESC_SIZE: usize = 16;
+
+/// A descriptor's len, flags and next as one little-endian word.
+#[inline(always)]
+fn desc_tail(len: u32, flags: u16, next: u16) -> u64 {
+    u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48
+}
 
 /// Byte offsets of the areas of a split queue inside its memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +85,7 @@ struct Chain {
 /// A split virtqueue in shared memory.
 #[derive(Debug)]
 pub struct SplitQueue {
-    memory: Box<dyn SharedMemory>,
-    base: NonNull<u8>,
-    iova: u64,
+    core: RingCore,
     layout: SplitLayout,
     event_idx: bool,
     /// The slot each ring descriptor heads (`u16::MAX`: none), for completions.
@@ -95,16 +99,7 @@ pub struct SplitQueue {
     published_idx: u16,
     /// Next used slot to read (free-running).
     last_used: u16,
-    in_flight: u16,
-    fault: Option<QueueFault>,
-    /// Used lengths beyond a chain's writable buffers: a fault, or clamped (see
-    /// [`SplitQueue::clamp_used_len`]).
-    clamp_used_len: bool,
 }
-
-// SAFETY: the queue owns its memory handle; the raw pointer only points into it. A queue is
-// used by one thread at a time (`&mut self` on every operation that touches the rings).
-unsafe impl Send for SplitQueue {}
 
 /// Descriptors per chain slot for a ring of `size` entries and `depth` chains in flight: the
 /// largest power of two that gives every chain a slot of its own.
@@ -123,9 +118,7 @@ impl SplitQueue {
         event_idx: bool,
         depth: u16,
     ) -> Option<Self> {
-        if memory.len() < layout.total || !memory.iova().is_multiple_of(16) {
-            return None;
-        }
+        let core = RingCore::new(memory, layout.total)?;
         // Uniform slots give every chain `stride` descriptors. When that is fewer than a
         // one-buffer request needs (a header, the data and a status: 3, so 4) and tables
         // exist, the first slots get 4 and the rest one (each chain in its table): as many
@@ -155,12 +148,8 @@ impl SplitQueue {
                 }
             })
             .collect();
-        let base = memory.ptr();
-        let iova = memory.iova();
         let queue = SplitQueue {
-            memory,
-            base,
-            iova,
+            core,
             layout,
             event_idx,
             slot_at: {
@@ -175,25 +164,20 @@ impl SplitQueue {
             avail_idx: 0,
             published_idx: 0,
             last_used: 0,
-            in_flight: 0,
-            fault: None,
-            clamp_used_len: false,
         };
         if event_idx {
             queue.push_used_event();
         } else {
             // Polled: the device need not interrupt. (With EVENT_IDX, used_event does this.)
-            queue.write_u16(layout.avail, AVAIL_F_NO_INTERRUPT);
+            queue.core.write_u16(layout.avail, AVAIL_F_NO_INTERRUPT);
         }
         Some(queue)
     }
 
     /// Clamps a used length beyond the chain's writable buffers instead of breaking the
-    /// queue. QEMU's virtio-scsi counts the data of a WRITE in the used length (it adds the
-    /// data-out size to the response size), so for virtio-scsi the length is a hint only;
-    /// ids are still checked strictly.
+    /// queue (virtio-scsi; see [`RingCore::check_written`]).
     pub fn clamp_used_len(mut self) -> Self {
-        self.clamp_used_len = true;
+        self.core.clamp_used_len = true;
         self
     }
 
@@ -202,7 +186,7 @@ impl SplitQueue {
     }
 
     pub fn memory(&self) -> &dyn SharedMemory {
-        self.memory.as_ref()
+        self.core.memory()
     }
 
     /// Chain slots (at least the depth given to `new`).
@@ -215,64 +199,25 @@ impl SplitQueue {
         self.chains.first().map_or(0, |c| c.room)
     }
 
-    fn at(&self, offset: usize) -> *mut u8 {
-        debug_assert!(offset < self.layout.total);
-        // SAFETY: every offset used is inside the layout, which fits in the memory.
-        unsafe { self.base.as_ptr().add(offset) }
-    }
-
-    fn write_u16(&self, offset: usize, value: u16) {
-        // SAFETY: in bounds (see `at`) and 2-aligned: all ring fields are.
-        unsafe { self.at(offset).cast::<u16>().write_volatile(value.to_le()) }
-    }
-
-    fn read_u16(&self, offset: usize) -> u16 {
-        // SAFETY: as for `write_u16`.
-        u16::from_le(unsafe { self.at(offset).cast::<u16>().read_volatile() })
-    }
-
-    fn read_u32(&self, offset: usize) -> u32 {
-        // SAFETY: in bounds and 4-aligned (used ring elements).
-        u32::from_le(unsafe { self.at(offset).cast::<u32>().read_volatile() })
-    }
-
-    fn atomic_u16(&self, offset: usize) -> &AtomicU16 {
-        // SAFETY: in bounds and 2-aligned; the device accesses this index concurrently, which
-        // is what atomics are for, and the memory lives as long as `self`.
-        unsafe { AtomicU16::from_ptr(self.at(offset).cast::<u16>()) }
-    }
-
     #[inline]
     fn write_desc(&self, table: usize, index: u16, segment: &Segment, flags: u16, next: u16) {
-        let p = self.at(table + usize::from(index) * DESC_SIZE);
         let flags = flags
             | if segment.device_writes {
                 DESC_F_WRITE
             } else {
                 0
             };
-        // len, flags and next in one little-endian word: two stores per descriptor, not four
-        // (each guest store costs a softmmu lookup under TCG).
-        let tail = u64::from(segment.len) | u64::from(flags) << 32 | u64::from(next) << 48;
-        // SAFETY: the descriptor lies in the table (index < table size by construction) and
-        // is 16-aligned; the device does not read it until the chain is published.
-        unsafe {
-            p.cast::<u64>().write_volatile(segment.iova.to_le());
-            p.add(8).cast::<u64>().write_volatile(tail.to_le());
-        }
+        let offset = table + usize::from(index) * DESC_SIZE;
+        self.core
+            .write_descriptor(offset, segment.iova, desc_tail(segment.len, flags, next));
     }
 
     /// Keeps `used_event` half the index space ahead, so the device never decides that an
     /// interrupt is due: completions are polled.
     fn push_used_event(&self) {
         let used_event = self.layout.avail + 4 + 2 * usize::from(self.layout.size);
-        self.write_u16(used_event, self.avail_idx.wrapping_add(0x8000));
-    }
-
-    fn break_queue(&mut self, fault: QueueFault) -> QueueFault {
-        log::error!("virtqueue broken: {fault}");
-        self.fault = Some(fault);
-        fault
+        self.core
+            .write_u16(used_event, self.avail_idx.wrapping_add(0x8000));
     }
 
     /// Writes a chain into slot `slot` (a tag of the queue's owner, below [`slots`]) without
@@ -294,14 +239,14 @@ impl SplitQueue {
     /// are pushed, and [`SplitChain::finish`] queues it (not yet visible to the device).
     #[inline]
     pub fn chain_at(&mut self, slot: u16) -> Result<SplitChain<'_>, AddError> {
-        if let Some(fault) = self.fault {
+        if let Some(fault) = self.core.fault {
             return Err(AddError::Broken(fault));
         }
         let (head, stride) = match self.chains.get(usize::from(slot)) {
             Some(c) if !c.busy => (c.head, c.room),
             _ => return Err(AddError::Full(0)),
         };
-        let at = self.at(usize::from(head) * DESC_SIZE);
+        let at = usize::from(head) * DESC_SIZE;
         Ok(SplitChain {
             queue: self,
             slot,
@@ -326,8 +271,9 @@ pub struct SplitChain<'q> {
     queue: &'q mut SplitQueue,
     slot: u16,
     head: u16,
-    /// The first descriptor of the area being written (the slot's, or its table's).
-    at: *mut u8,
+    /// Byte offset of the first descriptor of the area being written (the slot's, or its
+    /// table's).
+    at: usize,
     /// Index of that first descriptor in its table (`next` links count from it).
     link_base: u16,
     /// Descriptors the area holds.
@@ -356,28 +302,18 @@ impl SplitChain<'_> {
             return false;
         }
         let table = self.table();
-        let q = &*self.queue;
+        let core = &self.queue.core;
         for i in 0..self.count {
-            let from = q.at(usize::from(self.head + i) * DESC_SIZE);
-            // SAFETY: descriptors of this slot, written above and not yet published.
-            let (addr, tail) = unsafe {
-                (
-                    from.cast::<u64>().read_volatile(),
-                    from.add(8).cast::<u64>().read_volatile(),
-                )
-            };
+            // Descriptors of this slot, written above and not yet published, move into the
+            // slot's table (count <= stride < indirect_max).
+            let from = usize::from(self.head + i) * DESC_SIZE;
+            let addr = core.read_u64(from);
             // Same len and flags; `next` becomes the table's own index.
-            let tail = (u64::from_le(tail) & 0x0000_ffff_ffff_ffff) | u64::from(i + 1) << 48;
-            let to = q.at(table + usize::from(i) * DESC_SIZE);
-            // SAFETY: inside the slot's table (count <= stride < indirect_max), 16-aligned,
-            // not published.
-            unsafe {
-                to.cast::<u64>().write_volatile(addr);
-                to.add(8).cast::<u64>().write_volatile(tail.to_le());
-            }
+            let tail = (core.read_u64(from + 8) & 0x0000_ffff_ffff_ffff) | u64::from(i + 1) << 48;
+            core.write_descriptor(table + usize::from(i) * DESC_SIZE, addr, tail);
         }
         self.last_tail = (self.last_tail & 0x0000_ffff_ffff_ffff) | u64::from(self.count) << 48;
-        self.at = q.at(table);
+        self.at = table;
         self.link_base = 0;
         self.room = max;
         self.indirect = true;
@@ -399,17 +335,13 @@ impl SplitChain<'_> {
         }
         // The last descriptor ends the chain: no NEXT flag, no link.
         let last_tail = self.last_tail & !(u64::from(DESC_F_NEXT) << 32) & 0x0000_ffff_ffff_ffff;
-        // SAFETY: the tail word of the chain's last descriptor (count <= room), written by
-        // `push`, not yet published.
-        unsafe {
-            self.at
-                .add((n - 1) * DESC_SIZE + 8)
-                .cast::<u64>()
-                .write_volatile(last_tail.to_le())
-        };
+        // The tail word of the chain's last descriptor (count <= room), written by `push`,
+        // not yet published.
         let q = self.queue;
+        q.core
+            .write_u64(self.at + (n - 1) * DESC_SIZE + 8, last_tail);
         if self.indirect {
-            let table_iova = q.iova + (self.at as usize - q.base.as_ptr() as usize) as u64;
+            let table_iova = q.core.iova() + self.at as u64;
             q.write_desc(
                 0,
                 self.head,
@@ -424,9 +356,9 @@ impl SplitChain<'_> {
         chain.busy = true;
         chain.pooled = self.pooled;
         let entry = usize::from(q.avail_idx & (q.layout.size - 1));
-        q.write_u16(q.layout.avail + 4 + 2 * entry, self.head);
+        q.core.write_u16(q.layout.avail + 4 + 2 * entry, self.head);
         q.avail_idx = q.avail_idx.wrapping_add(1);
-        q.in_flight += 1;
+        q.core.in_flight += 1;
         Ok(())
     }
 }
@@ -447,14 +379,10 @@ impl ChainSink for SplitChain<'_> {
                 0
             };
         let next = self.link_base + self.count + 1;
-        let tail = u64::from(segment.len) | u64::from(flags) << 32 | u64::from(next) << 48;
-        // SAFETY: count < room, so the descriptor lies in the slot's ring descriptors or its
-        // indirect table, 16-aligned; the device does not read it until it is published.
-        unsafe {
-            let p = self.at.add(usize::from(self.count) * DESC_SIZE);
-            p.cast::<u64>().write_volatile(segment.iova.to_le());
-            p.add(8).cast::<u64>().write_volatile(tail.to_le());
-        }
+        let tail = desc_tail(segment.len, flags, next);
+        // count < room: the descriptor lies in the slot's ring descriptors or its table.
+        let offset = self.at + usize::from(self.count) * DESC_SIZE;
+        self.queue.core.write_descriptor(offset, segment.iova, tail);
         self.last_tail = tail;
         if segment.device_writes {
             self.writable = self.writable.saturating_add(segment.len);
@@ -466,7 +394,7 @@ impl ChainSink for SplitChain<'_> {
 impl Virtqueue for SplitQueue {
     fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
         let Some(slot) = self.free_slots.pop() else {
-            if let Some(fault) = self.fault {
+            if let Some(fault) = self.core.fault {
                 return Err(AddError::Broken(fault));
             }
             return Err(AddError::Full(segments.len()));
@@ -488,36 +416,39 @@ impl Virtqueue for SplitQueue {
     fn publish_up_to(&mut self, max: u16) -> bool {
         let old = self.published_idx;
         let new = old.wrapping_add(self.avail_idx.wrapping_sub(old).min(max));
-        if new == old || self.fault.is_some() {
+        if new == old || self.core.fault.is_some() {
             return false;
         }
         if self.event_idx {
             self.push_used_event();
         }
         // Release: the descriptors and ring entries above are visible before the index.
-        self.atomic_u16(self.layout.avail + 2)
+        self.core
+            .atomic_u16(self.layout.avail + 2)
             .store(new.to_le(), Ordering::Release);
         self.published_idx = new;
         // Full barrier between publishing the index and reading the device's suppression
         // state, or a notification can be lost (the kernel's virtqueue_kick_prepare).
         fence(Ordering::SeqCst);
         if self.event_idx {
-            let avail_event =
-                self.read_u16(self.layout.used + 4 + 8 * usize::from(self.layout.size));
+            let avail_event = self
+                .core
+                .read_u16(self.layout.used + 4 + 8 * usize::from(self.layout.size));
             // vring_need_event: did `new` pass `avail_event` since `old`?
             new.wrapping_sub(avail_event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
-            self.read_u16(self.layout.used) & USED_F_NO_NOTIFY == 0
+            self.core.read_u16(self.layout.used) & USED_F_NO_NOTIFY == 0
         }
     }
 
     #[inline]
     fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
-        if let Some(fault) = self.fault {
+        if let Some(fault) = self.core.fault {
             return Some(Err(fault));
         }
         let now = u16::from_le(
-            self.atomic_u16(self.layout.used + 2)
+            self.core
+                .atomic_u16(self.layout.used + 2)
                 .load(Ordering::Acquire),
         );
         if now == self.last_used {
@@ -525,9 +456,9 @@ impl Virtqueue for SplitQueue {
         }
         let pending = now.wrapping_sub(self.last_used);
         // Only published chains can complete: the device never saw the others.
-        let published = self.in_flight - self.unpublished();
+        let published = self.core.in_flight - self.unpublished();
         if pending > published {
-            return Some(Err(self.break_queue(QueueFault::IndexJump {
+            return Some(Err(self.core.break_queue(QueueFault::IndexJump {
                 last: self.last_used,
                 now,
                 in_flight: published,
@@ -535,10 +466,10 @@ impl Virtqueue for SplitQueue {
         }
         let entry = usize::from(self.last_used & (self.layout.size - 1));
         let element = self.layout.used + 4 + 8 * entry;
-        let id = self.read_u32(element);
-        let written = self.read_u32(element + 4);
+        let id = self.core.read_u32(element);
+        let written = self.core.read_u32(element + 4);
         if id >= u32::from(self.layout.size) {
-            return Some(Err(self.break_queue(QueueFault::IdOutOfRange {
+            return Some(Err(self.core.break_queue(QueueFault::IdOutOfRange {
                 id,
                 size: self.layout.size,
             })));
@@ -547,25 +478,17 @@ impl Virtqueue for SplitQueue {
         let slot = usize::from(self.slot_at[id as usize]);
         let chain = match self.chains.get(slot) {
             Some(c) if c.busy => *c,
-            _ => return Some(Err(self.break_queue(QueueFault::NotInFlight { id }))),
+            _ => return Some(Err(self.core.break_queue(QueueFault::NotInFlight { id }))),
         };
-        let written = if self.clamp_used_len {
-            written.min(chain.writable)
-        } else {
-            written
+        let written = match self.core.check_written(id, written, chain.writable) {
+            Ok(written) => written,
+            Err(fault) => return Some(Err(fault)),
         };
-        if written > chain.writable {
-            return Some(Err(self.break_queue(QueueFault::LengthTooLong {
-                id,
-                written,
-                capacity: chain.writable,
-            })));
-        }
         self.chains[slot].busy = false;
         if chain.pooled {
             self.free_slots.push(slot as u16);
         }
-        self.in_flight -= 1;
+        self.core.in_flight -= 1;
         self.last_used = self.last_used.wrapping_add(1);
         Some(Ok(UsedChain {
             token: chain.token,
@@ -579,11 +502,11 @@ impl Virtqueue for SplitQueue {
     }
 
     fn in_flight(&self) -> u16 {
-        self.in_flight
+        self.core.in_flight
     }
 
     fn fault(&self) -> Option<QueueFault> {
-        self.fault
+        self.core.fault
     }
 
     fn size(&self) -> u16 {
@@ -592,9 +515,9 @@ impl Virtqueue for SplitQueue {
 
     fn addresses(&self) -> QueueAddresses {
         QueueAddresses {
-            descriptors: self.iova,
-            driver: self.iova + self.layout.avail as u64,
-            device: self.iova + self.layout.used as u64,
+            descriptors: self.core.iova(),
+            driver: self.core.iova() + self.layout.avail as u64,
+            device: self.core.iova() + self.layout.used as u64,
         }
     }
 }
@@ -603,6 +526,8 @@ impl Virtqueue for SplitQueue {
 pub(crate) mod tests {
     use super::*;
     use std::alloc::{alloc_zeroed, dealloc, Layout};
+    use std::ptr::NonNull;
+    use std::sync::atomic::AtomicU16;
 
     /// Zeroed heap memory posing as DMA memory at a fake IOVA.
     #[derive(Debug)]
@@ -667,8 +592,8 @@ pub(crate) mod tests {
     impl FakeDevice {
         pub fn new(queue: &SplitQueue) -> Self {
             FakeDevice {
-                base: queue.base.as_ptr(),
-                iova: queue.iova,
+                base: queue.memory().ptr().as_ptr(),
+                iova: queue.memory().iova(),
                 layout: queue.layout,
                 last_avail: 0,
                 used_idx: 0,
