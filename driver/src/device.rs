@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::blk::encoder::BlkEncoder;
 use crate::blk::{BlkError, BlkOptions, VirtioBlk};
-use crate::block::{BlockDevice, HwQueue, IoError, RequestEncoder, TagRequest, Unit};
+use crate::block::{BlockDevice, HwQueue, IoError, RequestEncoder, TagRequest, TagSet, Unit};
 use crate::dma::DmaSpace;
 use crate::pci::{PciAddress, PciError, Sysfs};
 use crate::scsi::encoder::ScsiEncoder;
@@ -202,6 +202,15 @@ pub struct OpenedDevice {
 }
 
 impl OpenedDevice {
+    fn new(device: BlockDevice, queues: Vec<AnyQueue>, dma: Arc<DmaSpace>, kept: Kept) -> Self {
+        OpenedDevice {
+            device,
+            queues,
+            dma,
+            kept,
+        }
+    }
+
     /// Another disk LUN of the same virtio-scsi host, sharing its queues.
     pub fn other_lun(&self, address: DeviceAddress) -> Result<BlockDevice, DeviceError> {
         match (&self.kept, address.lun) {
@@ -227,13 +236,15 @@ pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevic
                 ..Default::default()
             };
             let mut disk = VirtioBlk::open(&function, &options)?;
-            let queues = disk.tag_set().take_all();
-            Ok(OpenedDevice {
-                device: disk.block_device().clone(),
-                queues: wrap(queues, AnyEncoder::Blk, |never| match never {}),
-                dma: Arc::clone(disk.dma()),
-                kept: Kept::Blk(Box::new(disk)),
-            })
+            let device = disk.block_device().clone();
+            let queues = wrap(disk.tag_set(), AnyEncoder::Blk, |never| match never {});
+            let dma = Arc::clone(disk.dma());
+            Ok(OpenedDevice::new(
+                device,
+                queues,
+                dma,
+                Kept::Blk(Box::new(disk)),
+            ))
         }
         (Some(DeviceType::Block), Some(_)) => Err(DeviceError::BlkWithLun(bdf)),
         (Some(DeviceType::Scsi), Some((channel, t, l))) => {
@@ -242,19 +253,20 @@ pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevic
             }
             let options = ScsiOptions {
                 queues: options.queues,
+                queue_size: None,
                 depth: options.depth,
                 ring: options.ring,
-                ..Default::default()
             };
             let mut host = VirtioScsiHost::open(&function, &options)?;
             let device = host.disk(t, l)?;
-            let queues = host.tag_set().take_all();
-            Ok(OpenedDevice {
+            let queues = wrap(host.tag_set(), AnyEncoder::Scsi, |command| command);
+            let dma = Arc::clone(host.dma());
+            Ok(OpenedDevice::new(
                 device,
-                queues: wrap(queues, AnyEncoder::Scsi, |command| command),
-                dma: Arc::clone(host.dma()),
-                kept: Kept::Scsi(Box::new(host)),
-            })
+                queues,
+                dma,
+                Kept::Scsi(Box::new(host)),
+            ))
         }
         (Some(DeviceType::Scsi), None) => Err(DeviceError::HostWithoutLun(bdf)),
         (Some(other), _) => Err(DeviceError::NotBlock {
@@ -265,13 +277,14 @@ pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevic
     }
 }
 
-/// The queues of one device kind as [`AnyQueue`]s.
+/// All the queues of one device kind's tag set, as [`AnyQueue`]s.
 fn wrap<E: RequestEncoder>(
-    queues: Vec<HwQueue<E>>,
+    tag_set: &mut TagSet<E>,
     encoder: impl Fn(E) -> AnyEncoder,
     command: impl Fn(E::Command) -> ScsiPassthrough,
 ) -> Vec<AnyQueue> {
-    queues
+    tag_set
+        .take_all()
         .into_iter()
         .map(|q| q.with_encoder(&encoder, &command))
         .collect()

@@ -81,7 +81,11 @@ fn ioctl_val(
     arg: libc::c_ulong,
 ) -> Result<i32, VfioError> {
     // SAFETY: the request takes its argument by value; no memory is shared with the kernel.
-    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), req, arg) };
+    ioctl_result(op, unsafe { libc::ioctl(fd.as_raw_fd(), req, arg) })
+}
+
+/// An ioctl's return value, or the error it set.
+fn ioctl_result(op: &'static str, ret: i32) -> Result<i32, VfioError> {
     if ret < 0 {
         return Err(VfioError::Ioctl {
             op,
@@ -103,14 +107,7 @@ unsafe fn ioctl_ptr<T>(
     arg: *mut T,
 ) -> Result<i32, VfioError> {
     // SAFETY: the caller guarantees `arg` is valid for what `req` reads and writes.
-    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), req, arg) };
-    if ret < 0 {
-        return Err(VfioError::Ioctl {
-            op,
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(ret)
+    ioctl_result(op, unsafe { libc::ioctl(fd.as_raw_fd(), req, arg) })
 }
 
 fn open_rw(path: PathBuf, hint: &'static str) -> Result<File, VfioError> {

@@ -8,14 +8,13 @@ use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
 use super::encoder::ScsiEncoder;
 use super::error::ScsiError;
 use super::passthrough::ScsiPassthrough;
-use super::scan::{self, CommandRunner, DiskInfo, ScanReport, ScannedLun};
+use super::scan::{self, CommandRunner, DiskInfo, LunCommand, ScanReport, ScannedLun};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, Event, EVENT_LEN};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit, CONTROL_TIMEOUT};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
-use crate::scsi_proto::cdb::Cdb;
 use crate::scsi_proto::lun::{virtio_lun, LunError};
 use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::{QueueNotifier, TransportError};
@@ -196,14 +195,14 @@ struct QueueRunner<'a, C> {
 }
 
 impl<C: Default> CommandRunner for QueueRunner<'_, C> {
-    fn run(
-        &mut self,
-        target: u16,
-        linux_lun: u64,
-        cdb: Cdb,
-        alloc: usize,
-        data_in: bool,
-    ) -> Result<Vec<u8>, IoError> {
+    fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError> {
+        let LunCommand {
+            target,
+            linux_lun,
+            cdb,
+            alloc,
+            data_in,
+        } = command;
         let address = virtio_lun(target as u8, linux_lun).map_err(ScsiError::from)?;
         let data = if alloc == 0 {
             Data::None

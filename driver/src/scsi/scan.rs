@@ -24,17 +24,20 @@ use crate::scsi_proto::reply::{
 };
 use crate::scsi_proto::sense::SenseKey;
 
-/// Sends one SCSI command to (target, LUN) and returns the data the device sent back.
+/// One SCSI command for (target, LUN) as the scan sends it.
+#[derive(Debug, Clone, Copy)]
+pub struct LunCommand {
+    pub target: u16,
+    pub linux_lun: u64,
+    pub cdb: Cdb,
+    /// The data length: the buffer for data-in, zero-filled data for data-out.
+    pub alloc: usize,
+    pub data_in: bool,
+}
+
+/// Sends one SCSI command and returns the data the device sent back.
 pub trait CommandRunner {
-    /// `alloc` is the data length (the buffer for data-in, zero-filled data for data-out).
-    fn run(
-        &mut self,
-        target: u16,
-        linux_lun: u64,
-        cdb: Cdb,
-        alloc: usize,
-        data_in: bool,
-    ) -> Result<Vec<u8>, IoError>;
+    fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError>;
 }
 
 /// SCSI levels as Linux numbers them (`scsi_level`).
@@ -122,7 +125,14 @@ fn run_retry(
 ) -> Result<Vec<u8>, IoError> {
     let mut attempt = 0;
     loop {
-        match runner.run(target, lun, cdb, alloc, true) {
+        let command = LunCommand {
+            target,
+            linux_lun: lun,
+            cdb,
+            alloc,
+            data_in: true,
+        };
+        match runner.run(command) {
             Err(e) if is_unit_attention(&e) && attempt + 1 < UA_RETRIES => attempt += 1,
             other => return other,
         }
@@ -404,7 +414,13 @@ fn spin_up(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Option<Stri
                     return Some(e.to_string());
                 }
                 if !started {
-                    let _ = runner.run(target, lun, cdb::start_stop_unit(true, true), 0, false);
+                    let _ = runner.run(LunCommand {
+                        target,
+                        linux_lun: lun,
+                        cdb: cdb::start_stop_unit(true, true),
+                        alloc: 0,
+                        data_in: false,
+                    });
                     started = true;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(100));

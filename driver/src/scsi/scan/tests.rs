@@ -63,14 +63,14 @@ fn inquiry_reply(pdt_byte: u8, product: &str, alloc: usize) -> Vec<u8> {
 }
 
 impl CommandRunner for FakeHost {
-    fn run(
-        &mut self,
-        target: u16,
-        linux_lun: u64,
-        cdb: Cdb,
-        alloc: usize,
-        _data_in: bool,
-    ) -> Result<Vec<u8>, IoError> {
+    fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError> {
+        let LunCommand {
+            target,
+            linux_lun,
+            cdb,
+            alloc,
+            ..
+        } = command;
         self.commands += 1;
         let c = cdb.as_bytes();
         if c[0] == 0x12 && c[1] & 1 == 0 {

@@ -1,0 +1,156 @@
+//! What a split and a packed virtqueue both keep: the ring's memory shared with the device
+//! and its accesses, the chains in flight, the fault that broke the queue, and the check of
+//! the lengths the device reports.
+//!
+//! Every access to the ring goes through here: little-endian, volatile (or atomic where the
+//! device writes concurrently), at a byte offset inside the ring's layout.
+
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU16;
+
+use super::queue::{QueueFault, SharedMemory};
+
+#[derive(Debug)]
+pub(crate) struct RingCore {
+    memory: Box<dyn SharedMemory>,
+    base: NonNull<u8>,
+    /// Bytes the ring's layout spans: every access stays below.
+    total: usize,
+    /// Chains added and not yet completed.
+    pub(crate) in_flight: u16,
+    /// Set when the device broke the queue; every later operation reports it.
+    pub(crate) fault: Option<QueueFault>,
+    /// Used lengths beyond a chain's writable buffers: a fault, or clamped (see
+    /// [`RingCore::check_written`]).
+    pub(crate) clamp_used_len: bool,
+}
+
+// SAFETY: the core owns its memory handle; the raw pointer only points into it. A queue is
+// used by one thread at a time (`&mut self` on every operation that touches the ring).
+unsafe impl Send for RingCore {}
+
+impl RingCore {
+    /// `None` unless `memory` holds `total` bytes at a 16-aligned IOVA and address (ring
+    /// descriptors are 16-aligned, which every access's alignment relies on).
+    pub(crate) fn new(memory: Box<dyn SharedMemory>, total: usize) -> Option<Self> {
+        if memory.len() < total
+            || !memory.iova().is_multiple_of(16)
+            || !(memory.ptr().as_ptr() as usize).is_multiple_of(16)
+        {
+            return None;
+        }
+        Some(RingCore {
+            base: memory.ptr(),
+            memory,
+            total,
+            in_flight: 0,
+            fault: None,
+            clamp_used_len: false,
+        })
+    }
+
+    pub(crate) fn memory(&self) -> &dyn SharedMemory {
+        self.memory.as_ref()
+    }
+
+    pub(crate) fn iova(&self) -> u64 {
+        self.memory.iova()
+    }
+
+    #[inline]
+    fn at(&self, offset: usize) -> *mut u8 {
+        debug_assert!(offset < self.total);
+        // SAFETY: every offset used is inside the layout, which fits in the memory.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    #[inline]
+    pub(crate) fn write_u16(&self, offset: usize, value: u16) {
+        // SAFETY: in bounds (see `at`) and 2-aligned: all ring fields are.
+        unsafe { self.at(offset).cast::<u16>().write_volatile(value.to_le()) }
+    }
+
+    #[inline]
+    pub(crate) fn write_u32(&self, offset: usize, value: u32) {
+        // SAFETY: in bounds and 4-aligned (callers pass descriptor fields, used elements or
+        // event areas).
+        unsafe { self.at(offset).cast::<u32>().write_volatile(value.to_le()) }
+    }
+
+    #[inline]
+    pub(crate) fn read_u16(&self, offset: usize) -> u16 {
+        // SAFETY: as for `write_u16`.
+        u16::from_le(unsafe { self.at(offset).cast::<u16>().read_volatile() })
+    }
+
+    #[inline]
+    pub(crate) fn read_u32(&self, offset: usize) -> u32 {
+        // SAFETY: as for `write_u32`.
+        u32::from_le(unsafe { self.at(offset).cast::<u32>().read_volatile() })
+    }
+
+    #[inline]
+    pub(crate) fn read_u64(&self, offset: usize) -> u64 {
+        // SAFETY: in bounds and 8-aligned (callers pass descriptor words).
+        u64::from_le(unsafe { self.at(offset).cast::<u64>().read_volatile() })
+    }
+
+    #[inline]
+    pub(crate) fn write_u64(&self, offset: usize, value: u64) {
+        // SAFETY: as for `read_u64`.
+        unsafe { self.at(offset).cast::<u64>().write_volatile(value.to_le()) }
+    }
+
+    /// A 16-bit field the device writes concurrently (an index, a descriptor's flags).
+    #[inline]
+    pub(crate) fn atomic_u16(&self, offset: usize) -> &AtomicU16 {
+        // SAFETY: in bounds and 2-aligned; the device accesses the field concurrently, which
+        // is what atomics are for, and the memory lives as long as `self`.
+        unsafe { AtomicU16::from_ptr(self.at(offset).cast::<u16>()) }
+    }
+
+    /// Writes the 16-byte descriptor at `offset` with two 8-byte stores, the address and
+    /// then `tail` (length, flags and next or id, in the ring format's order), not four:
+    /// under TCG each guest store costs a softmmu lookup.
+    #[inline]
+    pub(crate) fn write_descriptor(&self, offset: usize, iova: u64, tail: u64) {
+        // The descriptor lies in the ring or in an indirect table of the layout and is
+        // 16-aligned; the device does not read it until its chain is published.
+        debug_assert!(offset + 16 <= self.total && offset.is_multiple_of(16));
+        self.write_u64(offset, iova);
+        self.write_u64(offset + 8, tail);
+    }
+
+    /// Breaks the queue: every later operation reports `fault`.
+    #[cold]
+    pub(crate) fn break_queue(&mut self, fault: QueueFault) -> QueueFault {
+        log::error!("virtqueue broken: {fault}");
+        self.fault = Some(fault);
+        fault
+    }
+
+    /// The bytes the device says it wrote into chain `id`, whose device-writable buffers
+    /// hold `writable`: more breaks the queue, unless lengths are clamped. QEMU's
+    /// virtio-scsi counts the data of a WRITE in the used length (it adds the data-out size
+    /// to the response size), so for virtio-scsi the length is a hint only; ids are still
+    /// checked strictly.
+    #[inline]
+    pub(crate) fn check_written(
+        &mut self,
+        id: u32,
+        written: u32,
+        writable: u32,
+    ) -> Result<u32, QueueFault> {
+        if written <= writable {
+            return Ok(written);
+        }
+        if self.clamp_used_len {
+            return Ok(writable);
+        }
+        Err(self.break_queue(QueueFault::LengthTooLong {
+            id,
+            written,
+            capacity: writable,
+        }))
+    }
+}
