@@ -115,7 +115,7 @@ impl RequestEncoder for AnyEncoder {
     #[inline]
     fn encode(
         &mut self,
-        at: TagRequest<'_, ScsiPassthrough>,
+        at: TagRequest<'_, Self::Command>,
         segments: &mut impl ChainSink,
     ) -> Result<(), IoError> {
         match self {
@@ -125,11 +125,7 @@ impl RequestEncoder for AnyEncoder {
     }
 
     #[inline]
-    fn decode(
-        &mut self,
-        at: TagRequest<'_, ScsiPassthrough>,
-        written: u32,
-    ) -> Result<u64, IoError> {
+    fn decode(&mut self, at: TagRequest<'_, Self::Command>, written: u32) -> Result<u64, IoError> {
         match self {
             AnyEncoder::Blk(e) => e.decode(at.with_command(None), written),
             AnyEncoder::Scsi(e) => e.decode(at, written),
@@ -140,7 +136,7 @@ impl RequestEncoder for AnyEncoder {
         each_encoder!(self, e => e.retryable(error))
     }
 
-    fn abort(&mut self, unit: Unit, command: Option<&ScsiPassthrough>) {
+    fn abort(&mut self, unit: Unit, command: Option<&Self::Command>) {
         match self {
             AnyEncoder::Blk(e) => e.abort(unit, None),
             AnyEncoder::Scsi(e) => e.abort(unit, command),

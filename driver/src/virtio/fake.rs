@@ -9,11 +9,9 @@
 
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use super::queue::{QueueAddresses, Segment};
-
-const DESC_F_NEXT: u16 = 1;
-const DESC_F_WRITE: u16 = 2;
-const DESC_F_INDIRECT: u16 = 4;
+use super::queue::{
+    QueueAddresses, Segment, DESC_F_AVAIL, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_USED, DESC_F_WRITE,
+};
 
 /// Reads a `T` at device address `iova` (identity-mapped).
 ///
@@ -216,9 +214,6 @@ pub fn serve_scsi(device: &mut FakeSplitDevice, scratch: &mut FakeChain) -> usiz
     device.publish_used();
     n
 }
-
-const DESC_F_AVAIL: u16 = 1 << 7;
-const DESC_F_USED: u16 = 1 << 15;
 
 /// The device's side of a packed virtqueue of `size` entries.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ pub mod pci;
 pub mod plan;
 pub mod queue;
 pub mod ring;
-mod ring_core;
+pub mod ring_core;
 pub mod split;
 
 pub use features::Features;

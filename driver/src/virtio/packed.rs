@@ -29,19 +29,14 @@ use std::sync::atomic::{fence, AtomicU16, Ordering};
 
 use super::queue::{
     AddError, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
+    DESC_F_AVAIL, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_USED, DESC_F_WRITE, DESC_SIZE,
 };
 use super::ring_core::RingCore;
 
-const DESC_F_NEXT: u16 = 1;
-const DESC_F_WRITE: u16 = 2;
-const DESC_F_INDIRECT: u16 = 4;
-const DESC_F_AVAIL: u16 = 1 << 7;
-const DESC_F_USED: u16 = 1 << 15;
 const RING_EVENT_FLAGS_ENABLE: u16 = 0;
 const RING_EVENT_FLAGS_DISABLE: u16 = 1;
 const RING_EVENT_FLAGS_DESC: u16 = 2;
 const EVENT_WRAP: u16 = 1 << 15;
-const DESC_SIZE: usize = 16;
 const EVENT_SIZE: usize = 4;
 /// The largest ring a packed queue may have (virtio 1.2, 2.8: "up to 2^15 entries").
 const MAX_SIZE: u16 = 32768;
@@ -192,7 +187,7 @@ impl PackedQueue {
         event_idx: bool,
         depth: u16,
     ) -> Option<Self> {
-        let core = RingCore::new(memory, layout.total)?;
+        let core = RingCore::new(memory, layout.total, layout.size)?;
         let n = layout.size;
         let queue = PackedQueue {
             core,
@@ -224,19 +219,8 @@ impl PackedQueue {
         Some(queue)
     }
 
-    /// Clamps a used length beyond the chain's writable buffers instead of breaking the
-    /// queue (virtio-scsi; see [`RingCore::check_written`]).
-    pub fn clamp_used_len(mut self) -> Self {
-        self.core.clamp_used_len = true;
-        self
-    }
-
     pub fn layout(&self) -> &PackedLayout {
         &self.layout
-    }
-
-    pub fn memory(&self) -> &dyn SharedMemory {
-        self.core.memory()
     }
 
     /// The flags of ring descriptor `slot`, which the device writes concurrently.
@@ -543,16 +527,12 @@ impl Virtqueue for PackedQueue {
         self.pending_len
     }
 
-    fn in_flight(&self) -> u16 {
-        self.core.in_flight
+    fn core(&self) -> &RingCore {
+        &self.core
     }
 
-    fn fault(&self) -> Option<QueueFault> {
-        self.core.fault
-    }
-
-    fn size(&self) -> u16 {
-        self.layout.size
+    fn core_mut(&mut self) -> &mut RingCore {
+        &mut self.core
     }
 
     fn addresses(&self) -> QueueAddresses {
@@ -607,9 +587,9 @@ pub(crate) mod tests {
     impl FakePackedDevice {
         pub fn new(queue: &PackedQueue) -> Self {
             FakePackedDevice {
-                base: queue.memory().ptr().as_ptr(),
-                iova: queue.memory().iova(),
-                len: queue.memory().len(),
+                base: queue.core().memory().ptr().as_ptr(),
+                iova: queue.core().memory().iova(),
+                len: queue.core().memory().len(),
                 layout: queue.layout,
                 next_avail: 0,
                 avail_wrap: true,

@@ -2,6 +2,7 @@
 //! publish it, learn whether the device wants a notification, and pop validated completions.
 //! The split ring implements it now; a packed ring can later without touching the devices.
 
+use super::ring_core::RingCore;
 use std::ptr::NonNull;
 
 /// One buffer of a descriptor chain, by IOVA.
@@ -85,6 +86,15 @@ pub enum QueueFault {
     IndexJump { last: u16, now: u16, in_flight: u16 },
 }
 
+/// Descriptor size and flags, the same in both ring formats (virtio 1.2, 2.7.5 and 2.8.10).
+pub(crate) const DESC_SIZE: usize = 16;
+pub(crate) const DESC_F_NEXT: u16 = 1;
+pub(crate) const DESC_F_WRITE: u16 = 2;
+pub(crate) const DESC_F_INDIRECT: u16 = 4;
+/// The packed ring's AVAIL and USED flags (virtio 1.2, 2.8.1).
+pub(crate) const DESC_F_AVAIL: u16 = 1 << 7;
+pub(crate) const DESC_F_USED: u16 = 1 << 15;
+
 /// The guest-side interface of one virtqueue.
 pub trait Virtqueue: Send + std::fmt::Debug {
     /// Writes a chain into the ring without making it visible to the device yet.
@@ -104,12 +114,32 @@ pub trait Virtqueue: Send + std::fmt::Debug {
     fn unpublished(&self) -> u16;
     /// The next completed chain, `None` when there is none, or the fault that broke the queue.
     fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>>;
-    /// Chains the device holds now.
-    fn in_flight(&self) -> u16;
+    /// What every ring format keeps: memory, size, chains in flight, fault.
+    fn core(&self) -> &RingCore;
+    fn core_mut(&mut self) -> &mut RingCore;
+    /// Chains added and not yet completed.
+    #[inline]
+    fn in_flight(&self) -> u16 {
+        self.core().in_flight
+    }
     /// The fault that broke this queue, if any.
-    fn fault(&self) -> Option<QueueFault>;
+    #[inline]
+    fn fault(&self) -> Option<QueueFault> {
+        self.core().fault
+    }
     /// Ring size (entries).
-    fn size(&self) -> u16;
+    fn size(&self) -> u16 {
+        self.core().size()
+    }
+    /// The same queue, clamping used lengths beyond a chain's writable buffers instead of
+    /// breaking (virtio-scsi; see [`RingCore::check_written`]).
+    fn clamp_used_len(mut self) -> Self
+    where
+        Self: Sized,
+    {
+        self.core_mut().clamp_used_len = true;
+        self
+    }
     /// The IOVAs to program into the transport: descriptor area, driver area, device area.
     fn addresses(&self) -> QueueAddresses;
 }

@@ -3,6 +3,7 @@
 
 use super::packed::PackedQueue;
 use super::queue::{AddError, QueueAddresses, QueueFault, Segment, UsedChain, Virtqueue};
+use super::ring_core::RingCore;
 use super::split::SplitQueue;
 
 /// Which ring format a driver asks for.
@@ -65,15 +66,6 @@ impl Ring {
             Ring::Packed(_) => "packed",
         }
     }
-
-    /// The same ring, clamping used lengths beyond a chain's writable buffers (virtio-scsi;
-    /// see [`SplitQueue::clamp_used_len`]).
-    pub fn clamp_used_len(self) -> Self {
-        match self {
-            Ring::Split(q) => Ring::Split(q.clamp_used_len()),
-            Ring::Packed(q) => Ring::Packed(q.clamp_used_len()),
-        }
-    }
 }
 
 impl Virtqueue for Ring {
@@ -97,17 +89,13 @@ impl Virtqueue for Ring {
         each_ring!(self, q => q.pop_used())
     }
 
-    fn in_flight(&self) -> u16 {
-        each_ring!(self, q => q.in_flight())
-    }
-
     #[inline]
-    fn fault(&self) -> Option<QueueFault> {
-        each_ring!(self, q => q.fault())
+    fn core(&self) -> &RingCore {
+        each_ring!(self, q => q.core())
     }
 
-    fn size(&self) -> u16 {
-        each_ring!(self, q => q.size())
+    fn core_mut(&mut self) -> &mut RingCore {
+        each_ring!(self, q => q.core_mut())
     }
 
     fn addresses(&self) -> QueueAddresses {

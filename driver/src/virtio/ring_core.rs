@@ -11,11 +11,13 @@ use std::sync::atomic::AtomicU16;
 use super::queue::{QueueFault, SharedMemory};
 
 #[derive(Debug)]
-pub(crate) struct RingCore {
+pub struct RingCore {
     memory: Box<dyn SharedMemory>,
     base: NonNull<u8>,
     /// Bytes the ring's layout spans: every access stays below.
     total: usize,
+    /// Ring entries.
+    size: u16,
     /// Chains added and not yet completed.
     pub(crate) in_flight: u16,
     /// Set when the device broke the queue; every later operation reports it.
@@ -32,7 +34,7 @@ unsafe impl Send for RingCore {}
 impl RingCore {
     /// `None` unless `memory` holds `total` bytes at a 16-aligned IOVA and address (ring
     /// descriptors are 16-aligned, which every access's alignment relies on).
-    pub(crate) fn new(memory: Box<dyn SharedMemory>, total: usize) -> Option<Self> {
+    pub(crate) fn new(memory: Box<dyn SharedMemory>, total: usize, size: u16) -> Option<Self> {
         if memory.len() < total
             || !memory.iova().is_multiple_of(16)
             || !(memory.ptr().as_ptr() as usize).is_multiple_of(16)
@@ -43,18 +45,24 @@ impl RingCore {
             base: memory.ptr(),
             memory,
             total,
+            size,
             in_flight: 0,
             fault: None,
             clamp_used_len: false,
         })
     }
 
-    pub(crate) fn memory(&self) -> &dyn SharedMemory {
+    /// The memory the ring lives in.
+    pub fn memory(&self) -> &dyn SharedMemory {
         self.memory.as_ref()
     }
 
-    pub(crate) fn iova(&self) -> u64 {
+    pub fn iova(&self) -> u64 {
         self.memory.iova()
+    }
+
+    pub fn size(&self) -> u16 {
+        self.size
     }
 
     #[inline]

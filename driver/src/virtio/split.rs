@@ -16,15 +16,12 @@ use std::sync::atomic::{fence, Ordering};
 
 use super::queue::{
     AddError, ChainSink, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
+    DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_SIZE,
 };
 use super::ring_core::RingCore;
 
-const DESC_F_NEXT: u16 = 1;
-const DESC_F_WRITE: u16 = 2;
-const DESC_F_INDIRECT: u16 = 4;
 const AVAIL_F_NO_INTERRUPT: u16 = 1;
 const USED_F_NO_NOTIFY: u16 = 1;
-const DESC_SIZE: usize = 16;
 
 /// A descriptor's len, flags and next as one little-endian word.
 #[inline(always)]
@@ -118,7 +115,7 @@ impl SplitQueue {
         event_idx: bool,
         depth: u16,
     ) -> Option<Self> {
-        let core = RingCore::new(memory, layout.total)?;
+        let core = RingCore::new(memory, layout.total, layout.size)?;
         // Uniform slots give every chain `stride` descriptors. When that is fewer than a
         // one-buffer request needs (a header, the data and a status: 3, so 4) and tables
         // exist, the first slots get 4 and the rest one (each chain in its table): as many
@@ -174,19 +171,8 @@ impl SplitQueue {
         Some(queue)
     }
 
-    /// Clamps a used length beyond the chain's writable buffers instead of breaking the
-    /// queue (virtio-scsi; see [`RingCore::check_written`]).
-    pub fn clamp_used_len(mut self) -> Self {
-        self.core.clamp_used_len = true;
-        self
-    }
-
     pub fn layout(&self) -> &SplitLayout {
         &self.layout
-    }
-
-    pub fn memory(&self) -> &dyn SharedMemory {
-        self.core.memory()
     }
 
     /// Chain slots (at least the depth given to `new`).
@@ -501,16 +487,12 @@ impl Virtqueue for SplitQueue {
         self.avail_idx.wrapping_sub(self.published_idx)
     }
 
-    fn in_flight(&self) -> u16 {
-        self.core.in_flight
+    fn core(&self) -> &RingCore {
+        &self.core
     }
 
-    fn fault(&self) -> Option<QueueFault> {
-        self.core.fault
-    }
-
-    fn size(&self) -> u16 {
-        self.layout.size
+    fn core_mut(&mut self) -> &mut RingCore {
+        &mut self.core
     }
 
     fn addresses(&self) -> QueueAddresses {
@@ -592,8 +574,8 @@ pub(crate) mod tests {
     impl FakeDevice {
         pub fn new(queue: &SplitQueue) -> Self {
             FakeDevice {
-                base: queue.memory().ptr().as_ptr(),
-                iova: queue.memory().iova(),
+                base: queue.core().memory().ptr().as_ptr(),
+                iova: queue.core().memory().iova(),
                 layout: queue.layout,
                 last_avail: 0,
                 used_idx: 0,

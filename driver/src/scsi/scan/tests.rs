@@ -64,13 +64,8 @@ fn inquiry_reply(pdt_byte: u8, product: &str, alloc: usize) -> Vec<u8> {
 
 impl CommandRunner for FakeHost {
     fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError> {
-        let LunCommand {
-            target,
-            linux_lun,
-            cdb,
-            alloc,
-            ..
-        } = command;
+        let (target, linux_lun) = (command.target, command.linux_lun);
+        let (cdb, alloc) = (command.cdb, command.alloc);
         self.commands += 1;
         let c = cdb.as_bytes();
         if c[0] == 0x12 && c[1] & 1 == 0 {
