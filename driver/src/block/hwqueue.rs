@@ -698,8 +698,9 @@ mod tests {
     use crate::scsi::encoder::{wire_tag, ScsiEncoder, SCSI_SLOT_SIZE};
     use crate::scsi::units::{UnitInfo, UnitTable};
     use crate::virtio::fake::{serve_blk, FakeChain, FakeSplitDevice};
+    use crate::virtio::layout::RingLayout;
     use crate::virtio::queue::Virtqueue;
-    use crate::virtio::split::{SplitLayout, SplitQueue};
+    use crate::virtio::split::SplitQueue;
 
     const RING: u16 = 16;
 
@@ -718,7 +719,7 @@ mod tests {
     }
 
     fn ring(dma: &Arc<DmaSpace>, depth: u16) -> (SplitQueue, FakeSplitDevice) {
-        let layout = SplitLayout::new(RING, 0).unwrap();
+        let layout = RingLayout::split(RING, 0).unwrap();
         let q = SplitQueue::new(
             Box::new(dma.alloc(layout.total).unwrap()),
             layout,

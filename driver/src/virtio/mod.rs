@@ -5,6 +5,7 @@ pub(crate) mod config;
 #[cfg(any(test, feature = "fake-device"))]
 pub mod fake;
 pub mod features;
+pub mod layout;
 pub mod open;
 pub mod packed;
 pub mod pci;

@@ -27,9 +27,10 @@
 
 use std::sync::atomic::{fence, AtomicU16, Ordering};
 
+use super::layout::{RingLayout, EVENT_SIZE};
 use super::queue::{
-    AddError, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
-    DESC_F_AVAIL, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_USED, DESC_F_WRITE, DESC_SIZE,
+    AddError, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue, DESC_F_AVAIL,
+    DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_USED, DESC_F_WRITE, DESC_SIZE,
 };
 use super::ring_core::RingCore;
 
@@ -37,51 +38,6 @@ const RING_EVENT_FLAGS_ENABLE: u16 = 0;
 const RING_EVENT_FLAGS_DISABLE: u16 = 1;
 const RING_EVENT_FLAGS_DESC: u16 = 2;
 const EVENT_WRAP: u16 = 1 << 15;
-const EVENT_SIZE: usize = 4;
-/// The largest ring a packed queue may have (virtio 1.2, 2.8: "up to 2^15 entries").
-const MAX_SIZE: u16 = 32768;
-
-/// Byte offsets of the areas of a packed queue inside its memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PackedLayout {
-    pub size: u16,
-    /// Driver event suppression area (the driver area): written by the driver.
-    pub driver_event: usize,
-    /// Device event suppression area (the device area): written by the device.
-    pub device_event: usize,
-    pub indirect: usize,
-    /// Descriptors per indirect table (0: no indirect tables).
-    pub indirect_max: u16,
-    pub total: usize,
-}
-
-impl PackedLayout {
-    /// The layout for a ring of `size` entries (1..=32768, any value: packed rings need not
-    /// be powers of two) with one indirect table of `indirect_max` descriptors per buffer id.
-    pub fn new(size: u16, indirect_max: u16) -> Option<Self> {
-        if size == 0 || size > MAX_SIZE {
-            return None;
-        }
-        let n = usize::from(size);
-        // The ring is 16-aligned at offset 0 and a multiple of 16 long, so the event areas
-        // after it are 4-aligned.
-        let driver_event = DESC_SIZE * n;
-        let device_event = driver_event + EVENT_SIZE;
-        let indirect = (device_event + EVENT_SIZE).next_multiple_of(DESC_SIZE);
-        let tables = n
-            .checked_mul(usize::from(indirect_max))?
-            .checked_mul(DESC_SIZE)?;
-        let total = indirect.checked_add(tables)?;
-        Some(PackedLayout {
-            size,
-            driver_event,
-            device_event,
-            indirect,
-            indirect_max,
-            total,
-        })
-    }
-}
 
 /// Per-buffer-id bookkeeping of a chain in flight.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,7 +67,6 @@ struct Pending {
 #[derive(Debug)]
 pub struct PackedQueue {
     core: RingCore,
-    layout: PackedLayout,
     event_idx: bool,
     /// Chains allowed in flight at once (the tag depth of the queue's owner). With indirect
     /// descriptors, direct chains are used only while one descriptor stays for each of them.
@@ -183,15 +138,14 @@ impl PackedQueue {
     /// negotiated. `depth` is the most chains in flight the owner will have.
     pub fn new(
         memory: Box<dyn SharedMemory>,
-        layout: PackedLayout,
+        layout: RingLayout,
         event_idx: bool,
         depth: u16,
     ) -> Option<Self> {
-        let core = RingCore::new(memory, layout.total, layout.size)?;
+        let core = RingCore::new(memory, layout)?;
         let n = layout.size;
         let queue = PackedQueue {
             core,
-            layout,
             event_idx,
             depth: depth.clamp(1, n),
             id_next: (1..=n).map(|i| if i == n { 0 } else { i }).collect(),
@@ -209,18 +163,14 @@ impl PackedQueue {
         };
         // Start from a clean ring and event areas even if the memory was recycled: a stale
         // descriptor must not look available to the device.
-        for offset in (0..layout.device_event + EVENT_SIZE).step_by(4) {
+        for offset in (0..layout.device + EVENT_SIZE).step_by(4) {
             queue.core.write_u32(offset, 0);
         }
         // Polled: the device need not send used buffer notifications.
         queue
             .core
-            .write_u16(layout.driver_event + 2, RING_EVENT_FLAGS_DISABLE);
+            .write_u16(layout.driver + 2, RING_EVENT_FLAGS_DISABLE);
         Some(queue)
-    }
-
-    pub fn layout(&self) -> &PackedLayout {
-        &self.layout
     }
 
     /// The flags of ring descriptor `slot`, which the device writes concurrently.
@@ -256,7 +206,7 @@ impl PackedQueue {
         let slot = self.next_avail;
         let bits = avail_bits(self.avail_wrap);
         self.next_avail += 1;
-        if self.next_avail == self.layout.size {
+        if self.next_avail == self.core.layout.size {
             self.next_avail = 0;
             self.avail_wrap = !self.avail_wrap;
         }
@@ -291,23 +241,23 @@ impl PackedQueue {
         }
         let free = usize::from(self.num_free);
         let others = usize::from(self.depth.saturating_sub(self.core.in_flight + 1));
-        let indirect_ok = self.layout.indirect_max > 0 && n > 1;
+        let indirect_ok = self.core.layout.indirect_max > 0 && n > 1;
         // Direct when the chain fits and, if indirect tables exist, enough descriptors remain
         // for every other chain the owner may still add; indirect otherwise.
         let direct = n <= free && (!indirect_ok || free - n >= others);
         if !direct {
             if indirect_ok {
-                let max = usize::from(self.layout.indirect_max);
+                let max = usize::from(self.core.layout.indirect_max);
                 if n > max {
                     return Err(AddError::TooManySegments { segments: n, max });
                 }
                 if free == 0 {
                     return Err(AddError::Full(n));
                 }
-            } else if n > usize::from(self.layout.size) {
+            } else if n > usize::from(self.core.layout.size) {
                 return Err(AddError::TooManySegments {
                     segments: n,
-                    max: usize::from(self.layout.size),
+                    max: usize::from(self.core.layout.size),
                 });
             } else {
                 return Err(AddError::Full(n));
@@ -351,8 +301,8 @@ impl PackedQueue {
             descriptors = n as u16;
         } else {
             // The id's table holds the chain in order: no NEXT, no AVAIL/USED, WRITE only.
-            let max = usize::from(self.layout.indirect_max);
-            let table = self.layout.indirect + usize::from(id) * max * DESC_SIZE;
+            let max = usize::from(self.core.layout.indirect_max);
+            let table = self.core.layout.indirect + usize::from(id) * max * DESC_SIZE;
             for (i, segment) in segments.iter().enumerate() {
                 self.write_desc(table + i * DESC_SIZE, segment, 0, write_flag(segment));
             }
@@ -444,7 +394,7 @@ impl Virtqueue for PackedQueue {
         // state, or a notification can be lost (the kernel's virtqueue_kick_prepare_packed).
         fence(Ordering::SeqCst);
         // One read, so offset and flags are a consistent pair.
-        let event = self.core.read_u32(self.layout.device_event);
+        let event = self.core.read_u32(self.core.layout.device);
         let event_off_wrap = event as u16;
         match (event >> 16) as u16 {
             RING_EVENT_FLAGS_ENABLE => true,
@@ -454,7 +404,7 @@ impl Virtqueue for PackedQueue {
                 // the other pass than the current avail wrap counter lies one ring earlier.
                 let mut event_idx = event_off_wrap & !EVENT_WRAP;
                 if (event_off_wrap & EVENT_WRAP != 0) != self.avail_wrap {
-                    event_idx = event_idx.wrapping_sub(self.layout.size);
+                    event_idx = event_idx.wrapping_sub(self.core.layout.size);
                 }
                 new.wrapping_sub(event_idx).wrapping_sub(1) < new.wrapping_sub(old)
             }
@@ -475,7 +425,7 @@ impl Virtqueue for PackedQueue {
         }
         let published = self.core.in_flight - self.pending_len;
         if published == 0 {
-            let (now, now_wrap) = advance(slot, self.used_wrap, 1, self.layout.size);
+            let (now, now_wrap) = advance(slot, self.used_wrap, 1, self.core.layout.size);
             return Some(Err(self.core.break_queue(QueueFault::IndexJump {
                 last: off_wrap(slot, self.used_wrap),
                 now: off_wrap(now, now_wrap),
@@ -486,10 +436,10 @@ impl Virtqueue for PackedQueue {
         let offset = usize::from(slot) * DESC_SIZE;
         let written = self.core.read_u32(offset + 8);
         let id = self.core.read_u16(offset + 12);
-        if id >= self.layout.size {
+        if id >= self.core.layout.size {
             return Some(Err(self.core.break_queue(QueueFault::IdOutOfRange {
                 id: u32::from(id),
-                size: self.layout.size,
+                size: self.core.layout.size,
             })));
         }
         let chain = self.chains[usize::from(id)];
@@ -507,8 +457,12 @@ impl Virtqueue for PackedQueue {
         };
         // The device skips the rest of the chain's slots: its next used descriptor goes
         // `descriptors` slots on.
-        (self.last_used, self.used_wrap) =
-            advance(slot, self.used_wrap, chain.descriptors, self.layout.size);
+        (self.last_used, self.used_wrap) = advance(
+            slot,
+            self.used_wrap,
+            chain.descriptors,
+            self.core.layout.size,
+        );
         self.num_free += chain.descriptors;
         self.chains[usize::from(id)].descriptors = 0;
         self.chains[usize::from(id)].published = false;
@@ -533,14 +487,6 @@ impl Virtqueue for PackedQueue {
 
     fn core_mut(&mut self) -> &mut RingCore {
         &mut self.core
-    }
-
-    fn addresses(&self) -> QueueAddresses {
-        QueueAddresses {
-            descriptors: self.core.iova(),
-            driver: self.core.iova() + self.layout.driver_event as u64,
-            device: self.core.iova() + self.layout.device_event as u64,
-        }
     }
 }
 
@@ -570,7 +516,7 @@ pub(crate) mod tests {
         base: *mut u8,
         iova: u64,
         len: usize,
-        layout: PackedLayout,
+        layout: RingLayout,
         next_avail: u16,
         avail_wrap: bool,
         pub next_used: u16,
@@ -590,7 +536,7 @@ pub(crate) mod tests {
                 base: queue.core().memory().ptr().as_ptr(),
                 iova: queue.core().memory().iova(),
                 len: queue.core().memory().len(),
-                layout: queue.layout,
+                layout: *queue.core().layout(),
                 next_avail: 0,
                 avail_wrap: true,
                 next_used: 0,
@@ -721,21 +667,21 @@ pub(crate) mod tests {
         }
 
         pub fn set_device_event(&self, off_wrap: u16, flags: u16) {
-            self.wr16(self.layout.device_event, off_wrap);
-            self.wr16(self.layout.device_event + 2, flags);
+            self.wr16(self.layout.device, off_wrap);
+            self.wr16(self.layout.device + 2, flags);
         }
 
         /// The driver event suppression area: (desc_event_off_wrap, desc_event_flags).
         pub fn driver_event(&self) -> (u16, u16) {
             (
-                self.rd16(self.layout.driver_event),
-                self.rd16(self.layout.driver_event + 2),
+                self.rd16(self.layout.driver),
+                self.rd16(self.layout.driver + 2),
             )
         }
     }
 
     pub fn queue(size: u16, indirect_max: u16, event_idx: bool, depth: u16) -> PackedQueue {
-        let layout = PackedLayout::new(size, indirect_max).unwrap();
+        let layout = RingLayout::packed(size, indirect_max).unwrap();
         let mem = HeapMemory::new(layout.total.next_multiple_of(4096), 0x7_0000_0000);
         PackedQueue::new(Box::new(mem), layout, event_idx, depth).unwrap()
     }
@@ -753,25 +699,8 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn layout_places_areas_with_the_spec_alignment() {
-        let l = PackedLayout::new(256, 0).unwrap();
-        assert_eq!((l.driver_event, l.device_event), (4096, 4100));
-        assert_eq!((l.indirect, l.total), (4112, 4112));
-        let l = PackedLayout::new(100, 8).unwrap();
-        assert_eq!(
-            (l.driver_event, l.device_event, l.indirect),
-            (1600, 1604, 1616)
-        );
-        assert_eq!(l.total, 1616 + 100 * 8 * 16);
-        assert!(PackedLayout::new(1, 0).is_some());
-        assert!(PackedLayout::new(32768, 4).is_some());
-        assert!(PackedLayout::new(0, 0).is_none());
-        assert!(PackedLayout::new(32769, 0).is_none());
-    }
-
-    #[test]
     fn new_rejects_short_or_misaligned_memory() {
-        let layout = PackedLayout::new(8, 4).unwrap();
+        let layout = RingLayout::packed(8, 4).unwrap();
         let short = HeapMemory::new(layout.total - 1, 0x1000);
         assert!(PackedQueue::new(Box::new(short), layout, false, 8).is_none());
         let odd = HeapMemory::new(layout.total, 0x1008);

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::features::Features;
-use super::packed::{PackedLayout, PackedQueue};
+use super::layout::RingLayout;
+use super::packed::PackedQueue;
 use super::pci::{QueueNotifier, TransportError, VirtioPciTransport};
 use super::ring::Ring;
-use super::split::{slot_stride, SplitLayout, SplitQueue};
+use super::split::{slot_stride, SplitQueue};
 use crate::dma::{DmaError, DmaSpace};
 
 /// Ring entries per queue unless asked otherwise (QEMU's default too).
@@ -172,12 +173,12 @@ pub fn new_ring(
 ) -> Result<Ring, QueueSetupError> {
     let too_small = || QueueSetupError::TooSmall { index, max: size };
     if packed {
-        let layout = PackedLayout::new(size, indirect_max).ok_or_else(too_small)?;
+        let layout = RingLayout::packed(size, indirect_max).ok_or_else(too_small)?;
         let memory = Box::new(dma.alloc(layout.total)?);
         let queue = PackedQueue::new(memory, layout, event_idx, depth).ok_or_else(too_small)?;
         Ok(queue.into())
     } else {
-        let layout = SplitLayout::new(size, indirect_max).ok_or_else(too_small)?;
+        let layout = RingLayout::split(size, indirect_max).ok_or_else(too_small)?;
         let memory = Box::new(dma.alloc(layout.total)?);
         let queue = SplitQueue::new(memory, layout, event_idx, depth).ok_or_else(too_small)?;
         Ok(queue.into())

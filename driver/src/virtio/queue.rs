@@ -141,7 +141,15 @@ pub trait Virtqueue: Send + std::fmt::Debug {
         self
     }
     /// The IOVAs to program into the transport: descriptor area, driver area, device area.
-    fn addresses(&self) -> QueueAddresses;
+    fn addresses(&self) -> QueueAddresses {
+        let core = self.core();
+        let layout = core.layout();
+        QueueAddresses {
+            descriptors: core.iova(),
+            driver: core.iova() + layout.driver as u64,
+            device: core.iova() + layout.device as u64,
+        }
+    }
 }
 
 /// Where a queue's three areas live, as the transport's queue registers want them.

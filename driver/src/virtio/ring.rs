@@ -2,7 +2,7 @@
 //! instead of a call through a vtable on every add, publish and pop.
 
 use super::packed::PackedQueue;
-use super::queue::{AddError, QueueAddresses, QueueFault, Segment, UsedChain, Virtqueue};
+use super::queue::{AddError, QueueFault, Segment, UsedChain, Virtqueue};
 use super::ring_core::RingCore;
 use super::split::SplitQueue;
 
@@ -96,9 +96,5 @@ impl Virtqueue for Ring {
 
     fn core_mut(&mut self) -> &mut RingCore {
         each_ring!(self, q => q.core_mut())
-    }
-
-    fn addresses(&self) -> QueueAddresses {
-        each_ring!(self, q => q.addresses())
     }
 }

@@ -8,16 +8,15 @@
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU16;
 
+use super::layout::RingLayout;
 use super::queue::{QueueFault, SharedMemory};
 
 #[derive(Debug)]
 pub struct RingCore {
     memory: Box<dyn SharedMemory>,
     base: NonNull<u8>,
-    /// Bytes the ring's layout spans: every access stays below.
-    total: usize,
-    /// Ring entries.
-    size: u16,
+    /// Where the ring's areas lie: every access stays below `layout.total`.
+    pub(crate) layout: RingLayout,
     /// Chains added and not yet completed.
     pub(crate) in_flight: u16,
     /// Set when the device broke the queue; every later operation reports it.
@@ -34,8 +33,8 @@ unsafe impl Send for RingCore {}
 impl RingCore {
     /// `None` unless `memory` holds `total` bytes at a 16-aligned IOVA and address (ring
     /// descriptors are 16-aligned, which every access's alignment relies on).
-    pub(crate) fn new(memory: Box<dyn SharedMemory>, total: usize, size: u16) -> Option<Self> {
-        if memory.len() < total
+    pub(crate) fn new(memory: Box<dyn SharedMemory>, layout: RingLayout) -> Option<Self> {
+        if memory.len() < layout.total
             || !memory.iova().is_multiple_of(16)
             || !(memory.ptr().as_ptr() as usize).is_multiple_of(16)
         {
@@ -44,8 +43,7 @@ impl RingCore {
         Some(RingCore {
             base: memory.ptr(),
             memory,
-            total,
-            size,
+            layout,
             in_flight: 0,
             fault: None,
             clamp_used_len: false,
@@ -61,13 +59,17 @@ impl RingCore {
         self.memory.iova()
     }
 
+    pub fn layout(&self) -> &RingLayout {
+        &self.layout
+    }
+
     pub fn size(&self) -> u16 {
-        self.size
+        self.layout.size
     }
 
     #[inline]
     fn at(&self, offset: usize) -> *mut u8 {
-        debug_assert!(offset < self.total);
+        debug_assert!(offset < self.layout.total);
         // SAFETY: every offset used is inside the layout, which fits in the memory.
         unsafe { self.base.as_ptr().add(offset) }
     }
@@ -124,7 +126,7 @@ impl RingCore {
     pub(crate) fn write_descriptor(&self, offset: usize, iova: u64, tail: u64) {
         // The descriptor lies in the ring or in an indirect table of the layout and is
         // 16-aligned; the device does not read it until its chain is published.
-        debug_assert!(offset + 16 <= self.total && offset.is_multiple_of(16));
+        debug_assert!(offset + 16 <= self.layout.total && offset.is_multiple_of(16));
         self.write_u64(offset, iova);
         self.write_u64(offset + 8, tail);
     }

@@ -14,9 +14,10 @@
 
 use std::sync::atomic::{fence, Ordering};
 
+use super::layout::RingLayout;
 use super::queue::{
-    AddError, ChainSink, QueueAddresses, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue,
-    DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_SIZE,
+    AddError, ChainSink, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue, DESC_F_INDIRECT,
+    DESC_F_NEXT, DESC_F_WRITE, DESC_SIZE,
 };
 use super::ring_core::RingCore;
 
@@ -27,41 +28,6 @@ const USED_F_NO_NOTIFY: u16 = 1;
 #[inline(always)]
 fn desc_tail(len: u32, flags: u16, next: u16) -> u64 {
     u64::from(len) | u64::from(flags) << 32 | u64::from(next) << 48
-}
-
-/// Byte offsets of the areas of a split queue inside its memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SplitLayout {
-    pub size: u16,
-    pub avail: usize,
-    pub used: usize,
-    pub indirect: usize,
-    /// Descriptors per indirect table (0: no indirect tables).
-    pub indirect_max: u16,
-    pub total: usize,
-}
-
-impl SplitLayout {
-    /// The layout for a ring of `size` entries (a power of two, at most 16384) with one
-    /// indirect table of `indirect_max` descriptors per ring entry.
-    pub fn new(size: u16, indirect_max: u16) -> Option<Self> {
-        if !size.is_power_of_two() || size > 16384 {
-            return None;
-        }
-        let n = usize::from(size);
-        let avail = DESC_SIZE * n;
-        let used = (avail + 6 + 2 * n).next_multiple_of(4);
-        let indirect = (used + 6 + 8 * n).next_multiple_of(16);
-        let total = indirect + n * usize::from(indirect_max) * DESC_SIZE;
-        Some(SplitLayout {
-            size,
-            avail,
-            used,
-            indirect,
-            indirect_max,
-            total,
-        })
-    }
 }
 
 /// Bookkeeping of one chain slot.
@@ -83,7 +49,6 @@ struct Chain {
 #[derive(Debug)]
 pub struct SplitQueue {
     core: RingCore,
-    layout: SplitLayout,
     event_idx: bool,
     /// The slot each ring descriptor heads (`u16::MAX`: none), for completions.
     slot_at: Vec<u16>,
@@ -111,11 +76,11 @@ impl SplitQueue {
     /// chains its owner keeps in flight at most (the tag depth), which sets the slot stride.
     pub fn new(
         memory: Box<dyn SharedMemory>,
-        layout: SplitLayout,
+        layout: RingLayout,
         event_idx: bool,
         depth: u16,
     ) -> Option<Self> {
-        let core = RingCore::new(memory, layout.total, layout.size)?;
+        let core = RingCore::new(memory, layout)?;
         // Uniform slots give every chain `stride` descriptors. When that is fewer than a
         // one-buffer request needs (a header, the data and a status: 3, so 4) and tables
         // exist, the first slots get 4 and the rest one (each chain in its table): as many
@@ -147,7 +112,6 @@ impl SplitQueue {
             .collect();
         let queue = SplitQueue {
             core,
-            layout,
             event_idx,
             slot_at: {
                 let mut at = vec![u16::MAX; usize::from(layout.size)];
@@ -166,13 +130,9 @@ impl SplitQueue {
             queue.push_used_event();
         } else {
             // Polled: the device need not interrupt. (With EVENT_IDX, used_event does this.)
-            queue.core.write_u16(layout.avail, AVAIL_F_NO_INTERRUPT);
+            queue.core.write_u16(layout.driver, AVAIL_F_NO_INTERRUPT);
         }
         Some(queue)
-    }
-
-    pub fn layout(&self) -> &SplitLayout {
-        &self.layout
     }
 
     /// Chain slots (at least the depth given to `new`).
@@ -201,7 +161,7 @@ impl SplitQueue {
     /// Keeps `used_event` half the index space ahead, so the device never decides that an
     /// interrupt is due: completions are polled.
     fn push_used_event(&self) {
-        let used_event = self.layout.avail + 4 + 2 * usize::from(self.layout.size);
+        let used_event = self.core.layout.driver + 4 + 2 * usize::from(self.core.layout.size);
         self.core
             .write_u16(used_event, self.avail_idx.wrapping_add(0x8000));
     }
@@ -276,14 +236,15 @@ pub struct SplitChain<'q> {
 impl SplitChain<'_> {
     fn table(&self) -> usize {
         let q = &*self.queue;
-        q.layout.indirect + usize::from(self.slot) * usize::from(q.layout.indirect_max) * DESC_SIZE
+        q.core.layout.indirect
+            + usize::from(self.slot) * usize::from(q.core.layout.indirect_max) * DESC_SIZE
     }
 
     /// The chain outgrew its slot: move what was written into the slot's indirect table, if
     /// it has one larger than the slot. `false` when there is no more room anywhere.
     #[cold]
     fn make_room(&mut self) -> bool {
-        let max = self.queue.layout.indirect_max;
+        let max = self.queue.core.layout.indirect_max;
         if self.indirect || max <= self.room {
             return false;
         }
@@ -316,7 +277,7 @@ impl SplitChain<'_> {
         if self.count > self.room {
             let q = &*self.queue;
             let max = usize::from(q.chains[usize::from(self.slot)].room)
-                .max(usize::from(q.layout.indirect_max));
+                .max(usize::from(q.core.layout.indirect_max));
             return Err(AddError::TooManySegments { segments: n, max });
         }
         // The last descriptor ends the chain: no NEXT flag, no link.
@@ -341,8 +302,9 @@ impl SplitChain<'_> {
         chain.writable = self.writable;
         chain.busy = true;
         chain.pooled = self.pooled;
-        let entry = usize::from(q.avail_idx & (q.layout.size - 1));
-        q.core.write_u16(q.layout.avail + 4 + 2 * entry, self.head);
+        let entry = usize::from(q.avail_idx & (q.core.layout.size - 1));
+        q.core
+            .write_u16(q.core.layout.driver + 4 + 2 * entry, self.head);
         q.avail_idx = q.avail_idx.wrapping_add(1);
         q.core.in_flight += 1;
         Ok(())
@@ -410,7 +372,7 @@ impl Virtqueue for SplitQueue {
         }
         // Release: the descriptors and ring entries above are visible before the index.
         self.core
-            .atomic_u16(self.layout.avail + 2)
+            .atomic_u16(self.core.layout.driver + 2)
             .store(new.to_le(), Ordering::Release);
         self.published_idx = new;
         // Full barrier between publishing the index and reading the device's suppression
@@ -419,11 +381,11 @@ impl Virtqueue for SplitQueue {
         if self.event_idx {
             let avail_event = self
                 .core
-                .read_u16(self.layout.used + 4 + 8 * usize::from(self.layout.size));
+                .read_u16(self.core.layout.device + 4 + 8 * usize::from(self.core.layout.size));
             // vring_need_event: did `new` pass `avail_event` since `old`?
             new.wrapping_sub(avail_event).wrapping_sub(1) < new.wrapping_sub(old)
         } else {
-            self.core.read_u16(self.layout.used) & USED_F_NO_NOTIFY == 0
+            self.core.read_u16(self.core.layout.device) & USED_F_NO_NOTIFY == 0
         }
     }
 
@@ -434,7 +396,7 @@ impl Virtqueue for SplitQueue {
         }
         let now = u16::from_le(
             self.core
-                .atomic_u16(self.layout.used + 2)
+                .atomic_u16(self.core.layout.device + 2)
                 .load(Ordering::Acquire),
         );
         if now == self.last_used {
@@ -450,14 +412,14 @@ impl Virtqueue for SplitQueue {
                 in_flight: published,
             })));
         }
-        let entry = usize::from(self.last_used & (self.layout.size - 1));
-        let element = self.layout.used + 4 + 8 * entry;
+        let entry = usize::from(self.last_used & (self.core.layout.size - 1));
+        let element = self.core.layout.device + 4 + 8 * entry;
         let id = self.core.read_u32(element);
         let written = self.core.read_u32(element + 4);
-        if id >= u32::from(self.layout.size) {
+        if id >= u32::from(self.core.layout.size) {
             return Some(Err(self.core.break_queue(QueueFault::IdOutOfRange {
                 id,
-                size: self.layout.size,
+                size: self.core.layout.size,
             })));
         }
         // Only a slot's first descriptor is ever a head.
@@ -493,14 +455,6 @@ impl Virtqueue for SplitQueue {
 
     fn core_mut(&mut self) -> &mut RingCore {
         &mut self.core
-    }
-
-    fn addresses(&self) -> QueueAddresses {
-        QueueAddresses {
-            descriptors: self.core.iova(),
-            driver: self.core.iova() + self.layout.avail as u64,
-            device: self.core.iova() + self.layout.used as u64,
-        }
     }
 }
 
@@ -563,7 +517,7 @@ pub(crate) mod tests {
     pub struct FakeDevice {
         base: *mut u8,
         iova: u64,
-        layout: SplitLayout,
+        layout: RingLayout,
         last_avail: u16,
         used_idx: u16,
     }
@@ -576,7 +530,7 @@ pub(crate) mod tests {
             FakeDevice {
                 base: queue.core().memory().ptr().as_ptr(),
                 iova: queue.core().memory().iova(),
-                layout: queue.layout,
+                layout: *queue.core().layout(),
                 last_avail: 0,
                 used_idx: 0,
             }
@@ -603,12 +557,12 @@ pub(crate) mod tests {
 
         /// Every newly available chain: (head, segments, was indirect).
         pub fn take_available(&mut self) -> Vec<(u16, Vec<Segment>, bool)> {
-            let idx = unsafe { AtomicU16::from_ptr(self.base.add(self.layout.avail + 2).cast()) }
+            let idx = unsafe { AtomicU16::from_ptr(self.base.add(self.layout.driver + 2).cast()) }
                 .load(Ordering::Acquire);
             let mut out = Vec::new();
             while self.last_avail != idx {
                 let slot = usize::from(self.last_avail & (self.layout.size - 1));
-                let head = self.rd16(self.layout.avail + 4 + 2 * slot);
+                let head = self.rd16(self.layout.driver + 4 + 2 * slot);
                 let mut segs = Vec::new();
                 let (addr, len, flags, _) = self.desc(0, head);
                 let indirect = flags & DESC_F_INDIRECT != 0;
@@ -643,32 +597,35 @@ pub(crate) mod tests {
         /// Writes a used element (any id and length, hostile or not) and bumps used.idx.
         pub fn complete(&mut self, id: u32, len: u32) {
             let slot = usize::from(self.used_idx & (self.layout.size - 1));
-            let p = unsafe { self.base.add(self.layout.used + 4 + 8 * slot) };
+            let p = unsafe { self.base.add(self.layout.device + 4 + 8 * slot) };
             unsafe {
                 p.cast::<u32>().write_volatile(id);
                 p.add(4).cast::<u32>().write_volatile(len);
             }
             self.used_idx = self.used_idx.wrapping_add(1);
-            unsafe { AtomicU16::from_ptr(self.base.add(self.layout.used + 2).cast()) }
+            unsafe { AtomicU16::from_ptr(self.base.add(self.layout.device + 2).cast()) }
                 .store(self.used_idx, Ordering::Release);
         }
 
         pub fn set_used_idx(&mut self, idx: u16) {
             self.used_idx = idx;
-            self.wr16(self.layout.used + 2, idx);
+            self.wr16(self.layout.device + 2, idx);
         }
 
         pub fn set_avail_event(&self, v: u16) {
-            self.wr16(self.layout.used + 4 + 8 * usize::from(self.layout.size), v);
+            self.wr16(
+                self.layout.device + 4 + 8 * usize::from(self.layout.size),
+                v,
+            );
         }
 
         pub fn used_event(&self) -> u16 {
-            self.rd16(self.layout.avail + 4 + 2 * usize::from(self.layout.size))
+            self.rd16(self.layout.driver + 4 + 2 * usize::from(self.layout.size))
         }
     }
 
     pub fn queue(size: u16, indirect_max: u16, event_idx: bool, depth: u16) -> SplitQueue {
-        let layout = SplitLayout::new(size, indirect_max).unwrap();
+        let layout = RingLayout::split(size, indirect_max).unwrap();
         let mem = HeapMemory::new(layout.total.next_multiple_of(4096), 0x7_0000_0000);
         SplitQueue::new(Box::new(mem), layout, event_idx, depth).unwrap()
     }
@@ -679,14 +636,6 @@ pub(crate) mod tests {
             Segment::writable(0x10_0000 + i * 4096, 4096),
             Segment::writable(0x2000 + i, 1),
         ]
-    }
-
-    #[test]
-    fn layout_matches_the_spec_alignment() {
-        let l = SplitLayout::new(256, 0).unwrap();
-        assert_eq!((l.avail, l.used), (4096, 4096 + 6 + 512 + 2));
-        assert_eq!(l.used % 4, 0);
-        assert!(SplitLayout::new(100, 0).is_none());
     }
 
     #[test]
