@@ -700,6 +700,7 @@ mod tests {
     use crate::virtio::fake::{serve_blk, FakeChain, FakeSplitDevice};
     use crate::virtio::layout::RingLayout;
     use crate::virtio::queue::Virtqueue;
+    use crate::virtio::ring_core::RingCore;
     use crate::virtio::split::SplitQueue;
 
     const RING: u16 = 16;
@@ -720,13 +721,8 @@ mod tests {
 
     fn ring(dma: &Arc<DmaSpace>, depth: u16) -> (SplitQueue, FakeSplitDevice) {
         let layout = RingLayout::split(RING, 0).unwrap();
-        let q = SplitQueue::new(
-            Box::new(dma.alloc(layout.total).unwrap()),
-            layout,
-            true,
-            depth,
-        )
-        .unwrap();
+        let memory = Box::new(dma.alloc(layout.total).unwrap());
+        let q = SplitQueue::new(RingCore::new(memory, layout).unwrap(), true, depth);
         let dev = FakeSplitDevice::new(q.addresses(), RING);
         (q, dev)
     }
@@ -765,7 +761,7 @@ mod tests {
         let slots = dma.alloc(usize::from(depth) * SCSI_SLOT_SIZE).unwrap();
         let queue = HwQueue::new(
             3,
-            SplitQueue::clamp_used_len(q).into(),
+            Ring::from(q).clamp_used_len(),
             QueueNotifier::detached(3),
             depth,
             slots,

@@ -6,7 +6,6 @@ use super::encoder::RequestEncoder;
 use super::hwqueue::HwQueue;
 use crate::dma::{DmaError, DmaSpace};
 use crate::virtio::plan::{QueuePlan, QueueSetupError};
-use crate::virtio::queue::Virtqueue;
 use crate::virtio::VirtioPciTransport;
 
 /// The hardware queues of one device (a virtio-blk disk, or a virtio-scsi host whose LUNs

@@ -27,10 +27,10 @@
 
 use std::sync::atomic::{fence, AtomicU16, Ordering};
 
-use super::layout::{RingLayout, EVENT_SIZE};
+use super::layout::EVENT_SIZE;
 use super::queue::{
-    AddError, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue, DESC_F_AVAIL,
-    DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_USED, DESC_F_WRITE, DESC_SIZE,
+    AddError, QueueFault, Segment, UsedChain, Virtqueue, DESC_F_AVAIL, DESC_F_INDIRECT,
+    DESC_F_NEXT, DESC_F_USED, DESC_F_WRITE, DESC_SIZE,
 };
 use super::ring_core::RingCore;
 
@@ -66,7 +66,7 @@ struct Pending {
 /// A packed virtqueue in shared memory.
 #[derive(Debug)]
 pub struct PackedQueue {
-    core: RingCore,
+    pub(super) core: RingCore,
     event_idx: bool,
     /// Chains allowed in flight at once (the tag depth of the queue's owner). With indirect
     /// descriptors, direct chains are used only while one descriptor stays for each of them.
@@ -136,13 +136,8 @@ impl PackedQueue {
     /// Builds an empty queue in `memory`, which must be zeroed and at least `layout.total`
     /// bytes, at a 16-aligned IOVA. `event_idx` is whether VIRTIO_F_EVENT_IDX was
     /// negotiated. `depth` is the most chains in flight the owner will have.
-    pub fn new(
-        memory: Box<dyn SharedMemory>,
-        layout: RingLayout,
-        event_idx: bool,
-        depth: u16,
-    ) -> Option<Self> {
-        let core = RingCore::new(memory, layout)?;
+    pub fn new(core: RingCore, event_idx: bool, depth: u16) -> Self {
+        let layout = core.layout;
         let n = layout.size;
         let queue = PackedQueue {
             core,
@@ -170,7 +165,7 @@ impl PackedQueue {
         queue
             .core
             .write_u16(layout.driver + 2, RING_EVENT_FLAGS_DISABLE);
-        Some(queue)
+        queue
     }
 
     /// The flags of ring descriptor `slot`, which the device writes concurrently.
@@ -414,10 +409,7 @@ impl Virtqueue for PackedQueue {
     }
 
     #[inline]
-    fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
-        if let Some(fault) = self.core.fault {
-            return Some(Err(fault));
-        }
+    fn next_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
         let slot = self.last_used;
         let flags = u16::from_le(self.flags_atomic(slot).load(Ordering::Acquire));
         if !is_used(flags, self.used_wrap) {
@@ -484,15 +476,12 @@ impl Virtqueue for PackedQueue {
     fn core(&self) -> &RingCore {
         &self.core
     }
-
-    fn core_mut(&mut self) -> &mut RingCore {
-        &mut self.core
-    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::virtio::layout::RingLayout;
     use crate::virtio::split::tests::HeapMemory;
 
     /// A chain the fake device found available.
@@ -683,7 +672,11 @@ pub(crate) mod tests {
     pub fn queue(size: u16, indirect_max: u16, event_idx: bool, depth: u16) -> PackedQueue {
         let layout = RingLayout::packed(size, indirect_max).unwrap();
         let mem = HeapMemory::new(layout.total.next_multiple_of(4096), 0x7_0000_0000);
-        PackedQueue::new(Box::new(mem), layout, event_idx, depth).unwrap()
+        PackedQueue::new(
+            RingCore::new(Box::new(mem), layout).unwrap(),
+            event_idx,
+            depth,
+        )
     }
 
     fn blk_chain(i: u64) -> [Segment; 3] {
@@ -702,9 +695,9 @@ pub(crate) mod tests {
     fn new_rejects_short_or_misaligned_memory() {
         let layout = RingLayout::packed(8, 4).unwrap();
         let short = HeapMemory::new(layout.total - 1, 0x1000);
-        assert!(PackedQueue::new(Box::new(short), layout, false, 8).is_none());
+        assert!(RingCore::new(Box::new(short), layout).is_none());
         let odd = HeapMemory::new(layout.total, 0x1008);
-        assert!(PackedQueue::new(Box::new(odd), layout, false, 8).is_none());
+        assert!(RingCore::new(Box::new(odd), layout).is_none());
     }
 
     #[test]
@@ -1149,7 +1142,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_clamping_queue_tolerates_an_overlong_length_but_not_a_bad_id() {
-        let mut q = queue(8, 0, true, 8).clamp_used_len();
+        let mut q = queue(8, 0, true, 8);
+        q.core.clamp_used_len = true;
         let mut dev = FakePackedDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.add(&blk_chain(1), 2).unwrap();
@@ -1264,7 +1258,7 @@ pub(crate) mod tests {
             let depth = 1 + (rng.next() % u64::from(size)) as u16;
             let mut q = queue(size, indirect_max, event_idx, depth);
             if rng.next().is_multiple_of(2) {
-                q = q.clamp_used_len();
+                q.core.clamp_used_len = true;
             }
             let mut dev = FakePackedDevice::new(&q);
             let mut outstanding: Vec<u64> = Vec::new();

@@ -8,6 +8,7 @@ use super::layout::RingLayout;
 use super::packed::PackedQueue;
 use super::pci::{QueueNotifier, TransportError, VirtioPciTransport};
 use super::ring::Ring;
+use super::ring_core::RingCore;
 use super::split::{slot_stride, SplitQueue};
 use crate::dma::{DmaError, DmaSpace};
 
@@ -174,14 +175,14 @@ pub fn new_ring(
     let too_small = || QueueSetupError::TooSmall { index, max: size };
     if packed {
         let layout = RingLayout::packed(size, indirect_max).ok_or_else(too_small)?;
-        let memory = Box::new(dma.alloc(layout.total)?);
-        let queue = PackedQueue::new(memory, layout, event_idx, depth).ok_or_else(too_small)?;
-        Ok(queue.into())
+        let core =
+            RingCore::new(Box::new(dma.alloc(layout.total)?), layout).ok_or_else(too_small)?;
+        Ok(PackedQueue::new(core, event_idx, depth).into())
     } else {
         let layout = RingLayout::split(size, indirect_max).ok_or_else(too_small)?;
-        let memory = Box::new(dma.alloc(layout.total)?);
-        let queue = SplitQueue::new(memory, layout, event_idx, depth).ok_or_else(too_small)?;
-        Ok(queue.into())
+        let core =
+            RingCore::new(Box::new(dma.alloc(layout.total)?), layout).ok_or_else(too_small)?;
+        Ok(SplitQueue::new(core, event_idx, depth).into())
     }
 }
 

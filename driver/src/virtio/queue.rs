@@ -113,10 +113,18 @@ pub trait Virtqueue: Send + std::fmt::Debug {
     /// Chains added but not yet published.
     fn unpublished(&self) -> u16;
     /// The next completed chain, `None` when there is none, or the fault that broke the queue.
-    fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>>;
-    /// What every ring format keeps: memory, size, chains in flight, fault.
+    #[inline]
+    fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
+        if let Some(fault) = self.core().fault {
+            return Some(Err(fault));
+        }
+        self.next_used()
+    }
+    /// The ring format's part of [`pop_used`](Self::pop_used), for a queue not broken yet:
+    /// reads and checks the device's next used element.
+    fn next_used(&mut self) -> Option<Result<UsedChain, QueueFault>>;
+    /// What every ring format keeps: memory, layout, chains in flight, fault.
     fn core(&self) -> &RingCore;
-    fn core_mut(&mut self) -> &mut RingCore;
     /// Chains added and not yet completed.
     #[inline]
     fn in_flight(&self) -> u16 {
@@ -130,15 +138,6 @@ pub trait Virtqueue: Send + std::fmt::Debug {
     /// Ring size (entries).
     fn size(&self) -> u16 {
         self.core().size()
-    }
-    /// The same queue, clamping used lengths beyond a chain's writable buffers instead of
-    /// breaking (virtio-scsi; see [`RingCore::check_written`]).
-    fn clamp_used_len(mut self) -> Self
-    where
-        Self: Sized,
-    {
-        self.core_mut().clamp_used_len = true;
-        self
     }
     /// The IOVAs to program into the transport: descriptor area, driver area, device area.
     fn addresses(&self) -> QueueAddresses {

@@ -59,6 +59,16 @@ macro_rules! each_ring {
 }
 
 impl Ring {
+    /// The same ring, clamping used lengths beyond a chain's writable buffers instead of
+    /// breaking (virtio-scsi; see [`RingCore::check_written`]).
+    pub fn clamp_used_len(mut self) -> Self {
+        match &mut self {
+            Ring::Split(q) => q.core.clamp_used_len = true,
+            Ring::Packed(q) => q.core.clamp_used_len = true,
+        }
+        self
+    }
+
     /// The format's name, as `uvio info` and the bench report it.
     pub fn format(&self) -> &'static str {
         match self {
@@ -90,11 +100,12 @@ impl Virtqueue for Ring {
     }
 
     #[inline]
-    fn core(&self) -> &RingCore {
-        each_ring!(self, q => q.core())
+    fn next_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
+        each_ring!(self, q => q.next_used())
     }
 
-    fn core_mut(&mut self) -> &mut RingCore {
-        each_ring!(self, q => q.core_mut())
+    #[inline]
+    fn core(&self) -> &RingCore {
+        each_ring!(self, q => q.core())
     }
 }

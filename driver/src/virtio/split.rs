@@ -14,10 +14,9 @@
 
 use std::sync::atomic::{fence, Ordering};
 
-use super::layout::RingLayout;
 use super::queue::{
-    AddError, ChainSink, QueueFault, Segment, SharedMemory, UsedChain, Virtqueue, DESC_F_INDIRECT,
-    DESC_F_NEXT, DESC_F_WRITE, DESC_SIZE,
+    AddError, ChainSink, QueueFault, Segment, UsedChain, Virtqueue, DESC_F_INDIRECT, DESC_F_NEXT,
+    DESC_F_WRITE, DESC_SIZE,
 };
 use super::ring_core::RingCore;
 
@@ -48,7 +47,7 @@ struct Chain {
 /// A split virtqueue in shared memory.
 #[derive(Debug)]
 pub struct SplitQueue {
-    core: RingCore,
+    pub(super) core: RingCore,
     event_idx: bool,
     /// The slot each ring descriptor heads (`u16::MAX`: none), for completions.
     slot_at: Vec<u16>,
@@ -74,13 +73,8 @@ impl SplitQueue {
     /// Builds an empty queue in `memory`, which must be zeroed and at least `layout.total`
     /// bytes. `event_idx` is whether VIRTIO_F_EVENT_IDX was negotiated; `depth` is how many
     /// chains its owner keeps in flight at most (the tag depth), which sets the slot stride.
-    pub fn new(
-        memory: Box<dyn SharedMemory>,
-        layout: RingLayout,
-        event_idx: bool,
-        depth: u16,
-    ) -> Option<Self> {
-        let core = RingCore::new(memory, layout)?;
+    pub fn new(core: RingCore, event_idx: bool, depth: u16) -> Self {
+        let layout = core.layout;
         // Uniform slots give every chain `stride` descriptors. When that is fewer than a
         // one-buffer request needs (a header, the data and a status: 3, so 4) and tables
         // exist, the first slots get 4 and the rest one (each chain in its table): as many
@@ -132,7 +126,7 @@ impl SplitQueue {
             // Polled: the device need not interrupt. (With EVENT_IDX, used_event does this.)
             queue.core.write_u16(layout.driver, AVAIL_F_NO_INTERRUPT);
         }
-        Some(queue)
+        queue
     }
 
     /// Chain slots (at least the depth given to `new`).
@@ -390,10 +384,7 @@ impl Virtqueue for SplitQueue {
     }
 
     #[inline]
-    fn pop_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
-        if let Some(fault) = self.core.fault {
-            return Some(Err(fault));
-        }
+    fn next_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
         let now = u16::from_le(
             self.core
                 .atomic_u16(self.core.layout.device + 2)
@@ -452,15 +443,13 @@ impl Virtqueue for SplitQueue {
     fn core(&self) -> &RingCore {
         &self.core
     }
-
-    fn core_mut(&mut self) -> &mut RingCore {
-        &mut self.core
-    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::virtio::layout::RingLayout;
+    use crate::virtio::queue::SharedMemory;
     use std::alloc::{alloc_zeroed, dealloc, Layout};
     use std::ptr::NonNull;
     use std::sync::atomic::AtomicU16;
@@ -627,7 +616,11 @@ pub(crate) mod tests {
     pub fn queue(size: u16, indirect_max: u16, event_idx: bool, depth: u16) -> SplitQueue {
         let layout = RingLayout::split(size, indirect_max).unwrap();
         let mem = HeapMemory::new(layout.total.next_multiple_of(4096), 0x7_0000_0000);
-        SplitQueue::new(Box::new(mem), layout, event_idx, depth).unwrap()
+        SplitQueue::new(
+            RingCore::new(Box::new(mem), layout).unwrap(),
+            event_idx,
+            depth,
+        )
     }
 
     fn blk_chain(i: u64) -> [Segment; 3] {
@@ -889,7 +882,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_clamping_queue_tolerates_an_overlong_length_but_not_a_bad_id() {
-        let mut q = queue(8, 0, true, 2).clamp_used_len();
+        let mut q = queue(8, 0, true, 2);
+        q.core.clamp_used_len = true;
         let mut dev = FakeDevice::new(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.add(&blk_chain(1), 2).unwrap();
@@ -994,7 +988,7 @@ pub(crate) mod tests {
             };
             let mut q = queue(size, indirect_max, rng.below(2) == 0, depth);
             if rng.below(3) == 0 {
-                q = q.clamp_used_len();
+                q.core.clamp_used_len = true;
             }
             let mut dev = FakeDevice::new(&q);
             let honest = round % 4 == 0;
