@@ -350,6 +350,10 @@ impl PackedQueue {
 }
 
 impl Virtqueue for PackedQueue {
+    fn core(&self) -> &RingCore {
+        &self.core
+    }
+
     fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
         self.place(None, segments, token)
     }
@@ -461,20 +465,12 @@ impl Virtqueue for PackedQueue {
         if chain.pooled {
             self.put_id(id);
         }
-        self.core.in_flight -= 1;
-        Some(Ok(UsedChain {
-            token: chain.token,
-            written,
-        }))
+        Some(Ok(self.core.completed(chain.token, written)))
     }
 
     #[inline]
     fn unpublished(&self) -> u16 {
         self.pending_len
-    }
-
-    fn core(&self) -> &RingCore {
-        &self.core
     }
 }
 

@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU16;
 
 use super::layout::RingLayout;
-use super::queue::{QueueFault, SharedMemory};
+use super::queue::{QueueFault, SharedMemory, UsedChain};
 
 #[derive(Debug)]
 pub struct RingCore {
@@ -129,6 +129,13 @@ impl RingCore {
         debug_assert!(offset + 16 <= self.layout.total && offset.is_multiple_of(16));
         self.write_u64(offset, iova);
         self.write_u64(offset + 8, tail);
+    }
+
+    /// A chain completed: it leaves the count in flight.
+    #[inline]
+    pub(crate) fn completed(&mut self, token: u64, written: u32) -> UsedChain {
+        self.in_flight -= 1;
+        UsedChain { token, written }
     }
 
     /// Breaks the queue: every later operation reports `fault`.

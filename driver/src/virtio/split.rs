@@ -334,6 +334,10 @@ impl ChainSink for SplitChain<'_> {
 }
 
 impl Virtqueue for SplitQueue {
+    fn core(&self) -> &RingCore {
+        &self.core
+    }
+
     fn add(&mut self, segments: &[Segment], token: u64) -> Result<(), AddError> {
         let Some(slot) = self.free_slots.pop() else {
             if let Some(fault) = self.core.fault {
@@ -427,21 +431,13 @@ impl Virtqueue for SplitQueue {
         if chain.pooled {
             self.free_slots.push(slot as u16);
         }
-        self.core.in_flight -= 1;
         self.last_used = self.last_used.wrapping_add(1);
-        Some(Ok(UsedChain {
-            token: chain.token,
-            written,
-        }))
+        Some(Ok(self.core.completed(chain.token, written)))
     }
 
     #[inline]
     fn unpublished(&self) -> u16 {
         self.avail_idx.wrapping_sub(self.published_idx)
-    }
-
-    fn core(&self) -> &RingCore {
-        &self.core
     }
 }
 
