@@ -182,6 +182,29 @@ impl FakeSplitDevice {
         // SAFETY: the avail_event field after the used ring.
         unsafe { store(at, value) }
     }
+
+    /// The driver's `used_event` (EVENT_IDX).
+    pub fn used_event(&self) -> u16 {
+        // SAFETY: the used_event field after the avail ring.
+        unsafe { load(self.avail + 4 + 2 * u64::from(self.size)) }
+    }
+
+    /// Every chain made available since the last call (for tests, which may allocate).
+    pub fn take_available(&mut self) -> Vec<FakeChain> {
+        let mut all = Vec::new();
+        let mut chain = FakeChain::default();
+        while self.next_chain(&mut chain) {
+            all.push(chain.clone());
+        }
+        all
+    }
+
+    /// Completes chain `id` with `len` bytes written (any values, hostile or not) and
+    /// publishes it.
+    pub fn complete(&mut self, id: u32, len: u32) {
+        self.put_used(id, len);
+        self.publish_used();
+    }
 }
 
 /// Answers every available chain of a virtio-blk queue with `status` (0: OK): writes the
@@ -357,4 +380,44 @@ pub fn serve_scsi_packed(device: &mut FakePackedDevice, scratch: &mut FakeChain)
         n += 1;
     }
     n
+}
+
+/// Helpers for the ring formats' own unit tests.
+#[cfg(test)]
+pub(crate) mod ring_tests {
+    use crate::dma::DmaSpace;
+    use crate::virtio::layout::RingLayout;
+    use crate::virtio::queue::{QueueFault, Segment, UsedChain, Virtqueue};
+    use crate::virtio::ring_core::RingCore;
+
+    /// A ring core in identity-mapped memory (IOVA = address), where a fake device can
+    /// follow the driver's IOVAs.
+    pub fn identity_core(layout: RingLayout) -> RingCore {
+        let memory = DmaSpace::identity().alloc(layout.total).unwrap();
+        RingCore::new(Box::new(memory), layout).unwrap()
+    }
+
+    /// A virtio-blk-like chain (header, data, status) with addresses of its own per `i`.
+    pub fn blk_chain(i: u64) -> [Segment; 3] {
+        [
+            Segment::readable(0x1000 + i * 16, 16),
+            Segment::writable(0x10_0000 + i * 4096, 4096),
+            Segment::writable(0x2000 + i, 1),
+        ]
+    }
+
+    /// Everything `pop_used` has now, in order.
+    pub fn drain(q: &mut impl Virtqueue) -> Vec<Result<UsedChain, QueueFault>> {
+        std::iter::from_fn(|| q.pop_used()).collect()
+    }
+
+    /// The tokens of everything completed now; a fault fails the test.
+    pub fn tokens(q: &mut impl Virtqueue) -> Vec<u64> {
+        drain(q).into_iter().map(|r| r.unwrap().token).collect()
+    }
+
+    /// What `pop_used` gives for a good completion.
+    pub fn used(token: u64, written: u32) -> Option<Result<UsedChain, QueueFault>> {
+        Some(Ok(UsedChain { token, written }))
+    }
 }

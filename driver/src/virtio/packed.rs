@@ -477,8 +477,8 @@ impl Virtqueue for PackedQueue {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::virtio::fake::ring_tests::{blk_chain, drain, identity_core, tokens, used};
     use crate::virtio::layout::RingLayout;
-    use crate::virtio::split::tests::HeapMemory;
 
     /// A chain the fake device found available.
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -667,33 +667,11 @@ pub(crate) mod tests {
 
     pub fn queue(size: u16, indirect_max: u16, event_idx: bool, depth: u16) -> PackedQueue {
         let layout = RingLayout::packed(size, indirect_max).unwrap();
-        let mem = HeapMemory::new(layout.total.next_multiple_of(4096), 0x7_0000_0000);
-        PackedQueue::new(
-            RingCore::new(Box::new(mem), layout).unwrap(),
-            event_idx,
-            depth,
-        )
-    }
-
-    fn blk_chain(i: u64) -> [Segment; 3] {
-        [
-            Segment::readable(0x1000 + i * 16, 16),
-            Segment::writable(0x10_0000 + i * 4096, 4096),
-            Segment::writable(0x2000 + i, 1),
-        ]
+        PackedQueue::new(identity_core(layout), event_idx, depth)
     }
 
     fn one(t: u64) -> [Segment; 1] {
         [Segment::readable(0x1000 + t, 512)]
-    }
-
-    #[test]
-    fn new_rejects_short_or_misaligned_memory() {
-        let layout = RingLayout::packed(8, 4).unwrap();
-        let short = HeapMemory::new(layout.total - 1, 0x1000);
-        assert!(RingCore::new(Box::new(short), layout).is_none());
-        let odd = HeapMemory::new(layout.total, 0x1008);
-        assert!(RingCore::new(Box::new(odd), layout).is_none());
     }
 
     #[test]
@@ -702,9 +680,10 @@ pub(crate) mod tests {
         let mut dev = FakePackedDevice::new(&q);
         assert_eq!(dev.driver_event(), (0, RING_EVENT_FLAGS_DISABLE));
         let a = q.addresses();
-        assert_eq!(a.descriptors, 0x7_0000_0000);
-        assert_eq!(a.driver, 0x7_0000_0000 + 128);
-        assert_eq!(a.device, 0x7_0000_0000 + 132);
+        let base = q.core().iova();
+        assert_eq!(a.descriptors, base);
+        assert_eq!(a.driver, base + 128);
+        assert_eq!(a.device, base + 132);
         q.add(&blk_chain(0), 77).unwrap();
         assert!(
             dev.take_available().is_empty(),
@@ -723,13 +702,7 @@ pub(crate) mod tests {
         assert_eq!(q.in_flight(), 1);
         assert!(q.pop_used().is_none(), "nothing used yet");
         dev.complete(c.id, 4097, c.descriptors);
-        assert_eq!(
-            q.pop_used(),
-            Some(Ok(UsedChain {
-                token: 77,
-                written: 4097
-            }))
-        );
+        assert_eq!(q.pop_used(), used(77, 4097));
         assert!(q.pop_used().is_none());
         assert_eq!((q.in_flight(), q.num_free, q.last_used), (0, 8, 3));
         assert_eq!(q.fault(), None);
@@ -834,10 +807,7 @@ pub(crate) mod tests {
         for c in avail.iter().rev() {
             dev.complete(c.id, 0, c.descriptors);
         }
-        let tokens: Vec<u64> = std::iter::from_fn(|| q.pop_used())
-            .map(|r| r.unwrap().token)
-            .collect();
-        assert_eq!(tokens, [13, 11, 10]);
+        assert_eq!(tokens(&mut q), [13, 11, 10]);
         assert_eq!((q.last_used, q.num_free), (7, 8));
         // All 8 slots free again: two 3-chains and a 2-chain fit, wrapping at slot 8; the
         // ids freed last are reused first.
@@ -859,10 +829,7 @@ pub(crate) mod tests {
         for c in [&avail[0], &avail[2], &again[0]] {
             dev.complete(c.id, 0, c.descriptors);
         }
-        let tokens: Vec<u64> = std::iter::from_fn(|| q.pop_used())
-            .map(|r| r.unwrap().token)
-            .collect();
-        assert_eq!(tokens, [1, 3, 5]);
+        assert_eq!(tokens(&mut q), [1, 3, 5]);
         assert_eq!(q.in_flight(), 0);
     }
 
@@ -886,7 +853,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn indirect_chains_take_one_ring_descriptor() {
+    fn indirect_chains_take_one_ring_slot() {
         // depth 8 on a ring of 8: no room for direct chains, so multi-buffer chains go indirect.
         let mut q = queue(8, 16, true, 8);
         let mut dev = FakePackedDevice::new(&q);
@@ -921,12 +888,7 @@ pub(crate) mod tests {
             assert_eq!(c.segments, long);
             dev.complete(c.id, 11 * 4096, 1);
         }
-        assert_eq!(
-            std::iter::from_fn(|| q.pop_used())
-                .filter(|r| r.is_ok())
-                .count(),
-            8
-        );
+        assert_eq!(drain(&mut q).iter().filter(|r| r.is_ok()).count(), 8);
         // Single-buffer chains never need a table.
         q.add(&one(0), 0).unwrap();
         q.publish();
@@ -1146,13 +1108,7 @@ pub(crate) mod tests {
         q.publish();
         let ids: Vec<u16> = dev.take_available().iter().map(|c| c.id).collect();
         dev.complete(ids[0], u32::MAX, 3);
-        assert_eq!(
-            q.pop_used(),
-            Some(Ok(UsedChain {
-                token: 1,
-                written: 4097
-            }))
-        );
+        assert_eq!(q.pop_used(), used(1, 4097));
         dev.complete(ids[0], 0, 3);
         let fault = QueueFault::NotInFlight {
             id: u32::from(ids[0]),

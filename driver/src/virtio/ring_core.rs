@@ -171,3 +171,68 @@ impl RingCore {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{alloc_zeroed, dealloc, Layout};
+
+    use super::*;
+
+    /// Zeroed heap memory posing as DMA memory at a fake IOVA.
+    #[derive(Debug)]
+    pub struct HeapMemory {
+        ptr: NonNull<u8>,
+        len: usize,
+        iova: u64,
+    }
+
+    // SAFETY: plain heap memory.
+    unsafe impl Send for HeapMemory {}
+    // SAFETY: plain heap memory.
+    unsafe impl Sync for HeapMemory {}
+
+    impl HeapMemory {
+        pub fn new(len: usize, iova: u64) -> Self {
+            let layout = Layout::from_size_align(len, 4096).unwrap();
+            // SAFETY: non-zero size.
+            let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
+            HeapMemory { ptr, len, iova }
+        }
+    }
+
+    impl Drop for HeapMemory {
+        fn drop(&mut self) {
+            // SAFETY: allocated in `new` with this layout.
+            unsafe {
+                dealloc(
+                    self.ptr.as_ptr(),
+                    Layout::from_size_align(self.len, 4096).unwrap(),
+                )
+            }
+        }
+    }
+
+    // SAFETY: the allocation lives as long as the object and never moves.
+    unsafe impl SharedMemory for HeapMemory {
+        fn ptr(&self) -> NonNull<u8> {
+            self.ptr
+        }
+        fn iova(&self) -> u64 {
+            self.iova
+        }
+        fn len(&self) -> usize {
+            self.len
+        }
+    }
+
+    #[test]
+    fn a_core_refuses_short_or_misaligned_memory() {
+        let layout = RingLayout::packed(8, 4).unwrap();
+        let short = HeapMemory::new(layout.total - 1, 0x1000);
+        assert!(RingCore::new(Box::new(short), layout).is_none());
+        let odd = HeapMemory::new(layout.total, 0x1008);
+        assert!(RingCore::new(Box::new(odd), layout).is_none());
+        let fine = HeapMemory::new(layout.total, 0x1000);
+        assert!(RingCore::new(Box::new(fine), layout).is_some());
+    }
+}

@@ -444,199 +444,34 @@ impl Virtqueue for SplitQueue {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::virtio::fake::ring_tests::{blk_chain, drain, identity_core, tokens, used};
+    use crate::virtio::fake::{FakeChain, FakeSplitDevice};
     use crate::virtio::layout::RingLayout;
-    use crate::virtio::queue::SharedMemory;
-    use std::alloc::{alloc_zeroed, dealloc, Layout};
-    use std::ptr::NonNull;
-    use std::sync::atomic::AtomicU16;
-
-    /// Zeroed heap memory posing as DMA memory at a fake IOVA.
-    #[derive(Debug)]
-    pub struct HeapMemory {
-        ptr: NonNull<u8>,
-        len: usize,
-        iova: u64,
-    }
-
-    // SAFETY: plain heap memory.
-    unsafe impl Send for HeapMemory {}
-    // SAFETY: plain heap memory.
-    unsafe impl Sync for HeapMemory {}
-
-    impl HeapMemory {
-        pub fn new(len: usize, iova: u64) -> Self {
-            let layout = Layout::from_size_align(len, 4096).unwrap();
-            // SAFETY: non-zero size.
-            let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).unwrap();
-            HeapMemory { ptr, len, iova }
-        }
-    }
-
-    impl Drop for HeapMemory {
-        fn drop(&mut self) {
-            // SAFETY: allocated in `new` with this layout.
-            unsafe {
-                dealloc(
-                    self.ptr.as_ptr(),
-                    Layout::from_size_align(self.len, 4096).unwrap(),
-                )
-            }
-        }
-    }
-
-    // SAFETY: the allocation lives as long as the object and never moves.
-    unsafe impl SharedMemory for HeapMemory {
-        fn ptr(&self) -> NonNull<u8> {
-            self.ptr
-        }
-        fn iova(&self) -> u64 {
-            self.iova
-        }
-        fn len(&self) -> usize {
-            self.len
-        }
-    }
-
-    /// The device's side of a split ring, reading and writing the same memory the driver
-    /// uses. Tests make it complete chains in any order, or misbehave.
-    pub struct FakeDevice {
-        base: *mut u8,
-        iova: u64,
-        layout: RingLayout,
-        last_avail: u16,
-        used_idx: u16,
-    }
-
-    // The fake device plays the hardware: like a real device it reads and writes the queue's
-    // memory behind the driver's back, at offsets from the same layout, all in bounds.
-    #[allow(clippy::undocumented_unsafe_blocks)]
-    impl FakeDevice {
-        pub fn new(queue: &SplitQueue) -> Self {
-            FakeDevice {
-                base: queue.core().memory().ptr().as_ptr(),
-                iova: queue.core().memory().iova(),
-                layout: *queue.core().layout(),
-                last_avail: 0,
-                used_idx: 0,
-            }
-        }
-
-        fn rd16(&self, off: usize) -> u16 {
-            unsafe { self.base.add(off).cast::<u16>().read_volatile() }
-        }
-        fn wr16(&self, off: usize, v: u16) {
-            unsafe { self.base.add(off).cast::<u16>().write_volatile(v) }
-        }
-
-        fn desc(&self, table: usize, i: u16) -> (u64, u32, u16, u16) {
-            let p = unsafe { self.base.add(table + usize::from(i) * 16) };
-            unsafe {
-                (
-                    p.cast::<u64>().read_volatile(),
-                    p.add(8).cast::<u32>().read_volatile(),
-                    p.add(12).cast::<u16>().read_volatile(),
-                    p.add(14).cast::<u16>().read_volatile(),
-                )
-            }
-        }
-
-        /// Every newly available chain: (head, segments, was indirect).
-        pub fn take_available(&mut self) -> Vec<(u16, Vec<Segment>, bool)> {
-            let idx = unsafe { AtomicU16::from_ptr(self.base.add(self.layout.driver + 2).cast()) }
-                .load(Ordering::Acquire);
-            let mut out = Vec::new();
-            while self.last_avail != idx {
-                let slot = usize::from(self.last_avail & (self.layout.size - 1));
-                let head = self.rd16(self.layout.driver + 4 + 2 * slot);
-                let mut segs = Vec::new();
-                let (addr, len, flags, _) = self.desc(0, head);
-                let indirect = flags & DESC_F_INDIRECT != 0;
-                let (table, mut i) = if indirect {
-                    ((addr - self.iova) as usize, 0)
-                } else {
-                    (0, head)
-                };
-                let count = if indirect {
-                    len as usize / 16
-                } else {
-                    usize::from(self.layout.size)
-                };
-                for _ in 0..count {
-                    let (addr, len, flags, next) = self.desc(table, i);
-                    segs.push(Segment {
-                        iova: addr,
-                        len,
-                        device_writes: flags & DESC_F_WRITE != 0,
-                    });
-                    if flags & DESC_F_NEXT == 0 {
-                        break;
-                    }
-                    i = next;
-                }
-                out.push((head, segs, indirect));
-                self.last_avail = self.last_avail.wrapping_add(1);
-            }
-            out
-        }
-
-        /// Writes a used element (any id and length, hostile or not) and bumps used.idx.
-        pub fn complete(&mut self, id: u32, len: u32) {
-            let slot = usize::from(self.used_idx & (self.layout.size - 1));
-            let p = unsafe { self.base.add(self.layout.device + 4 + 8 * slot) };
-            unsafe {
-                p.cast::<u32>().write_volatile(id);
-                p.add(4).cast::<u32>().write_volatile(len);
-            }
-            self.used_idx = self.used_idx.wrapping_add(1);
-            unsafe { AtomicU16::from_ptr(self.base.add(self.layout.device + 2).cast()) }
-                .store(self.used_idx, Ordering::Release);
-        }
-
-        pub fn set_used_idx(&mut self, idx: u16) {
-            self.used_idx = idx;
-            self.wr16(self.layout.device + 2, idx);
-        }
-
-        pub fn set_avail_event(&self, v: u16) {
-            self.wr16(
-                self.layout.device + 4 + 8 * usize::from(self.layout.size),
-                v,
-            );
-        }
-
-        pub fn used_event(&self) -> u16 {
-            self.rd16(self.layout.driver + 4 + 2 * usize::from(self.layout.size))
-        }
-    }
 
     pub fn queue(size: u16, indirect_max: u16, event_idx: bool, depth: u16) -> SplitQueue {
         let layout = RingLayout::split(size, indirect_max).unwrap();
-        let mem = HeapMemory::new(layout.total.next_multiple_of(4096), 0x7_0000_0000);
-        SplitQueue::new(
-            RingCore::new(Box::new(mem), layout).unwrap(),
-            event_idx,
-            depth,
-        )
+        SplitQueue::new(identity_core(layout), event_idx, depth)
     }
 
-    fn blk_chain(i: u64) -> [Segment; 3] {
-        [
-            Segment::readable(0x1000 + i * 16, 16),
-            Segment::writable(0x10_0000 + i * 4096, 4096),
-            Segment::writable(0x2000 + i, 1),
-        ]
+    /// The device's side of `q`.
+    fn device(q: &SplitQueue) -> FakeSplitDevice {
+        FakeSplitDevice::new(q.addresses(), q.size())
     }
 
     #[test]
     fn index_wraps_past_65535_without_losing_a_completion() {
         let mut q = queue(8, 0, true, 2);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         for i in 0..70_000u64 {
             q.add(&blk_chain(i % 2), i).unwrap();
             q.publish();
             let avail = dev.take_available();
             assert_eq!(avail.len(), 1);
-            let (head, segs, indirect) = &avail[0];
+            let FakeChain {
+                head,
+                segments: segs,
+                indirect,
+            } = &avail[0];
             assert!(!indirect);
             assert_eq!(segs, &blk_chain(i % 2));
             dev.complete(u32::from(*head), 4097);
@@ -659,7 +494,7 @@ pub(crate) mod tests {
         // Depth 3 on a ring of 8: two descriptors per slot, four slots.
         let mut q = queue(8, 0, false, 3);
         assert_eq!((q.stride(), q.slots()), (2, 4));
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         // A 3-descriptor chain does not fit a 2-descriptor slot, and there are no tables.
         assert!(matches!(
             q.add(&blk_chain(0), 9),
@@ -677,16 +512,13 @@ pub(crate) mod tests {
             "no NO_NOTIFY flag: the device wants a notification"
         );
         let avail = dev.take_available();
-        let heads: Vec<u16> = avail.iter().map(|a| a.0).collect();
+        let heads: Vec<u16> = avail.iter().map(|a| a.head).collect();
         assert_eq!(heads, [0, 2, 4, 6], "each chain heads its own slot");
         // Complete in reverse order.
-        for (head, _, _) in avail.iter().rev() {
+        for FakeChain { head, .. } in avail.iter().rev() {
             dev.complete(u32::from(*head), 1);
         }
-        let tokens: Vec<u64> = std::iter::from_fn(|| q.pop_used())
-            .map(|r| r.unwrap().token)
-            .collect();
-        assert_eq!(tokens, [13, 12, 11, 10]);
+        assert_eq!(tokens(&mut q), [13, 12, 11, 10]);
         // Every slot is free again.
         for t in 0..4 {
             q.add(&[Segment::writable(0x9000, 512)], t).unwrap();
@@ -697,7 +529,7 @@ pub(crate) mod tests {
     #[test]
     fn a_tagged_chain_goes_into_its_own_slot() {
         let mut q = queue(16, 0, true, 4);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add_at(3, &blk_chain(1), 3).unwrap();
         q.add_at(0, &blk_chain(2), 0).unwrap();
         assert_eq!(
@@ -712,16 +544,10 @@ pub(crate) mod tests {
         );
         q.publish();
         let avail = dev.take_available();
-        assert_eq!((avail[0].0, avail[1].0), (12, 0));
-        assert_eq!(avail[0].1, blk_chain(1));
+        assert_eq!((avail[0].head, avail[1].head), (12, 0));
+        assert_eq!(avail[0].segments, blk_chain(1));
         dev.complete(12, 4097);
-        assert_eq!(
-            q.pop_used(),
-            Some(Ok(UsedChain {
-                token: 3,
-                written: 4097
-            }))
-        );
+        assert_eq!(q.pop_used(), used(3, 4097));
         // Descriptor 13 lies inside slot 3: never a head.
         dev.complete(13, 0);
         assert_eq!(q.pop_used(), Some(Err(QueueFault::NotInFlight { id: 13 })));
@@ -731,7 +557,7 @@ pub(crate) mod tests {
     fn indirect_chains_take_one_ring_descriptor() {
         // depth 8 on a ring of 8: no room for direct chains, so multi-buffer chains go indirect.
         let mut q = queue(8, 16, true, 8);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         let long: Vec<Segment> = (0..12)
             .map(|i| Segment::writable(0x40_0000 + i * 4096, 4096))
             .collect();
@@ -750,27 +576,27 @@ pub(crate) mod tests {
         q.publish();
         let avail = dev.take_available();
         assert_eq!(avail.len(), 8);
-        for (head, segs, indirect) in &avail {
+        for FakeChain {
+            head,
+            segments: segs,
+            indirect,
+        } in &avail
+        {
             assert!(indirect);
             assert_eq!(segs, &long);
             dev.complete(u32::from(*head), 12 * 4096);
         }
-        assert_eq!(
-            std::iter::from_fn(|| q.pop_used())
-                .filter(|r| r.is_ok())
-                .count(),
-            8
-        );
+        assert_eq!(drain(&mut q).iter().filter(|r| r.is_ok()).count(), 8);
         // Single-buffer chains never need a table.
         q.add(&[Segment::readable(0x1000, 512)], 0).unwrap();
         q.publish();
-        assert!(!dev.take_available()[0].2);
+        assert!(!dev.take_available()[0].indirect);
     }
 
     #[test]
     fn event_idx_notifies_only_when_the_device_asks() {
         let mut q = queue(16, 0, true, 16);
-        let dev = FakeDevice::new(&q);
+        let dev = device(&q);
         // The device wants to hear when entry 0 is made available.
         dev.set_avail_event(0);
         q.add(&[Segment::readable(0x1000, 512)], 0).unwrap();
@@ -793,7 +619,7 @@ pub(crate) mod tests {
     #[test]
     fn a_partial_publish_shows_the_oldest_chains_and_keeps_the_rest() {
         let mut q = queue(16, 0, true, 4);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         // The device wants to hear when entry 1 is made available.
         dev.set_avail_event(1);
         for t in 0..3 {
@@ -804,26 +630,30 @@ pub(crate) mod tests {
         assert_eq!(q.unpublished(), 2);
         let seen = dev.take_available();
         assert_eq!(seen.len(), 1);
-        assert_eq!(seen[0].1, blk_chain(0).to_vec());
+        assert_eq!(seen[0].segments, blk_chain(0).to_vec());
         assert!(q.publish_up_to(1), "entry 1 is the event");
         assert!(!q.publish_up_to(0), "nothing released");
-        assert_eq!(dev.take_available()[0].1, blk_chain(1).to_vec());
+        assert_eq!(dev.take_available()[0].segments, blk_chain(1).to_vec());
         // Chains added later queue up behind the one still held, in order.
         q.add(&blk_chain(3), 3).unwrap();
         q.publish_up_to(u16::MAX);
         assert_eq!(q.unpublished(), 0);
-        let rest: Vec<_> = dev.take_available().into_iter().map(|c| c.1).collect();
+        let rest: Vec<_> = dev
+            .take_available()
+            .into_iter()
+            .map(|c| c.segments)
+            .collect();
         assert_eq!(rest, vec![blk_chain(2).to_vec(), blk_chain(3).to_vec()]);
     }
 
     #[test]
     fn a_device_completing_a_chain_it_was_not_shown_breaks_the_queue() {
         let mut q = queue(8, 0, true, 2);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.add(&blk_chain(1), 2).unwrap();
         q.publish_up_to(1);
-        let head = dev.take_available()[0].0;
+        let head = dev.take_available()[0].head;
         // Two completions where one chain was published: the device never saw another.
         dev.complete(u32::from(head), 4097);
         dev.complete(u32::from(head) + 1, 4097);
@@ -840,7 +670,7 @@ pub(crate) mod tests {
     #[test]
     fn an_out_of_range_id_breaks_the_queue() {
         let mut q = queue(8, 0, true, 2);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();
         dev.take_available();
@@ -861,10 +691,10 @@ pub(crate) mod tests {
     #[test]
     fn a_length_beyond_the_writable_buffers_breaks_the_queue() {
         let mut q = queue(8, 0, true, 2);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();
-        let head = dev.take_available()[0].0;
+        let head = dev.take_available()[0].head;
         dev.complete(u32::from(head), 4098);
         assert_eq!(
             q.pop_used(),
@@ -880,19 +710,13 @@ pub(crate) mod tests {
     fn a_clamping_queue_tolerates_an_overlong_length_but_not_a_bad_id() {
         let mut q = queue(8, 0, true, 2);
         q.core.clamp_used_len = true;
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.add(&blk_chain(1), 2).unwrap();
         q.publish();
-        let heads: Vec<u16> = dev.take_available().iter().map(|a| a.0).collect();
+        let heads: Vec<u16> = dev.take_available().iter().map(|a| a.head).collect();
         dev.complete(u32::from(heads[0]), 1 << 20);
-        assert_eq!(
-            q.pop_used(),
-            Some(Ok(UsedChain {
-                token: 1,
-                written: 4097
-            }))
-        );
+        assert_eq!(q.pop_used(), used(1, 4097));
         dev.complete(u32::from(heads[0]), 0);
         assert!(matches!(
             q.pop_used(),
@@ -903,11 +727,11 @@ pub(crate) mod tests {
     #[test]
     fn the_same_id_twice_breaks_the_queue() {
         let mut q = queue(8, 0, true, 2);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.add(&blk_chain(1), 2).unwrap();
         q.publish();
-        let heads: Vec<u16> = dev.take_available().iter().map(|a| a.0).collect();
+        let heads: Vec<u16> = dev.take_available().iter().map(|a| a.head).collect();
         dev.complete(u32::from(heads[0]), 1);
         dev.complete(u32::from(heads[0]), 1);
         assert_eq!(q.pop_used().unwrap().unwrap().token, 1);
@@ -922,7 +746,7 @@ pub(crate) mod tests {
     #[test]
     fn a_used_index_jump_breaks_the_queue() {
         let mut q = queue(8, 0, true, 2);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();
         dev.take_available();
@@ -940,10 +764,10 @@ pub(crate) mod tests {
     #[test]
     fn a_never_completed_id_is_rejected_even_in_range() {
         let mut q = queue(8, 0, true, 2);
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         q.add(&blk_chain(0), 1).unwrap();
         q.publish();
-        let head = dev.take_available()[0].0;
+        let head = dev.take_available()[0].head;
         // Descriptor head+1 is inside the chain but not a head.
         dev.complete(u32::from(head) + 1, 0);
         assert!(matches!(
@@ -986,7 +810,7 @@ pub(crate) mod tests {
             if rng.below(3) == 0 {
                 q.core.clamp_used_len = true;
             }
-            let mut dev = FakeDevice::new(&q);
+            let mut dev = device(&q);
             let honest = round % 4 == 0;
             let mut outstanding: Vec<(u16, u64, u32)> = Vec::new(); // head, token, writable
             let mut token = 0u64;
@@ -1009,7 +833,12 @@ pub(crate) mod tests {
                     }
                 }
                 q.publish();
-                for (head, segs, _) in dev.take_available() {
+                for FakeChain {
+                    head,
+                    segments: segs,
+                    ..
+                } in dev.take_available()
+                {
                     let writable = segs
                         .iter()
                         .filter(|s| s.device_writes)
@@ -1078,29 +907,31 @@ pub(crate) mod tests {
         // to a table. Instead (16 - 12) / 3 = 1 slot of 4, then 12 slots of 1.
         let mut q = queue(16, 8, true, 12);
         assert_eq!((q.stride(), q.slots()), (4, 13));
-        let mut dev = FakeDevice::new(&q);
+        let mut dev = device(&q);
         for t in 0..12u16 {
             q.add_at(t, &blk_chain(u64::from(t)), u64::from(t)).unwrap();
         }
         q.publish();
         let avail = dev.take_available();
-        assert_eq!(avail[0].0, 0);
-        assert!(!avail[0].2, "slot 0 is wide: direct");
-        assert_eq!(avail[0].1, blk_chain(0));
-        for (i, (head, segs, indirect)) in avail.iter().enumerate().skip(1) {
+        assert_eq!(avail[0].head, 0);
+        assert!(!avail[0].indirect, "slot 0 is wide: direct");
+        assert_eq!(avail[0].segments, blk_chain(0));
+        for (
+            i,
+            FakeChain {
+                head,
+                segments: segs,
+                indirect,
+            },
+        ) in avail.iter().enumerate().skip(1)
+        {
             assert_eq!(*head, 4 + i as u16 - 1, "narrow slots follow the wide one");
             assert!(*indirect);
             assert_eq!(segs, &blk_chain(i as u64));
         }
         // Completions name their slots by head; a descriptor inside the wide slot is none.
         dev.complete(5, 4097);
-        assert_eq!(
-            q.pop_used(),
-            Some(Ok(UsedChain {
-                token: 2,
-                written: 4097
-            }))
-        );
+        assert_eq!(q.pop_used(), used(2, 4097));
         dev.complete(2, 0);
         assert_eq!(q.pop_used(), Some(Err(QueueFault::NotInFlight { id: 2 })));
     }
