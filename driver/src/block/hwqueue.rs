@@ -384,17 +384,8 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             let Reaped::Done(tag, result) = self.reap_next() else {
                 break;
             };
-            let record = &mut self.records[usize::from(tag)];
-            record.state = TagState::Idle;
-            self.tags.free(tag);
             n += 1;
-            each(Done {
-                tag,
-                op: record.request.op,
-                result,
-                data: std::mem::take(&mut record.request.data),
-                ctx: &mut record.ctx,
-            });
+            self.hand_out(tag, result, &mut each);
         }
         if !self.parked.is_empty() && n < max {
             // The queue broke while reaping: everything in flight was parked with the fault.
@@ -421,20 +412,33 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         let mut n = 0;
         for i in 0..count {
             let tag = self.parked[i];
-            let record = &mut self.records[usize::from(tag)];
-            record.state = TagState::Idle;
-            self.tags.free(tag);
+            let result = std::mem::replace(&mut self.records[usize::from(tag)].result, Ok(0));
             n += 1;
-            each(Done {
-                tag,
-                op: record.request.op,
-                result: std::mem::replace(&mut record.result, Ok(0)),
-                data: std::mem::take(&mut record.request.data),
-                ctx: &mut record.ctx,
-            });
+            self.hand_out(tag, result, each);
         }
         self.parked.drain(..count);
         n
+    }
+
+    /// Hands request `tag` out with `result`, its buffers and its context; its tag is free
+    /// again for the callback's own submissions.
+    #[inline(always)]
+    fn hand_out(
+        &mut self,
+        tag: u16,
+        result: Result<u64, IoError>,
+        each: &mut impl FnMut(Done<'_, Ctx>),
+    ) {
+        let record = &mut self.records[usize::from(tag)];
+        record.state = TagState::Idle;
+        self.tags.free(tag);
+        each(Done {
+            tag,
+            op: record.request.op,
+            result,
+            data: std::mem::take(&mut record.request.data),
+            ctx: &mut record.ctx,
+        });
     }
 
     /// Takes the next completion off the ring, decodes it into its record and retries it if
@@ -843,27 +847,19 @@ mod tests {
             q.kick();
         };
         let notified = |q: &AnyQueue<u64>| q.stats().notifications;
-        let complete = |dev: &mut FakeSplitDevice, head: u16| {
-            dev.put_used(u32::from(head), 1);
-            dev.publish_used();
-        };
         // The device asks for entry 0 and holds nothing: notified at once.
         dev.set_avail_event(0);
         read(&mut q, 3);
         assert_eq!(notified(&q), 1);
-        let mut chain = FakeChain::default();
-        let mut heads = Vec::new();
-        while dev.next_chain(&mut chain) {
-            heads.push(chain.head);
-        }
+        let mut heads: Vec<u16> = dev.take_available().iter().map(|c| c.head).collect();
         // It caught up and asks again while it holds 3: the notification waits.
         dev.set_avail_event(3);
         read(&mut q, 1);
         assert_eq!(notified(&q), 1);
-        complete(&mut dev, heads[0]);
+        dev.complete(u32::from(heads[0]), 1);
         assert_eq!(reap(&mut q).len(), 1);
         assert_eq!(notified(&q), 1, "mid-burst: still held");
-        complete(&mut dev, heads[1]);
+        dev.complete(u32::from(heads[1]), 1);
         assert_eq!(reap(&mut q).len(), 1);
         assert_eq!(notified(&q), 1, "mid-burst: still held");
         assert!(reap(&mut q).is_empty());
@@ -873,14 +869,12 @@ mod tests {
             "the burst ended: the held notification goes out"
         );
         // Held again; the device finishing everything it held sends it at once.
-        while dev.next_chain(&mut chain) {
-            heads.push(chain.head);
-        }
+        heads.extend(dev.take_available().iter().map(|c| c.head));
         dev.set_avail_event(4);
         read(&mut q, 1);
         assert_eq!(notified(&q), 2);
-        complete(&mut dev, heads[2]);
-        complete(&mut dev, heads[3]);
+        dev.complete(u32::from(heads[2]), 1);
+        dev.complete(u32::from(heads[3]), 1);
         assert_eq!(reap(&mut q).len(), 2);
         assert_eq!(
             notified(&q),
@@ -889,7 +883,7 @@ mod tests {
         );
         // Without batching, every notification the device asks for goes out at once.
         q.set_notify_batching(false);
-        while dev.next_chain(&mut chain) {}
+        dev.take_available();
         dev.set_avail_event(5);
         read(&mut q, 1);
         assert_eq!(notified(&q), 4);

@@ -65,6 +65,16 @@ impl FakeChain {
             .collect()
     }
 
+    /// Appends the buffer of a descriptor with `flags`; whether the chain goes on (NEXT).
+    fn push(&mut self, iova: u64, len: u32, flags: u16) -> bool {
+        self.segments.push(Segment {
+            iova,
+            len,
+            device_writes: flags & DESC_F_WRITE != 0,
+        });
+        flags & DESC_F_NEXT != 0
+    }
+
     /// Bytes the device may write into the chain (the used length of a full transfer).
     pub fn writable(&self) -> u32 {
         self.segments
@@ -138,12 +148,7 @@ impl FakeSplitDevice {
         };
         for _ in 0..count {
             let (addr, len, flags, next) = self.descriptor(table, i);
-            out.segments.push(Segment {
-                iova: addr,
-                len,
-                device_writes: flags & DESC_F_WRITE != 0,
-            });
-            if flags & DESC_F_NEXT == 0 {
+            if !out.push(addr, len, flags) {
                 break;
             }
             i = next;
@@ -301,27 +306,21 @@ impl FakePackedDevice {
             out.head = id;
             descriptors += 1;
             Self::advance(&mut self.next_avail, &mut self.avail_wrap, self.size);
-            if flags & DESC_F_INDIRECT != 0 {
+            let more = if flags & DESC_F_INDIRECT != 0 {
                 out.indirect = true;
                 for i in 0..u64::from(len / 16) {
                     let q = addr + i * 16;
                     // SAFETY: a descriptor of the chain's indirect table.
                     let (a, l, f): (u64, u32, u16) =
                         unsafe { (load(q), load(q + 8), load(q + 14)) };
-                    out.segments.push(Segment {
-                        iova: a,
-                        len: l,
-                        device_writes: f & DESC_F_WRITE != 0,
-                    });
+                    // A packed ring's table is the whole chain: its entries need no NEXT.
+                    out.push(a, l, f);
                 }
+                flags & DESC_F_NEXT != 0
             } else {
-                out.segments.push(Segment {
-                    iova: addr,
-                    len,
-                    device_writes: flags & DESC_F_WRITE != 0,
-                });
-            }
-            if flags & DESC_F_NEXT == 0 {
+                out.push(addr, len, flags)
+            };
+            if !more {
                 break;
             }
         }
