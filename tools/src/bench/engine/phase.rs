@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::submit::{Budget, Source, Submitted};
+use super::submit::{Budget, Feed, Source};
 use super::{Engine, LOST_TIMEOUT, SAMPLE_INTERVAL};
 use crate::bench::queue::QueueHandle;
 use crate::bench::stats::batch_bucket;
@@ -28,6 +28,13 @@ impl Engine {
             limit: limit_bytes,
             issued: 0,
         };
+        let mut feed = Feed {
+            queue,
+            source,
+            budget: &mut budget,
+            now: t0,
+            record,
+        };
         let mut issuing = true;
         let mut next_sample = t0 + interval;
         let mut sample_at = t0;
@@ -39,7 +46,7 @@ impl Engine {
                 issuing = false;
             }
             // Release what was prepared ahead, as room allows (see `release_staged`).
-            if let Some(issued) = self.release_staged(queue, record) {
+            if let Some(issued) = self.release_staged(feed.queue, record) {
                 now = issued;
             }
             // Submit: fill to the depth, one kick per batch.
@@ -50,26 +57,18 @@ impl Engine {
                     0
                 };
                 let want = self.batch_submit.min(self.depth - self.in_flight);
-                let mut n = 0;
-                while n < want {
-                    match self.submit_next(queue, source, &mut budget, now, record, false) {
-                        Submitted::Yes => n += 1,
-                        Submitted::NoRoom => break,
-                        Submitted::SourceDone => {
-                            issuing = false;
-                            break;
-                        }
-                    }
-                }
+                feed.now = now;
+                let (n, source_done) = self.submit_up_to(&mut feed, want, false);
+                issuing = !source_done;
                 if n > 0 {
                     let t_b = if self.stages.is_some() {
                         clock.now()
                     } else {
                         0
                     };
-                    queue.kick();
+                    feed.queue.kick();
                     let issued = clock.now();
-                    queue.stamp_issued(&self.batch, None, issued);
+                    feed.queue.stamp_issued(&self.batch, None, issued);
                     self.batch.clear();
                     // The device is busy with the batch: now do the last round's bookkeeping.
                     self.record_latencies();
@@ -93,7 +92,8 @@ impl Engine {
             }
             // Prepare the next requests while the device works on these.
             if issuing && !self.stopped {
-                issuing = self.prepare_staged(queue, source, &mut budget, now, record);
+                feed.now = now;
+                issuing = self.prepare_staged(&mut feed);
             }
             if self.in_flight == 0 {
                 if !self.staged.is_empty() {
@@ -123,7 +123,7 @@ impl Engine {
                 0
             };
             loop {
-                got += queue.poll(max - got, |io, result, data| {
+                got += feed.queue.poll(max - got, |io, result, data| {
                     let at = *stamp.get_or_insert_with(|| clock.now());
                     let t_engine = if self.stages.is_some() {
                         clock.now()

@@ -1,7 +1,7 @@
 //! Requests prepared ahead in spare tags (see [`Engine`]): submitted into the ring while the
 //! device works, then released by a kick when a completion makes room.
 
-use super::submit::{Budget, Source, Submitted};
+use super::submit::Feed;
 use super::Engine;
 use crate::bench::queue::QueueHandle;
 use crate::bench::stats::{batch_bucket, depth_bucket};
@@ -64,34 +64,18 @@ impl Engine {
     /// Prepares the next requests while the device works on those in flight, up to
     /// `stage_max`; false when the source is done.
     #[inline]
-    pub(super) fn prepare_staged(
-        &mut self,
-        queue: &mut QueueHandle,
-        source: &mut Source,
-        budget: &mut Budget,
-        now: u64,
-        record: bool,
-    ) -> bool {
+    pub(super) fn prepare_staged(&mut self, feed: &mut Feed<'_>) -> bool {
         let clock = self.clock;
-        let mut issuing = true;
         let t_s = if self.stages.is_some() {
             clock.now()
         } else {
             0
         };
-        while (self.staged.len() as u32) < self.stage_max {
-            match self.submit_next(queue, source, budget, now, record, true) {
-                Submitted::Yes => {}
-                Submitted::NoRoom => break,
-                Submitted::SourceDone => {
-                    issuing = false;
-                    break;
-                }
-            }
-        }
+        let room = self.stage_max.saturating_sub(self.staged.len() as u32);
+        let (_, source_done) = self.submit_up_to(feed, room, true);
         if let Some(st) = &mut self.stages {
             st.submit += clock.now().saturating_sub(t_s);
         }
-        issuing
+        !source_done
     }
 }

@@ -16,6 +16,17 @@ pub(super) struct Budget {
     pub(super) issued: u64,
 }
 
+/// One pass of submissions: where its I/Os come from and go.
+pub(super) struct Feed<'a> {
+    pub(super) queue: &'a mut QueueHandle,
+    pub(super) source: &'a mut Source,
+    pub(super) budget: &'a mut Budget,
+    /// The time the pass's requests are stamped with.
+    pub(super) now: u64,
+    /// Whether they count in the statistics (false while ramping up).
+    pub(super) record: bool,
+}
+
 /// What [`Engine::submit_next`] did.
 pub(super) enum Submitted {
     Yes,
@@ -79,28 +90,40 @@ impl Engine {
         }
     }
 
-    /// Takes the next I/O of `source` within `budget` and submits it (`stage`: prepared
-    /// ahead, released later).
+    /// Submits up to `want` I/Os of the feed (`stage`: prepared ahead, released later);
+    /// how many, and whether the source is done.
     #[inline]
-    pub(super) fn submit_next(
+    pub(super) fn submit_up_to(
         &mut self,
-        queue: &mut QueueHandle,
-        source: &mut Source,
-        budget: &mut Budget,
-        now: u64,
-        record: bool,
+        feed: &mut Feed<'_>,
+        want: u32,
         stage: bool,
-    ) -> Submitted {
+    ) -> (u32, bool) {
+        let mut n = 0;
+        while n < want {
+            match self.submit_next(feed, stage) {
+                Submitted::Yes => n += 1,
+                Submitted::NoRoom => break,
+                Submitted::SourceDone => return (n, true),
+            }
+        }
+        (n, false)
+    }
+
+    /// Takes the next I/O of the feed's source within its budget and submits it.
+    #[inline]
+    fn submit_next(&mut self, feed: &mut Feed<'_>, stage: bool) -> Submitted {
+        let budget = &mut *feed.budget;
         if budget.limit.is_some_and(|l| budget.issued >= l) {
             return Submitted::SourceDone;
         }
-        let Some((io, expect)) = self.next_io(source) else {
+        let Some((io, expect)) = self.next_io(feed.source) else {
             return Submitted::SourceDone;
         };
-        if !self.submit_one(queue, io, expect, now, record, stage) {
+        if !self.submit_one(feed.queue, io, expect, feed.now, feed.record, stage) {
             return Submitted::NoRoom;
         }
-        budget.issued += io.len;
+        feed.budget.issued += io.len;
         Submitted::Yes
     }
 
