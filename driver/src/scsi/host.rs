@@ -41,8 +41,8 @@ pub enum ScsiHostError {
     Config(#[from] ShortScsiConfig),
     #[error(transparent)]
     Open(#[from] OpenError),
-    #[error("virtqueue {index}: {what}")]
-    Queue { index: u16, what: String },
+    #[error("virtqueue {index}: {source}")]
+    Queue { index: u16, source: HostQueueError },
     #[error(transparent)]
     QueueSetup(#[from] QueueSetupError),
     #[error("{bdf} has no LUN 0:{target}:{lun}: `uvio scan {bdf}` lists what it has")]
@@ -60,6 +60,15 @@ pub enum ScsiHostError {
     },
     #[error("the control queue: {0}")]
     Control(#[from] ControlError),
+}
+
+/// Why the control or event queue could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum HostQueueError {
+    #[error(transparent)]
+    Setup(#[from] QueueSetupError),
+    #[error(transparent)]
+    Post(#[from] IoError),
 }
 
 /// What went wrong on the host's control path (task management, events).
@@ -259,7 +268,7 @@ impl VirtioScsiHost {
             new_ring(packed, &dma, index, size, 0, event_idx, depth).map_err(|e| {
                 ScsiHostError::Queue {
                     index,
-                    what: e.to_string(),
+                    source: e.into(),
                 }
             })
         };
@@ -281,7 +290,7 @@ impl VirtioScsiHost {
         for i in 0..posted {
             events.post(i).map_err(|e| ScsiHostError::Queue {
                 index: EVENT_QUEUE,
-                what: e.to_string(),
+                source: e.into(),
             })?;
         }
 
