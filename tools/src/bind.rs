@@ -3,7 +3,7 @@
 use uvio::binding::{bind_to_vfio, unbind_from_vfio, BindError, BindOutcome};
 use uvio::pci::{PciAddress, Sysfs};
 
-use crate::CmdResult;
+use crate::command::CmdResult;
 
 fn each(
     functions: &[PciAddress],

@@ -7,7 +7,7 @@ use uvio::scsi::config::{ScsiConfig, SCSI_CONFIG_FIELDS};
 use uvio::virtio::features::driver_features;
 use uvio::virtio::{DeviceType, Features, VirtioPciTransport};
 
-use crate::CmdResult;
+use crate::command::CmdResult;
 
 pub fn run(bdf: PciAddress, json_output: bool) -> CmdResult {
     let function = Sysfs::system().pci_function(bdf)?;

@@ -11,10 +11,10 @@ use std::time::Instant;
 use uvio::block::{Data, Op, Request};
 use uvio::dma::DmaBuf;
 
+use crate::command::CmdResult;
 use crate::finished::Finished;
 use crate::inflight::{Freed, InFlight, Job, Round, Stop};
 use crate::open::{open, Opened, Target};
-use crate::CmdResult;
 
 /// Requests kept in flight by the copy tools.
 const WINDOW: usize = 8;

@@ -7,7 +7,7 @@ use uvio::binding::VFIO_PCI_DRIVER;
 use uvio::pci::{PciFunction, Sysfs};
 use uvio::virtio::DeviceType;
 
-use crate::CmdResult;
+use crate::command::CmdResult;
 
 #[derive(Serialize)]
 struct Listed {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bind;
+mod command;
 mod cpu;
 mod finished;
 mod inflight;
@@ -22,13 +23,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+use command::CmdResult;
 use open::Target;
 use units::parse_binary_size;
 use uvio::block::Op;
 use uvio::pci::PciAddress;
-
-/// Errors the tools print; every library error converts into it.
-pub type CmdResult = Result<(), Box<dyn std::error::Error>>;
 
 #[derive(Parser)]
 #[command(

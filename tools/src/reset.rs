@@ -6,8 +6,8 @@
 use uvio::block::Request;
 use uvio::scsi::wire::{response, tmf};
 
+use crate::command::CmdResult;
 use crate::open::{open_scsi_host, Target};
-use crate::CmdResult;
 
 pub fn run(target: Target, nexus: bool) -> CmdResult {
     let (_, t, l) = target.lun.ok_or("name a LUN as BDF/C:T:L")?;

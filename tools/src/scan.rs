@@ -12,7 +12,7 @@ use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
 use uvio::scsi::scan::ScannedLun;
 use uvio::virtio::DeviceType;
 
-use crate::CmdResult;
+use crate::command::CmdResult;
 
 /// A size as lsscsi -s prints it: SI units, three significant figures, truncated (not
 /// rounded: 16 MiB is `16.7MB`).

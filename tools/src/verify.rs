@@ -13,11 +13,11 @@ use uvio::device::AnyQueue;
 use uvio::dma::DmaBuf;
 use uvio::virtio::plan::DepthRequest;
 
+use crate::command::CmdResult;
 use crate::finished::Finished;
 use crate::inflight::{Freed, InFlight, Job, Round, Stop};
 use crate::open::{open_device, QueueRequest, Target};
 use crate::xorshift::XorShift;
-use crate::CmdResult;
 
 const MAGIC: u64 = 0x7576_696f_7665_7269; // "uvioveri"
 /// How long the last completions may take before they count as lost.

@@ -28,8 +28,8 @@ use uvio::block::BlockDevice;
 use uvio::dma::DmaBuf;
 use uvio::virtio::plan::DepthRequest;
 
+use crate::command::CmdResult;
 use crate::open::{open_device, QueueRequest, Target};
-use crate::CmdResult;
 use engine::{CloneSetup, Progress};
 use jobfile::{Eta, Group, Invocation};
 use options::{Ddir, JobOptions};
