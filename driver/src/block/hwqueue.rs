@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::deadline::{Deadlines, DEFAULT_TIMEOUT};
 use super::encoder::{RequestEncoder, TagRequest};
 use super::request::{Data, Done, IoError, Rejected, Request, Unit};
 use super::slot::SlotArea;
@@ -50,8 +51,13 @@ enum TagState {
     /// Completed (or failed by a broken queue) and not yet handed out: the result is in the
     /// record, the tag is in `parked`.
     Parked,
-    /// `run_one` stopped waiting for it: its completion is dropped.
+    /// `run_one` stopped waiting for it, or it was handed out as timed out: the device may
+    /// still write its buffers, so the tag and buffers stay held until its completion
+    /// arrives, which is then dropped.
     Orphaned,
+    /// Past its deadline and not yet handed out: the tag is in `parked`, the result
+    /// (timed out) in the record.
+    Expired,
 }
 
 /// Everything about one tag's request.
@@ -63,6 +69,8 @@ struct TagRecord<C, Ctx> {
     unit: Unit,
     retries: u8,
     state: TagState,
+    /// The deadline epoch it was submitted in (see [`Deadlines`]).
+    stamp: u32,
     /// The outcome of a parked request.
     result: Result<u64, IoError>,
     ctx: Ctx,
@@ -76,6 +84,7 @@ impl<C, Ctx: Default> Default for TagRecord<C, Ctx> {
             unit: Unit::ONLY,
             retries: 0,
             state: TagState::Idle,
+            stamp: 0,
             result: Ok(0),
             ctx: Ctx::default(),
         }
@@ -109,6 +118,8 @@ pub struct HwQueue<E: RequestEncoder, Ctx = ()> {
     stats: QueueStats,
     /// Set once every request was failed after the queue broke.
     drained: bool,
+    /// Request deadlines.
+    deadlines: Deadlines,
     /// Tags whose results wait for the next `poll` (see [`TagState::Parked`]).
     parked: Vec<u16>,
     /// Buffers of requests failed because the queue broke: the device was not reset and may
@@ -151,6 +162,7 @@ impl<E: RequestEncoder> HwQueue<E> {
             stats: QueueStats::default(),
             drained: false,
             parked: Vec::with_capacity(usize::from(depth)),
+            deadlines: Deadlines::new(Some(DEFAULT_TIMEOUT)),
             quarantine: Vec::new(),
             control_timeout: CONTROL_TIMEOUT,
             notify_batching: false,
@@ -212,6 +224,7 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
                 unit: r.unit,
                 retries: r.retries,
                 state: r.state,
+                stamp: r.stamp,
                 result: r.result,
                 ctx: C::default(),
             })
@@ -229,6 +242,7 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             stats: self.stats,
             drained: self.drained,
             parked: self.parked,
+            deadlines: self.deadlines,
             quarantine: self.quarantine,
             control_timeout: self.control_timeout,
             notify_batching: self.notify_batching,
@@ -254,6 +268,14 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
     /// one back.
     pub fn set_notify_batching(&mut self, on: bool) {
         self.notify_batching = on;
+    }
+
+    /// Sets how long a request may stay in flight before [`poll`](Self::poll) hands it out
+    /// as [`IoError::TimedOut`] (`None`: forever). The default is 30 s, as sd's. Checked at
+    /// a 100 ms grain while the queue is polled; a timed-out request's tag and buffers stay
+    /// with the queue until the device completes it or is reset.
+    pub fn set_request_timeout(&mut self, timeout: Option<Duration>) {
+        self.deadlines.set_timeout(timeout);
     }
 
     /// Sets how long [`run_one`](Self::run_one) waits before it gives up on a request.
@@ -307,6 +329,7 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         record.unit = unit;
         record.retries = 0;
         record.state = TagState::InFlight;
+        record.stamp = self.deadlines.stamp();
         record.ctx = ctx;
         self.stats.submitted += 1;
         Ok(tag)
@@ -394,6 +417,11 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         if self.notify_owed && (n == 0 || self.device_holds() == 0) {
             self.notify();
         }
+        // Deadlines are looked at on polls that find nothing: a stuck request among flowing
+        // ones is noticed as soon as the flow pauses, and a flowing queue pays nothing.
+        if n == 0 && self.deadlines.poll() {
+            self.expire();
+        }
         n
     }
 
@@ -412,8 +440,24 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         let mut n = 0;
         for i in 0..count {
             let tag = self.parked[i];
-            let result = std::mem::replace(&mut self.records[usize::from(tag)].result, Ok(0));
+            let record = &mut self.records[usize::from(tag)];
+            let result = std::mem::replace(&mut record.result, Ok(0));
             n += 1;
+            if record.state == TagState::Expired {
+                // Timed out: handed out without its buffers, which the device may still
+                // write; the tag stays held (orphaned) until the device answers or is reset.
+                record.state = TagState::Orphaned;
+                self.stats.completed += 1;
+                self.stats.errors += 1;
+                each(Done {
+                    tag,
+                    op: record.request.op,
+                    result,
+                    data: Data::None,
+                    ctx: &mut record.ctx,
+                });
+                continue;
+            }
             self.hand_out(tag, result, each);
         }
         self.parked.drain(..count);
@@ -480,20 +524,44 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
                     continue;
                 }
             }
-            self.stats.completed += 1;
-            match &result {
-                Ok(bytes) => self.stats.bytes += bytes,
-                Err(_) => self.stats.errors += 1,
-            }
             let record = &mut self.records[usize::from(tag)];
             if record.state == TagState::Orphaned {
-                // Its caller gave up waiting; the device is done with the buffers now.
+                // Its caller gave up waiting (and counted it then); the device is done with
+                // the buffers now.
                 record.state = TagState::Idle;
                 record.request.data = Data::None;
                 self.tags.free(tag);
                 continue;
             }
+            if record.state == TagState::Expired {
+                // It made it after all, before being handed out as timed out.
+                self.parked.retain(|&t| t != tag);
+            }
+            self.stats.completed += 1;
+            match &result {
+                Ok(bytes) => self.stats.bytes += bytes,
+                Err(_) => self.stats.errors += 1,
+            }
             return Reaped::Done(tag, result);
+        }
+    }
+
+    /// Marks every request in flight past its deadline as expired, for the next hand-out.
+    #[cold]
+    fn expire(&mut self) {
+        for tag in 0..self.tags.depth() {
+            let record = &mut self.records[usize::from(tag)];
+            if record.state == TagState::InFlight && self.deadlines.expired(record.stamp) {
+                let request = &record.request;
+                record.result = Err(IoError::TimedOut {
+                    op: request.op.name(),
+                    offset: request.offset,
+                    len: request.len,
+                    after: self.deadlines.timeout().unwrap_or_default(),
+                });
+                record.state = TagState::Expired;
+                self.parked.push(tag);
+            }
         }
     }
 
@@ -518,7 +586,8 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
                     record.state = TagState::Idle;
                     self.tags.free(tag);
                 }
-                TagState::Idle | TagState::Parked => {}
+                // Already parked, with its result.
+                TagState::Idle | TagState::Parked | TagState::Expired => {}
             }
         }
         self.drained = true;
@@ -534,6 +603,8 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         record.request = request;
         placed?;
         record.retries += 1;
+        // A new attempt, with a deadline of its own (as the midlayer times each attempt).
+        record.stamp = self.deadlines.stamp();
         self.stats.retries += 1;
         let asked = self.ring.publish();
         self.notify_if(asked, false);
@@ -672,6 +743,8 @@ impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
                     }
                     if start.elapsed() > self.control_timeout {
                         self.records[usize::from(tag)].state = TagState::Orphaned;
+                        self.stats.completed += 1;
+                        self.stats.errors += 1;
                         let after = self.control_timeout;
                         let error = IoError::ControlTimeout {
                             op: op.name(),
@@ -1147,5 +1220,69 @@ mod tests {
         );
         assert_eq!(q.in_flight(), 0);
         assert_eq!(q.stats().completed, 2);
+    }
+
+    #[test]
+    fn a_request_past_its_deadline_is_handed_out_as_timed_out_and_its_late_completion_dropped() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        q.set_request_timeout(Some(Duration::from_millis(150)));
+        let slow = q
+            .submit(Unit::ONLY, Request::read(4096, one_buf(&dma)), 7)
+            .unwrap();
+        q.kick();
+        let started = std::time::Instant::now();
+        let mut got = Vec::new();
+        while got.is_empty() && started.elapsed() < Duration::from_secs(5) {
+            got = reap(&mut q);
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(150) && waited < Duration::from_millis(800),
+            "{waited:?}"
+        );
+        let (tag, ctx, result, had_data) = got[0].clone();
+        assert_eq!((tag, ctx, had_data), (slow, 7, false), "no buffers back");
+        let error = result.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                IoError::TimedOut {
+                    op: "read",
+                    offset: 4096,
+                    len: 4096,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("timed out"), "{error}");
+        assert_eq!(
+            q.in_flight(),
+            1,
+            "the tag stays held until the device answers"
+        );
+        // Another request completes normally; the late answer to the slow one is dropped.
+        let live = q
+            .submit(Unit::ONLY, Request::read(0, one_buf(&dma)), 8)
+            .unwrap();
+        q.kick();
+        assert_eq!(serve_blk(&mut dev, &mut FakeChain::default(), 0), 2);
+        assert_eq!(reap(&mut q), [(live, 8, Ok(4096), true)]);
+        assert_eq!(q.in_flight(), 0);
+        assert_eq!((q.stats().completed, q.stats().errors), (2, 1));
+    }
+
+    #[test]
+    fn without_a_timeout_a_request_waits_as_long_as_it_takes() {
+        let (mut q, _dev, dma) = blk_queue(4);
+        q.set_request_timeout(None);
+        q.submit(Unit::ONLY, Request::read(0, one_buf(&dma)), 1)
+            .unwrap();
+        q.kick();
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_millis(300) {
+            assert!(reap(&mut q).is_empty());
+        }
+        assert_eq!(q.in_flight(), 1);
     }
 }

@@ -3,6 +3,7 @@
 //! polls completions without locks or allocation, one record per tag holding each request's
 //! state and the caller's context, and a [`BlockDevice`] description.
 
+pub mod deadline;
 pub mod device;
 pub mod encoder;
 pub mod hwqueue;
