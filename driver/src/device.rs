@@ -8,6 +8,7 @@
 use std::convert::Infallible;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::blk::encoder::BlkEncoder;
 use crate::blk::{BlkError, BlkOptions, VirtioBlk};
@@ -153,6 +154,8 @@ pub struct OpenOptions {
     pub depth: DepthRequest,
     /// The ring format: packed when the device offers it (the default), or split.
     pub ring: RingKind,
+    /// How long one request may take (see [`HwQueue::set_request_timeout`]); default 30 s.
+    pub timeout: Option<Duration>,
 }
 
 /// Why a DEVICE could not be opened for block I/O.
@@ -221,7 +224,7 @@ impl OpenedDevice {
 /// Opens the disk `address` names: a virtio-blk function, or a disk LUN of a virtio-scsi
 /// host (whose other LUNs [`OpenedDevice::other_lun`] reaches).
 pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevice, DeviceError> {
-    let bdf = address.bdf;
+    let (bdf, timeout) = (address.bdf, options.timeout);
     let function = Sysfs::system().pci_function(bdf)?;
     match (DeviceType::of(&function), address.lun) {
         (Some(DeviceType::Block), None) => {
@@ -232,6 +235,9 @@ pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevic
                 ..Default::default()
             };
             let mut disk = VirtioBlk::open(&function, &options)?;
+            if let Some(timeout) = timeout {
+                disk.tag_set().set_timeouts(timeout);
+            }
             let device = disk.block_device().clone();
             let queues = wrap(disk.tag_set(), AnyEncoder::Blk, |never| match never {});
             let dma = Arc::clone(disk.dma());
@@ -250,6 +256,7 @@ pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevic
             let options = ScsiOptions {
                 queues: options.queues,
                 queue_size: None,
+                timeout: options.timeout,
                 depth: options.depth,
                 ring: options.ring,
             };

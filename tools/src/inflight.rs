@@ -15,6 +15,7 @@ use uvio::block::{IoError, Request, Unit};
 use uvio::device::AnyQueue;
 
 use crate::finished::{poll_into, Finished};
+use crate::interrupt::Interrupted;
 
 /// Where the loop's requests go: a hardware queue and the unit they are for. A trait so that
 /// the loop's tests can play the device.
@@ -99,6 +100,8 @@ pub enum Stop<E> {
     Refused(IoError),
     /// Nothing completed for the [`Round::All`] limit: this many requests are lost.
     Stalled(u64),
+    /// SIGINT or SIGTERM arrived (see [`crate::interrupt`]).
+    Interrupted(Interrupted),
 }
 
 impl<E: fmt::Display> fmt::Display for Stop<E> {
@@ -107,6 +110,7 @@ impl<E: fmt::Display> fmt::Display for Stop<E> {
             Stop::Job(e) => e.fmt(f),
             Stop::Refused(e) => e.fmt(f),
             Stop::Stalled(lost) => write!(f, "{lost} requests never completed (lost)"),
+            Stop::Interrupted(i) => i.fmt(f),
         }
     }
 }
@@ -120,6 +124,7 @@ impl Stop<Box<dyn std::error::Error>> {
             Stop::Job(e) => e,
             Stop::Refused(e) => e.into(),
             stalled @ Stop::Stalled(_) => Box::new(stalled),
+            Stop::Interrupted(i) => Box::new(i),
         }
     }
 }
@@ -167,10 +172,11 @@ impl<L: Lane, B> InFlight<L, B> {
             self.top_up(job, total)?;
             match round {
                 Round::One => {
-                    let done = self.wait_one();
+                    let done = self.wait_one()?;
                     self.hand_out(job, done)?;
                 }
                 Round::All { stall } => {
+                    self.check_signal()?;
                     self.lane.poll_into(&mut self.done);
                     if !self.done.is_empty() {
                         last_progress = Instant::now();
@@ -202,13 +208,27 @@ impl<L: Lane, B> InFlight<L, B> {
     }
 
     /// The last completion polled, polling until there is one.
-    fn wait_one(&mut self) -> Finished {
+    /// Waits for a completion. The queue's request deadline bounds the wait: a request past
+    /// it comes back timed out.
+    fn wait_one<E>(&mut self) -> Result<Finished, Stop<E>> {
         loop {
             if let Some(done) = self.done.pop() {
-                return done;
+                return Ok(done);
             }
+            self.check_signal()?;
             self.lane.poll_into(&mut self.done);
             std::hint::spin_loop();
+        }
+    }
+
+    /// Stops the loop once SIGINT or SIGTERM arrived (one atomic load).
+    fn check_signal<E>(&self) -> Result<(), Stop<E>> {
+        match crate::interrupt::received() {
+            Some(signal) => Err(Stop::Interrupted(Interrupted {
+                signal,
+                in_flight: self.submitted - self.handed_out,
+            })),
+            None => Ok(()),
         }
     }
 

@@ -38,3 +38,32 @@ pub fn received() -> Option<i32> {
         signal => Some(signal),
     }
 }
+
+/// A command stopped by SIGINT or SIGTERM; the process exits with 128 + the signal, as a
+/// shell reports a process the signal killed.
+#[derive(Debug)]
+pub struct Interrupted {
+    pub signal: i32,
+    /// What was still in flight when it stopped.
+    pub in_flight: u64,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "interrupted by signal {} with {} requests in flight; the device is reset on exit",
+            self.signal, self.in_flight
+        )
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// The exit status for an error a command ended with: 128 + the signal for an
+/// interruption, 1 otherwise.
+pub fn exit_status(error: &(dyn std::error::Error + 'static)) -> u8 {
+    error
+        .downcast_ref::<Interrupted>()
+        .map_or(1, |i| 128u8.saturating_add(i.signal.clamp(0, 127) as u8))
+}

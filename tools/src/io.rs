@@ -40,6 +40,8 @@ fn buffers(
 /// `seq`, and its cookie is `seq`.
 struct Chunks {
     op: Op,
+    /// The device, as errors name it (a BDF, or `BDF/C:T:L` for a LUN).
+    device: String,
     /// (offset, length) of each chunk.
     chunks: Vec<(u64, u64)>,
 }
@@ -50,7 +52,11 @@ impl Chunks {
         let chunks = limits
             .chunks(offset, length, limits.max_transfer_bytes)
             .collect();
-        Chunks { op, chunks }
+        Chunks {
+            op,
+            device: dev.device.name.clone(),
+            chunks,
+        }
     }
 
     fn count(&self) -> u64 {
@@ -74,7 +80,7 @@ impl Chunks {
             .map(|&(at, _)| at)
             .ok_or_else(|| format!("a completion with unknown cookie {}", done.cookie))?;
         done.result
-            .map_err(|e| format!("{} at offset {at}: {e}", self.op.name()))?;
+            .map_err(|e| format!("{} at offset {at} of {}: {e}", self.op.name(), self.device))?;
         Ok(done.data)
     }
 
@@ -215,7 +221,7 @@ pub fn write(
 pub fn flush(target: Target) -> CmdResult {
     let mut dev = open(target, 1)?;
     let (result, _) = dev.queue.run_one(dev.unit, Request::flush());
-    result?;
+    result.map_err(|e| format!("flush of {}: {e}", dev.device.name))?;
     eprintln!("flushed {target}");
     Ok(())
 }
@@ -239,7 +245,7 @@ pub fn range_op(target: Target, op: Op, offset: u64, length: u64) -> CmdResult {
         dev.queue
             .run_one(dev.unit, request)
             .0
-            .map_err(|e| format!("{} at offset {at}: {e}", op.name()))?;
+            .map_err(|e| format!("{} at offset {at} of {}: {e}", op.name(), dev.device.name))?;
     }
     report(
         if op == Op::Discard {

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use command::CmdResult;
 use open::Target;
@@ -98,6 +99,8 @@ enum Command {
         /// Show disk sizes (as lsscsi -s does).
         #[arg(short = 's', long = "size")]
         size: bool,
+        #[command(flatten)]
+        deadline: Deadline,
         /// Then follow the host's events (hot-plug, removal, resize) for SECONDS (or until
         /// Ctrl-C / SIGTERM), reading every disk LUN meanwhile; needs exactly one BDF.
         #[arg(long, value_name = "SECONDS")]
@@ -110,6 +113,8 @@ enum Command {
         device: Target,
         #[arg(long)]
         nexus: bool,
+        #[command(flatten)]
+        deadline: Deadline,
     },
     /// Read bytes from a device to a file or stdout.
     Read {
@@ -131,11 +136,15 @@ enum Command {
         /// Bytes to write (default: all of the input).
         #[arg(long, value_parser = parse_binary_size)]
         length: Option<u64>,
+        #[command(flatten)]
+        deadline: Deadline,
     },
     /// Flush the device's volatile write cache.
     Flush {
         #[arg(value_name = "DEVICE")]
         device: Target,
+        #[command(flatten)]
+        deadline: Deadline,
     },
     /// Discard (deallocate) a range.
     Discard {
@@ -162,6 +171,8 @@ enum Command {
         seed: u64,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        deadline: Deadline,
     },
     /// Write zeroes over a range.
     WriteZeroes {
@@ -179,17 +190,48 @@ struct DeviceRange {
     offset: u64,
     #[arg(long, value_parser = parse_binary_size)]
     length: u64,
+    #[command(flatten)]
+    deadline: Deadline,
+}
+
+/// How long one request may take: past it, the command fails with "timed out".
+#[derive(Args, Clone, Copy)]
+struct Deadline {
+    /// How long one request may take before the command gives up on it ("timed out"):
+    /// `30s`, `500ms`, `2m`.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// Makes the deadline the one every queue this process opens gets.
+    fn apply(self) {
+        open::set_request_timeout(self.timeout);
+    }
+}
+
+/// A `--timeout` value: fio's time syntax (unitless means seconds), more than zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match units::parse_time(text) {
+        Ok(d) if d.is_zero() => Err("a timeout must be more than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl DeviceRange {
     /// Runs `op` (discard, write zeroes) over the range.
     fn apply(self, op: Op) -> CmdResult {
+        self.deadline.apply();
         io::range_op(self.device, op, self.offset, self.length)
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command stops cleanly on Ctrl-C / SIGTERM: its loop sees the signal, the device
+    // is reset on the way out, and the exit status says which signal (128 + N).
+    interrupt::catch();
     open::set_ring(cli.ring);
     let result = match cli.command {
         Command::List { json } => list::run(json),
@@ -219,9 +261,21 @@ fn main() -> ExitCode {
             json,
             size,
             watch: None,
-        } => scan::run(&functions, json, size),
-        Command::Reset { device, nexus } => reset::run(device, nexus),
+            deadline,
+        } => {
+            deadline.apply();
+            scan::run(&functions, json, size)
+        }
+        Command::Reset {
+            device,
+            nexus,
+            deadline,
+        } => {
+            deadline.apply();
+            reset::run(device, nexus)
+        }
         Command::Read { range, output } => {
+            range.deadline.apply();
             io::read(range.device, range.offset, range.length, output)
         }
         Command::Write {
@@ -229,8 +283,15 @@ fn main() -> ExitCode {
             offset,
             input,
             length,
-        } => io::write(device, offset, input, length),
-        Command::Flush { device } => io::flush(device),
+            deadline,
+        } => {
+            deadline.apply();
+            io::write(device, offset, input, length)
+        }
+        Command::Flush { device, deadline } => {
+            deadline.apply();
+            io::flush(device)
+        }
         Command::Discard { range } => range.apply(Op::Discard),
         Command::WriteZeroes { range } => range.apply(Op::WriteZeroes),
         Command::Verify {
@@ -241,13 +302,17 @@ fn main() -> ExitCode {
             bs,
             seed,
             json,
-        } => verify::run(device, queues, depth, ios, bs, seed, json),
+            deadline,
+        } => {
+            deadline.apply();
+            verify::run(device, queues, depth, ios, bs, seed, json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("uvio: error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(interrupt::exit_status(&*e))
         }
     }
 }

@@ -2,6 +2,7 @@
 //! queue request, and a single-queue shorthand for the dd-like commands.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use uvio::block::{BlockDevice, Unit};
 use uvio::device::{AnyQueue, DeviceAddress, DeviceError, OpenOptions, OpenedDevice};
@@ -30,11 +31,24 @@ pub fn ring() -> RingKind {
     RING.get().copied().unwrap_or_default()
 }
 
+static REQUEST_TIMEOUT: OnceLock<Duration> = OnceLock::new();
+
+/// The request deadline every queue opened from now on gets (`--timeout`).
+pub fn set_request_timeout(timeout: Duration) {
+    let _ = REQUEST_TIMEOUT.set(timeout);
+}
+
+/// The request deadline a tool asked for, if it asked.
+fn request_timeout() -> Option<Duration> {
+    REQUEST_TIMEOUT.get().copied()
+}
+
 pub fn open_scsi_host(bdf: PciAddress) -> Result<VirtioScsiHost, Box<dyn std::error::Error>> {
     let function = Sysfs::system().pci_function(bdf)?;
     let options = ScsiOptions {
         queues: Some(1),
         ring: ring(),
+        timeout: request_timeout(),
         ..Default::default()
     };
     Ok(VirtioScsiHost::open(&function, &options)?)
@@ -45,6 +59,7 @@ pub fn open_device(target: Target, request: QueueRequest) -> Result<OpenedDevice
         queues: request.queues,
         depth: request.depth,
         ring: ring(),
+        timeout: request_timeout(),
     };
     uvio::device::open(target, &options)
 }

@@ -16,6 +16,7 @@ use uvio::virtio::plan::DepthRequest;
 use crate::command::CmdResult;
 use crate::finished::Finished;
 use crate::inflight::{Freed, InFlight, Job, Round, Stop};
+use crate::interrupt::Interrupted;
 use crate::open::{open_device, QueueRequest, Target};
 use crate::xorshift::XorShift;
 
@@ -44,6 +45,9 @@ struct QueueReport {
     reads_verified: u64,
     writes: u64,
     failures: Vec<String>,
+    /// The worker stopped on SIGINT or SIGTERM.
+    #[serde(skip)]
+    interrupted: Option<Interrupted>,
 }
 
 impl QueueReport {
@@ -235,6 +239,10 @@ fn worker(
             return report;
         }
         Err(lost @ Stop::Stalled(_)) => report.fail(lost.to_string()),
+        Err(Stop::Interrupted(i)) => {
+            report.interrupted = Some(i);
+            return report;
+        }
     }
     let stats = queue.stats();
     report.submitted = stats.submitted - before.submitted;
@@ -334,6 +342,17 @@ pub fn run(
                 println!("  FAIL: {f}");
             }
         }
+    }
+    if let Some(signal) = reports
+        .iter()
+        .find_map(|r| r.interrupted.as_ref().map(|i| i.signal))
+    {
+        let in_flight = reports
+            .iter()
+            .filter_map(|r| r.interrupted.as_ref())
+            .map(|i| i.in_flight)
+            .sum();
+        return Err(Interrupted { signal, in_flight }.into());
     }
     if failures > 0 {
         return Err(format!("{failures} verification failures").into());

@@ -742,13 +742,15 @@ impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
                         return (result, Data::None);
                     }
                     if start.elapsed() > self.control_timeout {
-                        self.records[usize::from(tag)].state = TagState::Orphaned;
+                        let record = &mut self.records[usize::from(tag)];
+                        record.state = TagState::Orphaned;
                         self.stats.completed += 1;
                         self.stats.errors += 1;
-                        let after = self.control_timeout;
-                        let error = IoError::ControlTimeout {
+                        let error = IoError::TimedOut {
                             op: op.name(),
-                            after,
+                            offset: record.request.offset,
+                            len: record.request.len,
+                            after: self.control_timeout,
                         };
                         return (Err(error), Data::None);
                     }
@@ -1194,8 +1196,8 @@ mod tests {
         q.set_control_timeout(Duration::from_millis(20));
         let (result, data) = q.run_one(Unit::ONLY, Request::read(0, one_buf(&dma)));
         assert!(
-            matches!(&result, Err(e @ IoError::ControlTimeout { op: "read", .. })
-                if e.to_string() == "read did not complete within 20ms"),
+            matches!(&result, Err(e @ IoError::TimedOut { op: "read", .. })
+                if e.to_string() == "read of 4096 bytes at offset 0 timed out after 20ms"),
             "{result:?}"
         );
         assert!(

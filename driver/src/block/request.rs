@@ -216,7 +216,8 @@ pub enum IoError {
     ShortTransfer { written: u32, expected: u64 },
     #[error("the hardware queue is broken and needs a device reset: {0}")]
     QueueBroken(QueueFault),
-    /// The request was in flight longer than the queue's request timeout. Its buffers stay
+    /// The request was in flight longer than the queue's request timeout (or, through
+    /// [`HwQueue::run_one`](super::HwQueue::run_one), its control timeout). Its buffers stay
     /// with the queue (the device may still write them) until the device completes it or
     /// is reset.
     #[error("{op} of {len} bytes at offset {offset} timed out after {after:?}")]
@@ -226,10 +227,6 @@ pub enum IoError {
         len: u64,
         after: Duration,
     },
-    /// A control-path request ([`HwQueue::run_one`](super::HwQueue::run_one)) was given up
-    /// on; its buffers stay with the queue until the device completes it.
-    #[error("{op} did not complete within {after:?}")]
-    ControlTimeout { op: &'static str, after: Duration },
     #[error(transparent)]
     Protocol(ProtocolError),
 }

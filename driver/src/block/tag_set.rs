@@ -1,6 +1,7 @@
 //! The tag set of a device: its hardware queues, each taken by the thread that drives it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::encoder::RequestEncoder;
 use super::hwqueue::HwQueue;
@@ -53,6 +54,15 @@ impl<E: RequestEncoder> TagSet<E> {
             ));
         }
         Ok(Self::new(queues))
+    }
+
+    /// Gives every queue still here `timeout` as its request deadline and control-path
+    /// bound.
+    pub fn set_timeouts(&mut self, timeout: Duration) {
+        for queue in self.queues.iter_mut().flatten() {
+            queue.set_request_timeout(Some(timeout));
+            queue.set_control_timeout(timeout);
+        }
     }
 
     pub fn nr_hw_queues(&self) -> u16 {

@@ -2,7 +2,7 @@
 //! request queues, the initial scan, and the disk LUNs it serves as block devices.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
 use super::encoder::ScsiEncoder;
@@ -95,6 +95,9 @@ pub enum ControlError {
 pub struct ScsiOptions {
     pub queues: Option<u16>,
     pub queue_size: Option<u16>,
+    /// How long one command may take, on the request queues and the control queue;
+    /// default 30 s (sd's and the scan's).
+    pub timeout: Option<Duration>,
     /// Tags per queue (see [`DepthRequest`]); default: the ring size.
     pub depth: DepthRequest,
     /// The ring format: packed when the device offers it (the default), or split.
@@ -194,6 +197,8 @@ pub struct VirtioScsiHost {
     events: EventQueue,
     depth: u16,
     max_segments: usize,
+    /// How long a task management function may take.
+    control_timeout: Duration,
 }
 
 /// Runs scan commands through one request queue.
@@ -312,7 +317,7 @@ impl VirtioScsiHost {
         let depth = plan.depth;
         let max_segments = (config.seg_max.max(1) as usize).min(plan.segment_budget);
         let units = Arc::new(UnitTable::default());
-        let tag_set = TagSet::build(&plan, &transport, &dma, max_segments, true, |i| {
+        let mut tag_set = TagSet::build(&plan, &transport, &dma, max_segments, true, |i| {
             let zeroes = dma.alloc(64 << 10)?.into_buf();
             Ok(ScsiEncoder::new(
                 Arc::clone(&units),
@@ -321,6 +326,10 @@ impl VirtioScsiHost {
                 max_segments,
             ))
         })?;
+        let control_timeout = options.timeout.unwrap_or(CONTROL_TIMEOUT);
+        if let Some(timeout) = options.timeout {
+            tag_set.set_timeouts(timeout);
+        }
         transport.driver_ok()?;
         if events.queue.publish() {
             events.notifier.notify();
@@ -339,6 +348,7 @@ impl VirtioScsiHost {
             events,
             depth,
             max_segments,
+            control_timeout,
         };
         host.rescan()?;
         Ok(host)
@@ -566,7 +576,7 @@ impl VirtioScsiHost {
                     return Ok(unsafe { base.add(64).read_volatile() });
                 }
                 Some(Err(fault)) => return Err(ControlError::from(fault).into()),
-                None if start.elapsed() > CONTROL_TIMEOUT => {
+                None if start.elapsed() > self.control_timeout => {
                     self.control.stuck = true;
                     return Err(ControlError::NoAnswer.into());
                 }

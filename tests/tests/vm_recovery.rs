@@ -1,0 +1,96 @@
+//! Issue 9: requests that never come back are reported on time, and a signal stops a tool
+//! cleanly, on a virtio-blk device whose backend answers after 3 s.
+
+use uvio_tests::vm::VmSpec;
+
+/// null-co with a 3 s latency on every request.
+const SLOW: &str = "0000:00:05.0";
+const FAST: &str = "0000:00:06.0";
+
+/// Seconds a command took, from the `took=N` line the script prints.
+fn took(output: &str) -> u64 {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("took="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no took= line in\n{output}"))
+}
+
+#[test]
+fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
+    let timed = |name: &str, command: &str| {
+        format!(
+            "check {name} sh -c 's=$(date +%s); {command}; rc=$?; echo took=$(( $(date +%s) - s )); exit $rc'\n"
+        )
+    };
+    let mut script = format!("check bind uvio bind {SLOW} {FAST}\n");
+    script += &timed(
+        "timed_out",
+        &format!("uvio read {SLOW} --offset 4096 --length 4096 --timeout 1s > /dev/null"),
+    );
+    script += &timed(
+        "after_timeout",
+        &format!("uvio read {SLOW} --offset 0 --length 4096 --timeout 20s | wc -c"),
+    );
+    // A read stuck on the slow backend (the default 30 s deadline), interrupted after 1 s.
+    script += &timed(
+        "interrupted",
+        &format!(
+            "uvio read {SLOW} --offset 0 --length 4096 > /dev/null & p=$!; sleep 1; kill -INT $p; wait $p"
+        ),
+    );
+    script +=
+        &format!("check after_signal sh -c 'uvio read {SLOW} --offset 0 --length 512 | wc -c'\n");
+    script += &format!("check fast sh -c 'uvio read {FAST} --offset 0 --length 1m | wc -c'\n");
+    script += "check bad_timeout uvio read 0000:00:06.0 --offset 0 --length 512 --timeout 0\n";
+    script += "check dmar sh -c 'dmesg | grep -ci \"dmar.*fault\" || true'\n";
+
+    let out = VmSpec::new()
+        .blockdev(
+            "driver=null-co,node-name=slow,size=67108864,read-zeroes=on,latency-ns=3000000000",
+        )
+        .virtio_blk("05.0", "slow", "")
+        .blockdev("driver=null-co,node-name=fast,size=67108864,read-zeroes=on")
+        .virtio_blk("06.0", "fast", "")
+        .script(script)
+        .run();
+    assert_eq!(out.section("bind").rc, 0, "{out}");
+
+    let s = out.section("timed_out");
+    assert_eq!(s.rc, 1, "a timed-out read exits 1\n{out}");
+    assert!(
+        s.output.contains("timed out")
+            && s.output.contains("read")
+            && s.output.contains("offset 4096")
+            && s.output.contains(SLOW),
+        "the message names the operation, the offset and the device\n{out}"
+    );
+    assert!(took(&s.output) < 8, "reported on time\n{out}");
+
+    let s = out.section("after_timeout");
+    assert_eq!(s.rc, 0, "the function opens and reads again\n{out}");
+    assert!(s.output.contains("4096"), "{out}");
+
+    let s = out.section("interrupted");
+    assert_eq!(s.rc, 130, "SIGINT exits 128 + 2\n{out}");
+    assert!(
+        s.output.contains("interrupted by signal 2"),
+        "it says why it stopped\n{out}"
+    );
+    assert!(took(&s.output) < 8, "{out}");
+
+    let s = out.section("after_signal");
+    assert_eq!(s.rc, 0, "the function opens again after the signal\n{out}");
+    assert!(s.output.contains("512"), "{out}");
+    assert_eq!(out.section("fast").rc, 0, "{out}");
+
+    let s = out.section("bad_timeout");
+    assert_ne!(s.rc, 0, "{out}");
+    assert!(s.output.contains("more than zero"), "{out}");
+
+    assert_eq!(
+        out.section("dmar").output.trim(),
+        "0",
+        "no DMA remapping fault in the guest's kernel log\n{out}"
+    );
+}
