@@ -11,6 +11,7 @@ mod info;
 mod interrupt;
 mod io;
 mod list;
+mod logger;
 mod open;
 mod reset;
 mod scan;
@@ -189,6 +190,7 @@ impl DeviceRange {
 }
 
 fn main() -> ExitCode {
+    logger::init();
     let cli = Cli::parse();
     open::set_ring(cli.ring);
     let result = match cli.command {
