@@ -77,14 +77,17 @@ pub fn run(args: &[String]) -> CmdResult {
         for j in &g.jobs {
             j.validate()
                 .map_err(|e| format!("job `{}`: {e}", display_name(j)))?;
-            if j.filename.is_none() {
+            let Some(filename) = &j.filename else {
                 return Err(format!(
                     "job `{}`: filename= is required (a PCI BDF such as 0000:00:05.0, or \
                      BDF/C:T:L for a SCSI LUN)",
                     display_name(j)
                 )
                 .into());
-            }
+            };
+            // The address is checked here too, so --parse-only catches a bad one.
+            Target::from_str(filename)
+                .map_err(|e| format!("job `{}`: filename={filename}: {e}", display_name(j)))?;
         }
     }
     if inv.parse_only {

@@ -483,12 +483,14 @@ impl JobOptions {
                 .and_then(|x| x.checked_add(offset))
                 .and_then(|x| x.checked_add(size));
             if end.is_none() {
+                let clones = if increment > 0 && last > 0 {
+                    format!(" + offset_increment {increment} x {last} (the last clone)")
+                } else {
+                    String::new()
+                };
                 return Err(invalid(
                     "size",
-                    format!(
-                        "offset {offset} + size {size} (+ offset_increment {increment} x {last}) \
-                         is beyond 2^64 bytes"
-                    ),
+                    format!("offset {offset}{clones} + size {size} is beyond 2^64 bytes"),
                 ));
             }
         }
