@@ -31,11 +31,25 @@ pub struct DeviceAddress {
     pub lun: Option<(u16, u16, u16)>,
 }
 
+/// The largest target a virtio-scsi LUN address carries (one byte).
+pub const MAX_TARGET: u16 = 255;
+
+/// The largest LUN a DEVICE may name: a flat-space LUN (0..=16383) as addressed, or Linux's
+/// integer for one (up to 0x7fff), as `uvio scan` lists them.
+pub const MAX_LUN: u16 = 0x7fff;
+
 /// Why a DEVICE string does not name a device.
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
     #[error("`{0}` is not a LUN address: expected C:T:L, for example 0:2:5")]
     NotALun(String),
+    #[error("`{address}`: {what} {value} is out of range ({range})")]
+    OutOfRange {
+        address: String,
+        what: &'static str,
+        value: String,
+        range: String,
+    },
     #[error(transparent)]
     Pci(#[from] PciError),
 }
@@ -47,13 +61,36 @@ impl FromStr for DeviceAddress {
         let (bdf, lun) = match s.split_once('/') {
             Some((bdf, ctl)) => {
                 let bad = || AddressError::NotALun(ctl.to_string());
-                let mut parts = ctl.split(':').map(|x| x.parse::<u16>().map_err(|_| bad()));
+                let mut parts = ctl.split(':');
                 let (Some(c), Some(t), Some(l), None) =
                     (parts.next(), parts.next(), parts.next(), parts.next())
                 else {
                     return Err(bad());
                 };
-                (bdf, Some((c?, t?, l?)))
+                // Digits only (no sign, no blanks), then the range of each part.
+                let field = |text: &str, what: &'static str, max: u16, range: &str| {
+                    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad());
+                    }
+                    match text.parse::<u64>() {
+                        Ok(v) if v <= u64::from(max) => Ok(v as u16),
+                        _ => Err(AddressError::OutOfRange {
+                            address: ctl.to_string(),
+                            what,
+                            value: text.to_string(),
+                            range: range.to_string(),
+                        }),
+                    }
+                };
+                let c = field(c, "channel", u16::MAX, "virtio-scsi has only channel 0")?;
+                let t = field(t, "target", MAX_TARGET, "0 to 255")?;
+                let l = field(
+                    l,
+                    "LUN",
+                    MAX_LUN,
+                    "0 to 16383, or Linux's number for it up to 32767",
+                )?;
+                (bdf, Some((c, t, l)))
             }
             None => (s, None),
         };
@@ -312,6 +349,42 @@ mod tests {
         ] {
             let e = bad.parse::<DeviceAddress>().unwrap_err();
             assert!(e.to_string().contains("is not a LUN address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_lun_addresses_give_the_range() {
+        let t: DeviceAddress = "0000:00:04.0/0:255:32767".parse().unwrap();
+        assert_eq!(t.lun, Some((0, 255, 32767)));
+        for (bad, expect) in [
+            (
+                "0000:00:04.0/0:1:99999",
+                "`0:1:99999`: LUN 99999 is out of range (0 to 16383, or Linux's number for it \
+                 up to 32767)",
+            ),
+            (
+                "0000:00:04.0/0:256:0",
+                "`0:256:0`: target 256 is out of range (0 to 255)",
+            ),
+            (
+                "0000:00:04.0/0:1:99999999999999999999999",
+                "LUN 99999999999999999999999 is out of range",
+            ),
+            (
+                "0000:00:04.0/70000:0:0",
+                "channel 70000 is out of range (virtio-scsi has only channel 0)",
+            ),
+        ] {
+            let e = bad.parse::<DeviceAddress>().unwrap_err().to_string();
+            assert!(e.contains(expect), "{bad}: {e}");
+        }
+        for bad in [
+            "0000:00:04.0/0:1:+5",
+            "0000:00:04.0/0: 1:5",
+            "0000:00:04.0/0::5",
+        ] {
+            let e = bad.parse::<DeviceAddress>().unwrap_err().to_string();
+            assert!(e.contains("is not a LUN address"), "{bad}: {e}");
         }
     }
 }

@@ -12,7 +12,7 @@ use std::mem::size_of;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use vfio_bindings::bindings::vfio as sys;
@@ -35,6 +35,13 @@ pub enum VfioError {
         path: PathBuf,
         source: io::Error,
         hint: &'static str,
+    },
+    /// The group is open in another process (only one may hold it), named when /proc says.
+    #[error("opening {path}: {source}: {holder}")]
+    GroupBusy {
+        path: PathBuf,
+        source: io::Error,
+        holder: String,
     },
     #[error("VFIO API version {0} is not the supported version 0")]
     ApiVersion(i32),
@@ -116,6 +123,61 @@ fn open_rw(path: PathBuf, hint: &'static str) -> Result<File, VfioError> {
         .write(true)
         .open(&path)
         .map_err(|source| VfioError::Open { path, source, hint })
+}
+
+/// The processes other than `own_pid` with a file descriptor open on `path` (a VFIO group),
+/// as `(pid, command name)`, as far as `proc_root` (`/proc`) shows them: another user's
+/// descriptors are visible only to root.
+fn holders_of(proc_root: &Path, path: &Path, own_pid: u32) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == own_pid {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path));
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            found.push((pid, comm.trim().to_string()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The end of a [`VfioError::GroupBusy`] message.
+fn describe_holders(holders: &[(u32, String)]) -> String {
+    let named: Vec<String> = holders
+        .iter()
+        .map(|(pid, comm)| match comm.as_str() {
+            "" => format!("process {pid}"),
+            comm => format!("process {pid} ({comm})"),
+        })
+        .collect();
+    match named.as_slice() {
+        [] => "another process holds the IOMMU group open (only one may); /proc does not \
+               say which (run as root to see)"
+            .to_string(),
+        [one] => format!("{one} holds the IOMMU group open (only one process may)"),
+        _ => format!(
+            "{} hold the IOMMU group open (only one process may)",
+            named.join(", ")
+        ),
+    }
 }
 
 /// What the IOMMU behind a container accepts.
@@ -218,7 +280,19 @@ impl VfioDevice {
         let group = open_rw(
             format!("/dev/vfio/{group_number}").into(),
             ": another process may hold the group open (only one may), or you are not root",
-        )?;
+        )
+        .map_err(|e| match e {
+            VfioError::Open { path, source, .. } if source.raw_os_error() == Some(libc::EBUSY) => {
+                let holder =
+                    describe_holders(&holders_of(Path::new("/proc"), &path, std::process::id()));
+                VfioError::GroupBusy {
+                    path,
+                    source,
+                    holder,
+                }
+            }
+            other => other,
+        })?;
         let mut status = sys::vfio_group_status {
             argsz: size_of::<sys::vfio_group_status>() as u32,
             flags: 0,
@@ -752,6 +826,41 @@ mod tests {
         assert!(parse_iommu_info(&looping).is_err());
         let truncated = &sample_reply()[..40];
         assert!(parse_iommu_info(truncated).is_err());
+    }
+
+    #[test]
+    fn a_busy_group_names_the_process_that_holds_it() {
+        let root = std::env::temp_dir().join(format!("uvio-proc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let group = Path::new("/dev/vfio/7");
+        let process = |pid: u32, comm: Option<&str>, fds: &[&str]| {
+            let dir = root.join(pid.to_string());
+            std::fs::create_dir_all(dir.join("fd")).unwrap();
+            if let Some(c) = comm {
+                std::fs::write(dir.join("comm"), format!("{c}\n")).unwrap();
+            }
+            for (n, target) in fds.iter().enumerate() {
+                std::os::unix::fs::symlink(target, dir.join("fd").join(n.to_string())).unwrap();
+            }
+        };
+        process(123, Some("qemu-system-x86"), &["/dev/null", "/dev/vfio/7"]);
+        process(456, Some("bash"), &["/dev/vfio/17", "/dev/vfio/vfio"]);
+        process(99, Some("uvio"), &["/dev/vfio/7"]); // this process: not a holder
+        process(77, None, &["/dev/vfio/7"]);
+        std::fs::create_dir_all(root.join("self").join("fd")).unwrap();
+        let holders = holders_of(&root, group, 99);
+        assert_eq!(
+            holders,
+            vec![(77, String::new()), (123, "qemu-system-x86".to_string())]
+        );
+        assert_eq!(
+            describe_holders(&holders[1..]),
+            "process 123 (qemu-system-x86) holds the IOMMU group open (only one process may)"
+        );
+        assert!(describe_holders(&holders).starts_with("process 77, process 123 (qemu"));
+        assert!(describe_holders(&[]).contains("/proc does not say which"));
+        assert!(holders_of(&root.join("missing"), group, 1).is_empty());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

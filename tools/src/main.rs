@@ -11,6 +11,7 @@ mod info;
 mod interrupt;
 mod io;
 mod list;
+mod logger;
 mod open;
 mod reset;
 mod scan;
@@ -228,6 +229,7 @@ impl DeviceRange {
 }
 
 fn main() -> ExitCode {
+    logger::init();
     let cli = Cli::parse();
     // Every command stops cleanly on Ctrl-C / SIGTERM: its loop sees the signal, the device
     // is reset on the way out, and the exit status says which signal (128 + N).

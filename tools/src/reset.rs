@@ -4,13 +4,19 @@
 //! does).
 
 use uvio::block::Request;
+use uvio::device::DeviceError;
 use uvio::scsi::wire::{response, tmf};
 
 use crate::command::CmdResult;
 use crate::open::{open_scsi_host, Target};
 
 pub fn run(target: Target, nexus: bool) -> CmdResult {
-    let (_, t, l) = target.lun.ok_or("name a LUN as BDF/C:T:L")?;
+    let (c, t, l) = target.lun.ok_or("name a LUN as BDF/C:T:L")?;
+    if c != 0 {
+        // Refused before opening anything: the control queue has no channel field, so a
+        // reset "of channel 1" would reset channel 0's LUN.
+        return Err(DeviceError::NoSuchChannel(c).into());
+    }
     let mut host = open_scsi_host(target.bdf)?;
     let lun = host
         .find_lun(t, l)
@@ -39,4 +45,20 @@ pub fn run(target: Target, nexus: bool) -> CmdResult {
     );
     host.tag_set().return_queue(queue);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_other_than_0_is_refused_before_anything_is_opened() {
+        // A BDF no host has: reaching sysfs would give another error.
+        let target: Target = "ffff:ff:1f.7/1:0:0".parse().unwrap();
+        let e = run(target, false).unwrap_err().to_string();
+        assert_eq!(e, "virtio-scsi has only channel 0, not 1");
+        let target: Target = "ffff:ff:1f.7".parse().unwrap();
+        let e = run(target, true).unwrap_err().to_string();
+        assert!(e.contains("name a LUN"), "{e}");
+    }
 }

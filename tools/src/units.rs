@@ -221,9 +221,12 @@ pub fn parse_binary_size(text: &str) -> Result<u64, String> {
     let t = text.trim().to_ascii_lowercase();
     let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, suffix) = t.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (try 4096, 4k, 1m)"))?;
+    let too_large = || format!("`{text}` is too large (max {} bytes)", u64::MAX);
+    if number.is_empty() {
+        return Err(format!("`{text}` is not a size (try 4096, 4k, 1m)"));
+    }
+    // Only digits are left, so a failed parse is an overflow.
+    let number: u64 = number.parse().map_err(|_| too_large())?;
     let shift = match suffix.trim_end_matches("ib").trim_end_matches('b') {
         "" => 0,
         "k" => 10,
@@ -236,9 +239,7 @@ pub fn parse_binary_size(text: &str) -> Result<u64, String> {
             ))
         }
     };
-    number
-        .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))
+    number.checked_mul(1u64 << shift).ok_or_else(too_large)
 }
 
 #[cfg(test)]
@@ -257,6 +258,27 @@ mod tests {
         assert!(parse_binary_size("12q").is_err());
         assert!(parse_binary_size("-1").is_err());
         assert!(parse_binary_size("99999999999t").is_err());
+    }
+
+    #[test]
+    fn a_size_past_u64_says_too_large_with_the_maximum() {
+        let max = "(max 18446744073709551615 bytes)";
+        for big in [
+            "99999999999999999999",
+            "18446744073709551616",
+            "99999999999t",
+        ] {
+            let e = parse_binary_size(big).unwrap_err();
+            assert!(e.contains("is too large") && e.contains(max), "{big}: {e}");
+        }
+        assert_eq!(parse_binary_size("18446744073709551615"), Ok(u64::MAX));
+        for bad in ["", "k", "x12", "-1", "1.5k"] {
+            let e = parse_binary_size(bad).unwrap_err();
+            assert!(
+                e.contains("is not a size") || e.contains("unknown size suffix"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

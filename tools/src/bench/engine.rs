@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::Duration;
 
 use uvio::block::Unit;
@@ -100,7 +100,8 @@ pub struct CloneSetup {
     /// The unit every request is for (the LUN on a SCSI host that several LUNs share).
     pub unit: Unit,
     pub progress: Arc<Progress>,
-    pub start: Arc<Barrier>,
+    /// Where the thread waits until the group starts (or is called off).
+    pub start: super::start::StartTicket,
     /// The CPU to pin the thread to (a polling thread should not wander), if any.
     pub cpu: Option<usize>,
 }
@@ -290,7 +291,10 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     };
     let mut source = Source::Workload(make_workload());
 
-    setup.start.wait();
+    if !setup.start.wait() {
+        // Another job thread could not be started: the group does not run.
+        return engine.stats;
+    }
     let mut cpu0 = CpuUsage::this_thread();
     let mut queue0 = queue.stats();
     let set_phase = |e: &Engine, p: Phase| e.progress.phase.store(p as u8, Ordering::Relaxed);

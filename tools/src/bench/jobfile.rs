@@ -22,6 +22,17 @@ pub enum ParseError {
         line: usize,
         what: String,
     },
+    /// About the job file as a whole (it is empty, or has no job section).
+    #[error("{file}: {what}")]
+    File { file: String, what: String },
+    #[error("{file}:{line}: include {path}: {source}")]
+    Include {
+        file: String,
+        line: usize,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reading job file {path}: {source}")]
     Io {
         path: String,
@@ -290,10 +301,17 @@ pub fn parse_job_text(text: &str, file: &str, dir: Option<&Path>) -> Result<Grou
     parse_lines(text, file, dir, &mut builder, &mut in_section, 0)?;
     let group = builder.finish();
     if group.jobs.is_empty() {
-        return Err(ParseError::Syntax {
+        let blank = text
+            .lines()
+            .map(str::trim)
+            .all(|l| l.is_empty() || l.starts_with(';') || l.starts_with('#'));
+        return Err(ParseError::File {
             file: file.to_string(),
-            line: 0,
-            what: "no job sections (only [global])".into(),
+            what: if blank {
+                "the job file is empty (it needs a [job] section)".into()
+            } else {
+                "no job sections (only [global])".into()
+            },
         });
     }
     Ok(group)
@@ -350,7 +368,9 @@ fn parse_lines(
                 Some(d) if !Path::new(inc).is_absolute() => d.join(inc),
                 _ => PathBuf::from(inc),
             };
-            let text = std::fs::read_to_string(&path).map_err(|source| ParseError::Io {
+            let text = std::fs::read_to_string(&path).map_err(|source| ParseError::Include {
+                file: file.to_string(),
+                line: lineno,
                 path: path.display().to_string(),
                 source,
             })?;
@@ -459,6 +479,38 @@ iodepth=8
         assert!(parse_job_text("bs=4k\n[j]\n", "t.fio", None).is_err());
         assert!(parse_job_text("[global]\nbs=4k\n", "t.fio", None).is_err());
         assert!(parse_job_text("[j\n", "t.fio", None).is_err());
+    }
+
+    #[test]
+    fn an_empty_job_file_says_so_without_a_line_zero() {
+        for text in ["", "\n\n", "; only a comment\n# and another\n"] {
+            let e = parse_job_text(text, "e.fio", None).unwrap_err().to_string();
+            assert_eq!(
+                e, "e.fio: the job file is empty (it needs a [job] section)",
+                "{text:?}"
+            );
+        }
+        let e = parse_job_text("[global]\nbs=4k\n", "g.fio", None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "g.fio: no job sections (only [global])");
+    }
+
+    #[test]
+    fn a_missing_include_names_the_file_and_line_that_include_it() {
+        let dir = std::env::temp_dir();
+        let e = parse_job_text(
+            "[j]\nfilename=x\ninclude uvio-no-such-include.fio\n",
+            "main.fio",
+            Some(&dir),
+        )
+        .unwrap_err()
+        .to_string();
+        let missing = dir.join("uvio-no-such-include.fio");
+        assert!(
+            e.starts_with(&format!("main.fio:3: include {}: ", missing.display())),
+            "{e}"
+        );
     }
 
     #[test]

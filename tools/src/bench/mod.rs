@@ -14,6 +14,7 @@ pub mod jobfile;
 pub mod options;
 pub mod output;
 pub mod queue;
+pub mod start;
 pub mod stats;
 pub mod verify;
 pub mod workload;
@@ -21,7 +22,7 @@ pub mod workload;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::str::FromStr;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use uvio::block::BlockDevice;
@@ -76,14 +77,17 @@ pub fn run(args: &[String]) -> CmdResult {
         for j in &g.jobs {
             j.validate()
                 .map_err(|e| format!("job `{}`: {e}", display_name(j)))?;
-            if j.filename.is_none() {
+            let Some(filename) = &j.filename else {
                 return Err(format!(
                     "job `{}`: filename= is required (a PCI BDF such as 0000:00:05.0, or \
                      BDF/C:T:L for a SCSI LUN)",
                     display_name(j)
                 )
                 .into());
-            }
+            };
+            // The address is checked here too, so --parse-only catches a bad one.
+            Target::from_str(filename)
+                .map_err(|e| format!("job `{}`: filename={filename}: {e}", display_name(j)))?;
         }
     }
     if inv.parse_only {
@@ -261,26 +265,12 @@ fn plan_job(
     let seed = base_seed(opts);
     let mut out = Vec::new();
     for clone in 0..opts.numjobs {
-        let start = offset + increment * u64::from(clone);
+        let size = opts.size.map(|s| s.resolve(capacity, min_bs));
+        let (start, len) = clone_region(offset, increment, clone, size, capacity)
+            .map_err(|e| format!("job `{name}` clone {clone} on {target}: {e}"))?;
         if !start.is_multiple_of(lbs) {
             return Err(format!(
                 "job `{name}`: offset {start} is not a multiple of {target}'s {lbs}-byte blocks"
-            ));
-        }
-        if start >= capacity {
-            return Err(format!(
-                "job `{name}` clone {clone}: offset {start} is past the end of {target} \
-                 ({capacity} bytes)"
-            ));
-        }
-        let len = match opts.size {
-            Some(s) => s.resolve(capacity, min_bs),
-            None => capacity - start,
-        };
-        if start + len > capacity {
-            return Err(format!(
-                "job `{name}` clone {clone}: offset {start} + size {len} is past the end of \
-                 {target} ({capacity} bytes)"
             ));
         }
         if len < max_bs {
@@ -302,6 +292,36 @@ fn plan_job(
         });
     }
     Ok(out)
+}
+
+/// Clone `clone`'s region, `(start, len)`: it starts at `offset + increment * clone` and
+/// spans `size` bytes (default: to the end), inside a device of `capacity` bytes. Checked
+/// arithmetic: a sum past 2^64 is an error, not a wrap that passes the range check.
+fn clone_region(
+    offset: u64,
+    increment: u64,
+    clone: u32,
+    size: Option<u64>,
+    capacity: u64,
+) -> Result<(u64, u64), String> {
+    let start = increment
+        .checked_mul(u64::from(clone))
+        .and_then(|x| x.checked_add(offset))
+        .ok_or_else(|| {
+            format!("offset {offset} + offset_increment {increment} x {clone} overflows 64 bits")
+        })?;
+    if start >= capacity {
+        return Err(format!(
+            "offset {start} is past the end of the device ({capacity} bytes)"
+        ));
+    }
+    let len = size.unwrap_or(capacity - start);
+    match start.checked_add(len) {
+        Some(end) if end <= capacity => Ok((start, len)),
+        _ => Err(format!(
+            "offset {start} + size {len} is past the end of the device ({capacity} bytes)"
+        )),
+    }
 }
 
 /// Random bytes for the write buffers of jobs without verification (fio's default).
@@ -467,7 +487,7 @@ fn run_group(
     // Buffers and threads.
     let cpus = crate::cpu::allowed_cpus();
     let pin = std::env::var("UVIO_BENCH_PIN").map_or(true, |v| v != "0");
-    let barrier = Arc::new(Barrier::new(planned.len() + 1));
+    let gate = start::StartGate::new();
     let mut setups = Vec::new();
     let mut watched = Vec::new();
     for (thread, (p, handle)) in planned.iter().zip(handles).enumerate() {
@@ -511,7 +531,7 @@ fn run_group(
             queue: handle.ok_or("a job clone got no hardware queue")?,
             unit: disk.device.unit(),
             progress,
-            start: Arc::clone(&barrier),
+            start: gate.ticket(),
             cpu: match &p.opts.cpus_allowed {
                 Some(list) => Some(list[p.clone as usize % list.len()]),
                 None => (!cpus.is_empty() && pin).then(|| cpus[thread % cpus.len()]),
@@ -532,21 +552,20 @@ fn run_group(
         // core from the emulator that completes the I/O (measured: a 20 Hz sleeper on the
         // other vCPU took libblkio's iodepth-1 IOPS from 92k to 72k).
         let (finished_tx, finished_rx) = std::sync::mpsc::channel::<()>();
-        let handles: Vec<_> = setups
-            .into_iter()
-            .map(|s| {
-                let finished = finished_tx.clone();
-                std::thread::Builder::new()
-                    .name(format!("bench-{}", s.opts.name))
-                    .spawn_scoped(scope, move || {
-                        let stats = engine::run_clone(s);
-                        let _ = finished.send(());
-                        stats
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        // All threads are spawned before any starts: if one cannot be, none runs, and the
+        // ones started return at the start line (see `start`).
+        let handles = start::start_threads(&gate, setups, |s| {
+            let finished = finished_tx.clone();
+            std::thread::Builder::new()
+                .name(format!("bench-{}", s.opts.name))
+                .spawn_scoped(scope, move || {
+                    let stats = engine::run_clone(s);
+                    let _ = finished.send(());
+                    stats
+                })
+        })
+        .map_err(std::io::Error::other)?;
         drop(finished_tx);
-        barrier.wait();
         let mut status = StatusLine::new(Instant::now());
         let mut next = Instant::now() + Duration::from_secs(1);
         let mut running = handles.len();
@@ -607,4 +626,28 @@ fn run_group(
         global: group.global.clone(),
         elapsed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clone_regions_use_checked_arithmetic() {
+        let cap = 1 << 30;
+        assert_eq!(clone_region(0, 0, 0, None, cap), Ok((0, cap)));
+        assert_eq!(
+            clone_region(4096, 1 << 20, 2, Some(8192), cap),
+            Ok((4096 + (2 << 20), 8192))
+        );
+        // 4096 + (2^64 - 1) wraps to 4095 in a release build's unchecked add.
+        let e = clone_region(4096, 0, 0, Some(u64::MAX), cap).unwrap_err();
+        assert!(e.contains("past the end"), "{e}");
+        let e = clone_region(0, u64::MAX / 2, 3, None, cap).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
+        let e = clone_region(cap, 0, 0, None, cap).unwrap_err();
+        assert!(e.contains("past the end"), "{e}");
+        assert!(clone_region(cap - 4096, 0, 0, Some(4096), cap).is_ok());
+        assert!(clone_region(cap - 4096, 0, 0, Some(8192), cap).is_err());
+    }
 }

@@ -291,6 +291,11 @@ pub struct JobOptions {
     pub explicit: Vec<(String, String)>,
 }
 
+/// The most clones `numjobs` may ask for. fio allows far more, but every clone here is a
+/// thread that busy-polls a hardware queue on a CPU of its own; past the device's queues
+/// clones only share queues behind a lock, and no virtio device has near this many queues.
+pub const MAX_NUMJOBS: u32 = 256;
+
 /// fio's default `percentile_list`.
 pub const DEFAULT_PERCENTILES: [f64; 17] = [
     1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95,
@@ -463,6 +468,32 @@ impl JobOptions {
         if self.time_based && self.runtime.is_none() {
             return Err(invalid("time_based", "needs runtime="));
         }
+        // The last clone's region must end below 2^64 whatever the device: caught here, before
+        // opening it (percentages are of the device, so they cannot overflow).
+        if let (SizeOrPercent::Bytes(offset), Some(SizeOrPercent::Bytes(size))) =
+            (self.offset, self.size)
+        {
+            let increment = match self.offset_increment {
+                SizeOrPercent::Bytes(b) => b,
+                SizeOrPercent::Percent(_) => 0,
+            };
+            let last = u64::from(self.numjobs.saturating_sub(1));
+            let end = increment
+                .checked_mul(last)
+                .and_then(|x| x.checked_add(offset))
+                .and_then(|x| x.checked_add(size));
+            if end.is_none() {
+                let clones = if increment > 0 && last > 0 {
+                    format!(" + offset_increment {increment} x {last} (the last clone)")
+                } else {
+                    String::new()
+                };
+                return Err(invalid(
+                    "size",
+                    format!("offset {offset}{clones} + size {size} is beyond 2^64 bytes"),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -540,6 +571,39 @@ mod tests {
         assert!(o.set("iodepth", None).is_err());
         assert!(o.set("direct", Some("0")).is_err());
         assert!(o.set("direct", Some("1")).is_ok());
+    }
+
+    #[test]
+    fn numjobs_is_bounded() {
+        let mut o = JobOptions::default();
+        o.set("numjobs", Some("256")).unwrap();
+        assert_eq!(o.numjobs, MAX_NUMJOBS);
+        let e = o.set("numjobs", Some("257")).unwrap_err().to_string();
+        assert!(e.contains("numjobs") && e.contains("at most 256"), "{e}");
+        let e = o
+            .set("numjobs", Some("99999999999"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("too large (max 4294967295)"), "{e}");
+        assert!(o.set("numjobs", Some("0")).is_err());
+    }
+
+    #[test]
+    fn a_region_past_two_to_the_64_is_refused_before_the_device() {
+        let mut o = JobOptions::default();
+        o.set("offset", Some("4096")).unwrap();
+        o.set("size", Some("18446744073709551615")).unwrap();
+        let e = o.validate().unwrap_err().to_string();
+        assert!(e.contains("beyond 2^64"), "{e}");
+        // The last clone's start counts too.
+        let mut o = JobOptions::default();
+        o.set("size", Some("1m")).unwrap();
+        o.set("offset_increment", Some("0x8000000000000000"))
+            .unwrap();
+        o.set("numjobs", Some("3")).unwrap();
+        assert!(o.validate().is_err());
+        o.set("numjobs", Some("2")).unwrap();
+        assert!(o.validate().is_ok());
     }
 
     #[test]

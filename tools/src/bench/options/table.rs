@@ -110,7 +110,19 @@ const OPTIONS: &[OptionDef] = &[
         o.iodepth_batch_complete_max = Some(v.small()?);
         Ok(())
     }),
-    value("numjobs", |o, v| v.count(&mut o.numjobs)),
+    value("numjobs", |o, v| {
+        v.count(&mut o.numjobs)?;
+        if o.numjobs > super::MAX_NUMJOBS {
+            return Err(v.invalid(format!(
+                "{} clones is too many: at most {} (each clone is a busy-polling thread of its \
+                 own)",
+                o.numjobs,
+                super::MAX_NUMJOBS
+            )));
+        }
+        Ok(())
+    })
+    .help(" (1 to 256)"),
     value("size", |o, v| {
         o.size = Some(v.size_or_percent()?);
         Ok(())

@@ -58,7 +58,8 @@ impl<'a> Value<'a> {
     /// An integer that fits in a `u32`.
     pub fn small(&self) -> Result<u32, OptionError> {
         let t = self.text;
-        u32::try_from(self.int()?).map_err(|_| self.invalid(format!("`{t}` is too large")))
+        u32::try_from(self.int()?)
+            .map_err(|_| self.invalid(format!("`{t}` is too large (max {})", u32::MAX)))
     }
 
     /// A count of at least 1, stored in `field` (even when 0, before the error).
