@@ -11,6 +11,8 @@ pub mod request;
 pub mod slot;
 pub mod tag_set;
 pub mod tags;
+#[cfg(test)]
+mod tests;
 
 pub use device::{BlockDevice, Limits};
 pub use encoder::{RequestEncoder, TagRequest};

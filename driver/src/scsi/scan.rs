@@ -10,6 +10,8 @@
 //! The logic runs against [`CommandRunner`], so it is tested here against a simulated
 //! target that answers as QEMU's SCSI emulation does.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::error::ScsiError;
@@ -22,7 +24,7 @@ use crate::scsi_proto::reply::{
     LogicalBlockProvisioning, LunPresence, ModeSense, ReadCapacity10, ReadCapacity16, ReportLuns,
     SupportedVpdPages, UnitSerialNumber,
 };
-use crate::scsi_proto::sense::SenseKey;
+use crate::scsi_proto::sense::{ScsiStatus, SenseKey};
 
 /// One SCSI command for (target, LUN) as the scan sends it.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +40,11 @@ pub struct LunCommand {
 /// Sends one SCSI command and returns the data the device sent back.
 pub trait CommandRunner {
     fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError>;
+
+    /// Waits `pause` before a command is sent again (a back-off); tests skip the wait.
+    fn sleep(&mut self, pause: Duration) {
+        std::thread::sleep(pause);
+    }
 }
 
 /// SCSI levels as Linux numbers them (`scsi_level`).
@@ -45,8 +52,24 @@ const SCSI_3: u8 = 4;
 const SCSI_SPC_2: u8 = 5;
 /// REPORT LUNS starts with room for 511 LUNs, as Linux does.
 const REPORT_LUNS_ALLOC: usize = 4096;
+/// The most LUNs taken from one REPORT LUNS reply: 16,384, the upper bound Linux allowed
+/// for its `max_report_luns` parameter ("in practice, the maximum number of LUNs supported
+/// by any device is about 16k", scsi_scan.c), and as many as flat addressing numbers. A
+/// longer list is cut there, with one warning.
+pub const REPORT_LUNS_MAX: usize = 16_384;
 /// Tries of a command that meets a UNIT ATTENTION (Linux's scan allows 3).
 const UA_RETRIES: usize = 3;
+/// Tries of a command the LUN answers BUSY or TASK SET FULL (or virtio-scsi BUSY).
+const BUSY_RETRIES: usize = 9;
+/// The back-off before a command is sent again: the midlayer's `SCSI_QUEUE_DELAY` (3 ms)
+/// first, doubling each time, at most [`BACKOFF_MAX`]. Linux requeues a BUSY command and
+/// runs the queue again after `SCSI_QUEUE_DELAY` once the device's `device_blocked` count
+/// has run down, until the command's time is up; here the 8 resends of a busy command wait
+/// 3, 6, 12, 24, 48, 96, 100 and 100 ms, 389 ms in all.
+const BACKOFF_FIRST: Duration = Duration::from_millis(3);
+const BACKOFF_MAX: Duration = Duration::from_millis(100);
+/// How long TEST UNIT READY waits between polls of a LUN that is becoming ready.
+const SPIN_UP_POLL: Duration = Duration::from_millis(100);
 
 /// Unmap (discard) support of a disk LUN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -114,8 +137,27 @@ fn is_unit_attention(e: &IoError) -> bool {
     ScsiError::sense_of(e).is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION)
 }
 
-/// Runs a command, retrying while the LUN reports a UNIT ATTENTION (power on, reset,
-/// REPORTED LUNS DATA HAS CHANGED): QEMU raises one on the first command after those.
+/// The LUN asks for the command again later: BUSY, TASK SET FULL, or virtio-scsi's BUSY.
+fn is_busy(e: &IoError) -> bool {
+    match ScsiError::of(e) {
+        Some(ScsiError::Status { status, .. }) => {
+            *status == ScsiStatus::BUSY || *status == ScsiStatus::TASK_SET_FULL
+        }
+        Some(ScsiError::Response { code, .. }) => *code == response::BUSY,
+        _ => false,
+    }
+}
+
+/// The back-off before resend number `resend` (0 for the first).
+fn backoff(resend: usize) -> Duration {
+    let factor = 1u32 << resend.min(16);
+    BACKOFF_FIRST.saturating_mul(factor).min(BACKOFF_MAX)
+}
+
+/// Runs a command, sending it again after a growing back-off ([`backoff`]) while the LUN
+/// reports a UNIT ATTENTION (power on, reset, REPORTED LUNS DATA HAS CHANGED; QEMU raises
+/// one on the first command after those), up to [`UA_RETRIES`] tries, or BUSY or TASK SET
+/// FULL, up to [`BUSY_RETRIES`] tries.
 fn run_retry(
     runner: &mut dyn CommandRunner,
     target: u16,
@@ -123,7 +165,7 @@ fn run_retry(
     cdb: Cdb,
     alloc: usize,
 ) -> Result<Vec<u8>, IoError> {
-    let mut attempt = 0;
+    let (mut attentions, mut busy) = (0, 0);
     loop {
         let command = LunCommand {
             target,
@@ -133,9 +175,11 @@ fn run_retry(
             data_in: true,
         };
         match runner.run(command) {
-            Err(e) if is_unit_attention(&e) && attempt + 1 < UA_RETRIES => attempt += 1,
+            Err(e) if is_unit_attention(&e) && attentions + 1 < UA_RETRIES => attentions += 1,
+            Err(e) if is_busy(&e) && busy + 1 < BUSY_RETRIES => busy += 1,
             other => return other,
         }
+        runner.sleep(backoff(attentions + busy - 1));
     }
 }
 
@@ -223,11 +267,11 @@ pub fn scan_target(
             return;
         }
     };
-    let mut found: Vec<u64> = Vec::new();
+    let mut found = std::collections::HashSet::new();
     let lun0_level = lun0.scsi_level;
     // LUN 0's INQUIRY is not sent again: like the kernel, the data just read is used.
     if let Some(l) = add_lun(runner, target, 0, lun0) {
-        found.push(0);
+        found.insert(0);
         report.luns.push(l);
     }
     let listed = if lun0_level >= SCSI_3 {
@@ -237,19 +281,22 @@ pub fn scan_target(
     };
     match listed {
         Some(luns) => {
+            // One warning for every LUN beyond the host's limit, naming the first.
+            let too_large: Vec<u64> = luns.iter().copied().filter(|&l| l > max_lun).collect();
+            if let Some(first) = too_large.first() {
+                report.warnings.push(format!(
+                    "0:{target}: {} LUN(s) larger than the host allows ({max_lun}) skipped, \
+                     the first LUN {first}",
+                    too_large.len()
+                ));
+            }
             for lun in luns {
-                if found.contains(&lun) {
-                    continue;
-                }
-                if lun > max_lun {
-                    report.warnings.push(format!(
-                        "0:{target}: LUN {lun} is larger than the host allows ({max_lun}); skipped"
-                    ));
+                if found.contains(&lun) || lun > max_lun {
                     continue;
                 }
                 match probe_lun(runner, target, lun) {
                     Ok(Some(l)) => {
-                        found.push(lun);
+                        found.insert(lun);
                         report.luns.push(l);
                     }
                     Ok(None) => {}
@@ -276,14 +323,16 @@ pub fn scan_target(
     }
 }
 
-/// REPORT LUNS to LUN 0, re-issued with room for the whole list; `None` when refused.
+/// REPORT LUNS to LUN 0, re-issued with room for the whole list (up to
+/// [`REPORT_LUNS_MAX`] LUNs); `None` when refused. See [`unique_luns`] for what is kept.
 fn report_luns(
     runner: &mut dyn CommandRunner,
     target: u16,
     report: &mut ScanReport,
 ) -> Option<Vec<u64>> {
+    let max_alloc = (REPORT_LUNS_MAX + 1) * 8;
     let mut alloc = REPORT_LUNS_ALLOC;
-    for _ in 0..4 {
+    loop {
         let data = match run_retry(runner, target, 0, cdb::report_luns(0, alloc as u32), alloc) {
             Ok(d) => d,
             Err(e) => {
@@ -294,14 +343,50 @@ fn report_luns(
             }
         };
         let parsed = ReportLuns::parse(&data).ok()?;
-        if parsed.is_complete() {
-            return Some(parsed.linux_luns().collect());
+        let wanted = usize::try_from(parsed.required_alloc_len())
+            .unwrap_or(usize::MAX)
+            .min(max_alloc);
+        // Longer than the buffer: once more with room for it all. `alloc` only grows, to
+        // at most `max_alloc`; a list still cut short (or growing) is used as it came, as
+        // Linux does when it cannot get a larger buffer.
+        if !parsed.is_complete() && alloc < wanted {
+            alloc = wanted;
+            continue;
         }
-        alloc = usize::try_from(parsed.required_alloc_len())
-            .ok()?
-            .min(1 << 24);
+        return Some(unique_luns(target, &parsed, report));
     }
-    None
+}
+
+/// The LUNs of a REPORT LUNS reply as Linux integers, in the device's order: each once, at
+/// most [`REPORT_LUNS_MAX`], and one warning for the reply if anything was dropped.
+fn unique_luns(target: u16, parsed: &ReportLuns, report: &mut ScanReport) -> Vec<u64> {
+    let mut seen = std::collections::HashSet::new();
+    let mut luns = Vec::new();
+    let mut duplicates = 0usize;
+    for lun in parsed.linux_luns() {
+        if !seen.insert(lun) {
+            duplicates += 1;
+        } else if luns.len() < REPORT_LUNS_MAX {
+            luns.push(lun);
+        }
+    }
+    let listed = parsed.total_luns().max(parsed.luns.len());
+    let mut dropped = Vec::new();
+    if duplicates > 0 {
+        dropped.push(format!("{duplicates} duplicate entries ignored"));
+    }
+    if seen.len() > REPORT_LUNS_MAX || listed > REPORT_LUNS_MAX {
+        dropped.push(format!(
+            "{listed} LUNs listed, only the first {REPORT_LUNS_MAX} scanned"
+        ));
+    }
+    if !dropped.is_empty() {
+        report.warnings.push(format!(
+            "target {target}: REPORT LUNS reply: {}",
+            dropped.join("; ")
+        ));
+    }
+    luns
 }
 
 /// Scans targets 0..=`max_target` of channel 0.
@@ -423,7 +508,7 @@ fn spin_up(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Option<Stri
                     });
                     started = true;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                runner.sleep(SPIN_UP_POLL);
             }
         }
     }

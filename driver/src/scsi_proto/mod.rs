@@ -12,3 +12,6 @@ pub mod cdb;
 pub mod lun;
 pub mod reply;
 pub mod sense;
+
+#[cfg(test)]
+mod tests;

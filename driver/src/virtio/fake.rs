@@ -174,6 +174,11 @@ impl FakeSplitDevice {
             .store(self.used_idx, Ordering::Release);
     }
 
+    /// The used index the device has reached (put, whether published or not).
+    pub fn used_idx(&self) -> u16 {
+        self.used_idx
+    }
+
     /// Sets the used index to any value (a hostile device).
     pub fn set_used_idx(&mut self, idx: u16) {
         self.used_idx = idx;
@@ -320,7 +325,9 @@ impl FakePackedDevice {
             } else {
                 out.push(addr, len, flags)
             };
-            if !more {
+            // A chain never holds more descriptors than the ring has (whatever flags a
+            // hostile test wrote into it).
+            if !more || descriptors == self.size {
                 break;
             }
         }
@@ -330,25 +337,55 @@ impl FakePackedDevice {
 
     /// Completes the oldest chain taken (in order) with `len` bytes written.
     pub fn complete_next(&mut self, len: u32) {
-        if self.held.is_empty() {
-            return;
+        if !self.held.is_empty() {
+            let (id, descriptors) = self.held.remove(0);
+            self.put_used(id, len, None, descriptors);
         }
-        let (id, descriptors) = self.held.remove(0);
-        let p = self.ring + u64::from(self.next_used) * 16;
-        // SAFETY: the descriptor at the device's next-used position, inside the ring.
+    }
+
+    /// Completes the chain taken under `id` (in any order) with `len` bytes written; `false`
+    /// when no chain taken is held under `id`.
+    pub fn complete(&mut self, id: u16, len: u32) -> bool {
+        let Some(at) = self.held.iter().position(|&(held, _)| held == id) else {
+            return false;
+        };
+        let (_, descriptors) = self.held.remove(at);
+        self.put_used(id, len, None, descriptors);
+        true
+    }
+
+    /// Chains taken and not yet completed.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Writes a used descriptor at the device's next-used position with any id and length,
+    /// hostile or not, and `flags` (`None`: the right AVAIL/USED bits for the pass), then
+    /// moves the position on by `skip` descriptors (a chain holds as many as it took; a
+    /// hostile device may skip more or fewer).
+    pub fn put_used(&mut self, id: u16, len: u32, flags: Option<u16>, skip: u16) {
+        let bits = flags.unwrap_or(if self.used_wrap {
+            DESC_F_AVAIL | DESC_F_USED
+        } else {
+            0
+        });
+        self.write_at(self.next_used, id, len, bits);
+        for _ in 0..skip {
+            Self::advance(&mut self.next_used, &mut self.used_wrap, self.size);
+        }
+    }
+
+    /// Overwrites the id, length and flags of ring descriptor `slot` (`% size`), anywhere in
+    /// the ring: a hostile device.
+    pub fn write_at(&self, slot: u16, id: u16, len: u32, flags: u16) {
+        let slot = slot % self.size;
+        let p = self.ring + u64::from(slot) * 16;
+        // SAFETY: a descriptor inside the ring.
         unsafe {
             store(p + 8, len);
             store(p + 12, id);
         }
-        let bits = if self.used_wrap {
-            DESC_F_AVAIL | DESC_F_USED
-        } else {
-            0
-        };
-        self.flags(self.next_used).store(bits, Ordering::Release);
-        for _ in 0..descriptors {
-            Self::advance(&mut self.next_used, &mut self.used_wrap, self.size);
-        }
+        self.flags(slot).store(flags, Ordering::Release);
     }
 }
 
@@ -418,5 +455,27 @@ pub(crate) mod ring_tests {
     /// What `pop_used` gives for a good completion.
     pub fn used(token: u64, written: u32) -> Option<Result<UsedChain, QueueFault>> {
         Some(Ok(UsedChain { token, written }))
+    }
+
+    /// A fixed-seed xorshift64 generator for the hostile-device property tests.
+    pub struct XorShift(pub u64);
+
+    impl XorShift {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// Uniform-ish in `0..n` (`0` when `n` is 0).
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+
+        /// True one time in `n`.
+        pub fn one_in(&mut self, n: u64) -> bool {
+            self.below(n) == 0
+        }
     }
 }

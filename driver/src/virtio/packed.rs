@@ -477,7 +477,9 @@ impl Virtqueue for PackedQueue {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::virtio::fake::ring_tests::{blk_chain, drain, identity_core, tokens, used};
+    use crate::virtio::fake::ring_tests::{
+        blk_chain, drain, identity_core, tokens, used, XorShift,
+    };
     use crate::virtio::layout::RingLayout;
 
     /// A chain the fake device found available.
@@ -1182,20 +1184,6 @@ pub(crate) mod tests {
         q.add(&one(1), 1).unwrap();
         dev.complete(1, 0, 1);
         assert_eq!(q.pop_used(), Some(Err(QueueFault::NotInFlight { id: 1 })));
-    }
-
-    /// A fixed-seed xorshift64 generator.
-    pub struct XorShift(pub u64);
-
-    impl XorShift {
-        pub fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
     }
 
     #[test]

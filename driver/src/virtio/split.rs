@@ -444,7 +444,9 @@ impl Virtqueue for SplitQueue {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::virtio::fake::ring_tests::{blk_chain, drain, identity_core, tokens, used};
+    use crate::virtio::fake::ring_tests::{
+        blk_chain, drain, identity_core, tokens, used, XorShift,
+    };
     use crate::virtio::fake::{FakeChain, FakeSplitDevice};
     use crate::virtio::layout::RingLayout;
 
@@ -774,21 +776,6 @@ pub(crate) mod tests {
             q.pop_used(),
             Some(Err(QueueFault::NotInFlight { .. }))
         ));
-    }
-
-    /// A tiny fixed-seed generator for the hostile-device test.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
     }
 
     /// Thousands of queues against a device that mixes honest completions with garbage ids,

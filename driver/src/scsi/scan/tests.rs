@@ -2,6 +2,7 @@
 //! (hw/scsi/scsi-bus.c, scsi-disk.c; see shared/notes/scsi-scan.md §5).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::*;
 use crate::scsi::error::ScsiError;
@@ -38,6 +39,35 @@ struct FakeHost {
     commands: usize,
     /// (target, Linux LUN) of every standard INQUIRY, in order.
     inquiries: Vec<(u16, u64)>,
+    /// The next this many commands are answered with this error (BUSY, say).
+    failing: usize,
+    failure: Option<fn() -> IoError>,
+    /// Every back-off the scan asked for (none is slept).
+    sleeps: Vec<Duration>,
+    /// A target's REPORT LUNS reply, sent as is (cut to the allocation length).
+    report_luns: Option<(u16, Vec<u8>)>,
+}
+
+impl FakeHost {
+    fn new(targets: BTreeMap<u16, BTreeMap<u16, FakeLun>>) -> Self {
+        FakeHost {
+            targets,
+            commands: 0,
+            inquiries: Vec::new(),
+            failing: 0,
+            failure: None,
+            sleeps: Vec::new(),
+            report_luns: None,
+        }
+    }
+}
+
+fn busy() -> IoError {
+    ScsiError::Status {
+        status: ScsiStatus::BUSY,
+        sense: None,
+    }
+    .into()
 }
 
 fn check(key: SenseKey, asc: u8, ascq: u8) -> IoError {
@@ -67,7 +97,16 @@ impl CommandRunner for FakeHost {
         let (target, linux_lun) = (command.target, command.linux_lun);
         let (cdb, alloc) = (command.cdb, command.alloc);
         self.commands += 1;
+        if let Some(failure) = self.failure.filter(|_| self.failing > 0) {
+            self.failing -= 1;
+            return Err(failure());
+        }
         let c = cdb.as_bytes();
+        if let (0xa0, Some((t, raw))) = (c[0], &self.report_luns) {
+            if *t == target {
+                return Ok(raw[..raw.len().min(alloc)].to_vec());
+            }
+        }
         if c[0] == 0x12 && c[1] & 1 == 0 {
             self.inquiries.push((target, linux_lun));
         }
@@ -197,6 +236,10 @@ impl CommandRunner for FakeHost {
         r.truncate(alloc);
         Ok(r)
     }
+
+    fn sleep(&mut self, pause: Duration) {
+        self.sleeps.push(pause);
+    }
 }
 
 fn report_luns(luns: &BTreeMap<u16, FakeLun>, alloc: usize) -> Vec<u8> {
@@ -250,11 +293,7 @@ fn host() -> FakeHost {
     );
     // Target 3: a CD-ROM at LUN 0.
     targets.insert(3, BTreeMap::from([(0, FakeLun { pdt: 5, ..disk(1) })]));
-    FakeHost {
-        targets,
-        commands: 0,
-        inquiries: Vec::new(),
-    }
+    FakeHost::new(targets)
 }
 
 #[test]
@@ -314,11 +353,7 @@ fn finds_every_lun_the_way_linux_does() {
 
 #[test]
 fn lists_longer_than_the_buffer_are_fetched_again() {
-    let mut h = FakeHost {
-        targets: BTreeMap::new(),
-        commands: 0,
-        inquiries: Vec::new(),
-    };
+    let mut h = FakeHost::new(BTreeMap::new());
     let many: BTreeMap<u16, FakeLun> = (0..600)
         .map(|n| {
             (
@@ -349,12 +384,137 @@ fn luns_beyond_the_host_limit_are_skipped_with_a_warning() {
 
 #[test]
 fn an_empty_host_costs_one_command_per_target() {
-    let mut h = FakeHost {
-        targets: BTreeMap::new(),
-        commands: 0,
-        inquiries: Vec::new(),
-    };
+    let mut h = FakeHost::new(BTreeMap::new());
     let report = scan_host(&mut h, 255, 16383);
     assert!(report.luns.is_empty());
     assert_eq!(h.commands, 256);
+}
+
+#[test]
+fn a_busy_lun_is_asked_again_after_a_growing_back_off() {
+    // Three BUSY answers, then the LUN answers: the scan waits 3, 6 and 12 ms between.
+    let mut h = host();
+    h.failure = Some(busy);
+    h.failing = 3;
+    let report = scan_host(&mut h, 0, 255);
+    assert_eq!(report.luns.len(), 1, "{:?}", report.warnings);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    let ms = |n: u64| Duration::from_millis(n);
+    assert_eq!(h.sleeps[..3], [ms(3), ms(6), ms(12)]);
+}
+
+#[test]
+fn a_lun_that_stays_busy_is_given_up_on_within_a_bounded_time() {
+    let mut h = host();
+    h.failure = Some(busy);
+    h.failing = usize::MAX;
+    let report = scan_host(&mut h, 0, 255);
+    assert!(report.luns.is_empty());
+    assert_eq!(h.commands, 9, "9 tries of the INQUIRY of LUN 0");
+    let ms: Vec<u128> = h.sleeps.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, [3, 6, 12, 24, 48, 96, 100, 100]);
+    assert_eq!(
+        h.sleeps.iter().sum::<Duration>(),
+        Duration::from_millis(389)
+    );
+    assert!(
+        report.warnings[0].contains("INQUIRY of LUN 0 failed")
+            && report.warnings[0].contains("BUSY"),
+        "{:?}",
+        report.warnings
+    );
+}
+
+#[test]
+fn a_unit_attention_is_retried_after_a_back_off_three_tries_at_most() {
+    // virtio-scsi BUSY and UNIT ATTENTION count apart; UNIT ATTENTION gets 3 tries.
+    let mut h = host();
+    h.failure = Some(|| check(SenseKey::UNIT_ATTENTION, 0x3f, 0x0e));
+    h.failing = usize::MAX;
+    let report = scan_host(&mut h, 0, 255);
+    assert!(report.luns.is_empty());
+    assert_eq!(h.commands, 3);
+    assert_eq!(
+        h.sleeps,
+        [Duration::from_millis(3), Duration::from_millis(6)]
+    );
+    // The ordinary UNIT ATTENTION after a reset costs one short back-off per LUN.
+    let mut h = host();
+    let report = scan_host(&mut h, 255, 16383 + 1 + 0x4000);
+    assert_eq!(report.luns.len(), 4);
+    assert!(h.sleeps.iter().all(|&s| s == Duration::from_millis(3)));
+    assert!(!h.sleeps.is_empty());
+}
+
+/// The scan's warnings that contain `text`.
+fn warnings_with<'a>(report: &'a ScanReport, text: &str) -> Vec<&'a String> {
+    report
+        .warnings
+        .iter()
+        .filter(|w| w.contains(text))
+        .collect()
+}
+
+/// A REPORT LUNS reply with these 8-byte entries and this LUN LIST LENGTH.
+fn report_luns_reply(list_length: u32, entries: &[[u8; 8]]) -> Vec<u8> {
+    let mut r = list_length.to_be_bytes().to_vec();
+    r.extend([0u8; 4]);
+    for e in entries {
+        r.extend(e);
+    }
+    r
+}
+
+#[test]
+fn report_luns_duplicates_are_scanned_once_with_one_warning() {
+    let mut h = host();
+    // Target 2 lists LUN 5 three times and LUN 300 twice.
+    let five = ScsiLun::for_number(5).unwrap().0;
+    let flat = ScsiLun::for_number(300).unwrap().0;
+    let entries = [[0u8; 8], five, flat, five, flat, five];
+    h.report_luns = Some((2, report_luns_reply(48, &entries)));
+    let report = scan_host(&mut h, 2, 16383 + 1 + 0x4000);
+    let found: Vec<(u16, u16)> = report.luns.iter().map(|l| (l.target, l.lun)).collect();
+    assert_eq!(found, [(0, 0), (2, 5), (2, 300)]);
+    let about = warnings_with(&report, "REPORT LUNS");
+    assert_eq!(
+        about,
+        ["target 2: REPORT LUNS reply: 3 duplicate entries ignored"]
+    );
+    // Each LUN of target 2 got one INQUIRY (LUN 0 twice: once for the target, once listed).
+    let t2: Vec<u64> = h
+        .inquiries
+        .iter()
+        .filter(|(t, _)| *t == 2)
+        .map(|(_, l)| *l)
+        .collect();
+    assert_eq!(t2, [0, 0, 5, 16684]);
+}
+
+#[test]
+fn a_huge_report_luns_list_is_cut_at_the_bound_with_one_warning() {
+    // A hostile reply: a LUN LIST LENGTH of 16 MiB (2,097,152 LUNs), 20,000 distinct
+    // entries, then one repeated. The scan asks once more with room for 16,384 LUNs (not
+    // 16 MiB), keeps that many, and says so once; none fits the host's limit, which is
+    // said once too.
+    let mut h = FakeHost::new(BTreeMap::from([(0, BTreeMap::from([(0, disk(8))]))]));
+    let mut entries: Vec<[u8; 8]> = (0..20_000u64)
+        .map(|n| ScsiLun::from_linux(0x4000 | (n & 0x3fff) | ((n >> 14) << 16)).0)
+        .collect();
+    entries.extend(std::iter::repeat_n([0xff; 8], 1 << 14));
+    h.report_luns = Some((0, report_luns_reply(1 << 24, &entries)));
+    let report = scan_host(&mut h, 0, 0);
+    let report_luns = warnings_with(&report, "REPORT LUNS");
+    assert_eq!(
+        report_luns,
+        ["target 0: REPORT LUNS reply: 2097152 LUNs listed, only the first 16384 scanned"]
+    );
+    let too_large = warnings_with(&report, "larger than the host allows");
+    assert_eq!(too_large.len(), 1, "one warning, not one per LUN");
+    assert!(
+        too_large[0].starts_with("0:0: 16384 LUN(s)"),
+        "{too_large:?}"
+    );
+    assert!(report.warnings.len() <= 3, "{:?}", report.warnings.len());
+    assert_eq!(report.luns.len(), 1);
 }
