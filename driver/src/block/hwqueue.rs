@@ -572,6 +572,9 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             let record = &mut self.records[usize::from(tag)];
             match record.state {
                 TagState::InFlight | TagState::Awaited => {
+                    // The device will not answer: give back what encoding took (a LUN's
+                    // budget), as a completion would have.
+                    self.encoder.abort(record.unit, record.command.as_ref());
                     self.quarantine
                         .push(std::mem::take(&mut record.request.data));
                     record.result = Err(IoError::QueueBroken(fault));

@@ -316,19 +316,13 @@ impl Round {
         self.fault = Some(f);
     }
 
-    /// A submission refused with `QueueFull` or `UnitBusy`: only before a fault, except on
-    /// a packed ring.
-    ///
-    /// Known gaps, outside this test's files: `PackedQueue::add_at` checks that the tag's
-    /// chain is free before it checks for a fault, and a fault leaves the chains that were
-    /// in flight marked busy while `HwQueue::fail_all` frees their tags; and `fail_all` does
-    /// not give the encoder back the LUN budget of the requests it fails, while a packed
-    /// queue encodes (taking budget) before the ring refuses. So after a fault a packed queue
-    /// may refuse a submission with `QueueFull` or `UnitBusy` instead of `QueueBroken`, and
-    /// a caller that polls and retries on those would spin for ever.
+    /// A submission refused with `QueueFull` or `UnitBusy`: only before a fault. After one,
+    /// every refusal is `QueueBroken` (a caller that polls and retries on a full queue would
+    /// otherwise spin for ever): the packed ring checks its fault before the tag's chain, and
+    /// `HwQueue::fail_all` gives back the LUN budget of the requests it fails.
     fn check_refusal_after_fault(&self) {
         assert!(
-            self.fault.is_none() || matches!(self.dev, Device::Packed(_)),
+            self.fault.is_none(),
             "QueueFull or UnitBusy after {:?}",
             self.fault
         );
@@ -470,7 +464,7 @@ impl Round {
         self.q.set_control_timeout(Duration::ZERO);
         let (result, data) = self.q.run_one(self.unit, Request::read(0, buf));
         match &result {
-            Err(IoError::ControlTimeout { .. }) => {
+            Err(IoError::TimedOut { .. }) => {
                 assert!(matches!(data, Data::None));
                 self.orphans += 1;
             }

@@ -216,6 +216,10 @@ impl PackedQueue {
     /// [`Virtqueue::add`], never both.
     #[inline]
     pub fn add_at(&mut self, id: u16, segments: &[Segment], token: u64) -> Result<(), AddError> {
+        // A broken queue says so first: its chains stay marked in flight for ever.
+        if let Some(fault) = self.core.fault {
+            return Err(AddError::Broken(fault));
+        }
         match self.chains.get(usize::from(id)) {
             Some(c) if c.descriptors == 0 => {}
             _ => return Err(AddError::Full(segments.len())),
