@@ -42,6 +42,12 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
     script +=
         &format!("check after_signal sh -c 'uvio read {SLOW} --offset 0 --length 512 | wc -c'\n");
     script += &format!("check fast sh -c 'uvio read {FAST} --offset 0 --length 1m | wc -c'\n");
+    script += &timed(
+        "bench_timeout",
+        &format!(
+            "uvio bench --name=slow --filename={SLOW} --rw=randread --bs=4k --iodepth=2 --size=4m --runtime=10 --time_based --uvio_io_timeout=1s --eta=never"
+        ),
+    );
     script += "check bad_timeout uvio read 0000:00:06.0 --offset 0 --length 512 --timeout 0\n";
     script += "check dmar sh -c 'dmesg | grep -ci \"dmar.*fault\" || true'\n";
 
@@ -83,6 +89,14 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
     assert_eq!(s.rc, 0, "the function opens again after the signal\n{out}");
     assert!(s.output.contains("512"), "{out}");
     assert_eq!(out.section("fast").rc, 0, "{out}");
+
+    let s = out.section("bench_timeout");
+    assert_ne!(s.rc, 0, "a job whose requests time out fails\n{out}");
+    assert!(
+        s.output.contains("err=110") && s.output.contains("timed out"),
+        "fio's ETIMEDOUT, and why\n{out}"
+    );
+    assert!(took(&s.output) < 8, "not the whole runtime\n{out}");
 
     let s = out.section("bad_timeout");
     assert_ne!(s.rc, 0, "{out}");

@@ -19,6 +19,8 @@ pub type Target = DeviceAddress;
 pub struct QueueRequest {
     pub queues: Option<u16>,
     pub depth: DepthRequest,
+    /// The request deadline; default: the tool's `--timeout`, else 30 s.
+    pub timeout: Option<Duration>,
 }
 
 static RING: OnceLock<RingKind> = OnceLock::new();
@@ -59,7 +61,7 @@ pub fn open_device(target: Target, request: QueueRequest) -> Result<OpenedDevice
         queues: request.queues,
         depth: request.depth,
         ring: ring(),
-        timeout: request_timeout(),
+        timeout: request.timeout.or_else(request_timeout),
     };
     uvio::device::open(target, &options)
 }
@@ -81,6 +83,7 @@ pub fn open(target: Target, depth: u16) -> Result<Opened, Box<dyn std::error::Er
                 depth: Some(depth),
                 ..Default::default()
             },
+            ..Default::default()
         },
     )?;
     let queue = opened

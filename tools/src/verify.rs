@@ -267,6 +267,7 @@ pub fn run(
                 depth,
                 ..Default::default()
             },
+            ..Default::default()
         },
     )?;
     let device = opened.device.clone();

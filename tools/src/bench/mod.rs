@@ -369,8 +369,15 @@ fn run_group(
         })
         .collect::<Result<_, _>>()?;
     let mut wanted_depth: BTreeMap<String, u64> = BTreeMap::new();
+    // A function's queues take the shortest request deadline its jobs ask for.
+    let mut timeout: BTreeMap<String, Duration> = BTreeMap::new();
     for (j, (_, target)) in jobs.iter().zip(&targets) {
-        *wanted_depth.entry(target.bdf.to_string()).or_default() +=
+        let function = target.bdf.to_string();
+        if let Some(t) = j.io_timeout {
+            let shortest = timeout.entry(function.clone()).or_insert(t);
+            *shortest = (*shortest).min(t);
+        }
+        *wanted_depth.entry(function).or_default() +=
             u64::from(j.iodepth.max(1)) * u64::from(j.numjobs.max(1));
     }
     for (j, (name, target)) in jobs.iter().zip(&targets) {
@@ -405,6 +412,7 @@ fn run_group(
                             spare,
                             direct_only: true,
                         },
+                        timeout: timeout.get(&function).copied(),
                     },
                 )
                 .map_err(|e| format!("job `{}`: opening {name}: {e}", display_name(j)))?;

@@ -274,6 +274,8 @@ pub struct JobOptions {
     pub offset: SizeOrPercent,
     pub offset_increment: SizeOrPercent,
     pub runtime: Option<Duration>,
+    /// `uvio_io_timeout`: the request deadline (fio's own `timeout` means `runtime`).
+    pub io_timeout: Option<Duration>,
     pub time_based: bool,
     pub ramp_time: Duration,
     pub randrepeat: bool,
@@ -323,6 +325,7 @@ impl Default for JobOptions {
             offset: SizeOrPercent::Bytes(0),
             offset_increment: SizeOrPercent::Bytes(0),
             runtime: None,
+            io_timeout: None,
             time_based: false,
             ramp_time: Duration::ZERO,
             randrepeat: true,

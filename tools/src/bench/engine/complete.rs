@@ -28,6 +28,12 @@ impl Engine {
         match result {
             Err(e) => {
                 self.stats.dirs[d].errors += 1;
+                // fio's errnos: ETIMEDOUT for a request past its deadline, EIO otherwise.
+                let errno = if matches!(e, IoError::TimedOut { .. }) {
+                    110
+                } else {
+                    5
+                };
                 self.fail(
                     format!(
                         "{} of {} bytes at offset {}: {e}",
@@ -35,7 +41,7 @@ impl Engine {
                         io.len,
                         io.offset
                     ),
-                    5,
+                    errno,
                 );
             }
             Ok(_) => {

@@ -147,6 +147,15 @@ const OPTIONS: &[OptionDef] = &[
         Ok(())
     })
     .aliases(&["timeout"]),
+    value("uvio_io_timeout", |o, v| {
+        let t = v.time()?;
+        if t.is_zero() {
+            return Err(v.invalid("a request timeout must be more than zero"));
+        }
+        o.io_timeout = Some(t);
+        Ok(())
+    })
+    .help(" (how long one request may take, default 30s; past it: err=110, ETIMEDOUT)"),
     flag("time_based", |o, v| {
         o.time_based = v.boolean()?;
         Ok(())
