@@ -15,8 +15,8 @@ use crate::blk::{BlkError, BlkOptions, VirtioBlk};
 use crate::block::{BlockDevice, HwQueue, IoError, RequestEncoder, TagRequest, TagSet, Unit};
 use crate::dma::DmaSpace;
 use crate::pci::{PciAddress, PciError, Sysfs};
-use crate::scsi::encoder::ScsiEncoder;
-use crate::scsi::host::{ScsiHostError, ScsiOptions, VirtioScsiHost};
+use crate::scsi::encoder::{wire_tag, ScsiEncoder};
+use crate::scsi::host::{Escalation, ScsiHostError, ScsiOptions, VirtioScsiHost};
 use crate::scsi::passthrough::ScsiPassthrough;
 use crate::virtio::plan::DepthRequest;
 use crate::virtio::queue::ChainSink;
@@ -235,15 +235,61 @@ pub struct OpenedDevice {
     pub queues: Vec<AnyQueue>,
     pub dma: Arc<DmaSpace>,
     kept: Kept,
+    /// For a SCSI LUN: its target and LUN on channel 0.
+    lun: Option<(u16, u16)>,
+}
+
+/// What was done about a request that timed out ([`OpenedDevice::recover`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// A virtio-scsi LUN: the step of the SCSI error handler's escalation that succeeded,
+    /// for the command with this wire tag.
+    Scsi { step: Escalation, wire_tag: u64 },
+    /// virtio-blk has no finer step: the device is reset when it is closed.
+    DeviceReset,
+}
+
+impl std::fmt::Display for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recovery::DeviceReset => f.write_str("the device is reset as it closes"),
+            Recovery::Scsi {
+                step: Escalation::NeedsHostReset,
+                wire_tag,
+            } => write!(
+                f,
+                "no task management function recovered tag {wire_tag:#x}; the device is reset \
+                 as it closes"
+            ),
+            Recovery::Scsi { step, wire_tag } => write!(
+                f,
+                "recovered by {step} (tag {wire_tag:#x}); the device is reset as it closes"
+            ),
+        }
+    }
 }
 
 impl OpenedDevice {
+    /// Recovers a request of this device that timed out on queue `queue_index` under
+    /// `tag`: for a SCSI LUN, ABORT TASK, then LOGICAL UNIT RESET, then I_T NEXUS RESET
+    /// (see [`VirtioScsiHost::escalate`]); virtio-blk can only be reset.
+    pub fn recover(&mut self, queue_index: u16, tag: u16) -> Recovery {
+        match (&mut self.kept, self.lun) {
+            (Kept::Scsi(host), Some((target, lun))) => Recovery::Scsi {
+                step: host.escalate(target, lun, queue_index, tag),
+                wire_tag: wire_tag(queue_index, tag),
+            },
+            _ => Recovery::DeviceReset,
+        }
+    }
+
     fn new(device: BlockDevice, queues: Vec<AnyQueue>, dma: Arc<DmaSpace>, kept: Kept) -> Self {
         OpenedDevice {
             device,
             queues,
             dma,
             kept,
+            lun: None,
         }
     }
 
@@ -301,12 +347,9 @@ pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevic
             let device = host.disk(t, l)?;
             let queues = wrap(host.tag_set(), AnyEncoder::Scsi, |command| command);
             let dma = Arc::clone(host.dma());
-            Ok(OpenedDevice::new(
-                device,
-                queues,
-                dma,
-                Kept::Scsi(Box::new(host)),
-            ))
+            let mut opened = OpenedDevice::new(device, queues, dma, Kept::Scsi(Box::new(host)));
+            opened.lun = Some((t, l));
+            Ok(opened)
         }
         (Some(DeviceType::Scsi), None) => Err(DeviceError::HostWithoutLun(bdf)),
         (Some(other), _) => Err(DeviceError::NotBlock {

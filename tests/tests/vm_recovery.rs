@@ -1,11 +1,19 @@
 //! Issue 9: requests that never come back are reported on time, and a signal stops a tool
-//! cleanly, on a virtio-blk device whose backend answers after 3 s.
+//! cleanly, on a virtio-blk device and a virtio-scsi LUN whose backends answer after 3 s.
+//! The SCSI LUN's timed-out command is recovered as the midlayer does, by ABORT TASK, which
+//! QEMU's trace shows for that command's tag; the host's other LUN then reads byte-exact.
 
+use std::fs;
+
+use uvio_tests::data::{guest_hash, seeded_bytes, sha256, work_dir};
 use uvio_tests::vm::VmSpec;
 
 /// null-co with a 3 s latency on every request.
 const SLOW: &str = "0000:00:05.0";
 const FAST: &str = "0000:00:06.0";
+/// A virtio-scsi host: LUN 0:0:0 on the 3 s backend, 0:0:1 on an image file.
+const HOST: &str = "0000:00:07.0";
+const SCSI_IMAGE_BYTES: usize = 4 << 20;
 
 /// Seconds a command took, from the `took=N` line the script prints.
 fn took(output: &str) -> u64 {
@@ -23,7 +31,17 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
             "check {name} sh -c 's=$(date +%s); {command}; rc=$?; echo took=$(( $(date +%s) - s )); exit $rc'\n"
         )
     };
-    let mut script = format!("check bind uvio bind {SLOW} {FAST}\n");
+    let dir = work_dir("recovery");
+    let image = seeded_bytes(0x5eed_0909, SCSI_IMAGE_BYTES);
+    fs::write(dir.join("lun1.img"), &image).unwrap();
+    let mut script = format!("check bind uvio bind {SLOW} {FAST} {HOST}\n");
+    script += &timed(
+        "scsi_timed_out",
+        &format!("uvio read {HOST}/0:0:0 --offset 8192 --length 4096 --timeout 1s > /dev/null"),
+    );
+    script += &format!(
+        "check scsi_other_lun sh -c 'uvio read {HOST}/0:0:1 --offset 0 --length {SCSI_IMAGE_BYTES} | sha256sum'\n"
+    );
     script += &timed(
         "timed_out",
         &format!("uvio read {SLOW} --offset 4096 --length 4096 --timeout 1s > /dev/null"),
@@ -58,6 +76,13 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
         .virtio_blk("05.0", "slow", "")
         .blockdev("driver=null-co,node-name=fast,size=67108864,read-zeroes=on")
         .virtio_blk("06.0", "fast", "")
+        .virtio_scsi("scsi0", "07.0", 1, "")
+        .blockdev(
+            "driver=null-co,node-name=slowlun,size=67108864,read-zeroes=on,latency-ns=3000000000",
+        )
+        .scsi_hd("scsi0", 0, 0, "slowlun", "")
+        .scsi_hd_file("scsi0", 0, 1, dir.join("lun1.img"), "")
+        .qemu_args(["-trace", "virtio_scsi_tmf_req"])
         .script(script)
         .run();
     assert_eq!(out.section("bind").rc, 0, "{out}");
@@ -89,6 +114,38 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
     assert_eq!(s.rc, 0, "the function opens again after the signal\n{out}");
     assert!(s.output.contains("512"), "{out}");
     assert_eq!(out.section("fast").rc, 0, "{out}");
+
+    // The SCSI LUN: timed out on time, recovered by ABORT TASK of that command's tag.
+    let s = out.section("scsi_timed_out");
+    assert_eq!(s.rc, 1, "{out}");
+    assert!(
+        s.output.contains("timed out")
+            && s.output.contains("offset 8192")
+            && s.output.contains(&format!("{HOST}/0:0:0"))
+            && s.output.contains("recovered by ABORT TASK"),
+        "the message names the operation, offset and LUN, and the recovery\n{out}"
+    );
+    assert!(took(&s.output) < 8, "{out}");
+    let tag = s
+        .output
+        .split("(tag ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no tag in the message\n{out}"));
+    assert!(
+        out.qemu_stderr
+            .lines()
+            .any(|l| l.contains("virtio_scsi_tmf_req")
+                && l.contains(&format!("tag={tag}"))
+                && l.contains("subtype=0")),
+        "QEMU's trace shows ABORT TASK (subtype 0) for tag {tag}\n{}",
+        out.qemu_stderr
+    );
+    assert_eq!(
+        guest_hash(&out, "scsi_other_lun"),
+        sha256(&image),
+        "the host's other LUN reads byte-exact after the recovery\n{out}"
+    );
 
     let s = out.section("bench_timeout");
     assert_ne!(s.rc, 0, "a job whose requests time out fails\n{out}");

@@ -11,6 +11,8 @@ use uvio::device::AnyQueue;
 pub struct Finished {
     /// The context the request was submitted with.
     pub cookie: u64,
+    /// The tag it ran under (to recover it if it timed out).
+    pub tag: u16,
     pub result: Result<u64, IoError>,
     pub data: Data,
 }
@@ -20,6 +22,7 @@ pub fn poll_into(queue: &mut AnyQueue<u64>, out: &mut Vec<Finished>) -> usize {
     queue.poll(|d| {
         out.push(Finished {
             cookie: *d.ctx,
+            tag: d.tag,
             result: d.result,
             data: d.data,
         })

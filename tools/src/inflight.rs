@@ -311,6 +311,7 @@ mod tests {
                 };
                 out.push(Finished {
                     cookie,
+                    tag: cookie as u16,
                     result,
                     data: Data::None,
                 });

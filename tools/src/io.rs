@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use uvio::block::{Data, Op, Request};
+use uvio::block::{Data, IoError, Op, Request};
 use uvio::dma::DmaBuf;
 
 use crate::command::CmdResult;
@@ -79,9 +79,16 @@ impl Chunks {
             .and_then(|i| self.chunks.get(i))
             .map(|&(at, _)| at)
             .ok_or_else(|| format!("a completion with unknown cookie {}", done.cookie))?;
-        done.result
-            .map_err(|e| format!("{} at offset {at} of {}: {e}", self.op.name(), self.device))?;
-        Ok(done.data)
+        let what =
+            |e: &IoError| format!("{} at offset {at} of {}: {e}", self.op.name(), self.device);
+        match done.result {
+            Ok(_) => Ok(done.data),
+            Err(e @ IoError::TimedOut { .. }) => Err(Box::new(TimedOutChunk {
+                tag: done.tag,
+                message: what(&e),
+            })),
+            Err(e) => Err(what(&e).into()),
+        }
     }
 
     /// Runs the transfer with `job` over `dev`'s queue, a chunk in flight per buffer.
@@ -89,11 +96,31 @@ impl Chunks {
     where
         J: Job<Buf = DmaBuf, Error = Box<dyn std::error::Error>>,
     {
-        InFlight::new((&mut dev.queue, dev.unit), free)
+        let ran = InFlight::new((&mut dev.queue, dev.unit), free)
             .run(job, self.count(), Round::One)
-            .map_err(Stop::into_error)
+            .map_err(Stop::into_error);
+        ran.map_err(|e| match e.downcast::<TimedOutChunk>() {
+            // Recovered before it is reported, as the SCSI midlayer does: the message says how.
+            Ok(chunk) => format!("{}; {}", chunk.message, dev.recover(chunk.tag)).into(),
+            Err(e) => e,
+        })
     }
 }
+
+/// A chunk whose request timed out, with the tag it ran under.
+#[derive(Debug)]
+struct TimedOutChunk {
+    tag: u16,
+    message: String,
+}
+
+impl std::fmt::Display for TimedOutChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TimedOutChunk {}
 
 /// `uvio read`: each chunk into a buffer, the buffers to the output in order.
 struct ReadJob<'a> {

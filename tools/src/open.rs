@@ -74,6 +74,14 @@ pub struct Opened {
     _device: OpenedDevice,
 }
 
+impl Opened {
+    /// Recovers request `tag` of the queue after it timed out (see
+    /// [`OpenedDevice::recover`]).
+    pub fn recover(&mut self, tag: u16) -> uvio::device::Recovery {
+        self._device.recover(self.queue.index(), tag)
+    }
+}
+
 pub fn open(target: Target, depth: u16) -> Result<Opened, Box<dyn std::error::Error>> {
     let mut opened = open_device(
         target,

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
-use super::encoder::ScsiEncoder;
+use super::encoder::{wire_tag, ScsiEncoder};
 use super::error::ScsiError;
 use super::passthrough::ScsiPassthrough;
 use super::scan::{self, CommandRunner, DiskInfo, LunCommand, ScanReport, ScannedLun};
 use super::units::{UnitInfo, UnitTable};
-use super::wire::{self, Event, EVENT_LEN};
+use super::wire::{self, response, tmf, Event, EVENT_LEN};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit, CONTROL_TIMEOUT};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
@@ -29,6 +29,8 @@ const FIRST_REQUEST_QUEUE: u16 = 2;
 /// Event buffers kept posted (Linux posts 8).
 const EVENT_BUFFERS: u16 = 16;
 const SCAN_BUFFER: usize = 64 << 10;
+/// The kernel's default SCSI error-handling timeout (`SCSI_DEFAULT_EH_TIMEOUT`).
+const EH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors from opening or managing a virtio-scsi host.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,28 @@ pub enum HostQueueError {
     Setup(#[from] QueueSetupError),
     #[error(transparent)]
     Post(#[from] IoError),
+}
+
+/// The step of the error handler's escalation that recovered a timed-out command
+/// ([`VirtioScsiHost::escalate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escalation {
+    Aborted,
+    LunReset,
+    NexusReset,
+    /// No task management function succeeded: reset the host.
+    NeedsHostReset,
+}
+
+impl std::fmt::Display for Escalation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Escalation::Aborted => "ABORT TASK",
+            Escalation::LunReset => "LOGICAL UNIT RESET",
+            Escalation::NexusReset => "I_T NEXUS RESET",
+            Escalation::NeedsHostReset => "host reset",
+        })
+    }
 }
 
 /// What went wrong on the host's control path (task management, events).
@@ -326,7 +350,12 @@ impl VirtioScsiHost {
                 max_segments,
             ))
         })?;
-        let control_timeout = options.timeout.unwrap_or(CONTROL_TIMEOUT);
+        // Task management waits as long as the kernel's error handler does (sd's eh_timeout,
+        // 10 s) even under a shorter request deadline: a device answers ABORT TASK only when
+        // the aborted command ends (QEMU's virtio-scsi does).
+        let control_timeout = options
+            .timeout
+            .map_or(CONTROL_TIMEOUT, |t| t.max(EH_TIMEOUT));
         if let Some(timeout) = options.timeout {
             tag_set.set_timeouts(timeout);
         }
@@ -529,6 +558,38 @@ impl VirtioScsiHost {
         device.nr_hw_queues = self.tag_set.nr_hw_queues();
         device.queue_depth = info.budget.min(self.depth);
         Ok(device.for_unit(Unit::new(unit)))
+    }
+
+    /// Recovers a command that timed out on request queue `queue_index` under `tag`, for
+    /// LUN 0:`target`:`lun`, as the SCSI midlayer's error handler does: ABORT TASK for the
+    /// command, then LOGICAL UNIT RESET, then I_T NEXUS RESET, each waiting at most the
+    /// task-management timeout. Returns the step the device answered with success; after
+    /// `NeedsHostReset` only a device reset (closing the host) recovers.
+    pub fn escalate(&mut self, target: u16, lun: u16, queue_index: u16, tag: u16) -> Escalation {
+        let Some(linux_lun) = self.find_lun(target, lun).map(|l| l.linux_lun) else {
+            return Escalation::NeedsHostReset;
+        };
+        let steps = [
+            (
+                tmf::ABORT_TASK,
+                wire_tag(queue_index, tag),
+                Escalation::Aborted,
+            ),
+            (tmf::LOGICAL_UNIT_RESET, 0, Escalation::LunReset),
+            (tmf::I_T_NEXUS_RESET, 0, Escalation::NexusReset),
+        ];
+        for (subtype, wire, done) in steps {
+            match self.task_management(subtype, target, linux_lun, wire) {
+                Ok(response::OK | response::FUNCTION_SUCCEEDED) => return done,
+                Ok(code) => log::warn!(
+                    "{}: {done} for 0:{target}:{lun}: {}",
+                    self.bdf,
+                    response::name(code)
+                ),
+                Err(e) => log::warn!("{}: {done} for 0:{target}:{lun}: {e}", self.bdf),
+            }
+        }
+        Escalation::NeedsHostReset
     }
 
     /// Sends a task management function and returns the device's response code. For
