@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem::size_of;
 use std::ops::Range;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
@@ -18,6 +18,10 @@ use std::ptr::NonNull;
 use vfio_bindings::bindings::vfio as sys;
 
 use crate::pci::{PciAddress, PciFunction};
+
+mod removal;
+
+pub use removal::{set_removal_listener, RemovalListener, RemovalSignal, RemovalWatch};
 
 /// Errors from VFIO.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,8 @@ pub enum VfioError {
     Region { index: u32, what: String },
     #[error("the IOMMU reported no usable IOVA range")]
     NoIovaRanges,
+    #[error("{0} has no VFIO device request interrupt: a hot-unplug would wait until uvio exits")]
+    NoRequestInterrupt(PciAddress),
 }
 
 const fn vfio_io(nr: u32) -> libc::c_ulong {
@@ -75,6 +81,8 @@ const VFIO_GROUP_SET_CONTAINER: libc::c_ulong = vfio_io(4);
 const VFIO_GROUP_GET_DEVICE_FD: libc::c_ulong = vfio_io(6);
 const VFIO_DEVICE_GET_INFO: libc::c_ulong = vfio_io(7);
 const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = vfio_io(8);
+const VFIO_DEVICE_GET_IRQ_INFO: libc::c_ulong = vfio_io(9);
+const VFIO_DEVICE_SET_IRQS: libc::c_ulong = vfio_io(10);
 const VFIO_DEVICE_RESET: libc::c_ulong = vfio_io(11);
 const VFIO_IOMMU_GET_INFO: libc::c_ulong = vfio_io(12);
 const VFIO_IOMMU_MAP_DMA: libc::c_ulong = vfio_io(13);
@@ -216,6 +224,30 @@ impl RegionInfo {
     pub fn mappable(&self) -> bool {
         self.flags & sys::VFIO_REGION_INFO_FLAG_MMAP != 0
     }
+}
+
+/// One VFIO interrupt index of a device (INTx, MSI, MSI-X, error, request).
+#[derive(Debug, Clone, Copy)]
+pub struct IrqInfo {
+    pub index: u32,
+    /// `VFIO_IRQ_INFO_*` bits.
+    pub flags: u32,
+    /// How many interrupts the index has (0: none).
+    pub count: u32,
+}
+
+impl IrqInfo {
+    /// Whether VFIO signals this index through an eventfd.
+    pub fn eventfd(&self) -> bool {
+        self.flags & sys::VFIO_IRQ_INFO_EVENTFD != 0
+    }
+}
+
+/// `struct vfio_irq_set` with one eventfd as its data, as `VFIO_DEVICE_SET_IRQS` reads it.
+#[repr(C)]
+struct IrqSetOneEventfd {
+    header: sys::vfio_irq_set,
+    fd: i32,
 }
 
 /// A PCI function opened through VFIO: its own container (type1v2 IOMMU), its group and the
@@ -522,6 +554,70 @@ impl VfioDevice {
             what: "mapped at address 0".into(),
         })?;
         Ok(MappedBar { ptr, len })
+    }
+
+    /// What VFIO says of interrupt index `index` (`VFIO_PCI_*_IRQ_INDEX`).
+    pub fn irq_info(&self, index: u32) -> Result<IrqInfo, VfioError> {
+        let mut info = sys::vfio_irq_info {
+            argsz: size_of::<sys::vfio_irq_info>() as u32,
+            index,
+            ..Default::default()
+        };
+        // SAFETY: `info` is a vfio_irq_info with argsz and index set.
+        unsafe {
+            ioctl_ptr(
+                &self.device,
+                "VFIO_DEVICE_GET_IRQ_INFO",
+                VFIO_DEVICE_GET_IRQ_INFO,
+                &mut info,
+            )?
+        };
+        Ok(IrqInfo {
+            index,
+            flags: info.flags,
+            count: info.count,
+        })
+    }
+
+    /// Makes VFIO signal `eventfd` for interrupt 0 of index `index`.
+    fn set_irq_eventfd(&self, index: u32, eventfd: BorrowedFd<'_>) -> Result<(), VfioError> {
+        let mut set = IrqSetOneEventfd {
+            header: sys::vfio_irq_set {
+                argsz: size_of::<IrqSetOneEventfd>() as u32,
+                flags: sys::VFIO_IRQ_SET_DATA_EVENTFD | sys::VFIO_IRQ_SET_ACTION_TRIGGER,
+                index,
+                start: 0,
+                count: 1,
+                ..Default::default()
+            },
+            fd: eventfd.as_raw_fd(),
+        };
+        // SAFETY: `set` is a vfio_irq_set header directly followed by the one int (an eventfd)
+        // its count of 1 announces, argsz covering both; the kernel only reads it.
+        unsafe {
+            ioctl_ptr(
+                &self.device,
+                "VFIO_DEVICE_SET_IRQS(request eventfd)",
+                VFIO_DEVICE_SET_IRQS,
+                &mut set,
+            )?
+        };
+        Ok(())
+    }
+
+    /// Registers VFIO's device request notifier (`VFIO_PCI_REQ_IRQ_INDEX`) and starts a
+    /// thread that waits on it: when the kernel asks for the device back (hot-unplug,
+    /// `device_del`, an unbind), the watch's [`RemovalSignal`] goes up and the listener set
+    /// with [`set_removal_listener`] is called. The caller should then stop, fail what is in
+    /// flight and close the device: the kernel's removal waits for that.
+    pub fn watch_removal(&self) -> Result<RemovalWatch, VfioError> {
+        let info = self.irq_info(sys::VFIO_PCI_REQ_IRQ_INDEX)?;
+        if info.count == 0 || !info.eventfd() {
+            return Err(VfioError::NoRequestInterrupt(self.address));
+        }
+        let request = removal::eventfd()?;
+        self.set_irq_eventfd(sys::VFIO_PCI_REQ_IRQ_INDEX, request.as_fd())?;
+        RemovalWatch::spawn(self.address, request)
     }
 
     /// Resets the function (FLR or whatever reset the kernel has for it).
@@ -870,5 +966,12 @@ mod tests {
         assert_eq!(VFIO_GROUP_GET_DEVICE_FD, 0x3b6a);
         assert_eq!(VFIO_IOMMU_GET_INFO, 0x3b70);
         assert_eq!(VFIO_IOMMU_MAP_DMA, 0x3b71);
+        // VFIO_DEVICE_GET_IRQ_INFO = 0x3b6d, VFIO_DEVICE_SET_IRQS = 0x3b6e.
+        assert_eq!(VFIO_DEVICE_GET_IRQ_INFO, 0x3b6d);
+        assert_eq!(VFIO_DEVICE_SET_IRQS, 0x3b6e);
+        // The request eventfd sits right after the 20-byte vfio_irq_set header.
+        assert_eq!(size_of::<sys::vfio_irq_set>(), 20);
+        assert_eq!(std::mem::offset_of!(IrqSetOneEventfd, fd), 20);
+        assert_eq!(size_of::<IrqSetOneEventfd>(), 24);
     }
 }

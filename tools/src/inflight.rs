@@ -100,7 +100,7 @@ pub enum Stop<E> {
     Refused(IoError),
     /// Nothing completed for the [`Round::All`] limit: this many requests are lost.
     Stalled(u64),
-    /// SIGINT or SIGTERM arrived (see [`crate::interrupt`]).
+    /// SIGINT or SIGTERM arrived, or the device was removed (see [`crate::interrupt`]).
     Interrupted(Interrupted),
 }
 
@@ -221,11 +221,15 @@ impl<L: Lane, B> InFlight<L, B> {
         }
     }
 
-    /// Stops the loop once SIGINT or SIGTERM arrived (one atomic load).
+    /// Stops the loop once SIGINT or SIGTERM arrived or the device was removed (two atomic
+    /// loads). On a removal, what is in flight fails with "device removed".
     fn check_signal<E>(&self) -> Result<(), Stop<E>> {
-        match crate::interrupt::received() {
-            Some(signal) => Err(Stop::Interrupted(Interrupted {
-                signal,
+        if !crate::interrupt::requested() {
+            return Ok(());
+        }
+        match crate::interrupt::cause() {
+            Some(cause) => Err(Stop::Interrupted(Interrupted {
+                cause,
                 in_flight: self.submitted - self.handed_out,
             })),
             None => Ok(()),

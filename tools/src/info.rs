@@ -137,5 +137,8 @@ pub fn watch_blk(bdf: PciAddress, duration: std::time::Duration) -> CmdResult {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Ok(())
+    match crate::interrupt::removed() {
+        Some(removed) => Err(crate::interrupt::Interrupted::removed(removed).into()),
+        None => Ok(()),
+    }
 }

@@ -232,7 +232,8 @@ fn main() -> ExitCode {
     logger::init();
     let cli = Cli::parse();
     // Every command stops cleanly on Ctrl-C / SIGTERM: its loop sees the signal, the device
-    // is reset on the way out, and the exit status says which signal (128 + N).
+    // is reset on the way out, and the exit status says which signal (128 + N). The same
+    // loops stop when the kernel asks for a device back (hot-unplug); that exits 1.
     interrupt::catch();
     open::set_ring(cli.ring);
     let result = match cli.command {
@@ -310,7 +311,8 @@ fn main() -> ExitCode {
             verify::run(device, queues, depth, ios, bs, seed, json)
         }
     };
-    match result {
+    // A device removed meanwhile (hot-unplug) fails the command, whatever it got to.
+    match interrupt::account_for_removal(result) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("uvio: error: {e}");

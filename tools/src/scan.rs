@@ -314,5 +314,9 @@ pub fn watch(bdf: PciAddress, duration: Duration) -> CmdResult {
         );
     }
     host.tag_set().return_queue(queue);
-    Ok(())
+    // The loop stopped for the removal: fail (the host is released on return).
+    match crate::interrupt::removed() {
+        Some(removed) => Err(crate::interrupt::Interrupted::removed(removed).into()),
+        None => Ok(()),
+    }
 }

@@ -45,7 +45,7 @@ struct QueueReport {
     reads_verified: u64,
     writes: u64,
     failures: Vec<String>,
-    /// The worker stopped on SIGINT or SIGTERM.
+    /// The worker stopped on SIGINT or SIGTERM, or because the device was removed.
     #[serde(skip)]
     interrupted: Option<Interrupted>,
 }
@@ -344,16 +344,16 @@ pub fn run(
             }
         }
     }
-    if let Some(signal) = reports
+    if let Some(cause) = reports
         .iter()
-        .find_map(|r| r.interrupted.as_ref().map(|i| i.signal))
+        .find_map(|r| r.interrupted.as_ref().map(|i| i.cause))
     {
         let in_flight = reports
             .iter()
             .filter_map(|r| r.interrupted.as_ref())
             .map(|i| i.in_flight)
             .sum();
-        return Err(Interrupted { signal, in_flight }.into());
+        return Err(Interrupted { cause, in_flight }.into());
     }
     if failures > 0 {
         return Err(format!("{failures} verification failures").into());

@@ -8,6 +8,7 @@ use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{BlockDevice, Limits, Request, TagSet, Unit};
 use crate::dma::{DmaError, DmaSpace};
 use crate::pci::PciFunction;
+use crate::vfio::RemovalSignal;
 use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::TransportError;
 use crate::virtio::plan::{DepthRequest, QueuePlan, QueueSetupError};
@@ -215,6 +216,12 @@ impl VirtioBlk {
     /// The DMA space, for allocating I/O buffers.
     pub fn dma(&self) -> &Arc<DmaSpace> {
         &self.dma
+    }
+
+    /// Raised when the kernel asks for the function back (hot-unplug): stop, fail what is in
+    /// flight and drop the disk. `None` when the kernel offers no request interrupt.
+    pub fn removal(&self) -> Option<&RemovalSignal> {
+        self.transport.removal()
     }
 
     /// Re-reads the configuration if the device changed it (a resize, say) and applies the

@@ -9,7 +9,7 @@ use super::features::Features;
 use super::queue::Virtqueue;
 use super::DeviceType;
 use crate::pci::{PciAddress, PciFunction};
-use crate::vfio::{MappedBar, VfioDevice, VfioError};
+use crate::vfio::{MappedBar, RemovalSignal, RemovalWatch, VfioDevice, VfioError};
 
 /// Errors from the virtio-pci transport.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,8 @@ pub enum TransportError {
         RESET_TIMEOUT
     )]
     ResetTimeout { bdf: PciAddress },
+    #[error("{bdf} was removed (hot-unplug): the device no longer answers")]
+    Removed { bdf: PciAddress },
     #[error(
         "{bdf} does not offer {missing:?}, which uvio requires (VFIO in a guest needs \
          VIRTIO_F_ACCESS_PLATFORM: give QEMU's device `iommu_platform=on`)"
@@ -66,6 +68,9 @@ pub enum TransportError {
 }
 
 const RESET_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a reset may take once the kernel asked for the device back: the release must not
+/// wait out [`RESET_TIMEOUT`] for a device that may be gone already.
+const REMOVED_RESET_TIMEOUT: Duration = Duration::from_millis(100);
 
 bitflags::bitflags! {
     /// Device status bits (virtio 1.2, 2.1).
@@ -230,6 +235,9 @@ pub struct VirtioPciTransport {
     capabilities: VirtioCapabilities,
     bars: Vec<Option<Arc<MappedBar>>>,
     negotiated: Features,
+    /// VFIO's device request notifier: raised when the kernel asks for the function back
+    /// (`None` when the kernel offers no request interrupt).
+    removal: Option<RemovalWatch>,
     // Declared last so the BAR mappings are gone before the device fd closes.
     vfio: Arc<VfioDevice>,
 }
@@ -245,11 +253,16 @@ impl std::fmt::Debug for VirtioPciTransport {
 }
 
 impl VirtioPciTransport {
-    /// Opens `function` through VFIO and maps the BARs holding its virtio structures.
+    /// Opens `function` through VFIO, maps the BARs holding its virtio structures and
+    /// watches for the kernel asking for the function back (see [`removal`](Self::removal)).
     pub fn open(function: &PciFunction) -> Result<Self, TransportError> {
         let bdf = function.address;
         let device_type = DeviceType::of(function).ok_or(TransportError::NotVirtio(bdf))?;
         let vfio = Arc::new(VfioDevice::open(function)?);
+        let removal = vfio
+            .watch_removal()
+            .inspect_err(|e| log::warn!("{bdf}: hot-unplug will go unnoticed: {e}"))
+            .ok();
         let capabilities = walk_capabilities(bdf, &|offset, buf| vfio.read_config(offset, buf))?;
         let mut windows = vec![capabilities.common, capabilities.notify, capabilities.isr];
         windows.extend(capabilities.device);
@@ -276,8 +289,21 @@ impl VirtioPciTransport {
             capabilities,
             bars,
             negotiated: Features::default(),
+            removal,
             vfio,
         })
+    }
+
+    /// The flag VFIO's device request raises when the kernel asks for the function back
+    /// (hot-unplug): once it is up, stop, fail what is in flight and drop the device, whose
+    /// removal waits for that. `None` when the kernel offers no request interrupt.
+    pub fn removal(&self) -> Option<&RemovalSignal> {
+        self.removal.as_ref().map(RemovalWatch::signal)
+    }
+
+    /// True once the kernel asked for the function back (see [`removal`](Self::removal)).
+    pub fn removed(&self) -> bool {
+        self.removal.as_ref().is_some_and(RemovalWatch::is_removed)
     }
 
     pub fn bdf(&self) -> PciAddress {
@@ -380,12 +406,31 @@ impl VirtioPciTransport {
     }
 
     /// Resets the device and waits until it reads back status 0 (virtio 1.2, 4.1.4.3.2).
+    /// Once the function is [`removed`](Self::removed) the wait is short, and a status of
+    /// all ones (what reads of a function no longer there return) ends it at once.
     pub fn reset(&mut self) -> Result<(), TransportError> {
         self.common_write_u8(common::DEVICE_STATUS, 0)?;
         let start = Instant::now();
-        while !self.status()?.is_empty() {
-            if start.elapsed() > RESET_TIMEOUT {
-                return Err(TransportError::ResetTimeout { bdf: self.bdf });
+        loop {
+            let status = self.status()?;
+            if status.is_empty() {
+                break;
+            }
+            if status.bits() == 0xff {
+                return Err(TransportError::Removed { bdf: self.bdf });
+            }
+            let removed = self.removed();
+            let limit = if removed {
+                REMOVED_RESET_TIMEOUT
+            } else {
+                RESET_TIMEOUT
+            };
+            if start.elapsed() > limit {
+                return Err(if removed {
+                    TransportError::Removed { bdf: self.bdf }
+                } else {
+                    TransportError::ResetTimeout { bdf: self.bdf }
+                });
             }
             std::thread::sleep(Duration::from_micros(100));
         }

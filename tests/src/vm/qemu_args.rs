@@ -30,6 +30,19 @@ impl VmSpec {
         format!("uvio-n{}", self.next_node)
     }
 
+    /// A `pcie-root-port` with QEMU id `id` at `addr` (`"09.0"`) on the root complex: a
+    /// hot-pluggable slot (chassis `chassis`, slot 1; each port needs a chassis of its own).
+    /// A device goes behind it with `bus=<id>` and `addr` `"0"` in the device's options, and
+    /// appears in the guest on the port's secondary bus (the first port's is `0000:01:00.0`).
+    /// On QEMU 7.2's q35 the guest unplugs it through ACPI (acpiphp) when QMP `device_del`
+    /// asks.
+    pub fn pcie_root_port(self, id: &str, chassis: u32, addr: &str) -> Self {
+        self.qemu_args([
+            "-device".to_string(),
+            format!("pcie-root-port,id={id},bus=pcie.0,chassis={chassis},slot=1,addr={addr}"),
+        ])
+    }
+
     /// A virtio-blk-pci function at PCI address `addr` (`"05.0"`) on blockdev node `node`.
     /// `iommu_platform=on,disable-legacy=on` are added unless `extra` sets them.
     pub fn virtio_blk(self, addr: &str, node: &str, extra: &str) -> Self {

@@ -131,10 +131,14 @@ pub fn run(args: &[String]) -> CmdResult {
     out.flush()?;
     // Failures: on stderr too, whatever the output format, and in the exit status.
     let mut failures = Vec::new();
-    if let Some(signal) = crate::interrupt::received() {
-        failures.push(format!(
+    match crate::interrupt::cause() {
+        Some(crate::interrupt::Cause::Removed(bdf)) => failures.push(format!(
+            "the device {bdf} was removed (hot-unplug): the report covers the run until then"
+        )),
+        Some(crate::interrupt::Cause::Signal(signal)) => failures.push(format!(
             "terminated on signal {signal}: the report covers the run until then"
-        ));
+        )),
+        None => {}
     }
     for g in &reports {
         for j in &g.jobs {

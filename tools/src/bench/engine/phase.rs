@@ -44,6 +44,20 @@ impl Engine {
         loop {
             if deadline.is_some_and(|d| now >= d) || self.stopped || crate::interrupt::requested() {
                 issuing = false;
+                // A removed device is not drained: the job fails with fio's ENODEV, what
+                // it has in the ring (in flight or prepared ahead) with it, and it lets go of
+                // the device (the kernel's removal waits for that).
+                if let Some(bdf) = crate::interrupt::removed() {
+                    let n = self.in_flight as usize + self.staged.len();
+                    self.fail(
+                        format!(
+                            "device removed: {bdf} was hot-unplugged; {n} requests in flight \
+                             failed"
+                        ),
+                        libc::ENODEV,
+                    );
+                    break;
+                }
             }
             // Release what was prepared ahead, as room allows (see `release_staged`).
             if let Some(issued) = self.release_staged(feed.queue, record) {
