@@ -145,7 +145,10 @@ pub fn account_for_removal(
 /// The exit status for an error a command ended with: 128 + the signal for an
 /// interruption by a signal, 1 otherwise (a removed device included).
 pub fn exit_status(error: &(dyn std::error::Error + 'static)) -> u8 {
-    match error.downcast_ref::<Interrupted>() {
+    // The interruption may be wrapped (an error that holds its device open, say).
+    let interrupted = std::iter::successors(Some(error), |e| e.source())
+        .find_map(|e| e.downcast_ref::<Interrupted>());
+    match interrupted {
         Some(Interrupted {
             cause: Cause::Signal(signal),
             ..

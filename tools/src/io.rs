@@ -107,6 +107,41 @@ impl Chunks {
     }
 }
 
+/// An error that keeps its device open until it has been reported. The device is reset as
+/// it closes, and the reset waits for whatever the device still holds (QEMU drains a slow
+/// backend first): the user hears of a timeout when it happens, not after that wait.
+struct ReportedBeforeClose {
+    error: Box<dyn std::error::Error>,
+    _device: Opened,
+}
+
+impl ReportedBeforeClose {
+    fn boxed(error: Box<dyn std::error::Error>, device: Opened) -> Box<dyn std::error::Error> {
+        Box::new(ReportedBeforeClose {
+            error,
+            _device: device,
+        })
+    }
+}
+
+impl std::fmt::Debug for ReportedBeforeClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::fmt::Display for ReportedBeforeClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for ReportedBeforeClose {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.error)
+    }
+}
+
 /// A chunk whose request timed out, with the tag it ran under.
 #[derive(Debug)]
 struct TimedOutChunk {
@@ -194,7 +229,9 @@ pub fn read(target: Target, offset: u64, length: u64, output: Option<PathBuf>) -
         out,
     };
     let start = Instant::now();
-    chunks.run(&mut dev, free, &mut job)?;
+    if let Err(error) = chunks.run(&mut dev, free, &mut job) {
+        return Err(ReportedBeforeClose::boxed(error, dev));
+    }
     job.out.flush()?;
     report("read", length, target, offset, start);
     Ok(())
@@ -240,7 +277,9 @@ pub fn write(
         length,
     };
     let start = Instant::now();
-    chunks.run(&mut dev, free, &mut job)?;
+    if let Err(error) = chunks.run(&mut dev, free, &mut job) {
+        return Err(ReportedBeforeClose::boxed(error, dev));
+    }
     report("wrote", length, target, offset, start);
     Ok(())
 }
