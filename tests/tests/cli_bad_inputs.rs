@@ -308,6 +308,31 @@ fn cases(scratch: &Scratch) -> Vec<Case> {
             FAILED,
             &format!("job `j`: opening {bdf}: {no_device}"),
         ),
+        // lsscsi's filter arguments, refused before any device is touched.
+        case(
+            "scan filter part not a number",
+            &["scan", "0:a"],
+            FAILED,
+            "cannot decode a as an integer",
+        ),
+        case(
+            "scan filter with five parts",
+            &["scan", "0:0:0:0:0"],
+            FAILED,
+            "expect three colons at most",
+        ),
+        case(
+            "scan filter before the BDF",
+            &["scan", "0", "0000:00:04.0"],
+            FAILED,
+            "name the hosts (BDF) before the filter",
+        ),
+        case(
+            "scan with five filter arguments",
+            &["scan", "0", "0", "0", "0", "0"],
+            FAILED,
+            "at most four filter arguments",
+        ),
         case(
             "scan --watch of no host",
             &["scan", "--watch", "5"],

@@ -151,17 +151,144 @@ fn compare_with_kernel(out: &VmOutput, expected_luns: usize) -> BTreeMap<String,
     uvio
 }
 
-/// The scan commands both comparison tests run (the kernel's view, then uvio's).
-fn scan_script() -> String {
+/// lsscsi's options `uvio scan` is compared with, line for line: (check name, arguments).
+/// Filters name host 0: before `uvio bind` the kernel drives uvio's HBA as its host 0
+/// (the twin is host 1), and uvio numbers the one host it scans 0.
+const LSSCSI_OPTIONS: &[(&str, &str)] = &[
+    ("s", "-s"),
+    ("ss", "-ss"),
+    ("sss", "-sss"),
+    ("ssss", "-ssss"),
+    ("b", "-b"),
+    ("bs", "-bs"),
+    ("c", "-c"),
+    ("D", "-D"),
+    ("t", "-t"),
+    ("x", "-x"),
+    ("xx", "-xx"),
+    ("Ds", "-D -ss"),
+    ("H", "-H"),
+    ("Ht", "-Ht"),
+    ("cH", "-cH 0"),
+    ("f_ct", "'*:0:2'"),
+    ("f_dash", "-s -- '-:-:4:-'"),
+    ("f_lun", "'*:*:*:16684'"),
+    ("f_host", "0"),
+    ("f_cd", "-s '*:0:3:0'"),
+    ("f_hex", "-x '*:*:*:0x412c'"),
+    ("f_bracket", "'[0:0:2:5]'"),
+    ("f_hc", "-c 0:0"),
+    ("f_args", "0 - 4"),
+    ("f_none", "'*:*:7'"),
+];
+
+/// The lsscsi comparison's checks: lsscsi before uvio takes its HBA, `uvio scan` after.
+fn lsscsi_checks(uvio: bool) -> String {
+    LSSCSI_OPTIONS
+        .iter()
+        .map(|(name, args)| {
+            if uvio {
+                format!("check scan_{name} uvio scan {args}\n")
+            } else {
+                format!("check kernel_lsscsi_{name} /usr/bin/lsscsi {args}\n")
+            }
+        })
+        .collect()
+}
+
+/// Lines of kernel host 0 in lsscsi's output (with `-c`'s heading).
+fn host0_lines(text: &str) -> Vec<&str> {
+    let mut keep = false;
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        if line.starts_with('[') {
+            keep = line.starts_with("[0:") || line.starts_with("[0]");
+        } else if line.starts_with("Host: scsi") {
+            keep = line.starts_with("Host: scsi0 ");
+        } else if line.starts_with("Attached ") {
+            keep = true;
+        } else if line.trim().is_empty() {
+            continue;
+        }
+        if keep {
+            lines.push(line);
+        }
+    }
+    lines
+}
+
+/// `uvio scan OPTS` against `lsscsi OPTS` for each of [`LSSCSI_OPTIONS`], line for line and
+/// character for character, except the device node column: where lsscsi prints `/dev/sdX`
+/// (padded to 9), uvio prints its DEVICE address of that LUN, and `-` for the CD-ROM (its
+/// size column too: the kernel's sr reports 0x1fffff sectors for a drive without media,
+/// uvio reads no capacity of a CD-ROM).
+fn compare_lsscsi_layouts(out: &VmOutput) {
+    for (name, args) in LSSCSI_OPTIONS {
+        let kernel = out.section(&format!("kernel_lsscsi_{name}"));
+        let uvio = out.section(&format!("scan_{name}"));
+        assert_eq!(kernel.rc, 0, "lsscsi {args}\n{kernel}");
+        assert_eq!(uvio.rc, 0, "uvio scan {args}\n{uvio}");
+        let k = host0_lines(&kernel.output);
+        let u: Vec<&str> = uvio
+            .output
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            u.len(),
+            k.len(),
+            "uvio scan {args}: {} lines, lsscsi {}\n{uvio}\n{kernel}",
+            u.len(),
+            k.len()
+        );
+        for (u, k) in u.iter().zip(&k) {
+            let Some(p) = k.find("/dev/") else {
+                assert_eq!(u, k, "uvio scan {args}");
+                continue;
+            };
+            let field = |line: &str| -> (String, String) {
+                let rest = line.get(p..).unwrap_or("");
+                let token = rest.split(' ').next().unwrap_or("");
+                let end = (p + token.len()).max(p + 9).min(line.len());
+                (token.to_string(), line[end..].to_string())
+            };
+            assert_eq!(u.get(..p), Some(&k[..p]), "uvio scan {args}:\n{u}\n{k}");
+            let ((ut, us), (kt, ks)) = (field(u), field(k));
+            if kt.starts_with("/dev/sr") {
+                assert_eq!(ut, "-", "uvio scan {args}:\n{u}\n{k}");
+                assert!(us == ks || us.trim() == "-", "uvio scan {args}:\n{u}\n{k}");
+            } else {
+                assert!(
+                    ut.starts_with(&format!("{UVIO_HBA}/0:")),
+                    "uvio scan {args}:\n{u}\n{k}"
+                );
+                assert_eq!(us, ks, "uvio scan {args}:\n{u}\n{k}");
+            }
+        }
+    }
+}
+
+/// The scan commands both comparison tests run (the kernel's view, then uvio's);
+/// `lsscsi` adds the lsscsi layout checks.
+fn scan_script_with(lsscsi: bool) -> String {
+    let (kernel_checks, uvio_checks) = if lsscsi {
+        (lsscsi_checks(false), lsscsi_checks(true))
+    } else {
+        (String::new(), String::new())
+    };
     format!(
         r#"
 check kernel_lsscsi /usr/bin/lsscsi -s
-check kernel_sysfs sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*; do n=$(basename $d); b=$(ls $d/block 2>/dev/null | head -1); if [ -n "$b" ]; then s="$(cat $d/block/$b/size)|$(cat $d/block/$b/queue/logical_block_size)|$(cat $d/block/$b/queue/physical_block_size)|$(cat $d/block/$b/ro)"; else s="-|-|-|-"; fi; echo "$n|$(cat $d/type)|$(cat $d/vendor)|$(cat $d/model)|$(cat $d/rev)|$s"; done'
+{kernel_checks}check kernel_sysfs sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*; do n=$(basename $d); b=$(ls $d/block 2>/dev/null | head -1); if [ -n "$b" ]; then s="$(cat $d/block/$b/size)|$(cat $d/block/$b/queue/logical_block_size)|$(cat $d/block/$b/queue/physical_block_size)|$(cat $d/block/$b/ro)"; else s="-|-|-|-"; fi; echo "$n|$(cat $d/type)|$(cat $d/vendor)|$(cat $d/model)|$(cat $d/rev)|$s"; done'
 check bind uvio bind {UVIO_HBA}
 check scan uvio scan -s
 check scan_json uvio scan {UVIO_HBA} --json
-"#
+{uvio_checks}"#
     )
+}
+
+fn scan_script() -> String {
+    scan_script_with(false)
 }
 
 /// A second topology: high target ids, a target whose LUNs start at 1, a dense run of
@@ -300,10 +427,11 @@ true
         .file(dir.join("w1.bin"), "/data/w1.bin");
     let spec = topology(spec, "s0", "04.0", &dir.join("uvio.img"));
     let spec = topology(spec, "s1", "06.0", &dir.join("kernel.img"));
-    let out = spec.script(scan_script() + &script).run();
+    let out = spec.script(scan_script_with(true) + &script).run();
     out.assert_success();
 
     let uvio = compare_with_kernel(&out, 8);
+    compare_lsscsi_layouts(&out);
     // sg_readcap (READ CAPACITY through the kernel's sg) agrees with uvio's capacity.
     let mut checked = 0;
     for chunk in out.section("kernel_readcap").output.split("== ").skip(1) {

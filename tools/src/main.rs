@@ -92,20 +92,10 @@ enum Command {
     /// CAPACITY, VPD, MODE SENSE) and list them in lsscsi's layout. Scans every host bound
     /// to vfio-pci when none is named.
     Scan {
-        #[arg(value_name = "BDF")]
-        functions: Vec<PciAddress>,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Show disk sizes (as lsscsi -s does).
-        #[arg(short = 's', long = "size")]
-        size: bool,
+        #[command(flatten)]
+        args: scan::ScanArgs,
         #[command(flatten)]
         deadline: Deadline,
-        /// Then follow the host's events (hot-plug, removal, resize) for SECONDS (or until
-        /// Ctrl-C / SIGTERM), reading every disk LUN meanwhile; needs exactly one BDF.
-        #[arg(long, value_name = "SECONDS")]
-        watch: Option<u64>,
     },
     /// Reset a SCSI LUN (LOGICAL UNIT RESET), or its whole target with --nexus (I_T NEXUS
     /// RESET), through the virtio-scsi control queue.
@@ -251,23 +241,12 @@ fn main() -> ExitCode {
             watch: None,
         } => info::run(function, json),
         Command::Bench { args } => bench::run(&args),
-        Command::Scan {
-            functions,
-            watch: Some(seconds),
-            ..
-        } => match functions.as_slice() {
-            [bdf] => scan::watch(*bdf, std::time::Duration::from_secs(seconds)),
-            _ => Err("--watch follows one host: name exactly one BDF".into()),
-        },
-        Command::Scan {
-            functions,
-            json,
-            size,
-            watch: None,
-            deadline,
-        } => {
-            deadline.apply();
-            scan::run(&functions, json, size)
+        Command::Scan { args, deadline } => {
+            // A watch runs until stopped: only the scan's commands get the deadline.
+            if args.watch.is_none() {
+                deadline.apply();
+            }
+            scan::main(args)
         }
         Command::Reset {
             device,

@@ -14,37 +14,90 @@ use uvio::virtio::DeviceType;
 
 use crate::command::CmdResult;
 
-/// A size as lsscsi -s prints it: SI units, three significant figures, truncated (not
-/// rounded: 16 MiB is `16.7MB`).
-pub fn si_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut unit = 0;
-    let mut scale = 1u64;
-    while bytes / scale >= 1000 && unit + 1 < UNITS.len() {
-        scale *= 1000;
-        unit += 1;
+pub mod lsscsi;
+
+use lsscsi::{Filter, Layout};
+
+/// `uvio scan`'s arguments: lsscsi's options, with lsscsi's meanings and output.
+#[derive(clap::Args, Debug)]
+pub struct ScanArgs {
+    /// Hosts to scan (virtio-scsi functions bound to vfio-pci; all of them when none is
+    /// named), then lsscsi's filter: `H`, `H:C:T:L` or `H C T L`, each part a number or
+    /// `-`/`*` (any). H is the host's position among those scanned, from 0; L is Linux's
+    /// LUN number (16684 for flat LUN 300), or hex with `0x` (`-x`'s form).
+    #[arg(value_name = "BDF|H:C:T:L")]
+    pub args: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Show disk sizes: once in SI units (`1.07GB`), twice in binary units (`1.00GiB`),
+    /// three times as logical blocks, four times with the block size (as lsscsi -s).
+    #[arg(short = 's', long = "size", action = clap::ArgAction::Count)]
+    pub size: u8,
+    /// The tuple and the device only (lsscsi -b).
+    #[arg(short = 'b', long)]
+    pub brief: bool,
+    /// `cat /proc/scsi/scsi`'s layout (lsscsi -c).
+    #[arg(short = 'c', long)]
+    pub classic: bool,
+    /// The peripheral device type in hex (lsscsi -D).
+    #[arg(short = 'D', long)]
+    pub pdt: bool,
+    /// Transport information instead of vendor, model and revision (lsscsi -t);
+    /// virtio-scsi has no SCSI transport class, so the column is blank, as lsscsi shows it.
+    #[arg(short = 't', long)]
+    pub transport: bool,
+    /// The LUN in T10 hex (`0x412c`); twice, as 16 hex digits (lsscsi -x).
+    #[arg(short = 'x', long, action = clap::ArgAction::Count)]
+    pub lunhex: u8,
+    /// List the hosts instead of their LUNs (lsscsi -H).
+    #[arg(short = 'H', long)]
+    pub hosts: bool,
+    /// Then follow the host's events (hot-plug, removal, resize) for SECONDS (or until
+    /// Ctrl-C / SIGTERM), reading every disk LUN meanwhile; needs exactly one BDF.
+    #[arg(long, value_name = "SECONDS")]
+    pub watch: Option<u64>,
+}
+
+/// Splits the positional arguments into BDFs (they have a `.`: `0000:00:04.0`) and the
+/// lsscsi filter after them.
+fn split_args(args: &[String]) -> Result<(Vec<PciAddress>, Filter), String> {
+    let mut bdfs = Vec::new();
+    let mut filter = Vec::new();
+    for a in args {
+        if a.contains('.') {
+            if !filter.is_empty() {
+                return Err(format!(
+                    "{a}: name the hosts (BDF) before the filter ({})",
+                    filter.join(" ")
+                ));
+            }
+            bdfs.push(a.parse::<PciAddress>().map_err(|e| e.to_string())?);
+        } else {
+            filter.push(a.as_str());
+        }
     }
-    let whole = bytes / scale;
-    let decimals = if unit == 0 || whole >= 100 {
-        0
-    } else if whole >= 10 {
-        1
-    } else {
-        2
+    Ok((bdfs, Filter::parse(&filter)?))
+}
+
+/// Runs `uvio scan` as its arguments ask.
+pub fn main(a: ScanArgs) -> CmdResult {
+    let (bdfs, filter) = split_args(&a.args)?;
+    if let Some(seconds) = a.watch {
+        return match bdfs.as_slice() {
+            [bdf] => watch(*bdf, Duration::from_secs(seconds)),
+            _ => Err("--watch follows one host: name exactly one BDF".into()),
+        };
+    }
+    let layout = Layout {
+        brief: a.brief,
+        classic: a.classic,
+        pdt: a.pdt,
+        transport: a.transport,
+        lunhex: a.lunhex,
+        size: a.size,
     };
-    let factor = 10u64.pow(decimals);
-    // Integer arithmetic, so truncation is exact.
-    let scaled = u128::from(bytes) * u128::from(factor) / u128::from(scale);
-    let (int, frac) = (scaled / u128::from(factor), scaled % u128::from(factor));
-    if decimals == 0 {
-        format!("{int}{}", UNITS[unit])
-    } else {
-        format!(
-            "{int}.{frac:0width$}{}",
-            UNITS[unit],
-            width = decimals as usize
-        )
-    }
+    run(&bdfs, a.json, &layout, &filter, a.hosts)
 }
 
 fn lun_json(bdf: PciAddress, l: &ScannedLun) -> Value {
@@ -99,36 +152,13 @@ fn lun_json(bdf: PciAddress, l: &ScannedLun) -> Value {
     v
 }
 
-/// One lsscsi-style line: `[H:C:T:L]  type  vendor  model  rev  device  [size]`.
+/// One lsscsi-style line with sizes (`--watch`'s events).
 fn lun_line(host: usize, bdf: PciAddress, l: &ScannedLun, sizes: bool) -> String {
-    let inq = &l.inquiry;
-    // The LUN in the tuple is Linux's integer, as lsscsi shows it (16684 for flat 300).
-    let tuple = format!("[{host}:{}:{}:{}]", l.channel, l.target, l.linux_lun);
-    let tuple = if tuple.len() >= 13 {
-        format!("{tuple} ")
-    } else {
-        format!("{tuple:<13}")
+    let layout = Layout {
+        size: u8::from(sizes),
+        ..Layout::default()
     };
-    let device = match &l.disk {
-        Some(_) => format!("{bdf}/{}:{}:{}", l.channel, l.target, l.lun),
-        None => "-".to_string(),
-    };
-    let (type_name, vendor, model, rev) = (
-        inq.device_type.short_name(),
-        &inq.vendor,
-        &inq.product,
-        &inq.revision,
-    );
-    if sizes {
-        // lsscsi pads the device column to 9 when a size column follows.
-        let size = l
-            .disk
-            .as_ref()
-            .map_or("-".to_string(), |d| si_size(d.size_bytes));
-        format!("{tuple}{type_name:<8}{vendor:<8} {model:<16} {rev:<4}  {device:<9}  {size:>6}")
-    } else {
-        format!("{tuple}{type_name:<8}{vendor:<8} {model:<16} {rev:<4}  {device}")
-    }
+    lsscsi::lun_lines(host, bdf, l, &layout).join("\n")
 }
 
 /// The virtio-scsi functions to scan: those named, or every one bound to vfio-pci.
@@ -151,10 +181,25 @@ fn hosts_to_scan(named: &[PciAddress]) -> Result<Vec<PciAddress>, Box<dyn std::e
     Ok(found)
 }
 
-pub fn run(named: &[PciAddress], json_output: bool, sizes: bool) -> CmdResult {
+pub fn run(
+    named: &[PciAddress],
+    json_output: bool,
+    layout: &Layout,
+    filter: &Filter,
+    list_hosts: bool,
+) -> CmdResult {
+    // lsscsi -c heads its list, with "none" when it is empty.
+    let mut lines: Vec<String> = Vec::new();
     let mut hosts = Vec::new();
     let mut failed = 0;
     for (index, bdf) in hosts_to_scan(named)?.into_iter().enumerate() {
+        if !filter.matches_host(index) {
+            continue;
+        }
+        if list_hosts && !json_output {
+            lines.push(lsscsi::host_line(index, layout));
+            continue;
+        }
         let function = Sysfs::system().pci_function(bdf)?;
         if DeviceType::of(&function) != Some(DeviceType::Scsi) {
             return Err(format!("{bdf} is not a virtio-scsi function").into());
@@ -182,15 +227,24 @@ pub fn run(named: &[PciAddress], json_output: bool, sizes: bool) -> CmdResult {
             hosts.push(json!({
                 "pci": bdf.to_string(),
                 "host": index,
-                "luns": report.luns.iter().map(|l| lun_json(bdf, l)).collect::<Vec<_>>(),
+                "luns": report
+                    .luns
+                    .iter()
+                    .filter(|l| filter.matches(index, l))
+                    .map(|l| lun_json(bdf, l))
+                    .collect::<Vec<_>>(),
                 "warnings": report.warnings,
             }));
         } else {
             // lsscsi's order: by channel, target and (Linux) LUN.
-            let mut luns: Vec<&ScannedLun> = report.luns.iter().collect();
+            let mut luns: Vec<&ScannedLun> = report
+                .luns
+                .iter()
+                .filter(|l| filter.matches(index, l))
+                .collect();
             luns.sort_by_key(|l| (l.channel, l.target, l.linux_lun));
             for l in luns {
-                println!("{}", lun_line(index, bdf, l, sizes));
+                lines.extend(lsscsi::lun_lines(index, bdf, l, layout));
             }
         }
     }
@@ -199,29 +253,20 @@ pub fn run(named: &[PciAddress], json_output: bool, sizes: bool) -> CmdResult {
             "{}",
             serde_json::to_string_pretty(&json!({ "hosts": hosts }))?
         );
+    } else {
+        if layout.classic {
+            let what = if list_hosts { "hosts" } else { "devices" };
+            let none = if lines.is_empty() { "none" } else { "" };
+            println!("Attached {what}: {none}");
+        }
+        for line in &lines {
+            println!("{line}");
+        }
     }
     if failed > 0 {
         return Err(format!("{failed} hosts could not be scanned").into());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_like_lsscsi() {
-        assert_eq!(si_size(1 << 30), "1.07GB");
-        assert_eq!(si_size(512 << 20), "536MB");
-        assert_eq!(si_size(64 << 20), "67.1MB");
-        assert_eq!(si_size(2 << 40), "2.19TB");
-        assert_eq!(si_size(512), "512B");
-        assert_eq!(si_size(16 << 20), "16.7MB");
-        assert_eq!(si_size(128 << 20), "134MB");
-        assert_eq!(si_size(999), "999B");
-        assert_eq!(si_size(1000), "1.00kB");
-    }
 }
 
 /// Reads of one LUN during `--watch`.

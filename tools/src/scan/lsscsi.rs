@@ -1,0 +1,600 @@
+//! lsscsi's output layouts for `uvio scan`, as Debian's lsscsi 0.31 prints them.
+//!
+//! Where lsscsi reads sysfs, uvio has the scan's own data ([`ScannedLun`]). Where lsscsi
+//! prints a kernel device node (`/dev/sda`), uvio prints its DEVICE address
+//! (`BDF/C:T:L`) in the same column, and `-` for a LUN it does not drive as a disk. The
+//! host number is uvio's: the position of the host among those scanned, from 0.
+
+use uvio::pci::PciAddress;
+use uvio::scsi::scan::ScannedLun;
+
+/// The lsscsi options `uvio scan` takes, with lsscsi's meanings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// `-b`: the tuple and the device only.
+    pub brief: bool,
+    /// `-c`: `cat /proc/scsi/scsi`'s layout.
+    pub classic: bool,
+    /// `-D`: the peripheral device type in hex instead of its name.
+    pub pdt: bool,
+    /// `-t`: transport information instead of vendor, model and revision.
+    pub transport: bool,
+    /// `-x` (1) the LUN in T10 hex, `-xx` (2) as 16 hex digits.
+    pub lunhex: u8,
+    /// `-s` (1) SI units, `-ss` (2) binary units, `-sss` (3) logical blocks, 4 and more
+    /// logical blocks and the block size.
+    pub size: u8,
+}
+
+/// An `H:C:T:L` filter, each part a number or a wildcard (`None`), as lsscsi takes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub host: Option<u32>,
+    pub channel: Option<u32>,
+    pub target: Option<u32>,
+    /// Linux's LUN integer (16684 for flat-addressed LUN 300).
+    pub lun: Option<u64>,
+}
+
+impl Filter {
+    /// Parses lsscsi's filter arguments: one `H:C:T:L` (fewer parts leave the rest wild;
+    /// `-`, `*`, `?` or an empty part is a wildcard; an optional `[`, `]` and a `host`
+    /// prefix are ignored; the LUN may be `0x` hex), or up to four arguments, one part
+    /// each (`0 0 2 5`).
+    pub fn parse(args: &[&str]) -> Result<Filter, String> {
+        if args.is_empty() {
+            return Ok(Filter::default());
+        }
+        if args.len() > 4 {
+            return Err(format!(
+                "at most four filter arguments (H:C:T:L or H C T L), not {}",
+                args.len()
+            ));
+        }
+        let mut first = args[0];
+        for prefix in ["host", "HOST"] {
+            if let Some(rest) = first.strip_prefix(prefix) {
+                first = rest;
+            }
+        }
+        let joined = if args.len() == 1 || first.contains(':') {
+            if args.len() > 1 {
+                return Err(format!(
+                    "unexpected filter arguments after {}: {}",
+                    args[0],
+                    args[1..].join(" ")
+                ));
+            }
+            first.to_string()
+        } else {
+            std::iter::once(first)
+                .chain(args[1..].iter().copied())
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let text = joined.trim_start_matches([' ', '\t', '[']);
+        let mut filter = Filter::default();
+        if text.is_empty() {
+            return Ok(filter);
+        }
+        let parts: Vec<&str> = text.split(':').collect();
+        // "0:" is one part, as lsscsi reads it.
+        let parts = match parts.split_last() {
+            Some((last, rest)) if last.is_empty() && !rest.is_empty() => rest,
+            _ => &parts[..],
+        };
+        if parts.len() > 4 {
+            return Err(format!("{joined}: expect three colons at most"));
+        }
+        for (k, part) in parts.iter().enumerate() {
+            let part = part.trim_end_matches(']');
+            if part.is_empty() || part.starts_with(['-', '*', '?']) {
+                continue;
+            }
+            let bad = || format!("{joined}: cannot decode {part} as an integer");
+            if k == 3 {
+                let lun = match part.strip_prefix("0x").or(part.strip_prefix("0X")) {
+                    Some(hex) => u64::from_str_radix(hex, 16),
+                    None => part.parse(),
+                }
+                .map_err(|_| bad())?;
+                filter.lun = Some(lun);
+            } else {
+                let v: u32 = part.parse().map_err(|_| bad())?;
+                match k {
+                    0 => filter.host = Some(v),
+                    1 => filter.channel = Some(v),
+                    _ => filter.target = Some(v),
+                }
+            }
+        }
+        Ok(filter)
+    }
+
+    pub fn matches_host(&self, host: usize) -> bool {
+        self.host.is_none_or(|h| h as usize == host)
+    }
+
+    pub fn matches(&self, host: usize, l: &ScannedLun) -> bool {
+        self.matches_host(host)
+            && self.channel.is_none_or(|c| c == u32::from(l.channel))
+            && self.target.is_none_or(|t| t == u32::from(l.target))
+            && self.lun.is_none_or(|n| n == l.linux_lun)
+    }
+}
+
+/// A size as lsscsi's `size2string` prints it: three significant figures, truncated
+/// (not rounded), in SI units (`binary` false: `1.07GB`) or binary ones (`1.00GiB`).
+/// The fraction comes from the remainder of the last division only, as lsscsi does.
+pub fn size_string(bytes: u64, binary: bool) -> String {
+    const SI: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    const BIN: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let (units, divisor) = if binary { (BIN, 1024) } else { (SI, 1000) };
+    let (mut size, mut remainder, mut unit) = (bytes, 0u64, 0);
+    let mut fraction = String::new();
+    if size >= divisor {
+        while size >= divisor && unit < units.len() {
+            remainder = size % divisor;
+            size /= divisor;
+            unit += 1;
+        }
+        let mut digits = 0;
+        let mut sf = size;
+        while sf * 10 < 1000 {
+            sf *= 10;
+            digits += 1;
+        }
+        if digits > 0 {
+            let thousandths = remainder * 1000 / divisor;
+            fraction = format!(".{thousandths:03}");
+            fraction.truncate(digits + 1);
+        }
+    }
+    format!("{size}{fraction}{}", units[unit.min(units.len() - 1)])
+}
+
+/// The LUN as lsscsi's `-x` prints it: the 8-byte LUN field in hex, each addressing
+/// level after the first set off by `_` (SAM-5's tagging, lsscsi's `tag_lun`).
+pub fn lun_t10_hex(field: &[u8; 8]) -> String {
+    let mut tags = [0u8; 8];
+    if field[0] == 0xff && field[1] == 0xff {
+        tags[0] = 1;
+        tags[1] = 1;
+    } else {
+        fn tag(tags: &mut [u8; 8], level: usize, count: usize) {
+            for j in 0..count {
+                if 2 * level + j < 8 {
+                    tags[2 * level + j] = if level > 0 && j == 0 { 2 } else { 1 };
+                }
+            }
+        }
+        for level in 0..4 {
+            let b = field[2 * level];
+            let mut next = false;
+            match b >> 6 {
+                0 => {
+                    next = b & 0x3f != 0;
+                    tag(&mut tags, level, 2);
+                }
+                3 => {
+                    let (len, method) = ((b & 0x30) >> 4, b & 0x0f);
+                    match (len, method) {
+                        (0, 1) => tag(&mut tags, level, 2),
+                        (1, 2) => tag(&mut tags, level, 4),
+                        (2, 2) => tag(&mut tags, level, 6),
+                        (3, 0xf) => tags[2 * level] = if level > 0 { 2 } else { 1 },
+                        _ if len < 2 => tag(&mut tags, level, 4),
+                        _ => {
+                            tag(&mut tags, level, 6);
+                            if len == 3 {
+                                for i in [2 * level + 6, 2 * level + 7] {
+                                    if i < 8 {
+                                        tags[i] = 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => tag(&mut tags, level, 2),
+            }
+            if !next {
+                break;
+            }
+        }
+    }
+    let mut s = "0x".to_string();
+    for (byte, tag) in field.iter().zip(tags) {
+        if tag == 0 {
+            break;
+        }
+        if tag > 1 {
+            s.push('_');
+        }
+        s.push_str(&format!("{byte:02x}"));
+    }
+    s
+}
+
+/// The 8-byte T10 LUN of Linux's LUN integer (the kernel's `int_to_scsilun`; the scan's
+/// `lun_field` is virtio's address, which also carries the target).
+fn t10_lun(linux_lun: u64) -> [u8; 8] {
+    let mut field = [0u8; 8];
+    for (level, word) in field.chunks_mut(2).enumerate() {
+        let w = (linux_lun >> (16 * level)) as u16;
+        word.copy_from_slice(&w.to_be_bytes());
+    }
+    field
+}
+
+/// Linux's LUN integer with its 16-bit words in T10 order (lsscsi's `lun_word_flip`).
+fn lun_word_flip(linux_lun: u64) -> u64 {
+    let mut input = linux_lun;
+    let mut out = 0u64;
+    for k in 0..4 {
+        out |= input & 0xffff;
+        if k == 3 {
+            break;
+        }
+        out <<= 16;
+        input >>= 16;
+    }
+    out
+}
+
+/// The `[H:C:T:L]` tuple, with the LUN as `-x`/`-xx` ask.
+pub fn tuple(host: usize, l: &ScannedLun, lunhex: u8) -> String {
+    let lun = match lunhex {
+        0 => l.linux_lun.to_string(),
+        1 => lun_t10_hex(&t10_lun(l.linux_lun)),
+        _ => format!("0x{:016x}", lun_word_flip(l.linux_lun)),
+    };
+    format!("[{host}:{}:{}:{lun}]", l.channel, l.target)
+}
+
+/// uvio's DEVICE address of a disk LUN, or `-`.
+fn device(bdf: PciAddress, l: &ScannedLun) -> String {
+    match &l.disk {
+        Some(_) => format!("{bdf}/{}:{}:{}", l.channel, l.target, l.lun),
+        None => "-".to_string(),
+    }
+}
+
+/// The size column of `-s`..`-ssss`, with its two leading spaces.
+fn size_column(l: &ScannedLun, size: u8) -> String {
+    let disk = l
+        .disk
+        .as_ref()
+        .filter(|d| l.inquiry.device_type.0 == 0 && d.size_bytes > 0);
+    let Some(d) = disk else {
+        return format!("  {:>6}", "-");
+    };
+    match size {
+        1 | 2 => format!("  {:>6}", size_string(d.size_bytes, size == 2)),
+        _ => {
+            let blocks = d.size_bytes / u64::from(d.block_size.max(1));
+            if size > 3 {
+                format!("  {blocks:>12},{}", d.block_size)
+            } else {
+                format!("  {blocks:>12}")
+            }
+        }
+    }
+}
+
+/// The lines lsscsi prints for one LUN (one line, or four with `-c`).
+pub fn lun_lines(host: usize, bdf: PciAddress, l: &ScannedLun, layout: &Layout) -> Vec<String> {
+    let inq = &l.inquiry;
+    if layout.classic {
+        let level = match inq.scsi_level {
+            0 => "none".to_string(),
+            1 => "01".to_string(),
+            n => format!("{:02x}", n - 1),
+        };
+        return vec![
+            format!(
+                "Host: scsi{host} Channel: {:02} Target: {:02} Lun: {:02}",
+                l.channel, l.target, l.linux_lun
+            ),
+            format!(
+                "  Vendor: {:<8} Model: {:<16} Rev: {:<4}",
+                inq.vendor, inq.product, inq.revision
+            ),
+            format!(
+                "  Type:   {:<33}ANSI SCSI revision: {level}",
+                inq.device_type.classic_name()
+            ),
+        ];
+    }
+    let tuple = tuple(host, l, layout.lunhex);
+    let width = if layout.lunhex > 0 { 28 } else { 13 };
+    let mut line = if tuple.len() >= width {
+        format!("{tuple} ")
+    } else {
+        format!("{tuple:<width$}")
+    };
+    if layout.pdt {
+        line.push_str(&format!("{:<8}", format!("0x{:x}", inq.device_type.0)));
+    } else if !layout.brief {
+        line.push_str(&format!("{:<7} ", inq.device_type.short_name()));
+    }
+    if layout.transport {
+        // virtio-scsi has no SCSI transport class: lsscsi leaves the column blank.
+        line.push_str(&" ".repeat(32));
+    } else if !layout.brief {
+        line.push_str(&format!(
+            "{:<8} {:<16} {:<4}  ",
+            inq.vendor, inq.product, inq.revision
+        ));
+    }
+    line.push_str(&format!("{:<9}", device(bdf, l)));
+    if layout.size > 0 {
+        line.push_str(&size_column(l, layout.size));
+    }
+    vec![line]
+}
+
+/// One host as `lsscsi -H` lists it: `[H]` and the driver's name (lsscsi 0.31 has no
+/// classic layout for hosts and says so, once per host).
+pub fn host_line(host: usize, layout: &Layout) -> String {
+    if layout.classic {
+        return "  <'--classic' not supported for hosts>".to_string();
+    }
+    format!("{:<7}{:<14}", format!("[{host}]"), "virtio_scsi")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uvio::scsi::scan::{DiskInfo, UnmapLimits};
+    use uvio::scsi_proto::reply::Inquiry;
+
+    /// QEMU's standard INQUIRY reply (scsi-hd or scsi-cd, SPC-3, version 2.5+).
+    fn qemu_inquiry(pdt: u8, product: &str) -> Inquiry {
+        let mut b = vec![0u8; 36];
+        b[0] = pdt;
+        b[1] = if pdt == 5 { 0x80 } else { 0 };
+        b[2] = 5;
+        b[3] = 0x12;
+        b[4] = 31;
+        b[7] = 0x12;
+        b[8..16].copy_from_slice(b"QEMU    ");
+        b[16..32].copy_from_slice(format!("{product:<16}").as_bytes());
+        b[32..36].copy_from_slice(b"2.5+");
+        Inquiry::parse(&b).unwrap()
+    }
+
+    /// A LUN as the scan reports it: a disk of `bytes` in `block_size` blocks, or (None)
+    /// QEMU's CD-ROM.
+    fn lun(target: u16, lun: u16, disk: Option<(u64, u32)>) -> ScannedLun {
+        let linux_lun = if lun < 256 {
+            u64::from(lun)
+        } else {
+            0x4000 | u64::from(lun)
+        };
+        // virtio-scsi's LUN address: 1, the target, then the LUN (flat from 256).
+        let mut lun_field = [1, target as u8, 0, 0, 0, 0, 0, 0];
+        lun_field[2..4].copy_from_slice(&(linux_lun as u16).to_be_bytes());
+        ScannedLun {
+            channel: 0,
+            target,
+            lun,
+            linux_lun,
+            lun_field,
+            inquiry: match disk {
+                Some(_) => qemu_inquiry(0, "QEMU HARDDISK"),
+                None => qemu_inquiry(5, "QEMU CD-ROM"),
+            },
+            disk: disk.map(|(bytes, block_size)| DiskInfo {
+                blocks: bytes / u64::from(block_size),
+                block_size,
+                physical_block_size: block_size,
+                size_bytes: bytes,
+                write_protect: false,
+                write_cache: true,
+                fua: true,
+                serial: None,
+                identifiers: Vec::new(),
+                rotation_rate: None,
+                max_transfer_blocks: None,
+                optimal_transfer_blocks: None,
+                unmap: UnmapLimits {
+                    lbpme: false,
+                    lbpu: false,
+                    lbpws: false,
+                    max_unmap_blocks: None,
+                    max_unmap_descriptors: None,
+                    granularity_blocks: None,
+                },
+                vpd_pages: Vec::new(),
+                use_16: false,
+                not_ready: None,
+            }),
+        }
+    }
+
+    fn classic_hosts() -> Layout {
+        Layout {
+            classic: true,
+            ..Layout::default()
+        }
+    }
+
+    fn lines(l: &ScannedLun, layout: Layout) -> Vec<String> {
+        lun_lines(0, "0000:00:04.0".parse().unwrap(), l, &layout)
+    }
+
+    /// The lines lsscsi 0.31 printed for the same LUNs of the kernel-driven twin in
+    /// vm_scsi, with uvio's DEVICE address where it has /dev/sdX.
+    #[test]
+    fn layouts_as_lsscsi_prints_them() {
+        let gib = lun(0, 0, Some((1 << 30, 512)));
+        let flat = lun(2, 300, Some((128 << 20, 4096)));
+        let cd = lun(3, 0, None);
+        let d = "0000:00:04.0/0:0:0";
+        let f = "0000:00:04.0/0:2:300";
+        let size = |n| Layout {
+            size: n,
+            ..Layout::default()
+        };
+        assert_eq!(
+            lines(&gib, size(1)),
+            [format!(
+                "[0:0:0:0]    disk    QEMU     QEMU HARDDISK    2.5+  {d}  1.07GB"
+            )]
+        );
+        assert_eq!(
+            lines(&flat, size(2)),
+            [format!(
+                "[0:0:2:16684] disk    QEMU     QEMU HARDDISK    2.5+  {f}  128MiB"
+            )]
+        );
+        assert_eq!(
+            lines(&flat, size(3)),
+            [format!(
+                "[0:0:2:16684] disk    QEMU     QEMU HARDDISK    2.5+  {f}         32768"
+            )]
+        );
+        assert_eq!(
+            lines(&gib, size(4)),
+            [format!(
+                "[0:0:0:0]    disk    QEMU     QEMU HARDDISK    2.5+  {d}       2097152,512"
+            )]
+        );
+        assert_eq!(
+            lines(&cd, Layout::default()),
+            ["[0:0:3:0]    cd/dvd  QEMU     QEMU CD-ROM      2.5+  -        "]
+        );
+        let brief = Layout {
+            brief: true,
+            ..Layout::default()
+        };
+        assert_eq!(lines(&flat, brief), [format!("[0:0:2:16684] {f}")]);
+        let pdt = Layout {
+            pdt: true,
+            ..Layout::default()
+        };
+        assert_eq!(
+            lines(&cd, pdt),
+            ["[0:0:3:0]    0x5     QEMU     QEMU CD-ROM      2.5+  -        "]
+        );
+        let transport = Layout {
+            transport: true,
+            ..Layout::default()
+        };
+        assert_eq!(
+            lines(&gib, transport),
+            [format!(
+                "[0:0:0:0]    disk                                    {d}"
+            )]
+        );
+        let hex = |n| Layout {
+            lunhex: n,
+            ..Layout::default()
+        };
+        assert_eq!(
+            lines(&flat, hex(1)),
+            [format!(
+                "[0:0:2:0x412c]              disk    QEMU     QEMU HARDDISK    2.5+  {f}"
+            )]
+        );
+        assert_eq!(
+            lines(&flat, hex(2)),
+            [format!(
+                "[0:0:2:0x412c000000000000]  disk    QEMU     QEMU HARDDISK    2.5+  {f}"
+            )]
+        );
+        let classic = Layout {
+            classic: true,
+            ..Layout::default()
+        };
+        assert_eq!(
+            lines(&cd, classic.clone()),
+            [
+                "Host: scsi0 Channel: 00 Target: 03 Lun: 00",
+                "  Vendor: QEMU     Model: QEMU CD-ROM      Rev: 2.5+",
+                "  Type:   CD-ROM                           ANSI SCSI revision: 05",
+            ]
+        );
+        assert_eq!(
+            lines(&flat, classic)[0],
+            "Host: scsi0 Channel: 00 Target: 02 Lun: 16684"
+        );
+        assert_eq!(host_line(0, &Layout::default()), "[0]    virtio_scsi   ");
+        assert_eq!(
+            host_line(0, &classic_hosts()),
+            "  <'--classic' not supported for hosts>"
+        );
+    }
+
+    #[test]
+    fn sizes_as_lsscsi_prints_them() {
+        for (bytes, si, bin) in [
+            (1u64 << 30, "1.07GB", "1.00GiB"),
+            (256 << 20, "268MB", "256MiB"),
+            (64 << 20, "67.1MB", "64.0MiB"),
+            (128 << 20, "134MB", "128MiB"),
+            (16 << 20, "16.7MB", "16.0MiB"),
+            (2 << 40, "2.19TB", "2.00TiB"),
+            (512, "512B", "512B"),
+            (999, "999B", "999B"),
+            (1000, "1.00kB", "1000B"),
+            (1024, "1.02kB", "1.00KiB"),
+            (1536 << 20, "1.61GB", "1.50GiB"),
+            (96 << 20, "100MB", "96.0MiB"),
+        ] {
+            assert_eq!(size_string(bytes, false), si, "{bytes}");
+            assert_eq!(size_string(bytes, true), bin, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn t10_lun_hex() {
+        let peripheral = [0, 5, 0, 0, 0, 0, 0, 0];
+        assert_eq!(lun_t10_hex(&peripheral), "0x0005");
+        let flat = [0x41, 0x2c, 0, 0, 0, 0, 0, 0];
+        assert_eq!(lun_t10_hex(&flat), "0x412c");
+        let two_levels = [0x01, 0x22, 0x00, 0x33, 0, 0, 0, 0];
+        assert_eq!(lun_t10_hex(&two_levels), "0x0122_0033");
+        assert_eq!(t10_lun(16684), flat);
+        assert_eq!(t10_lun(0x0033_0122), two_levels);
+        assert_eq!(lun_word_flip(16684), 0x412c_0000_0000_0000);
+        assert_eq!(lun_word_flip(5), 0x0005_0000_0000_0000);
+    }
+
+    #[test]
+    fn filters_as_lsscsi_reads_them() {
+        let all = Filter::default();
+        assert_eq!(Filter::parse(&[]).unwrap(), all);
+        assert_eq!(Filter::parse(&["*"]).unwrap(), all);
+        assert_eq!(Filter::parse(&["-:-:-:-"]).unwrap(), all);
+        let f = Filter::parse(&["0"]).unwrap();
+        assert_eq!((f.host, f.channel), (Some(0), None));
+        let f = Filter::parse(&["host1"]).unwrap();
+        assert_eq!(f.host, Some(1));
+        let f = Filter::parse(&["*:0:2"]).unwrap();
+        assert_eq!(
+            (f.host, f.channel, f.target, f.lun),
+            (None, Some(0), Some(2), None)
+        );
+        let f = Filter::parse(&["[0:0:2:5]"]).unwrap();
+        assert_eq!((f.host, f.target, f.lun), (Some(0), Some(2), Some(5)));
+        let f = Filter::parse(&["*:*:*:0x412c"]).unwrap();
+        assert_eq!(f.lun, Some(16684));
+        let f = Filter::parse(&["0", "0", "2", "5"]).unwrap();
+        assert_eq!(
+            (f.host, f.channel, f.target, f.lun),
+            (Some(0), Some(0), Some(2), Some(5))
+        );
+        let f = Filter::parse(&["0", "-", "4"]).unwrap();
+        assert_eq!(
+            (f.host, f.channel, f.target, f.lun),
+            (Some(0), None, Some(4), None)
+        );
+        let f = Filter::parse(&["0:"]).unwrap();
+        assert_eq!((f.host, f.channel), (Some(0), None));
+        assert!(Filter::parse(&["a:b"]).is_err());
+        assert!(Filter::parse(&["0:0:0:0:0"]).is_err());
+        assert!(Filter::parse(&["1", "2", "3", "4", "5"]).is_err());
+    }
+}
