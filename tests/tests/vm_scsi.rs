@@ -222,6 +222,8 @@ fn sg_script() -> String {
         ("0d", "0:0:0", "0:0", "--decode"),
         ("4s2d", "0:4:0", "0:4", "--select 2 --decode"),
         ("4s1", "0:4:0", "0:4", "--select=1"),
+        // QEMU takes SELECT REPORT 0 to 2 only: ILLEGAL REQUEST, exit status 5.
+        ("0s16", "0:0:0", "0:0", "--select=0x10"),
     ] {
         s += &sg_pair(
             &format!("sg_luns_{tag}"),
@@ -269,7 +271,9 @@ fn sg_script() -> String {
         "check sg_luns_2d uvio luns --decode {UVIO_HBA}/0:2\n\
          check sg_no_lun uvio readcap {UVIO_HBA}/0:2:6\n\
          check sg_no_target uvio luns {UVIO_HBA}/0:9\n\
-         check sg_inq_no_lun uvio inq {UVIO_HBA}/0:7:0\n"
+         check sg_inq_no_lun uvio inq {UVIO_HBA}/0:7:0\n\
+         check sg_readcap_cd_sense uvio readcap {UVIO_HBA}/0:3:0\n\
+         check sg_luns_bad_select uvio luns --select 0x10 {UVIO_HBA}/0:0\n"
     );
     s
 }
@@ -404,6 +408,31 @@ fn sg_checks(out: &VmOutput) {
     );
     for tag in ["0", "0d", "4s2d", "4s1"] {
         assert!(assert_sg_pair(out, &format!("sg_luns_{tag}")).contains("Lun list length"));
+    }
+    assert_eq!(assert_sg_pair(out, "sg_luns_0s16"), "rc=5");
+    // What the target rejected, with its sense decoded (on stderr).
+    for (s, status, says) in [
+        (
+            "sg_readcap_cd_sense",
+            2,
+            "READ CAPACITY (10) failed: Device not ready\n  \
+             Fixed format, current; Sense key: Not Ready\n  \
+             Additional sense: Medium not present",
+        ),
+        (
+            "sg_luns_bad_select",
+            5,
+            "Report Luns command failed: Illegal request\n  \
+             Fixed format, current; Sense key: Illegal Request\n  \
+             Additional sense: Invalid field in cdb",
+        ),
+    ] {
+        let sec = out.section(s);
+        assert_eq!(sec.rc, status, "{sec}");
+        assert!(
+            sec.output.contains(says),
+            "{s} does not say {says:?}\n{sec}"
+        );
     }
     let luns_2d = out.section("sg_luns_2d");
     assert_eq!(luns_2d.rc, 0, "{luns_2d}");
