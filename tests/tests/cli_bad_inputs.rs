@@ -521,6 +521,78 @@ fn cases(scratch: &Scratch) -> Vec<Case> {
         &outside,
         &format!("{outside}:1: `bs=4k` is outside of any [section]"),
     );
+    // The sg3_utils-style commands: a host that cannot be opened is sg3_utils' exit
+    // status 15 ("cannot open"); options they refuse exit 1, as sg3_utils' syntax errors.
+    let no_lun = format!("{bdf}/0:0:0");
+    let no_target = format!("{bdf}/0:0");
+    c.extend([
+        case(
+            "readcap of a BDF that is not hex",
+            &["readcap", "0000:zz:04.0/0:0:0"],
+            USAGE,
+            "invalid value '0000:zz:04.0/0:0:0'",
+        ),
+        case(
+            "readcap of a function that does not exist",
+            &["readcap", &no_lun],
+            15,
+            &format!("cannot open {bdf}"),
+        ),
+        case(
+            "tur without a LUN",
+            &["tur", "0000:00:04.0"],
+            15,
+            "name a LUN as BDF/C:T:L",
+        ),
+        case(
+            "luns of a target that is not a number",
+            &["luns", "0000:00:04.0/0:x"],
+            USAGE,
+            "`0:x` is not a target address",
+        ),
+        case(
+            "luns of a target past 255",
+            &["luns", "0000:00:04.0/0:256"],
+            USAGE,
+            "target 256 is out of range",
+        ),
+        case(
+            "luns with a --select past 255",
+            &["luns", "--select", "0x100", &no_target],
+            FAILED,
+            "--select 256 is out of range",
+        ),
+        case(
+            "luns with a --select that is not a number",
+            &["luns", "--select", "all", &no_target],
+            USAGE,
+            "`all` is not a number",
+        ),
+        case(
+            "luns of a function that does not exist",
+            &["luns", &no_target],
+            15,
+            &format!("cannot open {bdf}"),
+        ),
+        case(
+            "inq --page that is not a page",
+            &["inq", "--page", "0xg3", &no_lun],
+            USAGE,
+            "`0xg3` is not a number",
+        ),
+        case(
+            "inq --page past 0xff",
+            &["inq", "--page", "0x100", &no_lun],
+            USAGE,
+            "out of range: 0 to 0xff",
+        ),
+        case(
+            "inq of a VPD page uvio does not decode",
+            &["inq", "--page", "0x86", &lun("0:0:0")],
+            FAILED,
+            "VPD page 0x86 is not decoded",
+        ),
+    ]);
     c
 }
 

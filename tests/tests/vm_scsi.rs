@@ -268,6 +268,133 @@ fn compare_lsscsi_layouts(out: &VmOutput) {
     }
 }
 
+/// The marker between the kernel's half and uvio's half of an [`sg_pair`] section.
+const UVIO_HALF: &str = "==UVIO==\n";
+
+/// A check that runs an sg3_utils command on the kernel's twin of a LUN (its block node,
+/// found in sysfs by `kernel_ctl`, as the kernel numbers the LUN) and then `uvio ARGS` on
+/// uvio's HBA: each one's stdout and exit status, the two halves split by [`UVIO_HALF`].
+fn sg_pair(name: &str, kernel_ctl: &str, sg: &str, uvio: &str) -> String {
+    format!(
+        "check {name} sh -c 'd=/dev/$(ls /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:{kernel_ctl}/block | head -1); \
+         {sg} $d 2>/dev/null; echo rc=$?; echo ==UVIO==; uvio {uvio} 2>/dev/null; echo rc=$?'\n"
+    )
+}
+
+/// Asserts that both halves of an [`sg_pair`] section are the same, line for line (the
+/// exit statuses included), and returns uvio's half.
+fn assert_sg_pair<'a>(out: &'a VmOutput, name: &str) -> &'a str {
+    let text = &out.section(name).output;
+    let (kernel, uvio) = text
+        .split_once(UVIO_HALF)
+        .unwrap_or_else(|| panic!("{name}: no {UVIO_HALF:?} marker\n{out}"));
+    let uvio = uvio.trim_end_matches('\n');
+    let kernel = kernel.trim_end_matches('\n');
+    assert_eq!(
+        uvio, kernel,
+        "{name}: uvio (left) vs sg3_utils (right)\n{text}"
+    );
+    uvio
+}
+
+/// sg3_utils (Debian's sg3-utils) against `uvio readcap`, `tur`, `luns` and `inq` on the
+/// twins of the first topology's LUNs: the CD-ROM without media (NOT READY, exit status
+/// 2), flat LUN 300 and VPD pages a LUN does not list included.
+fn sg_script() -> String {
+    let mut s = String::new();
+    for (tag, kernel, uvio) in [
+        ("0", "0:0:0", "0:0:0"),
+        ("ro", "0:1:0", "0:1:0"),
+        ("5", "0:2:5", "0:2:5"),
+        ("300", "0:2:16684", "0:2:300"),
+        ("cd", "0:3:0", "0:3:0"),
+    ] {
+        let dev = format!("{UVIO_HBA}/{uvio}");
+        s += &sg_pair(
+            &format!("sg_readcap_{tag}"),
+            kernel,
+            "sg_readcap",
+            &format!("readcap {dev}"),
+        );
+        // -R: for --long sg_readcap opens the node read-write otherwise, which the
+        // read-only LUN refuses (EROFS) before any command is sent.
+        s += &sg_pair(
+            &format!("sg_readcap16_{tag}"),
+            kernel,
+            "sg_readcap -R --long",
+            &format!("readcap --long {dev}"),
+        );
+        s += &sg_pair(
+            &format!("sg_tur_{tag}"),
+            kernel,
+            "sg_turs",
+            &format!("tur {dev}"),
+        );
+    }
+    // uvio sends REPORT LUNS to the target's LUN 0 address, as the kernel's scan does;
+    // QEMU answers it there only (ILLEGAL REQUEST on any other LUN), so the twins compared
+    // are targets with a LUN 0. Target 2 (LUNs 5 and 300 only) is checked on uvio's side.
+    for (tag, kernel, target, opts) in [
+        ("0", "0:0:0", "0:0", ""),
+        ("0d", "0:0:0", "0:0", "--decode"),
+        ("4s2d", "0:4:0", "0:4", "--select 2 --decode"),
+        ("4s1", "0:4:0", "0:4", "--select=1"),
+        // QEMU takes SELECT REPORT 0 to 2 only: ILLEGAL REQUEST, exit status 5.
+        ("0s16", "0:0:0", "0:0", "--select=0x10"),
+    ] {
+        s += &sg_pair(
+            &format!("sg_luns_{tag}"),
+            kernel,
+            &format!("sg_luns {opts}"),
+            &format!("luns {opts} {UVIO_HBA}/{target}"),
+        );
+    }
+    // sg_inq and sg_vpd: the standard INQUIRY, each VPD page (one a LUN does not list
+    // fails alike, exit status 83), and the hex forms.
+    for (tag, kernel, uvio) in [
+        ("0", "0:0:0", "0:0:0"),
+        ("300", "0:2:16684", "0:2:300"),
+        ("cd", "0:3:0", "0:3:0"),
+    ] {
+        let dev = format!("{UVIO_HBA}/{uvio}");
+        s += &sg_pair(
+            &format!("sg_inq_{tag}"),
+            kernel,
+            "sg_inq",
+            &format!("inq {dev}"),
+        );
+        s += &sg_pair(
+            &format!("sg_inq_hex_{tag}"),
+            kernel,
+            "sg_inq -H",
+            &format!("inq --hex {dev}"),
+        );
+        for page in ["0x00", "0x80", "0x83", "0xb0", "0xb1", "0xb2"] {
+            s += &sg_pair(
+                &format!("sg_vpd_{page}_{tag}"),
+                kernel,
+                &format!("sg_vpd --page={page}"),
+                &format!("inq --page {page} {dev}"),
+            );
+        }
+        s += &sg_pair(
+            &format!("sg_vpd_hex_{tag}"),
+            kernel,
+            "sg_vpd -H -p di",
+            &format!("inq -H -p di {dev}"),
+        );
+    }
+    s += &format!(
+        "check sg_luns_2d uvio luns --decode {UVIO_HBA}/0:2\n\
+         check sg_no_lun uvio readcap {UVIO_HBA}/0:2:6\n\
+         check sg_no_target uvio luns {UVIO_HBA}/0:9\n\
+         check sg_inq_no_lun uvio inq {UVIO_HBA}/0:7:0\n\
+         check sg_readcap_cd_sense uvio readcap {UVIO_HBA}/0:3:0\n\
+         check sg_luns_bad_select uvio luns --select 0x10 {UVIO_HBA}/0:0\n"
+    );
+    s
+}
+
 /// The scan commands both comparison tests run (the kernel's view, then uvio's);
 /// `lsscsi` adds the lsscsi layout checks.
 fn scan_script_with(lsscsi: bool) -> String {
@@ -382,6 +509,102 @@ true
     let _ = fs::remove_dir_all(&dir);
 }
 
+/// The sg3_utils comparisons of [`sg_script`]: identical output and exit status, and
+/// what they must contain so that an empty pair cannot pass.
+fn sg_checks(out: &VmOutput) {
+    for tag in ["0", "ro", "5", "300"] {
+        let rc10 = assert_sg_pair(out, &format!("sg_readcap_{tag}"));
+        assert!(
+            rc10.contains("Read Capacity results:") && rc10.ends_with("rc=0"),
+            "{rc10}"
+        );
+        let rc16 = assert_sg_pair(out, &format!("sg_readcap16_{tag}"));
+        assert!(
+            rc16.contains("Logical blocks per physical block exponent="),
+            "{rc16}"
+        );
+        assert_eq!(assert_sg_pair(out, &format!("sg_tur_{tag}")), "rc=0");
+    }
+    assert!(assert_sg_pair(out, "sg_readcap16_300").contains("Logical block length=4096 bytes"));
+    // The CD-ROM without media: NOT READY, sg3_utils' exit status 2.
+    assert!(assert_sg_pair(out, "sg_readcap_cd").ends_with("rc=2"));
+    assert!(assert_sg_pair(out, "sg_readcap16_cd").ends_with("rc=2"));
+    assert_eq!(
+        assert_sg_pair(out, "sg_tur_cd"),
+        "device not ready\nCompleted 1 Test Unit Ready commands with 1 errors\nrc=2"
+    );
+    for tag in ["0", "0d", "4s2d", "4s1"] {
+        assert!(assert_sg_pair(out, &format!("sg_luns_{tag}")).contains("Lun list length"));
+    }
+    assert_eq!(assert_sg_pair(out, "sg_luns_0s16"), "rc=5");
+    // What the target rejected, with its sense decoded (on stderr).
+    for (s, status, says) in [
+        (
+            "sg_readcap_cd_sense",
+            2,
+            "READ CAPACITY (10) failed: Device not ready\n  \
+             Fixed format, current; Sense key: Not Ready\n  \
+             Additional sense: Medium not present",
+        ),
+        (
+            "sg_luns_bad_select",
+            5,
+            "Report Luns command failed: Illegal request\n  \
+             Fixed format, current; Sense key: Illegal Request\n  \
+             Additional sense: Invalid field in cdb",
+        ),
+    ] {
+        let sec = out.section(s);
+        assert_eq!(sec.rc, status, "{sec}");
+        assert!(
+            sec.output.contains(says),
+            "{s} does not say {says:?}\n{sec}"
+        );
+    }
+    let luns_2d = out.section("sg_luns_2d");
+    assert_eq!(luns_2d.rc, 0, "{luns_2d}");
+    assert!(
+        luns_2d
+            .output
+            .contains("    412c000000000000\n      Flat space addressing: lun=300\n")
+            && luns_2d
+                .output
+                .contains("    0005000000000000\n      Peripheral device addressing: lun=5\n"),
+        "{luns_2d}"
+    );
+    for tag in ["0", "300", "cd"] {
+        let std = assert_sg_pair(out, &format!("sg_inq_{tag}"));
+        assert!(
+            std.starts_with("standard INQUIRY:\n") && std.ends_with("rc=0"),
+            "{std}"
+        );
+        let hex = assert_sg_pair(out, &format!("sg_inq_hex_{tag}"));
+        assert!(hex.starts_with(" 00     "), "{hex}");
+        for page in ["0x00", "0x80", "0x83", "0xb0", "0xb1", "0xb2"] {
+            assert_sg_pair(out, &format!("sg_vpd_{page}_{tag}"));
+        }
+        assert_sg_pair(out, &format!("sg_vpd_hex_{tag}"));
+    }
+    assert!(assert_sg_pair(out, "sg_inq_0").contains(" Unit serial number: UVIO-SER-0\n"));
+    assert!(assert_sg_pair(out, "sg_vpd_0x83_0").contains("vendor specific: UVIO-SER-0\n"));
+    assert!(assert_sg_pair(out, "sg_vpd_0xb0_0").contains("Maximum transfer length: "));
+    assert!(assert_sg_pair(out, "sg_vpd_0xb1_0").contains("Non-rotating medium"));
+    assert!(assert_sg_pair(out, "sg_vpd_0xb2_300").contains("Provisioning type: "));
+    assert!(assert_sg_pair(out, "sg_vpd_0x80_300").ends_with("rc=83"));
+    for (s, says) in [
+        ("sg_no_lun", "has no LUN 0:2:6"),
+        ("sg_no_target", "has no target 0:9"),
+        ("sg_inq_no_lun", "has no LUN 0:7:0"),
+    ] {
+        let sec = out.section(s);
+        assert_eq!(sec.rc, 15, "{s}: sg3_utils' 'cannot open' status\n{sec}");
+        assert!(
+            sec.output.contains(says),
+            "{s} does not say {says:?}\n{sec}"
+        );
+    }
+}
+
 #[test]
 fn scan_matches_the_kernel_and_data_is_byte_exact() {
     let dir = work_dir("scsi");
@@ -427,11 +650,14 @@ true
         .file(dir.join("w1.bin"), "/data/w1.bin");
     let spec = topology(spec, "s0", "04.0", &dir.join("uvio.img"));
     let spec = topology(spec, "s1", "06.0", &dir.join("kernel.img"));
-    let out = spec.script(scan_script_with(true) + &script).run();
+    let out = spec
+        .script(scan_script_with(true) + &sg_script() + &script)
+        .run();
     out.assert_success();
 
     let uvio = compare_with_kernel(&out, 8);
     compare_lsscsi_layouts(&out);
+    sg_checks(&out);
     // sg_readcap (READ CAPACITY through the kernel's sg) agrees with uvio's capacity.
     let mut checked = 0;
     for chunk in out.section("kernel_readcap").output.split("== ").skip(1) {

@@ -15,6 +15,7 @@ mod logger;
 mod open;
 mod reset;
 mod scan;
+mod sg;
 mod units;
 mod verify;
 mod xorshift;
@@ -165,6 +166,50 @@ enum Command {
         #[command(flatten)]
         deadline: Deadline,
     },
+    /// Standard INQUIRY of one LUN as sg_inq prints it, or a VPD page (--page) as sg_vpd
+    /// prints it (0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 decoded; any page with --hex).
+    Inq {
+        #[arg(value_name = "BDF/C:T:L")]
+        device: Target,
+        /// VPD page: a number (0x83, 131) or sg_vpd's acronym (sv, sn, di, bl, bdc, lbpv).
+        #[arg(short = 'p', long, value_name = "PG", value_parser = sg::inq::parse_page)]
+        page: Option<u8>,
+        /// The reply in hex, as sg_inq -H / sg_vpd -H print it.
+        #[arg(short = 'H', long)]
+        hex: bool,
+        #[command(flatten)]
+        deadline: Deadline,
+    },
+    /// READ CAPACITY of one LUN, printed as sg_readcap prints it (sg3_utils exit statuses).
+    Readcap {
+        #[arg(value_name = "BDF/C:T:L")]
+        device: Target,
+        /// READ CAPACITY (16) (sg_readcap --long).
+        #[arg(short = 'l', long)]
+        long: bool,
+        #[command(flatten)]
+        deadline: Deadline,
+    },
+    /// One TEST UNIT READY to a LUN, reported as sg_turs reports it.
+    Tur {
+        #[arg(value_name = "BDF/C:T:L")]
+        device: Target,
+        #[command(flatten)]
+        deadline: Deadline,
+    },
+    /// REPORT LUNS to a target, printed as sg_luns prints it.
+    Luns {
+        #[arg(value_name = "BDF/C:T")]
+        target: sg::luns::TargetAddress,
+        /// SELECT REPORT: 0 most LUNs, 1 well-known LUNs, 2 all, 0x10-0x12 administrative.
+        #[arg(short = 's', long, value_name = "N", default_value = "0", value_parser = sg::parse_num)]
+        select: u32,
+        /// Decode each LUN's address (sg_luns --decode).
+        #[arg(short = 'd', long)]
+        decode: bool,
+        #[command(flatten)]
+        deadline: Deadline,
+    },
     /// Write zeroes over a range.
     WriteZeroes {
         #[command(flatten)]
@@ -274,6 +319,36 @@ fn main() -> ExitCode {
             deadline.apply();
             io::flush(device)
         }
+        Command::Inq {
+            device,
+            page,
+            hex,
+            deadline,
+        } => {
+            deadline.apply();
+            sg::inq::run(device, page, hex)
+        }
+        Command::Readcap {
+            device,
+            long,
+            deadline,
+        } => {
+            deadline.apply();
+            sg::readcap::run(device, long)
+        }
+        Command::Tur { device, deadline } => {
+            deadline.apply();
+            sg::tur::run(device)
+        }
+        Command::Luns {
+            target,
+            select,
+            decode,
+            deadline,
+        } => {
+            deadline.apply();
+            sg::luns::run(target, select, decode)
+        }
         Command::Discard { range } => range.apply(Op::Discard),
         Command::WriteZeroes { range } => range.apply(Op::WriteZeroes),
         Command::Verify {
@@ -295,7 +370,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("uvio: error: {e}");
-            ExitCode::from(interrupt::exit_status(&*e))
+            let status = sg::exit_status(&*e).unwrap_or_else(|| interrupt::exit_status(&*e));
+            ExitCode::from(status)
         }
     }
 }

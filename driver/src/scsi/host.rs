@@ -15,6 +15,7 @@ use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit, CONTROL_TIMEOUT};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
+use crate::scsi_proto::cdb::Cdb;
 use crate::scsi_proto::lun::{virtio_lun, LunError};
 use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::{QueueNotifier, TransportError};
@@ -526,6 +527,35 @@ impl VirtioScsiHost {
     /// The scanned LUN `target`/`lun` (as addressed, or as Linux's integer), of any type.
     pub fn find_lun(&self, target: u16, lun: u16) -> Option<&ScannedLun> {
         self.lun_index(target, lun).map(|at| &self.report.luns[at])
+    }
+
+    /// Sends one data-in (or no-data, `alloc` 0) SCSI command to Linux LUN `linux_lun` of
+    /// `target` through request queue 0 and returns the data the device sent back; a
+    /// CHECK CONDITION comes back as [`ScsiError::Status`] with its sense (see
+    /// [`ScsiError::sense_of`]). For sg3_utils-style tools (`uvio readcap`, `uvio inq`).
+    /// Fails with [`ControlError::QueueInUse`] while a thread holds queue 0.
+    pub fn command(
+        &mut self,
+        target: u16,
+        linux_lun: u64,
+        cdb: Cdb,
+        alloc: usize,
+    ) -> Result<Result<Vec<u8>, IoError>, ControlError> {
+        let mut queue = self.tag_set.take_queue(0).ok_or(ControlError::QueueInUse)?;
+        let result = QueueRunner {
+            queue: &mut queue,
+            buffer: None,
+            dma: &self.dma,
+        }
+        .run(LunCommand {
+            target,
+            linux_lun,
+            cdb,
+            alloc,
+            data_in: true,
+        });
+        self.tag_set.return_queue(queue);
+        Ok(result)
     }
 
     /// The disk LUN `0:target:lun` as a block device, bound to its unit.
