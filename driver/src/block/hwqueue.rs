@@ -11,7 +11,7 @@
 //! synchronous wrapper over the same calls: completions of other requests that arrive while
 //! it waits are parked in their records and handed out by the next `poll`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::deadline::{Deadlines, DEFAULT_TIMEOUT};
 use super::encoder::{RequestEncoder, TagRequest};
@@ -22,6 +22,8 @@ use crate::dma::DmaRegion;
 use crate::virtio::pci::QueueNotifier;
 use crate::virtio::queue::{AddError, QueueFault, Segment, Virtqueue};
 use crate::virtio::ring::Ring;
+
+mod control;
 
 /// How often one request is sent again after retryable errors.
 const MAX_RETRIES: u8 = 5;
@@ -680,87 +682,6 @@ fn add_error(depth: u16, request: &Request, e: AddError) -> IoError {
             op,
             what: "at least one buffer",
         },
-    }
-}
-
-impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
-    /// Submits one request, kicks, and busy-polls until it completes: for the control path
-    /// (serial number, the SCSI scan), never for I/O loops. Other requests that complete
-    /// meanwhile are parked for the next [`poll`](Self::poll). Gives up after
-    /// [`CONTROL_TIMEOUT`] (or [`set_control_timeout`](Self::set_control_timeout)); a request
-    /// given up on keeps its buffers until it completes, and its completion is dropped.
-    pub fn run_one(&mut self, unit: Unit, request: Request) -> (Result<u64, IoError>, Data) {
-        self.run_with(unit, request, None)
-    }
-
-    /// Sends a device command as given (a SCSI CDB), with `request` holding its data, and
-    /// waits for it as [`run_one`](Self::run_one) does (the SCSI layer's passthrough path).
-    pub fn run_command(
-        &mut self,
-        command: E::Command,
-        request: Request,
-    ) -> (Result<u64, IoError>, Data) {
-        // Addressed by the command itself: the unit is not used.
-        self.run_with(Unit::ONLY, request, Some(command))
-    }
-
-    fn run_with(
-        &mut self,
-        unit: Unit,
-        request: Request,
-        command: Option<E::Command>,
-    ) -> (Result<u64, IoError>, Data) {
-        let op = request.op;
-        let tag = match self.submit_with(unit, request, command, Ctx::default()) {
-            Ok(tag) => tag,
-            Err(rejected) => return (Err(rejected.error), rejected.request.data),
-        };
-        self.records[usize::from(tag)].state = TagState::Awaited;
-        // Never held back: this loop does not go through `poll`.
-        let asked = self.ring.publish();
-        self.notify_if(asked, false);
-        let start = Instant::now();
-        loop {
-            match self.reap_next() {
-                Reaped::Done(done, result) if done == tag => {
-                    let record = &mut self.records[usize::from(tag)];
-                    record.state = TagState::Idle;
-                    self.tags.free(tag);
-                    return (result, std::mem::take(&mut record.request.data));
-                }
-                Reaped::Done(other, result) => {
-                    let record = &mut self.records[usize::from(other)];
-                    record.result = result;
-                    record.state = TagState::Parked;
-                    self.parked.push(other);
-                }
-                Reaped::Nothing => {
-                    if let Some(i) = self.parked.iter().position(|&t| t == tag) {
-                        // The queue broke: our request was parked with the fault.
-                        self.parked.remove(i);
-                        let record = &mut self.records[usize::from(tag)];
-                        record.state = TagState::Idle;
-                        self.tags.free(tag);
-                        let result = std::mem::replace(&mut record.result, Ok(0));
-                        return (result, Data::None);
-                    }
-                    if start.elapsed() > self.control_timeout {
-                        let record = &mut self.records[usize::from(tag)];
-                        record.state = TagState::Orphaned;
-                        self.stats.completed += 1;
-                        self.stats.errors += 1;
-                        let error = IoError::TimedOut {
-                            op: op.name(),
-                            offset: record.request.offset,
-                            len: record.request.len,
-                            after: self.control_timeout,
-                        };
-                        return (Err(error), Data::None);
-                    }
-                    std::hint::spin_loop();
-                }
-            }
-        }
     }
 }
 

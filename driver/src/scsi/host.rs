@@ -2,15 +2,15 @@
 //! request queues, the initial scan, and the disk LUNs it serves as block devices.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
-use super::encoder::{wire_tag, ScsiEncoder};
+use super::encoder::ScsiEncoder;
 use super::error::ScsiError;
 use super::passthrough::ScsiPassthrough;
 use super::scan::{self, CommandRunner, DiskInfo, LunCommand, ScanReport, ScannedLun};
 use super::units::{UnitInfo, UnitTable};
-use super::wire::{self, response, tmf, Event, EVENT_LEN};
+use super::wire::{self, Event, EVENT_LEN};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit, CONTROL_TIMEOUT};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
@@ -23,6 +23,11 @@ use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError};
 use crate::virtio::queue::{AddError, QueueFault, Segment, Virtqueue};
 use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
+
+mod control;
+
+use control::ControlQueue;
+pub use control::Escalation;
 
 const CONTROL_QUEUE: u16 = 0;
 const EVENT_QUEUE: u16 = 1;
@@ -74,28 +79,6 @@ pub enum HostQueueError {
     Post(#[from] IoError),
 }
 
-/// The step of the error handler's escalation that recovered a timed-out command
-/// ([`VirtioScsiHost::escalate`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Escalation {
-    Aborted,
-    LunReset,
-    NexusReset,
-    /// No task management function succeeded: reset the host.
-    NeedsHostReset,
-}
-
-impl std::fmt::Display for Escalation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Escalation::Aborted => "ABORT TASK",
-            Escalation::LunReset => "LOGICAL UNIT RESET",
-            Escalation::NexusReset => "I_T NEXUS RESET",
-            Escalation::NeedsHostReset => "host reset",
-        })
-    }
-}
-
 /// What went wrong on the host's control path (task management, events).
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -140,16 +123,6 @@ pub enum HostEvent {
     Changed(ScannedLun),
     /// Events were lost; the host was rescanned.
     Rescanned,
-}
-
-/// The control queue: task management functions, one at a time.
-#[derive(Debug)]
-struct ControlQueue {
-    queue: Ring,
-    notifier: QueueNotifier,
-    memory: DmaRegion,
-    /// A TMF went unanswered: its buffer may still be written by the device.
-    stuck: bool,
 }
 
 /// The event queue with its buffers.
@@ -588,92 +561,6 @@ impl VirtioScsiHost {
         device.nr_hw_queues = self.tag_set.nr_hw_queues();
         device.queue_depth = info.budget.min(self.depth);
         Ok(device.for_unit(Unit::new(unit)))
-    }
-
-    /// Recovers a command that timed out on request queue `queue_index` under `tag`, for
-    /// LUN 0:`target`:`lun`, as the SCSI midlayer's error handler does: ABORT TASK for the
-    /// command, then LOGICAL UNIT RESET, then I_T NEXUS RESET, each waiting at most the
-    /// task-management timeout. Returns the step the device answered with success; after
-    /// `NeedsHostReset` only a device reset (closing the host) recovers.
-    pub fn escalate(&mut self, target: u16, lun: u16, queue_index: u16, tag: u16) -> Escalation {
-        let Some(linux_lun) = self.find_lun(target, lun).map(|l| l.linux_lun) else {
-            return Escalation::NeedsHostReset;
-        };
-        let steps = [
-            (
-                tmf::ABORT_TASK,
-                wire_tag(queue_index, tag),
-                Escalation::Aborted,
-            ),
-            (tmf::LOGICAL_UNIT_RESET, 0, Escalation::LunReset),
-            (tmf::I_T_NEXUS_RESET, 0, Escalation::NexusReset),
-        ];
-        for (subtype, wire, done) in steps {
-            match self.task_management(subtype, target, linux_lun, wire) {
-                Ok(response::OK | response::FUNCTION_SUCCEEDED) => return done,
-                Ok(code) => log::warn!(
-                    "{}: {done} for 0:{target}:{lun}: {}",
-                    self.bdf,
-                    response::name(code)
-                ),
-                Err(e) => log::warn!("{}: {done} for 0:{target}:{lun}: {e}", self.bdf),
-            }
-        }
-        Escalation::NeedsHostReset
-    }
-
-    /// Sends a task management function and returns the device's response code. For
-    /// ABORT TASK, `tag` is the request's wire tag ([`super::encoder::wire_tag`]).
-    pub fn task_management(
-        &mut self,
-        subtype: u32,
-        target: u16,
-        linux_lun: u64,
-        tag: u64,
-    ) -> Result<u8, ScsiHostError> {
-        if self.control.stuck {
-            // The device still owns the buffer of an unanswered TMF: reusing it is unsafe.
-            return Err(ControlError::Stuck.into());
-        }
-        let lun = virtio_lun(target as u8, linux_lun).map_err(ControlError::from)?;
-        let request = wire::tmf_req(subtype, &lun, tag);
-        let base = self.control.memory.as_ptr();
-        for (i, b) in request.iter().enumerate() {
-            // SAFETY: 24 request bytes at the start of the 4 KiB control region, which the
-            // device does not access until the chain is published below.
-            unsafe { base.add(i).write_volatile(*b) };
-        }
-        // SAFETY: the response byte at offset 64 of the same region.
-        unsafe { base.add(64).write_volatile(0xff) };
-        let iova = self.control.memory.iova();
-        self.control
-            .queue
-            .add(
-                &[
-                    Segment::readable(iova, wire::tmf::REQ_LEN as u32),
-                    Segment::writable(iova + 64, 1),
-                ],
-                0,
-            )
-            .map_err(ControlError::from)?;
-        if self.control.queue.publish() {
-            self.control.notifier.notify();
-        }
-        let start = Instant::now();
-        loop {
-            match self.control.queue.pop_used() {
-                Some(Ok(_)) => {
-                    // SAFETY: as above; the device has completed the chain.
-                    return Ok(unsafe { base.add(64).read_volatile() });
-                }
-                Some(Err(fault)) => return Err(ControlError::from(fault).into()),
-                None if start.elapsed() > self.control_timeout => {
-                    self.control.stuck = true;
-                    return Err(ControlError::NoAnswer.into());
-                }
-                None => std::hint::spin_loop(),
-            }
-        }
     }
 
     /// Applies what the event queue reported: scans LUNs that appeared, fails and forgets

@@ -8,6 +8,7 @@ pub mod inq;
 pub mod luns;
 pub mod readcap;
 pub mod tur;
+pub mod vpd;
 
 use std::fmt;
 
