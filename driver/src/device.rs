@@ -224,7 +224,8 @@ pub enum DeviceError {
 #[derive(Debug)]
 enum Kept {
     Blk(#[allow(dead_code)] Box<VirtioBlk>),
-    Scsi(Box<VirtioScsiHost>),
+    /// The host, and the target and LUN (on channel 0) that was opened.
+    Scsi(Box<VirtioScsiHost>, (u16, u16)),
 }
 
 /// An open disk: its description, all its hardware queues (for the caller's threads to
@@ -235,8 +236,6 @@ pub struct OpenedDevice {
     pub queues: Vec<AnyQueue>,
     pub dma: Arc<DmaSpace>,
     kept: Kept,
-    /// For a SCSI LUN: its target and LUN on channel 0.
-    lun: Option<(u16, u16)>,
 }
 
 /// What was done about a request that timed out ([`OpenedDevice::recover`]).
@@ -274,12 +273,12 @@ impl OpenedDevice {
     /// `tag`: for a SCSI LUN, ABORT TASK, then LOGICAL UNIT RESET, then I_T NEXUS RESET
     /// (see [`VirtioScsiHost::escalate`]); virtio-blk can only be reset.
     pub fn recover(&mut self, queue_index: u16, tag: u16) -> Recovery {
-        match (&mut self.kept, self.lun) {
-            (Kept::Scsi(host), Some((target, lun))) => Recovery::Scsi {
-                step: host.escalate(target, lun, queue_index, tag),
+        match &mut self.kept {
+            Kept::Scsi(host, (target, lun)) => Recovery::Scsi {
+                step: host.escalate(*target, *lun, queue_index, tag),
                 wire_tag: wire_tag(queue_index, tag),
             },
-            _ => Recovery::DeviceReset,
+            Kept::Blk(_) => Recovery::DeviceReset,
         }
     }
 
@@ -289,16 +288,15 @@ impl OpenedDevice {
             queues,
             dma,
             kept,
-            lun: None,
         }
     }
 
     /// Another disk LUN of the same virtio-scsi host, sharing its queues.
     pub fn other_lun(&self, address: DeviceAddress) -> Result<BlockDevice, DeviceError> {
         match (&self.kept, address.lun) {
-            (Kept::Scsi(host), Some((0, t, l))) => Ok(host.disk(t, l)?),
-            (Kept::Scsi(_), Some((channel, _, _))) => Err(DeviceError::NoSuchChannel(channel)),
-            (Kept::Scsi(_), None) => Err(DeviceError::OtherLunWithoutLun(address.bdf)),
+            (Kept::Scsi(host, _), Some((0, t, l))) => Ok(host.disk(t, l)?),
+            (Kept::Scsi(..), Some((channel, _, _))) => Err(DeviceError::NoSuchChannel(channel)),
+            (Kept::Scsi(..), None) => Err(DeviceError::OtherLunWithoutLun(address.bdf)),
             (Kept::Blk(_), _) => Err(DeviceError::OtherLunOfBlk { address }),
         }
     }
@@ -347,9 +345,8 @@ pub fn open(address: DeviceAddress, options: &OpenOptions) -> Result<OpenedDevic
             let device = host.disk(t, l)?;
             let queues = wrap(host.tag_set(), AnyEncoder::Scsi, |command| command);
             let dma = Arc::clone(host.dma());
-            let mut opened = OpenedDevice::new(device, queues, dma, Kept::Scsi(Box::new(host)));
-            opened.lun = Some((t, l));
-            Ok(opened)
+            let kept = Kept::Scsi(Box::new(host), (t, l));
+            Ok(OpenedDevice::new(device, queues, dma, kept))
         }
         (Some(DeviceType::Scsi), None) => Err(DeviceError::HostWithoutLun(bdf)),
         (Some(other), _) => Err(DeviceError::NotBlock {

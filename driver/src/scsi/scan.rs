@@ -72,7 +72,7 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 const SPIN_UP_POLL: Duration = Duration::from_millis(100);
 
 /// Unmap (discard) support of a disk LUN.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UnmapLimits {
     /// LBPME in READ CAPACITY(16): the LUN is thin-provisioned.
     pub lbpme: bool,
@@ -86,7 +86,7 @@ pub struct UnmapLimits {
 }
 
 /// What revalidation learned of a disk LUN.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DiskInfo {
     pub blocks: u64,
     pub block_size: u32,
@@ -457,25 +457,14 @@ pub fn revalidate(
         block_size,
         physical_block_size: physical.max(block_size),
         size_bytes: blocks.saturating_mul(u64::from(block_size)),
-        write_protect: false,
-        write_cache: false,
-        fua: false,
-        serial: None,
-        identifiers: Vec::new(),
-        rotation_rate: None,
-        max_transfer_blocks: None,
-        optimal_transfer_blocks: None,
         unmap: UnmapLimits {
             lbpme,
-            lbpu: false,
-            lbpws: false,
-            max_unmap_blocks: None,
-            max_unmap_descriptors: None,
-            granularity_blocks: None,
+            ..UnmapLimits::default()
         },
-        vpd_pages: Vec::new(),
         use_16: blocks > u64::from(u32::MAX),
         not_ready,
+        // Filled by VPD and MODE SENSE below.
+        ..DiskInfo::default()
     };
     // virtio_scsi asks for VPD pages from every SCSI-3 device (BLIST_TRY_VPD_PAGES).
     if inq.scsi_level >= SCSI_3 {

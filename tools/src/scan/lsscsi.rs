@@ -346,7 +346,7 @@ pub fn host_line(host: usize, layout: &Layout) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uvio::scsi::scan::{DiskInfo, UnmapLimits};
+    use uvio::scsi::scan::DiskInfo;
     use uvio::scsi_proto::reply::Inquiry;
 
     /// QEMU's standard INQUIRY reply (scsi-hd or scsi-cd, SPC-3, version 2.5+).
@@ -390,25 +390,9 @@ mod tests {
                 block_size,
                 physical_block_size: block_size,
                 size_bytes: bytes,
-                write_protect: false,
                 write_cache: true,
                 fua: true,
-                serial: None,
-                identifiers: Vec::new(),
-                rotation_rate: None,
-                max_transfer_blocks: None,
-                optimal_transfer_blocks: None,
-                unmap: UnmapLimits {
-                    lbpme: false,
-                    lbpu: false,
-                    lbpws: false,
-                    max_unmap_blocks: None,
-                    max_unmap_descriptors: None,
-                    granularity_blocks: None,
-                },
-                vpd_pages: Vec::new(),
-                use_16: false,
-                not_ready: None,
+                ..DiskInfo::default()
             }),
         }
     }
