@@ -12,11 +12,14 @@ use std::time::Duration;
 
 use crate::blk::encoder::BlkEncoder;
 use crate::blk::{BlkError, BlkOptions, VirtioBlk};
-use crate::block::{BlockDevice, HwQueue, IoError, RequestEncoder, TagRequest, TagSet, Unit};
+use crate::block::{
+    BlockDevice, HwQueue, IoError, RequestEncoder, RestartQueue, Restarted, TagRequest, TagSet,
+    Unit,
+};
 use crate::dma::DmaSpace;
 use crate::pci::{PciAddress, PciError, Sysfs};
 use crate::scsi::encoder::{wire_tag, ScsiEncoder};
-use crate::scsi::host::{Escalation, ScsiHostError, ScsiOptions, VirtioScsiHost};
+use crate::scsi::host::{Escalation, HostEvent, ScsiHostError, ScsiOptions, VirtioScsiHost};
 use crate::scsi::passthrough::ScsiPassthrough;
 use crate::virtio::plan::DepthRequest;
 use crate::virtio::queue::ChainSink;
@@ -279,6 +282,44 @@ impl OpenedDevice {
                 wire_tag: wire_tag(queue_index, tag),
             },
             Kept::Blk(_) => Recovery::DeviceReset,
+        }
+    }
+
+    /// Resets the device and brings it back in place: same features, same hardware queues
+    /// (their tags, records and contexts carry on), rings started over. Every request in
+    /// flight fails with [`IoError::DeviceReset`], its buffers back. `given` are the queues
+    /// the caller took (any context type); with the ones still in [`queues`](Self::queues)
+    /// they must be all of the device's. Then [`revalidate`](Self::revalidate). For a device
+    /// that set DEVICE_NEEDS_RESET or broke a queue ([`HwQueue::needs_device_reset`]), or a
+    /// virtio-blk request past its deadline.
+    pub fn restart<Ctx: Default>(
+        &mut self,
+        given: &mut [&mut AnyQueue<Ctx>],
+    ) -> Result<Restarted, DeviceError> {
+        let mut all: Vec<&mut dyn RestartQueue> = Vec::new();
+        for q in self.queues.iter_mut() {
+            all.push(q);
+        }
+        for q in given.iter_mut() {
+            all.push(&mut **q);
+        }
+        let restarted = match &mut self.kept {
+            Kept::Blk(disk) => disk.restart(&mut all)?,
+            Kept::Scsi(host, _) => host.restart(&mut all)?,
+        };
+        Ok(restarted)
+    }
+
+    /// Revalidates the device after [`restart`](Self::restart), through `queue`: a
+    /// virtio-scsi host's disk LUNs learn their capacity and limits again, as sd does after
+    /// a host reset (virtio-blk keeps its configuration across a reset: nothing to do).
+    /// The requests the restart cut short hold their tags until they are handed out: poll
+    /// them out of `queue` first, or the revalidation finds no free tag. Returns the LUNs
+    /// that changed.
+    pub fn revalidate<Ctx: Default>(&mut self, queue: &mut AnyQueue<Ctx>) -> Vec<HostEvent> {
+        match &mut self.kept {
+            Kept::Blk(_) => Vec::new(),
+            Kept::Scsi(host, _) => host.revalidate_through(queue),
         }
     }
 

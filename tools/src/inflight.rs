@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use uvio::block::{IoError, Request, Unit};
+use uvio::block::{Data, IoError, Request, Unit};
 use uvio::device::AnyQueue;
 
 use crate::finished::{poll_into, Finished};
@@ -25,7 +25,22 @@ pub trait Lane {
     fn kick(&mut self);
     /// Polls once and appends what finished to `out`.
     fn poll_into(&mut self, out: &mut Vec<Finished>);
+    /// True when nothing more completes until the device is reset (a broken queue that
+    /// holds its requests for it).
+    fn needs_reset(&self) -> bool {
+        false
+    }
+    /// Resets the device and brings it back: what was in flight comes back cut short
+    /// ([`IoError::DeviceReset`]) with its buffers, appended to `out`. Says what was done,
+    /// or why it failed.
+    fn restart(&mut self, _out: &mut Vec<Finished>) -> Result<String, String> {
+        Err("this queue cannot reset its device".into())
+    }
 }
+
+/// How often one run of the loop resets its device before it gives up: a device that keeps
+/// needing a reset is not recovering.
+const MAX_RESETS: u32 = 3;
 
 impl Lane for (&mut AnyQueue<u64>, Unit) {
     fn submit(&mut self, request: Request, cookie: u64) -> Result<(), IoError> {
@@ -74,6 +89,13 @@ pub trait Job {
     fn in_order(&mut self, _buf: &Self::Buf) -> Result<(), Self::Error> {
         Ok(())
     }
+
+    /// The request with cookie `cookie` again, over the buffers it came back with, after a
+    /// device reset cut it short; `None` if it is not to be sent again (it then goes to
+    /// [`finished`](Self::finished) with its error).
+    fn resend(&mut self, _cookie: u64, _data: &mut Data) -> Option<Request> {
+        None
+    }
 }
 
 /// How a round waits for completions and which it hands out.
@@ -102,6 +124,8 @@ pub enum Stop<E> {
     Stalled(u64),
     /// SIGINT or SIGTERM arrived, or the device was removed (see [`crate::interrupt`]).
     Interrupted(Interrupted),
+    /// The device needed a reset and could not be brought back, or needed too many.
+    Reset(String),
 }
 
 impl<E: fmt::Display> fmt::Display for Stop<E> {
@@ -111,6 +135,7 @@ impl<E: fmt::Display> fmt::Display for Stop<E> {
             Stop::Refused(e) => e.fmt(f),
             Stop::Stalled(lost) => write!(f, "{lost} requests never completed (lost)"),
             Stop::Interrupted(i) => i.fmt(f),
+            Stop::Reset(e) => f.write_str(e),
         }
     }
 }
@@ -125,6 +150,7 @@ impl Stop<Box<dyn std::error::Error>> {
             Stop::Refused(e) => e.into(),
             stalled @ Stop::Stalled(_) => Box::new(stalled),
             Stop::Interrupted(i) => Box::new(i),
+            reset @ Stop::Reset(_) => Box::new(reset),
         }
     }
 }
@@ -142,6 +168,8 @@ pub struct InFlight<L, B> {
     done: Vec<Finished>,
     submitted: u64,
     handed_out: u64,
+    /// Device resets so far.
+    resets: u32,
 }
 
 impl<L: Lane, B> InFlight<L, B> {
@@ -155,6 +183,7 @@ impl<L: Lane, B> InFlight<L, B> {
             done: Vec::with_capacity(depth),
             submitted: 0,
             handed_out: 0,
+            resets: 0,
         }
     }
 
@@ -179,6 +208,9 @@ impl<L: Lane, B> InFlight<L, B> {
                     self.check_signal()?;
                     self.lane.poll_into(&mut self.done);
                     if !self.done.is_empty() {
+                        last_progress = Instant::now();
+                    } else if self.lane.needs_reset() {
+                        self.restart()?;
                         last_progress = Instant::now();
                     } else if last_progress.elapsed() > stall {
                         return Err(Stop::Stalled(self.submitted - self.handed_out));
@@ -217,8 +249,25 @@ impl<L: Lane, B> InFlight<L, B> {
             }
             self.check_signal()?;
             self.lane.poll_into(&mut self.done);
+            if self.done.is_empty() && self.lane.needs_reset() {
+                self.restart()?;
+            }
             std::hint::spin_loop();
         }
+    }
+
+    /// Resets the device (see [`Lane::restart`]) and says so on stderr: what was in flight
+    /// comes back from the next polls, cut short, to be sent again.
+    fn restart<E>(&mut self) -> Result<(), Stop<E>> {
+        self.resets += 1;
+        if self.resets > MAX_RESETS {
+            return Err(Stop::Reset(format!(
+                "the device needed a reset {MAX_RESETS} times in one run: giving up"
+            )));
+        }
+        let done = self.lane.restart(&mut self.done).map_err(Stop::Reset)?;
+        eprintln!("uvio: {done}");
+        Ok(())
     }
 
     /// Stops the loop once SIGINT or SIGTERM arrived or the device was removed (two atomic
@@ -239,8 +288,17 @@ impl<L: Lane, B> InFlight<L, B> {
     fn hand_out<J: Job<Buf = B>>(
         &mut self,
         job: &mut J,
-        done: Finished,
+        mut done: Finished,
     ) -> Result<(), Stop<J::Error>> {
+        if matches!(done.result, Err(IoError::DeviceReset { .. })) {
+            if let Some(request) = job.resend(done.cookie, &mut done.data) {
+                // Not handed out: it is in flight again.
+                return self
+                    .lane
+                    .submit(request, done.cookie)
+                    .map_err(Stop::Refused);
+            }
+        }
         self.handed_out += 1;
         match job.finished(done).map_err(Stop::Job)? {
             Freed::Now(buf) => self.free.push(buf),
@@ -261,8 +319,6 @@ impl<L: Lane, B> InFlight<L, B> {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-
-    use uvio::block::Data;
 
     use super::*;
 

@@ -12,8 +12,9 @@ use uvio::block::{Data, IoError, Op, Request};
 use uvio::dma::DmaBuf;
 
 use crate::command::CmdResult;
+use crate::finished::poll_into;
 use crate::finished::Finished;
-use crate::inflight::{Freed, InFlight, Job, Round, Stop};
+use crate::inflight::{Freed, InFlight, Job, Lane, Round, Stop};
 use crate::open::{open, Opened, Target};
 
 /// Requests kept in flight by the copy tools.
@@ -91,18 +92,126 @@ impl Chunks {
         }
     }
 
+    /// Chunk `cookie` again over `data` (its buffer, back from a device reset).
+    fn resend(&self, cookie: u64, data: &mut Data) -> Option<Request> {
+        let &(at, _) = self.chunks.get(usize::try_from(cookie).ok()?)?;
+        let Data::One(buf) = std::mem::take(data) else {
+            return None;
+        };
+        Some(match self.op {
+            Op::Read => Request::read(at, buf),
+            _ => Request::write(at, buf),
+        })
+    }
+
     /// Runs the transfer with `job` over `dev`'s queue, a chunk in flight per buffer.
     fn run<J>(&self, dev: &mut Opened, free: Vec<DmaBuf>, job: &mut J) -> CmdResult
     where
         J: Job<Buf = DmaBuf, Error = Box<dyn std::error::Error>>,
     {
-        let ran = InFlight::new((&mut dev.queue, dev.unit), free)
-            .run(job, self.count(), Round::One)
-            .map_err(Stop::into_error);
+        let inject = dev.inject_short_header;
+        let ran = InFlight::new(
+            DeviceLane {
+                dev: &mut *dev,
+                inject,
+            },
+            free,
+        )
+        .run(job, self.count(), Round::One)
+        .map_err(Stop::into_error);
         ran.map_err(|e| match e.downcast::<TimedOutChunk>() {
             // Recovered before it is reported, as the SCSI midlayer does: the message says how.
             Ok(chunk) => format!("{}; {}", chunk.message, dev.recover(chunk.tag)).into(),
             Err(e) => e,
+        })
+    }
+}
+
+/// The dd-like tools' lane: the opened device's one queue, recovered in place when the
+/// device needs a reset (see [`Opened::restart`]).
+struct DeviceLane<'a> {
+    dev: &'a mut Opened,
+    /// Fault injection: a malformed request goes out ahead of the first one.
+    inject: bool,
+}
+
+/// The cookie of the injected malformed request, whose completion is the lane's own.
+const POISON: u64 = u64::MAX;
+
+impl DeviceLane<'_> {
+    /// Fault injection (`--inject-short-header`): a one-block read whose header is 8 bytes
+    /// long. With nothing else readable in its chain the device cannot parse it (QEMU:
+    /// virtio-blk "outhdr too short", virtio-scsi "wrong size for virtio-scsi headers") and
+    /// sets DEVICE_NEEDS_RESET, with the tool's real requests behind it in the ring.
+    fn submit_poison(&mut self) -> Result<(), IoError> {
+        let dev = &mut *self.dev;
+        let block = dev.device.limits.logical_block_size as usize;
+        let buf = dev
+            .dma
+            .alloc(block)
+            .map_err(|_| IoError::BadRequest {
+                op: "fault injection",
+                what: "a DMA buffer",
+            })?
+            .into_buf();
+        let tag = dev
+            .queue
+            .submit(dev.unit, Request::read(0, buf), POISON)
+            .map_err(|r| r.error)?;
+        if !dev.queue.inject_short_header(tag, 8) {
+            return Err(IoError::NotSupported {
+                op: "fault injection on a packed ring (use --ring split)",
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Lane for DeviceLane<'_> {
+    fn submit(&mut self, request: Request, cookie: u64) -> Result<(), IoError> {
+        if std::mem::take(&mut self.inject) {
+            self.submit_poison()?;
+        }
+        let dev = &mut *self.dev;
+        dev.queue
+            .submit(dev.unit, request, cookie)
+            .map(drop)
+            .map_err(|r| r.error)
+    }
+
+    fn kick(&mut self) {
+        self.dev.queue.kick();
+    }
+
+    fn poll_into(&mut self, out: &mut Vec<Finished>) {
+        let before = out.len();
+        if poll_into(&mut self.dev.queue, out) > 0 {
+            // The injected request is not the tool's: it ends with the reset.
+            let mut i = before;
+            while i < out.len() {
+                if out[i].cookie == POISON {
+                    out.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    fn needs_reset(&self) -> bool {
+        self.dev.queue.needs_device_reset()
+    }
+
+    fn restart(&mut self, out: &mut Vec<Finished>) -> Result<String, String> {
+        let restarted = self.dev.restart()?;
+        // The requests cut short hold their tags: out first, then the LUNs are revalidated
+        // (their commands need tags) before any of them is sent again.
+        self.poll_into(out);
+        let changed = self.dev.revalidate();
+        Ok(if changed == 0 {
+            format!("{restarted}; sending them again")
+        } else {
+            format!("{restarted}; {changed} LUN(s) changed on revalidation; sending them again")
         })
     }
 }
@@ -183,6 +292,10 @@ impl Job for ReadJob<'_> {
     fn in_order(&mut self, buf: &DmaBuf) -> Result<(), Self::Error> {
         Ok(self.out.write_all(buf.as_slice())?)
     }
+
+    fn resend(&mut self, cookie: u64, data: &mut Data) -> Option<Request> {
+        self.chunks.resend(cookie, data)
+    }
 }
 
 /// `uvio write`: each chunk read from the input into a buffer, then written.
@@ -209,6 +322,10 @@ impl Job for WriteJob<'_> {
             Data::One(buf) => Freed::Now(buf),
             _ => Freed::Lost,
         })
+    }
+
+    fn resend(&mut self, cookie: u64, data: &mut Data) -> Option<Request> {
+        self.chunks.resend(cookie, data)
     }
 }
 

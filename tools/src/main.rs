@@ -115,6 +115,8 @@ enum Command {
         /// Write here instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        inject: InjectFault,
     },
     /// Write bytes from a file or stdin to a device.
     Write {
@@ -130,6 +132,8 @@ enum Command {
         length: Option<u64>,
         #[command(flatten)]
         deadline: Deadline,
+        #[command(flatten)]
+        inject: InjectFault,
     },
     /// Flush the device's volatile write cache.
     Flush {
@@ -230,6 +234,23 @@ struct DeviceRange {
     deadline: Deadline,
 }
 
+/// Fault injection for the recovery tests; hidden from help.
+#[derive(Debug, Args)]
+struct InjectFault {
+    /// Send the first request with an 8-byte header (QEMU's virtio-blk then sets
+    /// DEVICE_NEEDS_RESET): proves the in-place device reset. Split rings only.
+    #[arg(long, hide = true)]
+    inject_short_header: bool,
+}
+
+impl InjectFault {
+    fn apply(&self) {
+        if self.inject_short_header {
+            open::inject_short_header();
+        }
+    }
+}
+
 /// How long one request may take: past it, the command fails with "timed out".
 #[derive(Args, Clone, Copy)]
 struct Deadline {
@@ -301,8 +322,13 @@ fn main() -> ExitCode {
             deadline.apply();
             reset::run(device, nexus)
         }
-        Command::Read { range, output } => {
+        Command::Read {
+            range,
+            output,
+            inject,
+        } => {
             range.deadline.apply();
+            inject.apply();
             io::read(range.device, range.offset, range.length, output)
         }
         Command::Write {
@@ -311,8 +337,10 @@ fn main() -> ExitCode {
             input,
             length,
             deadline,
+            inject,
         } => {
             deadline.apply();
+            inject.apply();
             io::write(device, offset, input, length)
         }
         Command::Flush { device, deadline } => {

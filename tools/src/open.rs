@@ -1,6 +1,7 @@
 //! Opening what a tool names as DEVICE (see [`uvio::device`]): the tools' ring choice and
 //! queue request, and a single-queue shorthand for the dd-like commands.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -71,6 +72,8 @@ pub struct Opened {
     pub unit: Unit,
     pub queue: AnyQueue<u64>,
     pub dma: Arc<DmaSpace>,
+    /// Fault injection asked for (see [`inject_short_header`]).
+    pub inject_short_header: bool,
     _device: OpenedDevice,
 }
 
@@ -80,30 +83,73 @@ impl Opened {
     pub fn recover(&mut self, tag: u16) -> uvio::device::Recovery {
         self._device.recover(self.queue.index(), tag)
     }
+
+    /// Resets the device and brings it back with the same queue (see
+    /// [`OpenedDevice::restart`]): what was in flight comes back cut short by the reset, with
+    /// its buffers, to be sent again. The message says why and what was done.
+    pub fn restart(&mut self) -> Result<String, String> {
+        let why = self
+            .queue
+            .fault()
+            .map_or_else(|| "the queue broke".to_string(), |f| f.to_string());
+        let name = self.device.name.clone();
+        match self._device.restart(&mut [&mut self.queue]) {
+            Ok(done) => Ok(format!("{name}: {why}; {done}")),
+            Err(e) => Err(format!(
+                "{name}: {why}; the device could not be restarted: {e}"
+            )),
+        }
+    }
+
+    /// Revalidates the device after [`restart`](Self::restart), once the requests it cut
+    /// short are out of the queue; returns how many LUNs changed.
+    pub fn revalidate(&mut self) -> usize {
+        self._device.revalidate(&mut self.queue).len()
+    }
+}
+
+static SHORT_HEADER: AtomicBool = AtomicBool::new(false);
+
+/// Fault injection for the recovery tests (`--inject-fault short-header`): the first request
+/// of the next device opened goes out with an 8-byte header, which makes QEMU's virtio-blk
+/// set DEVICE_NEEDS_RESET (split rings only).
+pub fn inject_short_header() {
+    SHORT_HEADER.store(true, Ordering::Relaxed);
+}
+
+/// Takes the pending fault injection, once.
+fn take_short_header() -> bool {
+    SHORT_HEADER.swap(false, Ordering::Relaxed)
 }
 
 pub fn open(target: Target, depth: u16) -> Result<Opened, Box<dyn std::error::Error>> {
+    let inject_short_header = take_short_header();
     let mut opened = open_device(
         target,
         QueueRequest {
             queues: Some(1),
             depth: DepthRequest {
-                depth: Some(depth),
+                // The injected request takes a tag of its own.
+                depth: Some(depth + u16::from(inject_short_header)),
                 ..Default::default()
             },
             ..Default::default()
         },
     )?;
-    let queue = opened
+    let mut queue: AnyQueue<u64> = opened
         .queues
         .pop()
         .ok_or("the device has no queue")?
         .with_context();
+    // The dd-like tools recover in place (see `Opened::restart`): a broken queue keeps its
+    // requests, buffers and all, for the reset.
+    queue.set_hold_until_reset(true);
     Ok(Opened {
         device: opened.device.clone(),
         unit: opened.device.unit(),
         queue,
         dma: Arc::clone(&opened.dma),
+        inject_short_header,
         _device: opened,
     })
 }

@@ -238,7 +238,7 @@ fn worker(
             report.fail(format!("submit refused: {e}"));
             return report;
         }
-        Err(lost @ Stop::Stalled(_)) => report.fail(lost.to_string()),
+        Err(stop @ (Stop::Stalled(_) | Stop::Reset(_))) => report.fail(stop.to_string()),
         Err(Stop::Interrupted(i)) => {
             report.interrupted = Some(i);
             return report;

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use super::config::{blk_config_fields, BlkConfig, ShortBlkConfig};
 use super::encoder::{BlkEncoder, BLK_ID_BYTES};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
-use crate::block::{BlockDevice, Limits, Request, TagSet, Unit};
+use crate::block::{
+    restart_device, BlockDevice, Limits, Request, RestartError, RestartQueue, Restarted, TagSet,
+    Unit,
+};
 use crate::dma::{DmaError, DmaSpace};
 use crate::pci::PciFunction;
 use crate::vfio::RemovalSignal;
@@ -28,6 +31,8 @@ pub enum BlkError {
     Open(#[from] OpenError),
     #[error(transparent)]
     Queue(#[from] QueueSetupError),
+    #[error(transparent)]
+    Restart(#[from] RestartError),
 }
 
 /// How to set up the disk.
@@ -207,6 +212,15 @@ impl VirtioBlk {
 
     pub fn config(&self) -> &BlkConfig {
         &self.config
+    }
+
+    /// Resets the disk and brings it back with the same features and hardware queues (all
+    /// of them in `queues`): what was in flight fails as cut short by the reset (see
+    /// [`restart_device`]). For a device that set DEVICE_NEEDS_RESET, broke a queue, or
+    /// left a request past its deadline.
+    pub fn restart(&mut self, queues: &mut [&mut dyn RestartQueue]) -> Result<Restarted, BlkError> {
+        let nr = self.device.nr_hw_queues;
+        restart_device(&mut self.transport, queues, nr, |_| Ok::<(), BlkError>(()))
     }
 
     pub fn tag_set(&mut self) -> &mut TagSet<BlkEncoder> {

@@ -19,11 +19,12 @@ use super::request::{Data, Done, IoError, Rejected, Request, Unit};
 use super::slot::SlotArea;
 use super::tags::FreeTags;
 use crate::dma::DmaRegion;
-use crate::virtio::pci::QueueNotifier;
+use crate::virtio::pci::{QueueNotifier, StatusProbe};
 use crate::virtio::queue::{AddError, QueueFault, Segment, Virtqueue};
 use crate::virtio::ring::Ring;
 
 mod control;
+mod restart;
 
 /// How often one request is sent again after retryable errors.
 const MAX_RETRIES: u8 = 5;
@@ -135,6 +136,13 @@ pub struct HwQueue<E: RequestEncoder, Ctx = ()> {
     notify_owed: bool,
     /// Requests published as of the last notification (to tell what the device holds).
     notified_upto: u64,
+    /// The device's status register, looked at once per deadline epoch of polls that find
+    /// nothing: a device that set DEVICE_NEEDS_RESET completes nothing more.
+    status: Option<StatusProbe>,
+    /// When the queue breaks, keep what is in flight (buffers and all) for
+    /// [`after_device_reset`](Self::after_device_reset) instead of failing it at once (see
+    /// [`set_hold_until_reset`](Self::set_hold_until_reset)).
+    hold_until_reset: bool,
 }
 
 impl<E: RequestEncoder> HwQueue<E> {
@@ -170,6 +178,8 @@ impl<E: RequestEncoder> HwQueue<E> {
             notify_batching: false,
             notify_owed: false,
             notified_upto: 0,
+            status: None,
+            hold_until_reset: false,
         }
     }
 }
@@ -250,6 +260,8 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             notify_batching: self.notify_batching,
             notify_owed: self.notify_owed,
             notified_upto: self.notified_upto,
+            status: self.status,
+            hold_until_reset: self.hold_until_reset,
         }
     }
 
@@ -422,7 +434,7 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         // Deadlines are looked at on polls that find nothing: a stuck request among flowing
         // ones is noticed as soon as the flow pauses, and a flowing queue pays nothing.
         if n == 0 && self.deadlines.poll() {
-            self.expire();
+            self.look_at_device();
         }
         n
     }
@@ -548,6 +560,44 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         }
     }
 
+    /// Once per deadline epoch of polls that find nothing: a device that set
+    /// DEVICE_NEEDS_RESET breaks the queue (everything in flight fails at once rather than at
+    /// its deadline); otherwise requests past their deadline expire.
+    #[cold]
+    fn look_at_device(&mut self) {
+        if self.device_needs_reset() {
+            return;
+        }
+        self.kick_if_stalled();
+        self.expire();
+    }
+
+    /// After a whole epoch without a completion while the device holds requests: rings the
+    /// doorbell again. A notification the device missed would otherwise stall the queue
+    /// until the deadline. Seen after a device reset under QEMU 10: the device took one of
+    /// four requests published in a row and never moved `avail_event`, so EVENT_IDX asked
+    /// for no notification for the other three.
+    #[cold]
+    fn kick_if_stalled(&mut self) {
+        if self.ring.core().in_flight > self.ring.unpublished() {
+            self.notify();
+        }
+    }
+
+    /// True (and the queue broken, its requests parked with the fault) when the device has
+    /// set DEVICE_NEEDS_RESET.
+    #[cold]
+    fn device_needs_reset(&mut self) -> bool {
+        if self.drained || !self.status.as_ref().is_some_and(StatusProbe::needs_reset) {
+            return false;
+        }
+        let fault = QueueFault::DeviceNeedsReset;
+        log::error!("hardware queue {}: {fault}", self.index);
+        self.ring.break_with(fault);
+        self.fail_all(fault);
+        true
+    }
+
     /// Marks every request in flight past its deadline as expired, for the next hand-out.
     #[cold]
     fn expire(&mut self) {
@@ -570,6 +620,12 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
     /// The ring broke: nothing more will complete. Parks every request in flight with the
     /// fault, once; their buffers go to quarantine (the device may still write them).
     fn fail_all(&mut self, fault: QueueFault) {
+        if self.hold_until_reset {
+            // Held, buffers and all, until the owner resets the device (the requests then
+            // fail as cut short by the reset, with their buffers, to be sent again).
+            self.drained = true;
+            return;
+        }
         for tag in 0..self.tags.depth() {
             let record = &mut self.records[usize::from(tag)];
             match record.state {
@@ -792,6 +848,106 @@ mod tests {
     fn sector(chain: &FakeChain) -> u64 {
         let header = chain.read(0);
         u64::from_le_bytes(header[8..16].try_into().unwrap())
+    }
+
+    /// A device that breaks the ring while requests are in flight, with the queue holding
+    /// them until the device is reset: nothing comes back and submissions are refused until
+    /// then; after the reset every request comes back cut short by it, with its buffer and
+    /// context, and the restarted ring serves a new request from index 0, its header
+    /// written as for a new queue.
+    #[test]
+    fn a_held_broken_queue_gives_everything_back_after_a_device_reset() {
+        let dma = DmaSpace::identity();
+        let (ring, mut dev) = ring(&dma, 4);
+        let addresses = ring.addresses();
+        let encoder = BlkEncoder::new(limits(), Arc::new(AtomicU64::new(1 << 30)));
+        let slots = dma.alloc(4 * BLK_SLOT_SIZE).unwrap();
+        let mut q: AnyQueue<u64> = HwQueue::new(
+            0,
+            ring.into(),
+            QueueNotifier::detached(0),
+            4,
+            slots,
+            AnyEncoder::Blk(encoder),
+        )
+        .with_context();
+        q.set_hold_until_reset(true);
+        for (i, buf) in bufs(&dma, 3).into_iter().enumerate() {
+            q.submit(
+                Unit::ONLY,
+                Request::read(4096 * i as u64, buf),
+                10 + i as u64,
+            )
+            .unwrap();
+        }
+        q.kick();
+        assert_eq!(dev.take_available().len(), 3);
+        // A used id outside the ring breaks it.
+        dev.complete(99, 0);
+        assert!(reap(&mut q).is_empty(), "held, not failed");
+        assert!(q.needs_device_reset());
+        assert_eq!(q.in_flight(), 3);
+        let refused = q
+            .submit(Unit::ONLY, Request::read(0, one_buf(&dma)), 7)
+            .unwrap_err();
+        assert!(
+            matches!(refused.error, IoError::QueueBroken(_)),
+            "{refused:?}"
+        );
+
+        assert_eq!(q.after_device_reset(), 3);
+        assert!(!q.needs_device_reset());
+        let mut back = reap(&mut q);
+        back.sort_by_key(|r| r.1);
+        assert_eq!(back.len(), 3);
+        for (i, (_, cookie, result, had_buf)) in back.into_iter().enumerate() {
+            assert_eq!(cookie, 10 + i as u64);
+            assert!(had_buf, "the buffer comes back after the reset");
+            match result {
+                Err(IoError::DeviceReset { op, offset, len }) => {
+                    assert_eq!((op, offset, len), ("read", 4096 * i as u64, 4096));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(q.in_flight(), 0);
+
+        // The device starts over too: a new one on the same rings.
+        let mut dev = FakeSplitDevice::new(addresses, RING);
+        q.submit(Unit::ONLY, Request::read(8192, one_buf(&dma)), 42)
+            .unwrap();
+        q.kick();
+        let mut chain = FakeChain::default();
+        assert_eq!(serve_blk(&mut dev, &mut chain, 0), 1);
+        assert_eq!(sector(&chain), 16);
+        let done = reap(&mut q);
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].1, done[0].2.as_ref().ok()), (42, Some(&4096)));
+    }
+
+    /// Without holding, a broken queue fails everything at once and quarantines the
+    /// buffers; a device reset then releases the quarantine and the tags.
+    #[test]
+    fn a_device_reset_releases_a_broken_queues_quarantine() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        for (i, buf) in bufs(&dma, 2).into_iter().enumerate() {
+            q.submit(Unit::ONLY, Request::read(4096 * i as u64, buf), i as u64)
+                .unwrap();
+        }
+        q.kick();
+        dev.take_available();
+        dev.complete(99, 0);
+        let failed = reap(&mut q);
+        assert_eq!(failed.len(), 2);
+        assert!(failed
+            .iter()
+            .all(|f| matches!(f.2, Err(IoError::QueueBroken(_))) && !f.3));
+        assert_eq!(q.after_device_reset(), 0, "nothing was left in flight");
+        assert!(q.quarantine.is_empty());
+        assert_eq!(q.in_flight(), 0);
+        assert!(q
+            .submit(Unit::ONLY, Request::read(0, one_buf(&dma)), 9)
+            .is_ok());
     }
 
     #[test]

@@ -227,6 +227,15 @@ pub enum IoError {
         len: u64,
         after: Duration,
     },
+    /// The device was reset while the request was in flight (to recover from a timeout or
+    /// a device error): it may or may not have reached the medium. Its buffers came back
+    /// after the reset completed. Sending it again is safe for reads and writes.
+    #[error("{op} of {len} bytes at offset {offset} was cut short by a reset of the device")]
+    DeviceReset {
+        op: &'static str,
+        offset: u64,
+        len: u64,
+    },
     #[error(transparent)]
     Protocol(ProtocolError),
 }

@@ -49,9 +49,9 @@ impl<E: RequestEncoder> TagSet<E> {
             };
             let encoder = encoder(index)?;
             let slots = dma.alloc(usize::from(plan.depth) * encoder.slot_size())?;
-            queues.push(HwQueue::new(
-                index, ring, notifier, plan.depth, slots, encoder,
-            ));
+            let mut queue = HwQueue::new(index, ring, notifier, plan.depth, slots, encoder);
+            queue.set_status_probe(transport.status_probe()?);
+            queues.push(queue);
         }
         Ok(Self::new(queues))
     }

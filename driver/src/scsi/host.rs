@@ -12,7 +12,10 @@ use super::scan::{self, CommandRunner, DiskInfo, LunCommand, ScanReport, Scanned
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, Event, EVENT_LEN};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
-use crate::block::{BlockDevice, Data, HwQueue, IoError, Limits, TagSet, Unit, CONTROL_TIMEOUT};
+use crate::block::{
+    BlockDevice, Data, HwQueue, IoError, Limits, RequestEncoder, RestartError, TagSet, Unit,
+    CONTROL_TIMEOUT,
+};
 use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
 use crate::scsi_proto::cdb::Cdb;
@@ -25,6 +28,7 @@ use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
 mod control;
+mod restart;
 
 use control::ControlQueue;
 pub use control::Escalation;
@@ -68,6 +72,8 @@ pub enum ScsiHostError {
     },
     #[error("the control queue: {0}")]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Restart(#[from] RestartError),
 }
 
 /// Why the control or event queue could not be set up.
@@ -200,13 +206,15 @@ pub struct VirtioScsiHost {
 }
 
 /// Runs scan commands through one request queue.
-struct QueueRunner<'a, C> {
-    queue: &'a mut HwQueue<ScsiEncoder, C>,
+struct QueueRunner<'a, E: RequestEncoder, C> {
+    queue: &'a mut HwQueue<E, C>,
     buffer: Option<DmaBuf>,
     dma: &'a Arc<DmaSpace>,
 }
 
-impl<C: Default> CommandRunner for QueueRunner<'_, C> {
+impl<E: RequestEncoder<Command = ScsiPassthrough>, C: Default> CommandRunner
+    for QueueRunner<'_, E, C>
+{
     fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError> {
         let LunCommand {
             target,
@@ -373,9 +381,9 @@ impl VirtioScsiHost {
     /// Scans the whole host again through `queue` (one the caller owns) and applies the
     /// differences: LUNs that appeared are registered, LUNs that are gone have their units
     /// marked removed so their I/O fails at once.
-    pub fn rescan_through<C: Default>(
+    pub fn rescan_through<E: RequestEncoder<Command = ScsiPassthrough>, C: Default>(
         &mut self,
-        queue: &mut HwQueue<ScsiEncoder, C>,
+        queue: &mut HwQueue<E, C>,
     ) -> Vec<HostEvent> {
         let report = {
             let mut runner = QueueRunner {

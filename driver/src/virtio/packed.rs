@@ -27,7 +27,6 @@
 
 use std::sync::atomic::{fence, AtomicU16, Ordering};
 
-use super::layout::EVENT_SIZE;
 use super::queue::{
     AddError, QueueFault, Segment, UsedChain, Virtqueue, DESC_F_AVAIL, DESC_F_INDIRECT,
     DESC_F_NEXT, DESC_F_USED, DESC_F_WRITE, DESC_SIZE,
@@ -139,7 +138,7 @@ impl PackedQueue {
     pub fn new(core: RingCore, event_idx: bool, depth: u16) -> Self {
         let layout = core.layout;
         let n = layout.size;
-        let queue = PackedQueue {
+        let mut queue = PackedQueue {
             core,
             event_idx,
             depth: depth.clamp(1, n),
@@ -156,16 +155,42 @@ impl PackedQueue {
             pending_len: 0,
             pending_descriptors: 0,
         };
-        // Start from a clean ring and event areas even if the memory was recycled: a stale
-        // descriptor must not look available to the device.
-        for offset in (0..layout.device + EVENT_SIZE).step_by(4) {
-            queue.core.write_u32(offset, 0);
+        queue.arm();
+        queue
+    }
+
+    /// Clears the ring and event areas, even if the memory was recycled (a stale descriptor
+    /// must not look available to the device), and turns used buffer notifications off:
+    /// completions are polled.
+    fn arm(&mut self) {
+        self.core.clear();
+        self.core
+            .write_u16(self.core.layout.driver + 2, RING_EVENT_FLAGS_DISABLE);
+    }
+
+    /// Starts over with an empty ring, as new, in the same memory: for a queue whose device
+    /// was reset, before the queue is programmed into it again. Every chain is forgotten
+    /// (the reset device holds none) and any fault with it.
+    pub fn restart(&mut self) {
+        let n = self.core.layout.size;
+        for (i, next) in self.id_next.iter_mut().enumerate() {
+            *next = if i + 1 == usize::from(n) {
+                0
+            } else {
+                i as u16 + 1
+            };
         }
-        // Polled: the device need not send used buffer notifications.
-        queue
-            .core
-            .write_u16(layout.driver + 2, RING_EVENT_FLAGS_DISABLE);
-        queue
+        self.free_id = 0;
+        self.num_free_ids = n;
+        self.chains.fill(Chain::default());
+        self.num_free = n;
+        self.next_avail = 0;
+        self.avail_wrap = true;
+        self.last_used = 0;
+        self.used_wrap = true;
+        self.pending_len = 0;
+        self.pending_descriptors = 0;
+        self.arm();
     }
 
     /// The flags of ring descriptor `slot`, which the device writes concurrently.

@@ -59,6 +59,12 @@ pub enum TransportError {
     },
     #[error("{bdf}: the device needs a reset (DEVICE_NEEDS_RESET is set)")]
     NeedsReset { bdf: PciAddress },
+    #[error("{bdf}: after a reset the device no longer accepts the features it had ({before}); it now takes {now}: close and open it again")]
+    FeaturesChanged {
+        bdf: PciAddress,
+        before: String,
+        now: String,
+    },
     #[error("{bdf}: register access at {offset:#x} falls outside the {area} structure")]
     Register {
         bdf: PciAddress,
@@ -492,6 +498,39 @@ impl VirtioPciTransport {
         })
     }
 
+    /// A probe of the device status register for a queue's owner, which holds no transport:
+    /// how a polled queue notices DEVICE_NEEDS_RESET (see [`StatusProbe`]).
+    pub fn status_probe(&self) -> Result<StatusProbe, TransportError> {
+        let offset = common::DEVICE_STATUS;
+        let (_, at) = self.window_bar(self.capabilities.common, "common", offset, 1)?;
+        let bar = self.bars[usize::from(self.capabilities.common.bar)]
+            .as_ref()
+            .map(Arc::clone)
+            .ok_or(TransportError::Register {
+                bdf: self.bdf,
+                area: "common",
+                offset,
+            })?;
+        Ok(StatusProbe { bar, offset: at })
+    }
+
+    /// Resets the device and brings it up again with the features it had (virtio 1.2,
+    /// 3.1.1), up to FEATURES_OK: the caller then programs its queues again and sets
+    /// DRIVER_OK. Fails if the device no longer accepts the same features.
+    pub fn renegotiate(&mut self) -> Result<(), TransportError> {
+        let before = self.negotiated;
+        let now = self.negotiate(before, before)?;
+        if now != before {
+            self.add_status(DeviceStatus::FAILED)?;
+            return Err(TransportError::FeaturesChanged {
+                bdf: self.bdf,
+                before: before.names(self.device_type).join(" "),
+                now: now.names(self.device_type).join(" "),
+            });
+        }
+        Ok(())
+    }
+
     /// Sets DRIVER_OK: the device may now use the queues.
     pub fn driver_ok(&self) -> Result<(), TransportError> {
         self.common_write_u16(common::CONFIG_MSIX_VECTOR, NO_VECTOR)?;
@@ -575,6 +614,27 @@ impl VirtioPciTransport {
             }
         }
         Err(TransportError::ConfigUnstable { bdf: self.bdf })
+    }
+}
+
+/// A read of one device's status register, cheap enough to make every 100 ms from a queue's
+/// poll loop (one MMIO read).
+#[derive(Debug, Clone)]
+pub struct StatusProbe {
+    bar: Arc<MappedBar>,
+    offset: usize,
+}
+
+impl StatusProbe {
+    /// True once the device has set DEVICE_NEEDS_RESET. A read that fails, or returns all
+    /// ones (a function no longer there), says nothing: removal is noticed elsewhere.
+    pub fn needs_reset(&self) -> bool {
+        match self.bar.read_u8(self.offset) {
+            None | Some(0xff) => false,
+            Some(status) => {
+                DeviceStatus::from_bits_retain(status).contains(DeviceStatus::DEVICE_NEEDS_RESET)
+            }
+        }
     }
 }
 

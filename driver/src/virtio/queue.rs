@@ -84,6 +84,10 @@ pub enum QueueFault {
     },
     #[error("the device moved the used index from {last} to {now}, more than the {in_flight} chains in flight")]
     IndexJump { last: u16, now: u16, in_flight: u16 },
+    /// The device set DEVICE_NEEDS_RESET in its status: it met an error it cannot recover
+    /// from (QEMU's `virtio_error`, a malformed request say) and stopped processing.
+    #[error("the device set DEVICE_NEEDS_RESET: it stopped processing requests until it is reset")]
+    DeviceNeedsReset,
 }
 
 /// Descriptor size and flags, the same in both ring formats (virtio 1.2, 2.7.5 and 2.8.10).

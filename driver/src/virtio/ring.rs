@@ -69,6 +69,30 @@ impl Ring {
         self
     }
 
+    /// Starts over with an empty ring in the same memory, after the device was reset (see
+    /// [`SplitQueue::restart`]).
+    pub fn restart(&mut self) {
+        each_ring!(self, q => q.restart())
+    }
+
+    /// Breaks the queue with `fault` found outside the ring (the device's status): every
+    /// later operation reports it, until a [`restart`](Self::restart).
+    pub fn break_with(&mut self, fault: QueueFault) {
+        let core = each_ring!(self, q => &mut q.core);
+        if core.fault.is_none() {
+            core.fault = Some(fault);
+        }
+    }
+
+    /// Fault injection (see [`SplitQueue::set_head_len`]); split rings only.
+    #[doc(hidden)]
+    pub fn set_head_len(&mut self, slot: u16, len: u32) -> bool {
+        match self {
+            Ring::Split(q) => q.set_head_len(slot, len),
+            Ring::Packed(_) => false,
+        }
+    }
+
     /// The format's name, as `uvio info` and the bench report it.
     pub fn format(&self) -> &'static str {
         match self {

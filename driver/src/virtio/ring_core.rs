@@ -131,6 +131,19 @@ impl RingCore {
         self.write_u64(offset + 8, tail);
     }
 
+    /// Clears the whole ring (every area and indirect table) and forgets the chains in
+    /// flight and any fault, for a queue that starts over after its device was reset: the
+    /// device must find it as it found it new, or it would take stale descriptors as
+    /// available.
+    pub(crate) fn clear(&mut self) {
+        // Every layout area is 4-aligned and the total a multiple of 4.
+        for offset in (0..self.layout.total & !3).step_by(4) {
+            self.write_u32(offset, 0);
+        }
+        self.in_flight = 0;
+        self.fault = None;
+    }
+
     /// A chain completed: it leaves the count in flight.
     #[inline]
     pub(crate) fn completed(&mut self, token: u64, written: u32) -> UsedChain {

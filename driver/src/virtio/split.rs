@@ -120,13 +120,55 @@ impl SplitQueue {
             published_idx: 0,
             last_used: 0,
         };
-        if event_idx {
-            queue.push_used_event();
-        } else {
-            // Polled: the device need not interrupt. (With EVENT_IDX, used_event does this.)
-            queue.core.write_u16(layout.driver, AVAIL_F_NO_INTERRUPT);
-        }
+        queue.arm();
         queue
+    }
+
+    /// Tells the device not to interrupt: completions are polled.
+    fn arm(&self) {
+        if self.event_idx {
+            self.push_used_event();
+        } else {
+            // (With EVENT_IDX, used_event does this.)
+            self.core
+                .write_u16(self.core.layout.driver, AVAIL_F_NO_INTERRUPT);
+        }
+    }
+
+    /// Fault injection for tests of device error recovery: sets the length of the first
+    /// buffer of the direct chain in slot `slot` (added, not yet completed) to `len`, as a
+    /// driver bug would. False when the slot holds no direct chain.
+    #[doc(hidden)]
+    pub fn set_head_len(&mut self, slot: u16, len: u32) -> bool {
+        let Some(chain) = self.chains.get(usize::from(slot)).filter(|c| c.busy) else {
+            return false;
+        };
+        let at = usize::from(chain.head) * DESC_SIZE;
+        if self.core.read_u16(at + 12) & DESC_F_INDIRECT != 0 {
+            return false;
+        }
+        self.core.write_u32(at + 8, len);
+        true
+    }
+
+    /// Starts over with an empty ring, as new, in the same memory: for a queue whose device
+    /// was reset, before the queue is programmed into it again. Every chain is forgotten
+    /// (the reset device holds none) and any fault with it.
+    pub fn restart(&mut self) {
+        self.core.clear();
+        for chain in &mut self.chains {
+            *chain = Chain {
+                head: chain.head,
+                room: chain.room,
+                ..Chain::default()
+            };
+        }
+        self.free_slots.clear();
+        self.free_slots.extend((0..self.chains.len() as u16).rev());
+        self.avail_idx = 0;
+        self.published_idx = 0;
+        self.last_used = 0;
+        self.arm();
     }
 
     /// Chain slots (at least the depth given to `new`).

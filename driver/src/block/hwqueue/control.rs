@@ -6,9 +6,10 @@
 use std::time::Instant;
 
 use super::{HwQueue, Reaped, TagState};
+use crate::block::deadline::EPOCH;
 use crate::block::encoder::RequestEncoder;
 use crate::block::request::{Data, IoError, Request, Unit};
-use crate::virtio::queue::Virtqueue;
+use crate::virtio::queue::{QueueFault, Virtqueue};
 
 impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
     /// Submits one request, kicks, and busy-polls until it completes: for the control path
@@ -47,6 +48,7 @@ impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
         let asked = self.ring.publish();
         self.notify_if(asked, false);
         let start = Instant::now();
+        let mut looked = start;
         loop {
             match self.reap_next() {
                 Reaped::Done(done, result) if done == tag => {
@@ -70,6 +72,24 @@ impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
                         self.tags.free(tag);
                         let result = std::mem::replace(&mut record.result, Ok(0));
                         return (result, Data::None);
+                    }
+                    if looked.elapsed() >= EPOCH {
+                        // A device that needs a reset will not answer: fail now, not at
+                        // the timeout (the request is parked with the fault).
+                        looked = Instant::now();
+                        if self.device_needs_reset() {
+                            continue;
+                        }
+                        self.kick_if_stalled();
+                    }
+                    if self.drained {
+                        // Broken and held until the device is reset: ours included. It
+                        // stays with the queue (orphaned) until then.
+                        self.records[usize::from(tag)].state = TagState::Orphaned;
+                        self.stats.completed += 1;
+                        self.stats.errors += 1;
+                        let fault = self.ring.fault().unwrap_or(QueueFault::DeviceNeedsReset);
+                        return (Err(IoError::QueueBroken(fault)), Data::None);
                     }
                     if start.elapsed() > self.control_timeout {
                         let record = &mut self.records[usize::from(tag)];
