@@ -291,7 +291,7 @@ fn main() -> ExitCode {
             if args.watch.is_none() {
                 deadline.apply();
             }
-            scan::main(args)
+            scan::main(args, deadline.timeout)
         }
         Command::Reset {
             device,

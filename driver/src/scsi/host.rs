@@ -25,9 +25,14 @@ use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
 mod control;
+mod lun_counts;
+mod raw;
 
 use control::ControlQueue;
 pub use control::Escalation;
+use lun_counts::LunCounts;
+pub use lun_counts::LunIoCounts;
+pub use raw::RawData;
 
 const CONTROL_QUEUE: u16 = 0;
 const EVENT_QUEUE: u16 = 1;
@@ -197,6 +202,8 @@ pub struct VirtioScsiHost {
     max_segments: usize,
     /// How long a task management function may take.
     control_timeout: Duration,
+    /// Commands sent to each LUN, as the kernel's per-device I/O counters count them.
+    counts: LunCounts,
 }
 
 /// Runs scan commands through one request queue.
@@ -204,6 +211,7 @@ struct QueueRunner<'a, C> {
     queue: &'a mut HwQueue<ScsiEncoder, C>,
     buffer: Option<DmaBuf>,
     dma: &'a Arc<DmaSpace>,
+    counts: &'a mut LunCounts,
 }
 
 impl<C: Default> CommandRunner for QueueRunner<'_, C> {
@@ -240,6 +248,7 @@ impl<C: Default> CommandRunner for QueueRunner<'_, C> {
         };
         let request = command.request(data);
         let (result, data) = self.queue.run_command(command, request);
+        self.counts.record(target, linux_lun, &result);
         let mut out = Vec::new();
         if let Data::One(buf) = data {
             if let Ok(moved) = &result {
@@ -352,6 +361,7 @@ impl VirtioScsiHost {
             depth,
             max_segments,
             control_timeout,
+            counts: LunCounts::default(),
         };
         host.rescan()?;
         Ok(host)
@@ -377,13 +387,15 @@ impl VirtioScsiHost {
         &mut self,
         queue: &mut HwQueue<ScsiEncoder, C>,
     ) -> Vec<HostEvent> {
+        let (max_target, max_lun) = (self.config.max_target, self.max_linux_lun());
         let report = {
             let mut runner = QueueRunner {
                 queue,
                 buffer: None,
                 dma: &self.dma,
+                counts: &mut self.counts,
             };
-            scan::scan_host(&mut runner, self.config.max_target, self.max_linux_lun())
+            scan::scan_host(&mut runner, max_target, max_lun)
         };
         let mut changes = Vec::new();
         for (at, old) in self.report.luns.iter().enumerate() {
@@ -467,6 +479,12 @@ impl VirtioScsiHost {
         self.bdf
     }
 
+    /// How many commands uvio keeps in flight to one LUN at most: the device's
+    /// `cmd_per_lun` within the queue depth (the kernel's `queue_depth` of a SCSI device).
+    pub fn lun_queue_depth(&self) -> u16 {
+        (self.config.cmd_per_lun.max(1).min(u32::from(self.depth))) as u16
+    }
+
     pub fn config(&self) -> &ScsiConfig {
         &self.config
     }
@@ -519,6 +537,7 @@ impl VirtioScsiHost {
             queue: &mut queue,
             buffer: None,
             dma: &self.dma,
+            counts: &mut self.counts,
         }
         .run(LunCommand {
             target,
@@ -587,19 +606,16 @@ impl VirtioScsiHost {
             match (event.kind, event.reason) {
                 (wire::event::TRANSPORT_RESET, wire::event::RESET_RESCAN) => {
                     let mut report = ScanReport::default();
+                    let max_lun = self.max_linux_lun();
                     {
                         let mut runner = QueueRunner {
                             queue,
                             buffer: None,
                             dma: &self.dma,
+                            counts: &mut self.counts,
                         };
                         if lun == 0 {
-                            scan::scan_target(
-                                &mut runner,
-                                target,
-                                self.max_linux_lun(),
-                                &mut report,
-                            );
+                            scan::scan_target(&mut runner, target, max_lun, &mut report);
                         } else if let Ok(Some(l)) = scan::probe_lun(&mut runner, target, linux_lun)
                         {
                             report.luns.push(l);
@@ -651,6 +667,7 @@ impl VirtioScsiHost {
                             queue,
                             buffer: None,
                             dma: &self.dma,
+                            counts: &mut self.counts,
                         };
                         let inquiry = self.report.luns[at].inquiry.clone();
                         let disk = scan::revalidate(&mut runner, target, linux_lun, &inquiry);
