@@ -628,6 +628,41 @@ fn sg_script() -> String {
             &format!("inq -H -p di {dev}"),
         );
     }
+    // sg_raw against uvio raw: everything on stderr (both halves take it). The READ(10)
+    // writes the same --outfile name on both sides (sg_raw prints it), kept as k.bin.
+    for (tag, kernel, uvio, sg_args, cdb) in [
+        ("inq", "0:0:0", "0:0:0", "-r 96", "12 00 00 00 60 00"),
+        (
+            "inq_short",
+            "0:2:5",
+            "0:2:5",
+            "--request=20",
+            "12 00 00 00 14 00",
+        ),
+        ("tur", "0:0:0", "0:0:0", "", "00 00 00 00 00 00"),
+        ("tur_cd", "0:3:0", "0:3:0", "", "00 00 00 00 00 00"),
+        ("bad_field", "0:0:0", "0:0:0", "-r 8", "12 01 77 00 08 00"),
+        ("bad_opcode", "0:0:0", "0:0:0", "", "ff 00 00 00 00 00"),
+        ("nosense", "0:3:0", "0:3:0", "-n", "00 00 00 00 00 00"),
+        (
+            "rc16",
+            "0:2:16684",
+            "0:2:300",
+            "-r 32",
+            "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00",
+        ),
+    ] {
+        s += &format!(
+            "check sg_raw_{tag} sh -c 'd=/dev/$(ls /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:{kernel}/block | head -1); \
+             sg_raw {sg_args} $d {cdb} 2>&1; echo rc=$?; echo ==UVIO==; uvio raw {sg_args} {UVIO_HBA}/{uvio} {cdb} 2>&1; echo rc=$?'\n"
+        );
+    }
+    s += &format!(
+        "check sg_raw_read sh -c 'd=/dev/$(ls /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:0:4:0/block | head -1); \
+         sg_raw -r 2048 -o /tmp/raw.bin $d 28 00 00 00 00 02 00 00 04 00 2>&1; echo rc=$?; mv /tmp/raw.bin /tmp/k.bin; echo ==UVIO==; \
+         uvio raw -r 2048 -o /tmp/raw.bin {UVIO_HBA}/0:4:0 28 00 00 00 00 02 00 00 04 00 2>&1; echo rc=$?'\n\
+         check sg_raw_read_same sh -c 'cmp /tmp/k.bin /tmp/raw.bin && sha256sum < /tmp/raw.bin'\n"
+    );
     s += &format!(
         "check sg_luns_2d uvio luns --decode {UVIO_HBA}/0:2\n\
          check sg_no_lun uvio readcap {UVIO_HBA}/0:2:6\n\
@@ -835,6 +870,37 @@ fn sg_checks(out: &VmOutput) {
     assert!(assert_sg_pair(out, "sg_vpd_0xb1_0").contains("Non-rotating medium"));
     assert!(assert_sg_pair(out, "sg_vpd_0xb2_300").contains("Provisioning type: "));
     assert!(assert_sg_pair(out, "sg_vpd_0x80_300").ends_with("rc=83"));
+    // sg_raw: identical reports and exit statuses.
+    for (tag, ends) in [
+        ("inq", "rc=0"),
+        ("inq_short", "rc=0"),
+        ("tur", "rc=0"),
+        ("tur_cd", "rc=2"),
+        ("bad_field", "rc=5"),
+        ("bad_opcode", "rc=9"),
+        ("nosense", "rc=2"),
+        ("rc16", "rc=0"),
+        ("read", "rc=0"),
+    ] {
+        let text = assert_sg_pair(out, &format!("sg_raw_{tag}"));
+        assert!(
+            text.starts_with("SCSI Status: ") && text.ends_with(ends),
+            "{text}"
+        );
+    }
+    assert!(assert_sg_pair(out, "sg_raw_inq")
+        .contains("Received 96 bytes of data:\n 00     00 00 05 12"));
+    assert!(assert_sg_pair(out, "sg_raw_tur_cd").contains("Additional sense: Medium not present"));
+    assert!(assert_sg_pair(out, "sg_raw_bad_field")
+        .contains("Additional sense: Invalid field in cdb\n\nError 5 occurred, no data received"));
+    assert!(
+        assert_sg_pair(out, "sg_raw_read").contains("Writing 2048 bytes of data to /tmp/raw.bin")
+    );
+    let same = out.section("sg_raw_read_same");
+    assert_eq!(
+        same.rc, 0,
+        "uvio raw's READ(10) differs from sg_raw's\n{same}"
+    );
     for (s, says) in [
         ("sg_no_lun", "has no LUN 0:2:6"),
         ("sg_no_target", "has no target 0:9"),
@@ -965,6 +1031,13 @@ true
             "{ctl}: uvio {u:?} vs lsscsi {k:?}\n{out}"
         );
     }
+
+    // uvio raw's READ(10) of 4 blocks at LBA 2 is the image's bytes there.
+    assert_eq!(
+        guest_hash(&out, "sg_raw_read_same"),
+        sha256(&image[2 * 512..6 * 512]),
+        "{out}"
+    );
 
     // Data through the SCSI disk LUN.
     assert_eq!(

@@ -210,6 +210,14 @@ enum Command {
         #[command(flatten)]
         deadline: Deadline,
     },
+    /// Any SCSI command to a LUN, given as CDB bytes in hex, reported as sg_raw reports it
+    /// (on stderr; sg3_utils exit statuses).
+    Raw {
+        #[command(flatten)]
+        args: sg::raw::RawArgs,
+        #[command(flatten)]
+        deadline: Deadline,
+    },
     /// Write zeroes over a range.
     WriteZeroes {
         #[command(flatten)]
@@ -349,6 +357,10 @@ fn main() -> ExitCode {
             deadline.apply();
             sg::luns::run(target, select, decode)
         }
+        Command::Raw { args, deadline } => {
+            deadline.apply();
+            sg::raw::run(args)
+        }
         Command::Discard { range } => range.apply(Op::Discard),
         Command::WriteZeroes { range } => range.apply(Op::WriteZeroes),
         Command::Verify {
@@ -369,7 +381,12 @@ fn main() -> ExitCode {
     match interrupt::account_for_removal(result) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("uvio: error: {e}");
+            // An sg-style command that already reported its failure as sg3_utils does
+            // (`uvio raw`) leaves nothing more to say.
+            let message = e.to_string();
+            if !message.is_empty() {
+                eprintln!("uvio: error: {message}");
+            }
             let status = sg::exit_status(&*e).unwrap_or_else(|| interrupt::exit_status(&*e));
             ExitCode::from(status)
         }
