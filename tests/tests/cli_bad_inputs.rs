@@ -588,9 +588,9 @@ fn cases(scratch: &Scratch) -> Vec<Case> {
         ),
         case(
             "inq of a VPD page uvio does not decode",
-            &["inq", "--page", "0x86", &lun("0:0:0")],
+            &["inq", "--page", "0x87", &lun("0:0:0")],
             FAILED,
-            "VPD page 0x86 is not decoded",
+            "VPD page 0x87 is not decoded",
         ),
         // uvio raw checks its arguments before it opens anything, as sg_raw does, and
         // exits 1 (sg_raw's syntax error) with sg_raw's words.

@@ -167,11 +167,11 @@ enum Command {
         deadline: Deadline,
     },
     /// Standard INQUIRY of one LUN as sg_inq prints it, or a VPD page (--page) as sg_vpd
-    /// prints it (0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 decoded; any page with --hex).
+    /// prints it (0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2 decoded; any page with --hex).
     Inq {
         #[arg(value_name = "BDF/C:T:L")]
         device: Target,
-        /// VPD page: a number (0x83, 131) or sg_vpd's acronym (sv, sn, di, bl, bdc, lbpv).
+        /// VPD page: a number (0x83, 131) or sg_vpd's acronym (sv, sn, di, ei, bl, bdc, lbpv).
         #[arg(short = 'p', long, value_name = "PG", value_parser = sg::inq::parse_page)]
         page: Option<u8>,
         /// The reply in hex, as sg_inq -H / sg_vpd -H print it.

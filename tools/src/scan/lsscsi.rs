@@ -545,6 +545,94 @@ mod tests {
         );
     }
 
+    /// The columns and lines lsscsi 0.31 printed on the twin for `-u`, `-pPs`, `-S`, `-l`
+    /// (the empty CD-ROM with sr's default capacity; a LUN with an NAA designator).
+    #[test]
+    fn more_columns_as_lsscsi_prints_them() {
+        use super::super::lun_facts::BlockSize;
+        let cd = lun(3, 0, None);
+        let cd_facts = LunFacts {
+            size: Some(BlockSize {
+                sectors: 0x1f_ffff,
+                logical_block_size: 512,
+            }),
+            queue_depth: 128,
+            timeout: std::time::Duration::from_secs(30),
+            ..LunFacts::default()
+        };
+        let bdf = "0000:00:04.0".parse().unwrap();
+        let with = |layout: Layout, facts: &LunFacts| lun_lines(0, bdf, &cd, &layout, facts);
+        assert_eq!(
+            with(
+                Layout {
+                    protection: true,
+                    protmode: true,
+                    size: 1,
+                    ..Layout::default()
+                },
+                &cd_facts
+            ),
+            ["[0:0:3:0]    cd/dvd  QEMU     QEMU CD-ROM      2.5+  -          -          none              -     1.07GB"]
+        );
+        assert_eq!(
+            with(
+                Layout {
+                    size: 3,
+                    long: 1,
+                    ..Layout::default()
+                },
+                &cd_facts
+            ),
+            [
+                "[0:0:3:0]    cd/dvd  QEMU     QEMU CD-ROM      2.5+  -               2097151",
+                "  state=running queue_depth=128 scsi_level=6 type=5 device_blocked=0 timeout=30",
+            ]
+        );
+        let unit = |n| Layout {
+            unit: n,
+            ..Layout::default()
+        };
+        assert_eq!(
+            with(unit(1), &cd_facts),
+            ["[0:0:3:0]    cd/dvd  none                              -        "]
+        );
+        let naa = [
+            0, 0x83, 0, 12, 1, 3, 0, 8, 0x50, 0, 0xc5, 0, 0x15, 0xea, 0x71, 0xac,
+        ];
+        let named = LunFacts {
+            device_id: Some(naa.to_vec()),
+            ..cd_facts.clone()
+        };
+        assert_eq!(
+            with(unit(6), &named),
+            ["[0:0:3:0]    cd/dvd  naa.5000c50015ea71ac  -        "]
+        );
+        assert_eq!(
+            with(unit(1), &named),
+            ["[0:0:3:0]    cd/dvd  5000c50015ea71ac                  -        "]
+        );
+        // Too long for -u's 32 columns: cut (-u) or its end kept (-uu).
+        let long_name = LunFacts {
+            device_id: Some(
+                [
+                    &[0u8, 0x83, 0, 40, 3, 8, 0, 36][..],
+                    b"iqn.2003-01.org.example:storage.disk9",
+                ]
+                .concat()[..44]
+                    .to_vec(),
+            ),
+            ..cd_facts.clone()
+        };
+        assert_eq!(
+            unit_column(&long_name, 1),
+            "iqn.2003-01.org.example:storage._ "
+        );
+        assert_eq!(
+            unit_column(&long_name, 2),
+            "_003-01.org.example:storage.disk  "
+        );
+    }
+
     #[test]
     fn sizes_as_lsscsi_prints_them() {
         for (bytes, si, bin) in [

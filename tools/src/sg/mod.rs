@@ -10,6 +10,7 @@ pub mod raw;
 pub mod readcap;
 pub mod tur;
 pub mod vpd;
+pub mod vpd_ei;
 
 use std::fmt;
 
