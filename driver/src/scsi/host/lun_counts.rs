@@ -46,11 +46,18 @@ impl LunCounts {
         }
     }
 
-    pub(super) fn get(&self, target: u16, linux_lun: u64) -> LunIoCounts {
+    fn get(&self, target: u16, linux_lun: u64) -> LunIoCounts {
         self.0
             .get(&(target, linux_lun))
             .copied()
             .unwrap_or_default()
+    }
+}
+
+impl super::VirtioScsiHost {
+    /// The commands this host sent to Linux LUN `linux_lun` of `target` so far.
+    pub fn lun_io_counts(&self, target: u16, linux_lun: u64) -> LunIoCounts {
+        self.counts.get(target, linux_lun)
     }
 }
 

@@ -84,9 +84,4 @@ impl VirtioScsiHost {
             _ => Vec::new(),
         })
     }
-
-    /// The commands this host sent to Linux LUN `linux_lun` of `target` so far.
-    pub fn lun_io_counts(&self, target: u16, linux_lun: u64) -> super::LunIoCounts {
-        self.counts.get(target, linux_lun)
-    }
 }
