@@ -171,11 +171,11 @@ enum Command {
         deadline: Deadline,
     },
     /// Standard INQUIRY of one LUN as sg_inq prints it, or a VPD page (--page) as sg_vpd
-    /// prints it (0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2 decoded; any page with --hex).
+    /// prints it (0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2 decoded; any page with --hex).
     Inq {
         #[arg(value_name = "BDF/C:T:L")]
         device: Target,
-        /// VPD page: a number (0x83, 131) or sg_vpd's acronym (sv, sn, di, bl, bdc, lbpv).
+        /// VPD page: a number (0x83, 131) or sg_vpd's acronym (sv, sn, di, ei, bl, bdc, lbpv).
         #[arg(short = 'p', long, value_name = "PG", value_parser = sg::inq::parse_page)]
         page: Option<u8>,
         /// The reply in hex, as sg_inq -H / sg_vpd -H print it.
@@ -211,6 +211,14 @@ enum Command {
         /// Decode each LUN's address (sg_luns --decode).
         #[arg(short = 'd', long)]
         decode: bool,
+        #[command(flatten)]
+        deadline: Deadline,
+    },
+    /// Any SCSI command to a LUN, given as CDB bytes in hex, reported as sg_raw reports it
+    /// (on stderr; sg3_utils exit statuses).
+    Raw {
+        #[command(flatten)]
+        args: sg::raw::RawArgs,
         #[command(flatten)]
         deadline: Deadline,
     },
@@ -312,7 +320,7 @@ fn main() -> ExitCode {
             if args.watch.is_none() {
                 deadline.apply();
             }
-            scan::main(args)
+            scan::main(args, deadline.timeout)
         }
         Command::Reset {
             device,
@@ -377,6 +385,10 @@ fn main() -> ExitCode {
             deadline.apply();
             sg::luns::run(target, select, decode)
         }
+        Command::Raw { args, deadline } => {
+            deadline.apply();
+            sg::raw::run(args)
+        }
         Command::Discard { range } => range.apply(Op::Discard),
         Command::WriteZeroes { range } => range.apply(Op::WriteZeroes),
         Command::Verify {
@@ -397,7 +409,12 @@ fn main() -> ExitCode {
     match interrupt::account_for_removal(result) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("uvio: error: {e}");
+            // An sg-style command that already reported its failure as sg3_utils does
+            // (`uvio raw`) leaves nothing more to say.
+            let message = e.to_string();
+            if !message.is_empty() {
+                eprintln!("uvio: error: {message}");
+            }
             let status = sg::exit_status(&*e).unwrap_or_else(|| interrupt::exit_status(&*e));
             ExitCode::from(status)
         }

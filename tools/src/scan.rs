@@ -14,9 +14,15 @@ use uvio::virtio::DeviceType;
 
 use crate::command::CmdResult;
 
+pub mod filter;
+pub mod long;
 pub mod lsscsi;
+pub mod lun_facts;
+pub mod udev_id;
 
-use lsscsi::{Filter, Layout};
+use filter::Filter;
+use lsscsi::Layout;
+use lun_facts::{LunFacts, Wanted};
 
 /// `uvio scan`'s arguments: lsscsi's options, with lsscsi's meanings and output.
 #[derive(clap::Args, Debug)]
@@ -34,6 +40,38 @@ pub struct ScanArgs {
     /// three times as logical blocks, four times with the block size (as lsscsi -s).
     #[arg(short = 's', long = "size", action = clap::ArgAction::Count)]
     pub size: u8,
+    /// Sizes as logical blocks; twice with the block size (lsscsi -S, `-sss`).
+    #[arg(short = 'S', long = "sz-lbs", action = clap::ArgAction::Count)]
+    pub sz_lbs: u8,
+    /// More of each LUN's attributes: once on one line, twice on three (lsscsi -l).
+    #[arg(short = 'l', long, action = clap::ArgAction::Count)]
+    pub long: u8,
+    /// Each LUN's attributes one per line (lsscsi -L, `-lll`).
+    #[arg(short = 'L', long, action = clap::ArgAction::Count)]
+    pub list: u8,
+    /// The logical unit name from VPD page 0x83 instead of vendor, model and revision:
+    /// cut to 32 characters, twice its end, three times in full (lsscsi -u).
+    #[arg(short = 'u', long, action = clap::ArgAction::Count)]
+    pub unit: u8,
+    /// The logical unit name in full; twice with its kind (`naa.`) in front (lsscsi -U).
+    #[arg(short = 'U', long = "long-unit", action = clap::ArgAction::Count)]
+    pub long_unit: u8,
+    /// The protection type (READ CAPACITY 16) and integrity format (lsscsi -p).
+    #[arg(short = 'p', long)]
+    pub protection: bool,
+    /// The protection mode (lsscsi -P).
+    #[arg(short = 'P', long)]
+    pub protmode: bool,
+    /// The sysfs directory of the PCI function each LUN is reached through (lsscsi -v).
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// The udev SCSI id (`/dev/disk/by-id/scsi-*`) the LUN's VPD pages give, by
+    /// udev's sg3_utils rule (lsscsi -i).
+    #[arg(short = 'i', long = "scsi_id")]
+    pub scsi_id: bool,
+    /// The WWN (`/dev/disk/by-id/wwn-*`) the LUN's VPD page 0x83 gives (lsscsi -w).
+    #[arg(short = 'w', long)]
+    pub wwn: bool,
     /// The tuple and the device only (lsscsi -b).
     #[arg(short = 'b', long)]
     pub brief: bool,
@@ -80,8 +118,8 @@ fn split_args(args: &[String]) -> Result<(Vec<PciAddress>, Filter), String> {
     Ok((bdfs, Filter::parse(&filter)?))
 }
 
-/// Runs `uvio scan` as its arguments ask.
-pub fn main(a: ScanArgs) -> CmdResult {
+/// Runs `uvio scan` as its arguments ask; `timeout` is each command's deadline.
+pub fn main(a: ScanArgs, timeout: Duration) -> CmdResult {
     let (bdfs, filter) = split_args(&a.args)?;
     if let Some(seconds) = a.watch {
         return match bdfs.as_slice() {
@@ -95,9 +133,30 @@ pub fn main(a: ScanArgs) -> CmdResult {
         pdt: a.pdt,
         transport: a.transport,
         lunhex: a.lunhex,
-        size: a.size,
+        size: a.size.saturating_add(a.sz_lbs.saturating_mul(3)),
+        long: a.long.saturating_add(a.list.saturating_mul(3)),
+        unit: a.unit.saturating_add(a.long_unit.saturating_mul(3)),
+        protection: a.protection,
+        protmode: a.protmode,
+        verbose: a.verbose,
+        scsi_id: a.scsi_id,
+        wwn: a.wwn,
     };
-    run(&bdfs, a.json, &layout, &filter, a.hosts)
+    layout.check()?;
+    if a.hosts && (layout.long > 0 || layout.verbose) {
+        return Err("uvio scan -H lists hosts without -l, -L or -v".into());
+    }
+    run(&bdfs, a.json, &layout, &filter, a.hosts, timeout)
+}
+
+/// What `layout` needs to ask each LUN.
+fn wanted(layout: &Layout) -> Wanted {
+    Wanted {
+        device_id: layout.unit > 0 || layout.scsi_id || layout.wwn,
+        unit_serial: layout.scsi_id,
+        size: layout.size > 0,
+        protection: layout.protection,
+    }
 }
 
 fn lun_json(bdf: PciAddress, l: &ScannedLun) -> Value {
@@ -158,7 +217,11 @@ fn lun_line(host: usize, bdf: PciAddress, l: &ScannedLun, sizes: bool) -> String
         size: u8::from(sizes),
         ..Layout::default()
     };
-    lsscsi::lun_lines(host, bdf, l, &layout).join("\n")
+    let facts = LunFacts {
+        size: lun_facts::disk_size(l),
+        ..LunFacts::default()
+    };
+    lsscsi::lun_lines(host, bdf, l, &layout, &facts).join("\n")
 }
 
 /// The virtio-scsi functions to scan: those named, or every one bound to vfio-pci.
@@ -187,6 +250,7 @@ pub fn run(
     layout: &Layout,
     filter: &Filter,
     list_hosts: bool,
+    timeout: Duration,
 ) -> CmdResult {
     // lsscsi -c heads its list, with "none" when it is empty.
     let mut lines: Vec<String> = Vec::new();
@@ -204,11 +268,12 @@ pub fn run(
         if DeviceType::of(&function) != Some(DeviceType::Scsi) {
             return Err(format!("{bdf} is not a virtio-scsi function").into());
         }
-        let host = match VirtioScsiHost::open(
+        let mut host = match VirtioScsiHost::open(
             &function,
             &ScsiOptions {
                 queues: Some(1),
                 ring: crate::open::ring(),
+                timeout: Some(timeout),
                 ..Default::default()
             },
         ) {
@@ -244,7 +309,8 @@ pub fn run(
                 .collect();
             luns.sort_by_key(|l| (l.channel, l.target, l.linux_lun));
             for l in luns {
-                lines.extend(lsscsi::lun_lines(index, bdf, l, layout));
+                let facts = lun_facts::gather(&mut host, l, wanted(layout), timeout);
+                lines.extend(lsscsi::lun_lines(index, bdf, l, layout, &facts));
             }
         }
     }

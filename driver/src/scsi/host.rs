@@ -28,10 +28,15 @@ use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 
 mod control;
+mod lun_counts;
+mod raw;
 mod restart;
 
 use control::ControlQueue;
 pub use control::Escalation;
+use lun_counts::LunCounts;
+pub use lun_counts::LunIoCounts;
+pub use raw::RawData;
 
 const CONTROL_QUEUE: u16 = 0;
 const EVENT_QUEUE: u16 = 1;
@@ -203,6 +208,8 @@ pub struct VirtioScsiHost {
     max_segments: usize,
     /// How long a task management function may take.
     control_timeout: Duration,
+    /// Commands sent to each LUN, as the kernel's per-device I/O counters count them.
+    counts: LunCounts,
 }
 
 /// Runs scan commands through one request queue.
@@ -210,6 +217,7 @@ struct QueueRunner<'a, E: RequestEncoder, C> {
     queue: &'a mut HwQueue<E, C>,
     buffer: Option<DmaBuf>,
     dma: &'a Arc<DmaSpace>,
+    counts: &'a mut LunCounts,
 }
 
 impl<E: RequestEncoder<Command = ScsiPassthrough>, C: Default> CommandRunner
@@ -248,6 +256,7 @@ impl<E: RequestEncoder<Command = ScsiPassthrough>, C: Default> CommandRunner
         };
         let request = command.request(data);
         let (result, data) = self.queue.run_command(command, request);
+        self.counts.record(target, linux_lun, &result);
         let mut out = Vec::new();
         if let Data::One(buf) = data {
             if let Ok(moved) = &result {
@@ -360,6 +369,7 @@ impl VirtioScsiHost {
             depth,
             max_segments,
             control_timeout,
+            counts: LunCounts::default(),
         };
         host.rescan()?;
         Ok(host)
@@ -385,13 +395,15 @@ impl VirtioScsiHost {
         &mut self,
         queue: &mut HwQueue<E, C>,
     ) -> Vec<HostEvent> {
+        let (max_target, max_lun) = (self.config.max_target, self.max_linux_lun());
         let report = {
             let mut runner = QueueRunner {
                 queue,
                 buffer: None,
                 dma: &self.dma,
+                counts: &mut self.counts,
             };
-            scan::scan_host(&mut runner, self.config.max_target, self.max_linux_lun())
+            scan::scan_host(&mut runner, max_target, max_lun)
         };
         let mut changes = Vec::new();
         for (at, old) in self.report.luns.iter().enumerate() {
@@ -475,6 +487,12 @@ impl VirtioScsiHost {
         self.bdf
     }
 
+    /// How many commands uvio keeps in flight to one LUN at most: the device's
+    /// `cmd_per_lun` within the queue depth (the kernel's `queue_depth` of a SCSI device).
+    pub fn lun_queue_depth(&self) -> u16 {
+        (self.config.cmd_per_lun.max(1).min(u32::from(self.depth))) as u16
+    }
+
     pub fn config(&self) -> &ScsiConfig {
         &self.config
     }
@@ -527,6 +545,7 @@ impl VirtioScsiHost {
             queue: &mut queue,
             buffer: None,
             dma: &self.dma,
+            counts: &mut self.counts,
         }
         .run(LunCommand {
             target,
@@ -595,19 +614,16 @@ impl VirtioScsiHost {
             match (event.kind, event.reason) {
                 (wire::event::TRANSPORT_RESET, wire::event::RESET_RESCAN) => {
                     let mut report = ScanReport::default();
+                    let max_lun = self.max_linux_lun();
                     {
                         let mut runner = QueueRunner {
                             queue,
                             buffer: None,
                             dma: &self.dma,
+                            counts: &mut self.counts,
                         };
                         if lun == 0 {
-                            scan::scan_target(
-                                &mut runner,
-                                target,
-                                self.max_linux_lun(),
-                                &mut report,
-                            );
+                            scan::scan_target(&mut runner, target, max_lun, &mut report);
                         } else if let Ok(Some(l)) = scan::probe_lun(&mut runner, target, linux_lun)
                         {
                             report.luns.push(l);
@@ -659,6 +675,7 @@ impl VirtioScsiHost {
                             queue,
                             buffer: None,
                             dma: &self.dma,
+                            counts: &mut self.counts,
                         };
                         let inquiry = self.report.luns[at].inquiry.clone();
                         let disk = scan::revalidate(&mut runner, target, linux_lun, &inquiry);

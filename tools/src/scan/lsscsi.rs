@@ -8,6 +8,10 @@
 use uvio::pci::PciAddress;
 use uvio::scsi::scan::ScannedLun;
 
+use super::long::long_lines;
+use super::lun_facts::{LunFacts, UpperDriver};
+use super::udev_id::{id_serial, id_wwn, lu_name, UdevInput};
+
 /// The lsscsi options `uvio scan` takes, with lsscsi's meanings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
@@ -22,104 +26,42 @@ pub struct Layout {
     /// `-x` (1) the LUN in T10 hex, `-xx` (2) as 16 hex digits.
     pub lunhex: u8,
     /// `-s` (1) SI units, `-ss` (2) binary units, `-sss` (3) logical blocks, 4 and more
-    /// logical blocks and the block size.
+    /// logical blocks and the block size (`-S` counts 3).
     pub size: u8,
+    /// `-l` (1, 2) more attributes on one line or three, `-L` (3 and more) one per line.
+    pub long: u8,
+    /// `-u` (1 short, 2 its end, 3 in full) the logical unit name; `-U` counts 3, with a
+    /// `naa.`-style prefix from 4.
+    pub unit: u8,
+    /// `-p`: the protection type and the integrity format.
+    pub protection: bool,
+    /// `-P`: the protection mode.
+    pub protmode: bool,
+    /// `-v`: the directory of the device in sysfs.
+    pub verbose: bool,
+    /// `-i`: the udev SCSI id (`ID_SERIAL`).
+    pub scsi_id: bool,
+    /// `-w`: the WWN (`ID_WWN_WITH_EXTENSION`).
+    pub wwn: bool,
 }
 
-/// An `H:C:T:L` filter, each part a number or a wildcard (`None`), as lsscsi takes it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub host: Option<u32>,
-    pub channel: Option<u32>,
-    pub target: Option<u32>,
-    /// Linux's LUN integer (16684 for flat-addressed LUN 300).
-    pub lun: Option<u64>,
-}
-
-impl Filter {
-    /// Parses lsscsi's filter arguments: one `H:C:T:L` (fewer parts leave the rest wild;
-    /// `-`, `*`, `?` or an empty part is a wildcard; an optional `[`, `]` and a `host`
-    /// prefix are ignored; the LUN may be `0x` hex), or up to four arguments, one part
-    /// each (`0 0 2 5`).
-    pub fn parse(args: &[&str]) -> Result<Filter, String> {
-        if args.is_empty() {
-            return Ok(Filter::default());
+impl Layout {
+    /// lsscsi's refusals of option pairs it does not combine (its exit status 1).
+    pub fn check(&self) -> Result<(), String> {
+        if self.transport && self.unit > 0 {
+            return Err("use '--transport' or '--unit' but not both".into());
         }
-        if args.len() > 4 {
+        if (self.transport || self.unit > 0) && matches!(self.long, 1 | 2) {
+            let what = if self.transport {
+                "--transport"
+            } else {
+                "--unit"
+            };
             return Err(format!(
-                "at most four filter arguments (H:C:T:L or H C T L), not {}",
-                args.len()
+                "please use '--list' (rather than '--long') with {what}"
             ));
         }
-        let mut first = args[0];
-        for prefix in ["host", "HOST"] {
-            if let Some(rest) = first.strip_prefix(prefix) {
-                first = rest;
-            }
-        }
-        let joined = if args.len() == 1 || first.contains(':') {
-            if args.len() > 1 {
-                return Err(format!(
-                    "unexpected filter arguments after {}: {}",
-                    args[0],
-                    args[1..].join(" ")
-                ));
-            }
-            first.to_string()
-        } else {
-            std::iter::once(first)
-                .chain(args[1..].iter().copied())
-                .collect::<Vec<_>>()
-                .join(":")
-        };
-        let text = joined.trim_start_matches([' ', '\t', '[']);
-        let mut filter = Filter::default();
-        if text.is_empty() {
-            return Ok(filter);
-        }
-        let parts: Vec<&str> = text.split(':').collect();
-        // "0:" is one part, as lsscsi reads it.
-        let parts = match parts.split_last() {
-            Some((last, rest)) if last.is_empty() && !rest.is_empty() => rest,
-            _ => &parts[..],
-        };
-        if parts.len() > 4 {
-            return Err(format!("{joined}: expect three colons at most"));
-        }
-        for (k, part) in parts.iter().enumerate() {
-            let part = part.trim_end_matches(']');
-            if part.is_empty() || part.starts_with(['-', '*', '?']) {
-                continue;
-            }
-            let bad = || format!("{joined}: cannot decode {part} as an integer");
-            if k == 3 {
-                let lun = match part.strip_prefix("0x").or(part.strip_prefix("0X")) {
-                    Some(hex) => u64::from_str_radix(hex, 16),
-                    None => part.parse(),
-                }
-                .map_err(|_| bad())?;
-                filter.lun = Some(lun);
-            } else {
-                let v: u32 = part.parse().map_err(|_| bad())?;
-                match k {
-                    0 => filter.host = Some(v),
-                    1 => filter.channel = Some(v),
-                    _ => filter.target = Some(v),
-                }
-            }
-        }
-        Ok(filter)
-    }
-
-    pub fn matches_host(&self, host: usize) -> bool {
-        self.host.is_none_or(|h| h as usize == host)
-    }
-
-    pub fn matches(&self, host: usize, l: &ScannedLun) -> bool {
-        self.matches_host(host)
-            && self.channel.is_none_or(|c| c == u32::from(l.channel))
-            && self.target.is_none_or(|t| t == u32::from(l.target))
-            && self.lun.is_none_or(|n| n == l.linux_lun)
+        Ok(())
     }
 }
 
@@ -260,30 +202,79 @@ fn device(bdf: PciAddress, l: &ScannedLun) -> String {
     }
 }
 
-/// The size column of `-s`..`-ssss`, with its two leading spaces.
-fn size_column(l: &ScannedLun, size: u8) -> String {
-    let disk = l
-        .disk
-        .as_ref()
-        .filter(|d| l.inquiry.device_type.0 == 0 && d.size_bytes > 0);
-    let Some(d) = disk else {
+/// The size column of `-s`..`-ssss` and `-S`, with its two leading spaces, from the
+/// size the LUN's block device has (sd's or sr's).
+fn size_column(facts: &LunFacts, size: u8) -> String {
+    let Some(b) = facts.size else {
         return format!("  {:>6}", "-");
     };
-    match size {
-        1 | 2 => format!("  {:>6}", size_string(d.size_bytes, size == 2)),
-        _ => {
-            let blocks = d.size_bytes / u64::from(d.block_size.max(1));
-            if size > 3 {
-                format!("  {blocks:>12},{}", d.block_size)
-            } else {
-                format!("  {blocks:>12}")
-            }
-        }
+    if size > 2 {
+        let lbs = b.logical_block_size.max(1);
+        let blocks = b.sectors * 512 / u64::from(lbs);
+        return if size > 3 {
+            format!("  {blocks:>12},{lbs}")
+        } else {
+            format!("  {blocks:>12}")
+        };
+    }
+    match b.sectors * 512 {
+        0 => format!("  {:>6}", "-"),
+        bytes => format!("  {:>6}", size_string(bytes, size == 2)),
     }
 }
 
-/// The lines lsscsi prints for one LUN (one line, or four with `-c`).
-pub fn lun_lines(host: usize, bdf: PciAddress, l: &ScannedLun, layout: &Layout) -> Vec<String> {
+/// The logical unit name column of `-u`/`-U` (lsscsi's widths and cuts).
+fn unit_column(facts: &LunFacts, unit: u8) -> String {
+    let name = facts
+        .device_id
+        .as_deref()
+        .map(|p| lu_name(p, unit > 3))
+        .unwrap_or_default();
+    let n = name.chars().count();
+    if name.is_empty() {
+        format!("{:<32}  ", "none")
+    } else if n < 33 || unit > 2 {
+        if unit > 2 {
+            format!("{name}  ")
+        } else {
+            format!("{name:<32}  ")
+        }
+    } else if unit == 1 {
+        format!("{}_ ", &name[..32])
+    } else {
+        format!("_{}  ", &name[n - 31..])
+    }
+}
+
+/// The lines lsscsi prints for one LUN (one line, or four with `-c`, and `-l`'s below).
+pub fn lun_lines(
+    host: usize,
+    bdf: PciAddress,
+    l: &ScannedLun,
+    layout: &Layout,
+    facts: &LunFacts,
+) -> Vec<String> {
+    let mut lines = lun_head_lines(host, bdf, l, layout, facts);
+    lines.extend(long_lines(l, facts, layout.long));
+    if layout.verbose && !layout.classic {
+        // Where lsscsi names the SCSI device's sysfs directory, uvio names the PCI
+        // function it drives the LUN through (it has no SCSI device in sysfs).
+        let dir = format!("/sys/bus/pci/devices/{bdf}");
+        let real = std::fs::canonicalize(&dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "?".into());
+        lines.push(format!("  dir: {dir}  [{real}]"));
+    }
+    lines
+}
+
+fn lun_head_lines(
+    host: usize,
+    bdf: PciAddress,
+    l: &ScannedLun,
+    layout: &Layout,
+    facts: &LunFacts,
+) -> Vec<String> {
     let inq = &l.inquiry;
     if layout.classic {
         let level = match inq.scsi_level {
@@ -321,15 +312,54 @@ pub fn lun_lines(host: usize, bdf: PciAddress, l: &ScannedLun, layout: &Layout) 
     if layout.transport {
         // virtio-scsi has no SCSI transport class: lsscsi leaves the column blank.
         line.push_str(&" ".repeat(32));
+    } else if layout.unit > 0 {
+        line.push_str(&unit_column(facts, layout.unit));
     } else if !layout.brief {
         line.push_str(&format!(
             "{:<8} {:<16} {:<4}  ",
             inq.vendor, inq.product, inq.revision
         ));
     }
+    // The names udev would give the LUN's block device (sd or sr), by its rule.
+    let upper = UpperDriver::of(inq.device_type.0);
+    let udev = UdevInput {
+        vendor: inq.vendor.as_bytes(),
+        product: inq.product.as_bytes(),
+        unit_serial: facts.unit_serial.as_deref(),
+        device_id: facts.device_id.as_deref(),
+    };
+    if layout.wwn {
+        match id_wwn(udev.device_id).filter(|_| upper != UpperDriver::None) {
+            Some(wwn) => line.push_str(&format!("{wwn:<34}  ")),
+            None => line.push_str(&" ".repeat(32)),
+        }
+    }
     line.push_str(&format!("{:<9}", device(bdf, l)));
+    if layout.scsi_id {
+        let id = id_serial(&udev).filter(|_| upper != UpperDriver::None);
+        line.push_str(&format!("  {}", id.as_deref().unwrap_or("-")));
+    }
+    if layout.protection {
+        // sd's protection_type from READ CAPACITY (16); the integrity format of a block
+        // device is "none": uvio registers no integrity profile (it does not negotiate
+        // VIRTIO_SCSI_F_T10_PI).
+        match facts.protection_type {
+            0 => line.push_str(&format!("  {:<9}", "-")),
+            t => line.push_str(&format!("  DIF/Type{t}")),
+        }
+        let format = if upper == UpperDriver::None {
+            "-"
+        } else {
+            "none"
+        };
+        line.push_str(&format!("  {format:<16}"));
+    }
+    if layout.protmode {
+        // sd's protection_mode names the host's DIF/DIX capability: none for uvio.
+        line.push_str(&format!("  {:<4}", "-"));
+    }
     if layout.size > 0 {
-        line.push_str(&size_column(l, layout.size));
+        line.push_str(&size_column(facts, layout.size));
     }
     vec![line]
 }
@@ -405,7 +435,11 @@ mod tests {
     }
 
     fn lines(l: &ScannedLun, layout: Layout) -> Vec<String> {
-        lun_lines(0, "0000:00:04.0".parse().unwrap(), l, &layout)
+        let facts = LunFacts {
+            size: super::super::lun_facts::disk_size(l),
+            ..LunFacts::default()
+        };
+        lun_lines(0, "0000:00:04.0".parse().unwrap(), l, &layout, &facts)
     }
 
     /// The lines lsscsi 0.31 printed for the same LUNs of the kernel-driven twin in
@@ -511,6 +545,94 @@ mod tests {
         );
     }
 
+    /// The columns and lines lsscsi 0.31 printed on the twin for `-u`, `-pPs`, `-S`, `-l`
+    /// (the empty CD-ROM with sr's default capacity; a LUN with an NAA designator).
+    #[test]
+    fn more_columns_as_lsscsi_prints_them() {
+        use super::super::lun_facts::BlockSize;
+        let cd = lun(3, 0, None);
+        let cd_facts = LunFacts {
+            size: Some(BlockSize {
+                sectors: 0x1f_ffff,
+                logical_block_size: 512,
+            }),
+            queue_depth: 128,
+            timeout: std::time::Duration::from_secs(30),
+            ..LunFacts::default()
+        };
+        let bdf = "0000:00:04.0".parse().unwrap();
+        let with = |layout: Layout, facts: &LunFacts| lun_lines(0, bdf, &cd, &layout, facts);
+        assert_eq!(
+            with(
+                Layout {
+                    protection: true,
+                    protmode: true,
+                    size: 1,
+                    ..Layout::default()
+                },
+                &cd_facts
+            ),
+            ["[0:0:3:0]    cd/dvd  QEMU     QEMU CD-ROM      2.5+  -          -          none              -     1.07GB"]
+        );
+        assert_eq!(
+            with(
+                Layout {
+                    size: 3,
+                    long: 1,
+                    ..Layout::default()
+                },
+                &cd_facts
+            ),
+            [
+                "[0:0:3:0]    cd/dvd  QEMU     QEMU CD-ROM      2.5+  -               2097151",
+                "  state=running queue_depth=128 scsi_level=6 type=5 device_blocked=0 timeout=30",
+            ]
+        );
+        let unit = |n| Layout {
+            unit: n,
+            ..Layout::default()
+        };
+        assert_eq!(
+            with(unit(1), &cd_facts),
+            ["[0:0:3:0]    cd/dvd  none                              -        "]
+        );
+        let naa = [
+            0, 0x83, 0, 12, 1, 3, 0, 8, 0x50, 0, 0xc5, 0, 0x15, 0xea, 0x71, 0xac,
+        ];
+        let named = LunFacts {
+            device_id: Some(naa.to_vec()),
+            ..cd_facts.clone()
+        };
+        assert_eq!(
+            with(unit(6), &named),
+            ["[0:0:3:0]    cd/dvd  naa.5000c50015ea71ac  -        "]
+        );
+        assert_eq!(
+            with(unit(1), &named),
+            ["[0:0:3:0]    cd/dvd  5000c50015ea71ac                  -        "]
+        );
+        // Too long for -u's 32 columns: cut (-u) or its end kept (-uu).
+        let long_name = LunFacts {
+            device_id: Some(
+                [
+                    &[0u8, 0x83, 0, 40, 3, 8, 0, 36][..],
+                    b"iqn.2003-01.org.example:storage.disk9",
+                ]
+                .concat()[..44]
+                    .to_vec(),
+            ),
+            ..cd_facts.clone()
+        };
+        assert_eq!(
+            unit_column(&long_name, 1),
+            "iqn.2003-01.org.example:storage._ "
+        );
+        assert_eq!(
+            unit_column(&long_name, 2),
+            "_003-01.org.example:storage.disk  "
+        );
+    }
+
     #[test]
     fn sizes_as_lsscsi_prints_them() {
         for (bytes, si, bin) in [
@@ -544,41 +666,5 @@ mod tests {
         assert_eq!(t10_lun(0x0033_0122), two_levels);
         assert_eq!(lun_word_flip(16684), 0x412c_0000_0000_0000);
         assert_eq!(lun_word_flip(5), 0x0005_0000_0000_0000);
-    }
-
-    #[test]
-    fn filters_as_lsscsi_reads_them() {
-        let all = Filter::default();
-        assert_eq!(Filter::parse(&[]).unwrap(), all);
-        assert_eq!(Filter::parse(&["*"]).unwrap(), all);
-        assert_eq!(Filter::parse(&["-:-:-:-"]).unwrap(), all);
-        let f = Filter::parse(&["0"]).unwrap();
-        assert_eq!((f.host, f.channel), (Some(0), None));
-        let f = Filter::parse(&["host1"]).unwrap();
-        assert_eq!(f.host, Some(1));
-        let f = Filter::parse(&["*:0:2"]).unwrap();
-        assert_eq!(
-            (f.host, f.channel, f.target, f.lun),
-            (None, Some(0), Some(2), None)
-        );
-        let f = Filter::parse(&["[0:0:2:5]"]).unwrap();
-        assert_eq!((f.host, f.target, f.lun), (Some(0), Some(2), Some(5)));
-        let f = Filter::parse(&["*:*:*:0x412c"]).unwrap();
-        assert_eq!(f.lun, Some(16684));
-        let f = Filter::parse(&["0", "0", "2", "5"]).unwrap();
-        assert_eq!(
-            (f.host, f.channel, f.target, f.lun),
-            (Some(0), Some(0), Some(2), Some(5))
-        );
-        let f = Filter::parse(&["0", "-", "4"]).unwrap();
-        assert_eq!(
-            (f.host, f.channel, f.target, f.lun),
-            (Some(0), None, Some(4), None)
-        );
-        let f = Filter::parse(&["0:"]).unwrap();
-        assert_eq!((f.host, f.channel), (Some(0), None));
-        assert!(Filter::parse(&["a:b"]).is_err());
-        assert!(Filter::parse(&["0:0:0:0:0"]).is_err());
-        assert!(Filter::parse(&["1", "2", "3", "4", "5"]).is_err());
     }
 }

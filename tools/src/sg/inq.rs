@@ -16,7 +16,7 @@ const SAFE_STD_INQ_LEN: usize = 36;
 /// The first allocation length of a VPD page (longer pages are fetched again in full).
 const VPD_ALLOC: usize = 252;
 /// The pages decoded here.
-pub const DECODED_PAGES: [u8; 6] = [0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2];
+pub const DECODED_PAGES: [u8; 7] = [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2];
 /// sg_vpd's exit status for a page the LUN does not list in page 0x00:
 /// `sg_convert_errno(EDOM)`, 50 + 33.
 pub const NOT_SUPPORTED_STATUS: u8 = 83;
@@ -42,8 +42,8 @@ pub fn run(device: Target, page: Option<u8>, hex: bool) -> CmdResult {
             return Err(SgFailure {
                 status: 1,
                 message: format!(
-                    "VPD page 0x{pg:02x} is not decoded (uvio decodes 0x00, 0x80, 0x83, 0xb0, \
-                     0xb1 and 0xb2): add --hex to see it in hex"
+                    "VPD page 0x{pg:02x} is not decoded (uvio decodes 0x00, 0x80, 0x83, 0x86, \
+                     0xb0, 0xb1 and 0xb2): add --hex to see it in hex"
                 ),
             }
             .into());

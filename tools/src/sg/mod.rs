@@ -6,9 +6,11 @@
 
 pub mod inq;
 pub mod luns;
+pub mod raw;
 pub mod readcap;
 pub mod tur;
 pub mod vpd;
+pub mod vpd_ei;
 
 use std::fmt;
 
@@ -254,6 +256,35 @@ impl SgLun {
             }
         }
         result
+    }
+
+    /// Sends `cdb` with `data` in or out, as given (`uvio raw`). Only the UNIT ATTENTION
+    /// "power on, reset" that opening the host caused is consumed first, as [`SgLun::run`]
+    /// does; what else the LUN answers, the user sees.
+    pub fn raw(
+        &mut self,
+        cdb: Cdb,
+        data: uvio::scsi::host::RawData,
+    ) -> Result<Result<Vec<u8>, IoError>, SgFailure> {
+        let mut tries = 0;
+        loop {
+            let result = self
+                .host
+                .raw_command(self.target, self.linux_lun, cdb, data.clone())
+                .map_err(|e| SgFailure {
+                    status: status::OTHER,
+                    message: e.to_string(),
+                })?;
+            let reset = result
+                .as_ref()
+                .err()
+                .and_then(ScsiError::sense_of)
+                .is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION && s.asc == 0x29);
+            tries += 1;
+            if !reset || tries > 3 {
+                return Ok(result);
+            }
+        }
     }
 
     fn run_once(&mut self, cdb: Cdb, alloc: usize) -> Result<Vec<u8>, CommandError> {

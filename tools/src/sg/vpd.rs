@@ -1,6 +1,6 @@
 //! VPD pages as `sg_vpd` decodes them: the supported-pages list (0x00), unit serial number
-//! (0x80), device identification (0x83), block limits (0xB0), block device characteristics
-//! (0xB1) and logical block provisioning (0xB2).
+//! (0x80), device identification (0x83), extended INQUIRY data (0x86, in `vpd_ei`), block
+//! limits (0xB0), block device characteristics (0xB1) and logical block provisioning (0xB2).
 
 use std::fmt::Write;
 
@@ -49,6 +49,7 @@ pub fn format_vpd(b: &[u8], hex: bool) -> String {
         0x00 => Some("Supported VPD pages VPD page:"),
         0x80 => Some("Unit serial number VPD page:"),
         0x83 => Some("Device Identification VPD page:"),
+        0x86 => Some("extended INQUIRY data VPD page:"),
         0xb0 if sbc => Some("Block limits VPD page (SBC):"),
         0xb1 if sbc => Some("Block device characteristics VPD page (SBC):"),
         0xb2 if sbc => Some("Logical block provisioning VPD page (SBC):"),
@@ -83,6 +84,7 @@ pub fn format_vpd(b: &[u8], hex: bool) -> String {
             let _ = writeln!(s, "  Unit serial number: {}", c_str(&b[4..]));
         }
         0x83 => decode_id_vpd(&mut s, &b[4..]),
+        0x86 => super::vpd_ei::decode_extended_inquiry(&mut s, b),
         0xb0 => decode_block_limits(&mut s, b),
         0xb1 => decode_block_dev_chars(&mut s, b),
         _ => decode_lb_provisioning(&mut s, b),

@@ -65,6 +65,7 @@ impl VirtioScsiHost {
                     queue: &mut *queue,
                     buffer: None,
                     dma: &self.dma,
+                    counts: &mut self.counts,
                 };
                 scan::revalidate(&mut runner, target, linux_lun, &inquiry)
             };
