@@ -38,6 +38,7 @@
  *   -ENOTCONN    a query, memory or queue call before uvio_start
  *   -ENODEV      the device cannot be opened (not virtio, not bound to vfio-pci, no such LUN)
  *   -ENOMEM      no DMA memory or IOVA space left
+ *   -EMFILE      4095 devices are open already
  *   -ETIME       uvio_poll's timeout passed before min_completions were ready
  *   completions: 0, or -EIO (the device failed it), -ETIMEDOUT (past the request deadline),
  *                -EOPNOTSUPP (the device refused it), -EPROTO (the device misbehaved and the
@@ -45,7 +46,8 @@
  *
  * What the handle checks catch: handles are not pointers to memory but encode a slot and a
  * generation, so NULL, a closed handle (double close, use after close) and a device handle
- * passed as a queue (or the reverse) are refused with -EBADF, never dereferenced. An
+ * passed as a queue (or the reverse) are refused with -EBADF, never dereferenced. A handle
+ * stays dead after its close even when a later uvio_open reuses its slot. An
  * arbitrary value is refused unless it happens to equal a live handle. Not caught: a data
  * buffer freed (uvio_free_mem) or reused by the program while its request is in flight
  * (the memory itself stays mapped until the request completes, so the device never writes

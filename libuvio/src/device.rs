@@ -92,7 +92,7 @@ impl Device {
         // Held throughout, so two threads cannot start one device twice.
         let properties = lock(&self.properties);
         if self.started.get().is_some() {
-            return Err(CapiError::AlreadyStarted("uvio_start"));
+            return Err(CapiError::StartedTwice);
         }
         let options = OpenOptions {
             queues: properties.queues,
@@ -183,10 +183,20 @@ pub fn lookup(handle: usize, kind: Kind) -> Result<(Arc<Device>, u16), CapiError
         kind: kind.name(),
         value: handle,
     };
-    let (key, queue) = Key::decode(handle, kind).ok_or_else(|| CapiError::StaleHandle {
-        kind: kind.name(),
-        value: handle,
-    })?;
+    let other = match kind {
+        Kind::Device => Kind::Queue,
+        Kind::Queue => Kind::Device,
+    };
+    let Some((key, queue)) = Key::decode(handle, kind) else {
+        return Err(match Key::decode(handle, other) {
+            Some(_) => CapiError::WrongKind {
+                kind: kind.name(),
+                actual: other.name(),
+                value: handle,
+            },
+            None => stale,
+        });
+    };
     let table = DEVICES.read().unwrap_or_else(|e| e.into_inner());
     let device = table.get(key).ok_or(stale)?;
     Ok((device, queue))

@@ -20,6 +20,14 @@ pub enum CapiError {
          after close) or never came from uvio"
     )]
     StaleHandle { kind: &'static str, value: usize },
+    #[error("handle {value:#x} is a {actual} handle, passed where a {kind} handle belongs")]
+    WrongKind {
+        kind: &'static str,
+        actual: &'static str,
+        value: usize,
+    },
+    #[error("the device is started already: uvio_start is called once")]
+    StartedTwice,
     #[error("{0} is NULL")]
     NullArgument(&'static str),
     #[error(
@@ -88,7 +96,9 @@ impl CapiError {
     /// The positive errno C sees negated.
     pub fn errno(&self) -> i32 {
         match self {
-            CapiError::NullHandle { .. } | CapiError::StaleHandle { .. } => libc::EBADF,
+            CapiError::NullHandle { .. }
+            | CapiError::StaleHandle { .. }
+            | CapiError::WrongKind { .. } => libc::EBADF,
             CapiError::NullArgument(_) | CapiError::NotDmaMemory { .. } => libc::EFAULT,
             CapiError::DeviceNotUtf8
             | CapiError::Address { .. }
@@ -97,7 +107,9 @@ impl CapiError {
             | CapiError::BadFlags(_)
             | CapiError::NoSuchQueue { .. }
             | CapiError::WaitingForNothing { .. } => libc::EINVAL,
-            CapiError::AlreadyStarted(_) | CapiError::QueueBusy(_) => libc::EBUSY,
+            CapiError::AlreadyStarted(_) | CapiError::StartedTwice | CapiError::QueueBusy(_) => {
+                libc::EBUSY
+            }
             CapiError::NotStarted(_) => libc::ENOTCONN,
             CapiError::Open { .. } => libc::ENODEV,
             CapiError::TooManyDevices => libc::EMFILE,

@@ -193,7 +193,7 @@ static struct uvio_dev *open_and_start(const char *device, const char *ring_name
         return NULL;
     check(1, "start", NULL);
     expect_error(uvio_set_queue_depth(dev, 8), EBUSY, "before uvio_start", "property_after_start");
-    expect_error(uvio_start(dev), EBUSY, "uvio_start", "start_twice");
+    expect_error(uvio_start(dev), EBUSY, "started already", "start_twice");
     return dev;
 }
 
@@ -256,7 +256,7 @@ int main(int argc, char **argv)
     must(uvio_get_queue(dev, 1, &q1), "queue1");
     expect_error(uvio_get_queue(dev, 2, &qx), EINVAL, "does not exist", "queue_out_of_range");
     expect_error(uvio_get_queue(dev, 0, NULL), EFAULT, "qp is NULL", "null_qp");
-    expect_error(uvio_get_info((struct uvio_dev *)q0, &info), EBADF, "not open",
+    expect_error(uvio_get_info((struct uvio_dev *)q0, &info), EBADF, "is a queue handle",
                  "queue_handle_as_device");
 
     struct uvio_mem_region big, small, freed;
