@@ -357,6 +357,25 @@ int main(int argc, char **argv)
     expect_error(uvio_poll(q0, NULL, 0, 4, 0), EFAULT, "completions is NULL", "poll_null_array");
     check(uvio_poll(q0, c, 0, 4, 0) == 0, "poll_nonblocking_empty", NULL);
 
+    /* Every tag in use: one more request is refused until a poll frees a tag. */
+    int filled = 0;
+    for (uint32_t i = 0; i < info.queue_depth; i++)
+        filled += must(uvio_read(q0, (uint64_t)i * 4096, buf + i * 4096, 4096,
+                                 (void *)(uintptr_t)(100 + i), 0), "fill_queue") == 0;
+    expect_error(uvio_read(q0, 0, buf, 4096, NULL, 0), EAGAIN, "poll for completions first",
+                 "queue_full");
+    struct uvio_completion all[DEPTH];
+    int got = filled == DEPTH ? uvio_poll(q0, all, DEPTH, DEPTH, -1) : -1;
+    int cookies_ok = got == DEPTH;
+    unsigned seen_mask = 0;
+    for (int k = 0; cookies_ok && k < got; k++) {
+        uintptr_t i = (uintptr_t)all[k].user_data - 100;
+        cookies_ok = all[k].ret == 0 && i < DEPTH && !(seen_mask & (1u << i));
+        seen_mask |= 1u << (i % DEPTH);
+    }
+    check(cookies_ok && seen_mask == (1u << DEPTH) - 1, "full_queue_drains", NULL);
+    same(buf, image, (size_t)DEPTH * 4096, "full_queue_bytes");
+
     /* A poll that times out keeps what finished for the next one. */
     must(uvio_read(q0, 0, buf, CHUNK, (void *)9, 0), "timeout_read_submit");
     int rc = uvio_poll(q0, c, 1, 4, 0);
