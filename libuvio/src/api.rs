@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use driver::block::Op;
 
-use crate::device::{self, Device, Started, RING_AUTO, RING_PACKED};
+use crate::device::{self, Device, Started, RING_AUTO, RING_PACKED, RING_SPLIT};
 use crate::error::{guard, last_message, CapiError};
 use crate::handle::Kind;
 use crate::queue::{uvio_completion, QueueState, MAX_IOVCNT};
@@ -180,11 +180,6 @@ pub unsafe extern "C" fn uvio_get_info(dev: *mut uvio_dev, info: *mut uvio_info)
         }
         let started = device.started("uvio_get_info")?;
         let limits = &started.block.limits;
-        let first = started.queues.first().map(|q| {
-            let q = q.lock().unwrap_or_else(|e| e.into_inner());
-            (q.depth(), q.packed())
-        });
-        let (depth, packed) = first.unwrap_or_default();
         let filled = uvio_info {
             capacity: started.block.capacity(),
             logical_block_size: limits.logical_block_size,
@@ -202,8 +197,12 @@ pub unsafe extern "C" fn uvio_get_info(dev: *mut uvio_dev, info: *mut uvio_info)
             read_only: u32::from(limits.read_only),
             flush: u32::from(limits.flush),
             num_queues: started.queues.len() as u32,
-            queue_depth: u32::from(depth),
-            ring: if packed { 2 } else { 1 },
+            queue_depth: u32::from(started.queue_depth),
+            ring: if started.packed {
+                RING_PACKED
+            } else {
+                RING_SPLIT
+            } as u32,
             reserved: 0,
         };
         // SAFETY: checked non-NULL; the caller passes a writable struct.

@@ -36,6 +36,9 @@ pub struct Started {
     pub queues: Box<[Mutex<QueueState>]>,
     pub regions: Regions,
     pub block: BlockDevice,
+    /// Tags per queue, and whether the rings are packed (the same for every queue).
+    pub queue_depth: u16,
+    pub packed: bool,
     pub dma: Arc<DmaSpace>,
     _opened: Mutex<OpenedDevice>,
 }
@@ -123,7 +126,10 @@ impl Device {
                 ))
             })
             .collect();
-        let packed = queues.first().is_some_and(|q| lock(q).packed());
+        let (queue_depth, packed) = queues.first().map_or((0, false), |q| {
+            let q = lock(q);
+            (q.depth(), q.packed())
+        });
         if properties.ring == RING_PACKED && !packed {
             // Dropping what was opened resets the device again.
             return Err(CapiError::NoPackedRing(self.name.clone()));
@@ -132,6 +138,8 @@ impl Device {
             queues,
             regions: Regions::default(),
             block,
+            queue_depth,
+            packed,
             dma: Arc::clone(&opened.dma),
             _opened: Mutex::new(opened),
         };
