@@ -3,6 +3,11 @@
 //! and split rings) and on a virtio-scsi LUN, all file-backed. The program checks every read
 //! byte against the image and every bad input's errno and message itself, and exits
 //! non-zero on any mismatch; this test then checks what it wrote in the host's image files.
+//!
+//! Then fio itself (3.33, built from Debian's source by fio/build.sh) with the `uvio` external
+//! ioengine, on job files: fio's own verify, pattern reads and writes against the host image,
+//! trim, a blkdebug EIO reaching fio as err=5, more job threads than queues, a SCSI LUN, the
+//! engine's options, and fork mode refused.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -273,6 +278,310 @@ fn the_c_api_moves_exact_bytes_and_refuses_bad_input_on_blk_and_scsi() {
         assert_eq!(
             first_diff, None,
             "{section}: the host image differs from the expected bytes at that offset\n{out}"
+        );
+    }
+}
+
+/// Builds fio 3.33 and the uvio engine (fio/build.sh); returns (fio, uvio.so).
+fn build_fio_engine() -> (PathBuf, PathBuf) {
+    let root = workspace_root();
+    run(
+        Command::new("bash").arg(root.join("fio/build.sh")),
+        "bash fio/build.sh",
+    );
+    let out = root.join("target/fio");
+    (out.join("bin/fio"), out.join("uvio.so"))
+}
+
+/// The JSON a fio run printed into its section (after any log lines).
+fn fio_json(out: &VmOutput, section: &str) -> serde_json::Value {
+    let s = out.section(section);
+    let start = s
+        .output
+        .find("{\n")
+        .unwrap_or_else(|| panic!("no JSON in {section}\n{out}"));
+    let end = s.output.rfind('}').map_or(s.output.len(), |e| e + 1);
+    serde_json::from_str(&s.output[start..end])
+        .unwrap_or_else(|e| panic!("{section}: fio JSON does not parse: {e}\n{out}"))
+}
+
+/// One job of a fio run: (error, read bytes, write bytes, trim bytes).
+type FioJob = (i64, u64, u64, u64);
+
+/// Every job of a fio run.
+fn fio_jobs(json: &serde_json::Value) -> Vec<FioJob> {
+    json["jobs"]
+        .as_array()
+        .expect("fio JSON has jobs")
+        .iter()
+        .map(|j| {
+            let bytes = |d: &str| j[d]["io_bytes"].as_u64().unwrap_or(0);
+            (
+                j["error"].as_i64().unwrap_or(-1),
+                bytes("read"),
+                bytes("write"),
+                bytes("trim"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
+    let dir = work_dir("capi-fio");
+    let (fio, engine) = build_fio_engine();
+    const FIO_IMAGE: usize = 16 << 20;
+    const PATTERN_AT: usize = 4 << 20;
+    const PATTERN_LEN: usize = 2 << 20;
+    const WRITE_AT: usize = 8 << 20;
+    const WRITE_LEN: usize = 1 << 20;
+    const TRIM_AT: usize = 12 << 20;
+    const TRIM_LEN: usize = 256 << 10;
+    const SHARED_AT: usize = 13 << 20;
+    let mut blk = seeded_bytes(0xf10_0001, FIO_IMAGE);
+    for chunk in blk[PATTERN_AT..PATTERN_AT + PATTERN_LEN].chunks_mut(4) {
+        chunk.copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    }
+    fs::write(dir.join("blk.img"), &blk).unwrap();
+    fs::write(dir.join("scsi.img"), seeded_bytes(0xf10_0002, FIO_IMAGE)).unwrap();
+    fs::write(dir.join("err.img"), vec![0u8; 4 << 20]).unwrap();
+    fs::write(
+        dir.join("rules.conf"),
+        "[inject-error]\nevent = \"none\"\niotype = \"read\"\nerrno = \"5\"\n\
+         sector = \"2048\"\nonce = \"off\"\n",
+    )
+    .unwrap();
+
+    // Each run is a job file, as fio users write them: the DEVICE with fio's escaped colons.
+    let blk_dev = r"0000\:00\:05.0";
+    let scsi_dev = r"0000\:00\:07.0/0\:0\:0";
+    let job = |device: &str, body: &str| {
+        format!(
+            "[global]\nthread=1\nioengine=external:{}\nfilename={device}\n\n[job]\n{}\n",
+            engine.display(),
+            body.replace(' ', "\n")
+        )
+    };
+    let jobs = [
+        (
+            "randwrite_verify",
+            job(
+                blk_dev,
+                "rw=randwrite bs=4k iodepth=8 offset=0 size=4m verify=crc32c",
+            ),
+        ),
+        (
+            "read_pattern",
+            job(
+                blk_dev,
+                &format!(
+                    "rw=read bs=64k iodepth=4 offset={PATTERN_AT} size={PATTERN_LEN} \
+                     verify=pattern verify_pattern=0xdeadbeef"
+                ),
+            ),
+        ),
+        // The control: the same check on bytes that are not the pattern must fail.
+        (
+            "read_pattern_mismatch",
+            job(
+                blk_dev,
+                &format!(
+                    "rw=read bs=64k iodepth=4 offset={} size=128k verify=pattern \
+                     verify_pattern=0xdeadbeef",
+                    PATTERN_AT + PATTERN_LEN
+                ),
+            ),
+        ),
+        (
+            "write_pattern",
+            job(
+                blk_dev,
+                &format!(
+                    "rw=write bs=128k iodepth=4 offset={WRITE_AT} size={WRITE_LEN} \
+                     buffer_pattern=0x0badcafe"
+                ),
+            ),
+        ),
+        (
+            "trim",
+            job(
+                blk_dev,
+                &format!("rw=trim bs=64k offset={TRIM_AT} size={TRIM_LEN}"),
+            ),
+        ),
+        (
+            "two_jobs",
+            job(
+                blk_dev,
+                "rw=randread bs=4k iodepth=4 size=2m numjobs=2 hipri",
+            ),
+        ),
+        // Three threads on two queues: two share one, each verifying its own slice.
+        (
+            "three_jobs",
+            job(
+                blk_dev,
+                &format!(
+                    "rw=randwrite bs=4k iodepth=8 offset={SHARED_AT} size=1m \
+                     offset_increment=1m numjobs=3 verify=crc32c"
+                ),
+            ),
+        ),
+        (
+            "packed_refused",
+            job(scsi_dev, "rw=read size=1m uvio_ring=packed"),
+        ),
+        ("bad_ring", job(blk_dev, "rw=read size=1m uvio_ring=ring")),
+        // Reads of sector 2048 fail with EIO (QEMU's blkdebug): fio reports err=5.
+        (
+            "device_error",
+            job(
+                r"0000\:00\:06.0",
+                "rw=read bs=4k iodepth=4 offset=1m size=64k",
+            ),
+        ),
+        (
+            "scsi_verify",
+            job(
+                scsi_dev,
+                "rw=randwrite bs=8k iodepth=8 size=2m verify=crc32c fsync=16",
+            ),
+        ),
+        (
+            "fork",
+            job(blk_dev, "rw=read size=1m").replace("thread=1\n", ""),
+        ),
+    ];
+    let fio_path = fio.display();
+    let mut script = format!("check bind uvio bind {BLK_PACKED} {BLK_SPLIT} {SCSI_HBA}\n");
+    for (section, _) in &jobs {
+        script += &format!(
+            "check {section} sh -c '{fio_path} --output-format=json --output=/tmp/{section}.json \
+             /jobs/{section}.fio; rc=$?; cat /tmp/{section}.json; exit $rc'\n"
+        );
+    }
+    script += "true\n";
+
+    let spec = VmSpec::new()
+        .blockdev(format!(
+            "driver=file,filename={},node-name=blk,discard=unmap",
+            dir.join("blk.img").display()
+        ))
+        .virtio_blk("05.0", "blk", "num-queues=2,packed=on")
+        .blockdev(format!(
+            "driver=file,filename={},node-name=scsi,discard=unmap",
+            dir.join("scsi.img").display()
+        ))
+        .blockdev(format!(
+            "driver=file,filename={},node-name=errfile",
+            dir.join("err.img").display()
+        ))
+        .blockdev(format!(
+            "driver=blkdebug,config={},image=errfile,node-name=errdbg",
+            dir.join("rules.conf").display()
+        ))
+        // why request-merging=off: blkdebug fails a merged request whole, neighbours too.
+        .virtio_blk(
+            "06.0",
+            "errdbg",
+            "werror=report,rerror=report,request-merging=off",
+        )
+        .virtio_scsi("hba", "07.0", 2, "")
+        .scsi_hd("hba", 0, 0, "scsi", "")
+        .host_binary(fio.display().to_string())
+        .host_binary(engine.display().to_string());
+    let out = jobs
+        .iter()
+        .fold(spec, |spec, (section, text)| {
+            spec.file_bytes(&format!("/jobs/{section}.fio"), text.as_bytes(), 0o644)
+        })
+        .script(script)
+        .run();
+    out.assert_success();
+    assert_eq!(out.section("bind").rc, 0, "{out}");
+
+    let mib = 1u64 << 20;
+    // (section, jobs' (error, read, write, trim) bytes)
+    let succeeded: [(&str, &[FioJob]); 6] = [
+        // Written, then read back by fio's own verify.
+        ("randwrite_verify", &[(0, 4 * mib, 4 * mib, 0)]),
+        ("read_pattern", &[(0, PATTERN_LEN as u64, 0, 0)]),
+        ("write_pattern", &[(0, 0, WRITE_LEN as u64, 0)]),
+        ("trim", &[(0, 0, 0, TRIM_LEN as u64)]),
+        // Two job threads, one hardware queue each; hipri accepted.
+        ("two_jobs", &[(0, 2 * mib, 0, 0), (0, 2 * mib, 0, 0)]),
+        ("scsi_verify", &[(0, 2 * mib, 2 * mib, 0)]),
+    ];
+    for (section, expected) in succeeded {
+        assert_eq!(out.section(section).rc, 0, "{section} failed\n{out}");
+        assert_eq!(
+            fio_jobs(&fio_json(&out, section)),
+            expected,
+            "{section}\n{out}"
+        );
+    }
+    // fio's pattern verify reads what is there: on other bytes it fails, as fio reports it.
+    let mismatch = out.section("read_pattern_mismatch");
+    assert_ne!(mismatch.rc, 0, "{out}");
+    assert!(
+        mismatch.output.contains("bad pattern block offset"),
+        "{out}"
+    );
+    let jobs = fio_jobs(&fio_json(&out, "read_pattern_mismatch"));
+    assert_eq!(jobs[0].0, i64::from(libc::EILSEQ), "{out}");
+    // Three threads on two queues: every completion reached its own job.
+    assert_eq!(out.section("three_jobs").rc, 0, "{out}");
+    assert_eq!(
+        fio_jobs(&fio_json(&out, "three_jobs")),
+        [(0, mib, mib, 0); 3],
+        "{out}"
+    );
+    for (section, says) in [
+        ("packed_refused", "does not offer the packed ring"),
+        ("bad_ring", "uvio_ring=ring: use auto, split or packed"),
+    ] {
+        let s = out.section(section);
+        assert!(s.rc != 0 && s.output.contains(says), "{section}\n{out}");
+    }
+    // A device error reaches fio as err=5 (EIO), with the request named.
+    let error = out.section("device_error");
+    assert_ne!(error.rc, 0, "{out}");
+    assert_eq!(fio_jobs(&fio_json(&out, "device_error"))[0].0, 5, "{out}");
+    assert!(
+        error
+            .output
+            .contains("read of 4096 bytes at offset 1048576: the device reported an I/O error"),
+        "{out}"
+    );
+    // Fork mode is refused with what to do.
+    let fork = out.section("fork");
+    assert_ne!(fork.rc, 0, "{out}");
+    assert!(
+        fork.output
+            .contains("uvio jobs run as threads: add --thread"),
+        "{out}"
+    );
+
+    // In the host's image: the written pattern, the trimmed range zeroed, and the ranges
+    // only read unchanged.
+    let after = fs::read(dir.join("blk.img")).unwrap();
+    let pattern: Vec<u8> = [0x0b, 0xad, 0xca, 0xfe].repeat(WRITE_LEN / 4);
+    assert!(
+        after[WRITE_AT..WRITE_AT + WRITE_LEN] == pattern[..],
+        "write_pattern\n{out}"
+    );
+    assert!(
+        after[TRIM_AT..TRIM_AT + TRIM_LEN].iter().all(|&b| b == 0),
+        "trim\n{out}"
+    );
+    for range in [
+        PATTERN_AT..WRITE_AT,
+        WRITE_AT + WRITE_LEN..TRIM_AT,
+        TRIM_AT + TRIM_LEN..SHARED_AT,
+    ] {
+        assert!(
+            after[range.clone()] == blk[range.clone()],
+            "bytes in {range:?} changed\n{out}"
         );
     }
 }
