@@ -372,6 +372,19 @@ static int fio_uvio_getevents(struct thread_data *td, unsigned int min, unsigned
 	}
 }
 
+/* Hands the device what was queued (uvio_poll publishes and notifies before it reaps); what
+ * finished meanwhile waits in its job's ready list for getevents. */
+static int fio_uvio_commit(struct thread_data *td)
+{
+	struct uvio_job *job = td->io_ops_data;
+	int rc;
+
+	pthread_mutex_lock(&job->queue->lock);
+	rc = reap(job->device, job->queue);
+	pthread_mutex_unlock(&job->queue->lock);
+	return rc < 0 ? -EIO : 0;
+}
+
 static struct io_u *fio_uvio_event(struct thread_data *td, int event)
 {
 	struct uvio_job *job = td->io_ops_data;
@@ -407,6 +420,7 @@ struct ioengine_ops ioengine = {
 	.init = fio_uvio_init,
 	.cleanup = fio_uvio_cleanup,
 	.queue = fio_uvio_queue,
+	.commit = fio_uvio_commit,
 	.getevents = fio_uvio_getevents,
 	.event = fio_uvio_event,
 	.open_file = fio_uvio_open_file,
