@@ -338,6 +338,11 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     const TRIM_AT: usize = 12 << 20;
     const TRIM_LEN: usize = 256 << 10;
     const SHARED_AT: usize = 13 << 20;
+    // Written with verify headers, then 512 bytes of one block overwritten behind fio's back.
+    const CORRUPT_AT: usize = 6 << 20;
+    const CORRUPT_LEN: usize = 1 << 20;
+    const BAD_BLOCK: usize = CORRUPT_AT + 77 * 4096;
+    let junk = seeded_bytes(0xbad, 512);
     let mut blk = seeded_bytes(0xf10_0001, FIO_IMAGE);
     for chunk in blk[PATTERN_AT..PATTERN_AT + PATTERN_LEN].chunks_mut(4) {
         chunk.copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
@@ -363,6 +368,26 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         )
     };
     let jobs = [
+        (
+            "verify_write",
+            job(
+                blk_dev,
+                &format!(
+                    "rw=write bs=4k iodepth=8 offset={CORRUPT_AT} size={CORRUPT_LEN} \
+                     verify=crc32c do_verify=0"
+                ),
+            ),
+        ),
+        (
+            "verify_only",
+            job(
+                blk_dev,
+                &format!(
+                    "rw=write bs=4k iodepth=8 offset={CORRUPT_AT} size={CORRUPT_LEN} \
+                     verify=crc32c verify_only=1"
+                ),
+            ),
+        ),
         (
             "randwrite_verify",
             job(
@@ -459,6 +484,12 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
             "check {section} sh -c '{fio_path} --output-format=json --output=/tmp/{section}.json \
              /jobs/{section}.fio; rc=$?; cat /tmp/{section}.json; exit $rc'\n"
         );
+        if *section == "verify_write" {
+            script += &format!(
+                "check corrupt uvio write {BLK_PACKED} --offset {} --input /data/junk.bin\n",
+                BAD_BLOCK + 1024
+            );
+        }
     }
     script += "true\n";
 
@@ -495,6 +526,7 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         .fold(spec, |spec, (section, text)| {
             spec.file_bytes(&format!("/jobs/{section}.fio"), text.as_bytes(), 0o644)
         })
+        .file_bytes("/data/junk.bin", junk.clone(), 0o644)
         .script(script)
         .run();
     out.assert_success();
@@ -543,6 +575,28 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         let s = out.section(section);
         assert!(s.rc != 0 && s.output.contains(says), "{section}\n{out}");
     }
+    // fio's crc32c verify finds the block changed behind its back, and only that one.
+    assert_eq!(out.section("verify_write").rc, 0, "{out}");
+    assert_eq!(out.section("corrupt").rc, 0, "{out}");
+    let verify = out.section("verify_only");
+    assert_ne!(verify.rc, 0, "{out}");
+    assert_eq!(
+        fio_jobs(&fio_json(&out, "verify_only"))[0].0,
+        i64::from(libc::EILSEQ),
+        "{out}"
+    );
+    let failures: Vec<&str> = verify
+        .output
+        .lines()
+        .filter(|l| l.contains("verify failed at file"))
+        .collect();
+    assert!(
+        !failures.is_empty()
+            && failures
+                .iter()
+                .all(|l| l.contains(&format!("offset {BAD_BLOCK}, length 4096"))),
+        "verify_only should fail at offset {BAD_BLOCK} only\n{out}"
+    );
     // A device error reaches fio as err=5 (EIO), with the request named.
     let error = out.section("device_error");
     assert_ne!(error.rc, 0, "{out}");
@@ -565,6 +619,10 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     // In the host's image: the written pattern, the trimmed range zeroed, and the ranges
     // only read unchanged.
     let after = fs::read(dir.join("blk.img")).unwrap();
+    assert!(
+        after[BAD_BLOCK + 1024..BAD_BLOCK + 1536] == junk[..],
+        "corrupt\n{out}"
+    );
     let pattern: Vec<u8> = [0x0b, 0xad, 0xca, 0xfe].repeat(WRITE_LEN / 4);
     assert!(
         after[WRITE_AT..WRITE_AT + WRITE_LEN] == pattern[..],
@@ -575,7 +633,8 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         "trim\n{out}"
     );
     for range in [
-        PATTERN_AT..WRITE_AT,
+        PATTERN_AT..PATTERN_AT + PATTERN_LEN,
+        CORRUPT_AT + CORRUPT_LEN..WRITE_AT,
         WRITE_AT + WRITE_LEN..TRIM_AT,
         TRIM_AT + TRIM_LEN..SHARED_AT,
     ] {
