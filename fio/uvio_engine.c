@@ -124,9 +124,18 @@ static struct shared_device *device_for(struct thread_data *td, const char *name
 	struct shared_device *d;
 	int ring, rc;
 
-	for (d = devices; d; d = d->next)
+	for (d = devices; d; d = d->next) {
+		size_t function = strcspn(name, "/");
+
 		if (!strcmp(d->name, name))
 			return d;
+		if (strcspn(d->name, "/") == function && !strncmp(d->name, name, function)) {
+			log_err("uvio: %s and %s are LUNs of one virtio-scsi host, which one process "
+				"opens once: several LUNs of a host in one run are not supported yet\n",
+				d->name, name);
+			return NULL;
+		}
+	}
 	if (ring_of(o->ring, &ring)) {
 		log_err("uvio: uvio_ring=%s: use auto, split or packed\n", o->ring);
 		return NULL;

@@ -457,6 +457,16 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
             job(scsi_dev, "rw=read size=1m uvio_ring=packed"),
         ),
         ("bad_ring", job(blk_dev, "rw=read size=1m uvio_ring=ring")),
+        // Two LUNs of one host in one run: refused with the reason (not supported yet).
+        (
+            "two_luns",
+            format!(
+                "[global]\nthread=1\nioengine=external:{}\nrw=read\nsize=1m\n\n\
+                 [lun0]\nfilename={scsi_dev}\n\n[lun1]\nfilename={}\n",
+                engine.display(),
+                r"0000\:00\:07.0/0\:0\:1"
+            ),
+        ),
         // Reads of sector 2048 fail with EIO (QEMU's blkdebug): fio reports err=5.
         (
             "device_error",
@@ -519,6 +529,7 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         )
         .virtio_scsi("hba", "07.0", 2, "")
         .scsi_hd("hba", 0, 0, "scsi", "")
+        .scsi_hd_null("hba", 0, 1, 64 << 20, "")
         .host_binary(fio.display().to_string())
         .host_binary(engine.display().to_string());
     let out = jobs
@@ -571,6 +582,7 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     for (section, says) in [
         ("packed_refused", "does not offer the packed ring"),
         ("bad_ring", "uvio_ring=ring: use auto, split or packed"),
+        ("two_luns", "are LUNs of one virtio-scsi host"),
     ] {
         let s = out.section(section);
         assert!(s.rc != 0 && s.output.contains(says), "{section}\n{out}");
