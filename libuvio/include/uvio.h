@@ -33,7 +33,8 @@
  *   -EOPNOTSUPP  an operation the device does not support (discard, write-zeroes, flush),
  *                or the packed ring on a device without it
  *   -EAGAIN      every tag of the queue is in use: poll first
- *   -EBUSY       a property set after uvio_start, uvio_start twice, or a queue used by two
+ *   -EBUSY       a property set after uvio_start, uvio_start twice, a PCI function that a
+ *                started device of this process holds already, or a queue used by two
  *                threads at the same time
  *   -ENOTCONN    a query, memory or queue call before uvio_start
  *   -ENODEV      the device cannot be opened (not virtio, not bound to vfio-pci, no such LUN)
@@ -119,7 +120,10 @@ struct uvio_completion {
 /*
  * Names the device to open: "BDF" for virtio-blk ("0000:00:05.0") or "BDF/C:T:L" for a
  * disk LUN of a virtio-scsi host ("0000:00:04.0/0:0:1"). Nothing is touched until
- * uvio_start; the function must be bound to vfio-pci by then (`uvio bind BDF`).
+ * uvio_start; the function must be bound to vfio-pci by then (`uvio bind BDF`). One process
+ * opens a PCI function once: starting a second device on it (another LUN of the same
+ * virtio-scsi host included) fails with -EBUSY; sharing a host between LUN devices is not
+ * supported yet.
  */
 int uvio_open(const char *device, struct uvio_dev **devp);
 

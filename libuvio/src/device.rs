@@ -97,6 +97,14 @@ impl Device {
         if self.started.get().is_some() {
             return Err(CapiError::StartedTwice);
         }
+        // VFIO would refuse the group as held by "another process"; say what holds it.
+        if let Some(open_as) = started_with_function(self.address) {
+            return Err(CapiError::FunctionOpenHere {
+                device: self.name.clone(),
+                bdf: self.address.bdf.to_string(),
+                open_as,
+            });
+        }
         let options = OpenOptions {
             queues: properties.queues,
             depth: DepthRequest {
@@ -171,6 +179,16 @@ impl Device {
                 source,
             })
     }
+}
+
+/// The name of a started device of this process on the PCI function `address` names.
+fn started_with_function(address: DeviceAddress) -> Option<String> {
+    let table = DEVICES.read().unwrap_or_else(|e| e.into_inner());
+    let name = table
+        .values()
+        .find(|d| d.address.bdf == address.bdf && d.started.get().is_some())
+        .map(|d| d.name.clone());
+    name
 }
 
 /// Puts a named device in the table and returns its handle.

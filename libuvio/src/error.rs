@@ -28,6 +28,15 @@ pub enum CapiError {
     },
     #[error("the device is started already: uvio_start is called once")]
     StartedTwice,
+    #[error(
+        "{device}: PCI function {bdf} is open already in this process (as {open_as}): one \
+         process opens a function once; close that device first"
+    )]
+    FunctionOpenHere {
+        device: String,
+        bdf: String,
+        open_as: String,
+    },
     #[error("{0} is NULL")]
     NullArgument(&'static str),
     #[error(
@@ -107,9 +116,10 @@ impl CapiError {
             | CapiError::BadFlags(_)
             | CapiError::NoSuchQueue { .. }
             | CapiError::WaitingForNothing { .. } => libc::EINVAL,
-            CapiError::AlreadyStarted(_) | CapiError::StartedTwice | CapiError::QueueBusy(_) => {
-                libc::EBUSY
-            }
+            CapiError::AlreadyStarted(_)
+            | CapiError::StartedTwice
+            | CapiError::FunctionOpenHere { .. }
+            | CapiError::QueueBusy(_) => libc::EBUSY,
             CapiError::NotStarted(_) => libc::ENOTCONN,
             CapiError::Open { .. } => libc::ENODEV,
             CapiError::TooManyDevices => libc::EMFILE,

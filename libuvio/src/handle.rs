@@ -135,6 +135,11 @@ impl<T> Table<T> {
         self.entry(key).cloned()
     }
 
+    /// Every object in the table.
+    pub fn values(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.entries.iter().filter_map(|e| e.value.as_ref())
+    }
+
     /// Takes the object out; its handles die with it.
     pub fn remove(&mut self, key: Key) -> Option<Arc<T>> {
         self.entry(key)?;

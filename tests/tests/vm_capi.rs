@@ -42,6 +42,7 @@ const REQUIRED_CHECKS: &[&str] = &[
     "start",
     "property_after_start",
     "start_twice",
+    "second_start_refused",
     "capacity",
     "queue_out_of_range",
     "queue_handle_as_device",

@@ -194,6 +194,11 @@ static struct uvio_dev *open_and_start(const char *device, const char *ring_name
     check(1, "start", NULL);
     expect_error(uvio_set_queue_depth(dev, 8), EBUSY, "before uvio_start", "property_after_start");
     expect_error(uvio_start(dev), EBUSY, "started already", "start_twice");
+    /* One process opens a function once; the refusal leaves the first device working. */
+    struct uvio_dev *again = NULL;
+    must(uvio_open(device, &again), "open_again");
+    expect_error(uvio_start(again), EBUSY, "is open already in this process", "second_start_refused");
+    must(uvio_close(again), "close_again");
     return dev;
 }
 
