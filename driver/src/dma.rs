@@ -361,6 +361,28 @@ impl DmaRegion {
             .collect()
     }
 
+    /// A buffer over `offset..offset + len` of a shared region, for a caller that names its
+    /// buffers by address inside memory it allocated (the C API) instead of carving a pool.
+    /// `None` when the range is empty or leaves the region.
+    ///
+    /// # Safety
+    /// Buffers made this way may overlap each other and the region's other buffers. While
+    /// one is in flight, no buffer over any of its bytes may be read or written through
+    /// [`DmaBuf::as_slice`] / [`DmaBuf::as_mut_slice`]; the caller answers for that.
+    pub unsafe fn buf_at(self: &Arc<Self>, offset: usize, len: usize) -> Option<DmaBuf> {
+        let end = offset.checked_add(len)?;
+        if len == 0 || end > self.len {
+            return None;
+        }
+        Some(DmaBuf {
+            space_id: self.space_id(),
+            region: Arc::clone(self),
+            offset,
+            len,
+            capacity: len,
+        })
+    }
+
     /// The whole region as one buffer.
     pub fn into_buf(self) -> DmaBuf {
         let len = self.len;
@@ -496,6 +518,28 @@ mod tests {
         assert!(big >= 0xfef0_0000 && big + 0x1_0000_0000 <= 1 << 39);
         assert!(a.alloc(1 << 40, 4096).is_none());
         assert!(a.alloc(0, 4096).is_none());
+    }
+
+    #[test]
+    fn buffers_at_an_offset_stay_inside_their_region() {
+        let space = DmaSpace::identity();
+        let region = Arc::new(space.alloc(8192).unwrap());
+        // SAFETY: no buffer made here is in flight; only lengths and addresses are read.
+        let (inside, whole, past, empty, wraps) = unsafe {
+            (
+                region.buf_at(512, 1024),
+                region.buf_at(0, 8192),
+                region.buf_at(4096, 4097),
+                region.buf_at(100, 0),
+                region.buf_at(usize::MAX, 2),
+            )
+        };
+        let inside = inside.unwrap();
+        assert_eq!(inside.len(), 1024);
+        assert_eq!(inside.iova(), region.iova() + 512);
+        assert_eq!(inside.space_id(), region.space_id());
+        assert_eq!(whole.unwrap().len(), 8192);
+        assert!(past.is_none() && empty.is_none() && wraps.is_none());
     }
 
     #[test]
