@@ -152,7 +152,9 @@ pub fn io_errno(error: &IoError) -> i32 {
         IoError::ReadOnly { .. } => libc::EROFS,
         IoError::NotSupported { .. } | IoError::DeviceUnsupported => libc::EOPNOTSUPP,
         IoError::QueueFull(_) | IoError::UnitBusy { .. } => libc::EAGAIN,
-        IoError::TimedOut { .. } => libc::ETIMEDOUT,
+        // Cut short by a device reset that recovered from a timeout or a device error: fio's
+        // ETIMEDOUT, as the kernel fails requests its error handler gave up on.
+        IoError::TimedOut { .. } | IoError::DeviceReset { .. } => libc::ETIMEDOUT,
         IoError::QueueBroken(_) | IoError::BadStatus(_) | IoError::ShortTransfer { .. } => {
             libc::EPROTO
         }

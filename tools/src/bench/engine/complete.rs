@@ -28,8 +28,9 @@ impl Engine {
         match result {
             Err(e) => {
                 self.stats.dirs[d].errors += 1;
-                // fio's errnos: ETIMEDOUT for a request past its deadline, EIO otherwise.
-                let errno = if matches!(e, IoError::TimedOut { .. }) {
+                // fio's errnos: ETIMEDOUT for a request past its deadline or cut short by
+                // a device reset, EIO otherwise.
+                let errno = if matches!(e, IoError::TimedOut { .. } | IoError::DeviceReset { .. }) {
                     110
                 } else {
                     5
