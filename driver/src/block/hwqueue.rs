@@ -925,6 +925,68 @@ mod tests {
         assert_eq!((done[0].1, done[0].2.as_ref().ok()), (42, Some(&4096)));
     }
 
+    /// The same on a packed ring: after the reset the wrap counters and ids start over, so
+    /// a new device on the same memory finds the next request at descriptor 0.
+    #[test]
+    fn a_packed_queue_starts_over_after_a_device_reset() {
+        use crate::virtio::fake::{serve_blk_packed, FakePackedDevice};
+        use crate::virtio::plan::new_ring;
+        let dma = DmaSpace::identity();
+        let ring = new_ring(true, &dma, 0, RING, 0, true, 4).unwrap();
+        let addresses = ring.addresses();
+        let mut dev = FakePackedDevice::new(addresses, RING);
+        let encoder = BlkEncoder::new(limits(), Arc::new(AtomicU64::new(1 << 30)));
+        let slots = dma.alloc(4 * BLK_SLOT_SIZE).unwrap();
+        let mut q: AnyQueue<u64> = HwQueue::new(
+            0,
+            ring,
+            QueueNotifier::detached(0),
+            4,
+            slots,
+            AnyEncoder::Blk(encoder),
+        )
+        .with_context();
+        q.set_hold_until_reset(true);
+        let mut chain = FakeChain::default();
+        // Serve a few first, so that the rings' positions are not at 0 any more.
+        for round in 0..3u64 {
+            for (i, buf) in bufs(&dma, 3).into_iter().enumerate() {
+                q.submit(Unit::ONLY, Request::read(4096 * i as u64, buf), round)
+                    .unwrap();
+            }
+            q.kick();
+            assert_eq!(serve_blk_packed(&mut dev, &mut chain, 0), 3);
+            assert_eq!(reap(&mut q).len(), 3);
+        }
+        for (i, buf) in bufs(&dma, 2).into_iter().enumerate() {
+            q.submit(Unit::ONLY, Request::read(4096 * i as u64, buf), 20 + i as u64)
+                .unwrap();
+        }
+        q.kick();
+        assert!(dev.next_chain(&mut chain));
+        // An id the driver never gave out breaks the ring.
+        dev.put_used(999, 0, None, 1);
+        assert!(reap(&mut q).is_empty(), "held, not failed");
+        assert!(q.needs_device_reset());
+
+        assert_eq!(q.after_device_reset(), 2);
+        let back = reap(&mut q);
+        assert_eq!(back.len(), 2);
+        assert!(back
+            .iter()
+            .all(|b| matches!(b.2, Err(IoError::DeviceReset { .. })) && b.3));
+
+        let mut dev = FakePackedDevice::new(addresses, RING);
+        q.submit(Unit::ONLY, Request::read(8192, one_buf(&dma)), 42)
+            .unwrap();
+        q.kick();
+        assert_eq!(serve_blk_packed(&mut dev, &mut chain, 0), 1);
+        assert_eq!(sector(&chain), 16);
+        let done = reap(&mut q);
+        assert_eq!((done.len(), done[0].1), (1, 42));
+        assert!(done[0].2.is_ok(), "{done:?}");
+    }
+
     /// Without holding, a broken queue fails everything at once and quarantines the
     /// buffers; a device reset then releases the quarantine and the tags.
     #[test]
