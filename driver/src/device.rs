@@ -276,12 +276,27 @@ impl OpenedDevice {
     /// `tag`: for a SCSI LUN, ABORT TASK, then LOGICAL UNIT RESET, then I_T NEXUS RESET
     /// (see [`VirtioScsiHost::escalate`]); virtio-blk can only be reset.
     pub fn recover(&mut self, queue_index: u16, tag: u16) -> Recovery {
-        match &mut self.kept {
-            Kept::Scsi(host, (target, lun)) => Recovery::Scsi {
-                step: host.escalate(*target, *lun, queue_index, tag),
+        let lun = match &self.kept {
+            Kept::Scsi(_, (target, lun)) => Some((*target, *lun)),
+            Kept::Blk(_) => None,
+        };
+        self.recover_lun(lun, queue_index, tag)
+    }
+
+    /// As [`recover`](Self::recover), for a request of LUN 0:`target`:`lun` of the same host
+    /// (one that [`other_lun`](Self::other_lun) opened); `None` on virtio-blk.
+    pub fn recover_lun(
+        &mut self,
+        lun: Option<(u16, u16)>,
+        queue_index: u16,
+        tag: u16,
+    ) -> Recovery {
+        match (&mut self.kept, lun) {
+            (Kept::Scsi(host, _), Some((target, lun))) => Recovery::Scsi {
+                step: host.escalate(target, lun, queue_index, tag),
                 wire_tag: wire_tag(queue_index, tag),
             },
-            Kept::Blk(_) => Recovery::DeviceReset,
+            _ => Recovery::DeviceReset,
         }
     }
 

@@ -66,6 +66,14 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
             "uvio bench --name=slow --filename={SLOW} --rw=randread --bs=4k --iodepth=2 --size=4m --runtime=10 --time_based --uvio_io_timeout=1s --eta=never"
         ),
     );
+    // Two jobs on one host: the slow LUN's request times out and is recovered by ABORT
+    // TASK on the recovery thread while the fast LUN's job runs on.
+    script += &timed(
+        "bench_escalation",
+        &format!(
+            "uvio bench --eta=never --rw=randread --bs=4k --iodepth=2 --size=4m --runtime=8 --time_based --uvio_io_timeout=1s --name=slowlun --filename={HOST}/0:0:0 --name=fastlun --filename={HOST}/0:0:1"
+        ),
+    );
     script += "check bad_timeout uvio read 0000:00:06.0 --offset 0 --length 512 --timeout 0\n";
     script += "check dmar sh -c 'dmesg | grep -ci \"dmar.*fault\" || true'\n";
 
@@ -154,6 +162,45 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
         "fio's ETIMEDOUT, and why\n{out}"
     );
     assert!(took(&s.output) < 8, "not the whole runtime\n{out}");
+
+    let s = out.section("bench_escalation");
+    assert_ne!(s.rc, 0, "the slow LUN's job failed\n{out}");
+    assert!(
+        s.output.contains("slowlun: (groupid=0, jobs=1): err=110")
+            && s.output.contains("fastlun: (groupid=0, jobs=1): err= 0"),
+        "the slow job has fio's ETIMEDOUT, the fast one no error\n{out}"
+    );
+    assert!(
+        s.output.contains(&format!("uvio: {HOST}/0:0:0: read of 4096 bytes"))
+            && s.output.contains("recovered by ABORT TASK"),
+        "the recovery thread says what it did\n{out}"
+    );
+    // The fast job's IOPS, sampled every half second by the job itself (fio's `iops` line):
+    // no sample without I/O, through the ABORT TASK that waited for the slow backend (up to
+    // 3 s). (Not the status line: QEMU's console stalls while it aborts.)
+    let fast = s
+        .output
+        .split("fastlun: (groupid=0")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no fastlun block\n{out}"));
+    let iops_line = fast
+        .lines()
+        .find(|l| l.trim_start().starts_with("iops"))
+        .unwrap_or_else(|| panic!("no iops line\n{out}"));
+    let field = |name: &str| -> f64 {
+        iops_line
+            .split(&format!("{name}="))
+            .nth(1)
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in `{iops_line}`\n{out}"))
+    };
+    assert!(field("samples") >= 14.0, "samples over the 8 s run\n{out}");
+    assert!(
+        field("min") > 0.0,
+        "a half second without I/O on the fast LUN during the escalation\n{out}"
+    );
+    assert!(took(&s.output) < 14, "{out}");
 
     let s = out.section("bad_timeout");
     assert_ne!(s.rc, 0, "{out}");

@@ -104,6 +104,31 @@ pub struct CloneSetup {
     pub start: super::start::StartTicket,
     /// The CPU to pin the thread to (a polling thread should not wander), if any.
     pub cpu: Option<usize>,
+    /// Where a request that timed out goes to be recovered (see [`RecoverRequest`]).
+    pub recovery: Option<RecoveryLink>,
+}
+
+/// A request that timed out, for the group's recovery thread, which runs the SCSI error
+/// handler's escalation (ABORT TASK first) on the control queue while the job threads go
+/// on: a job on another LUN of the host keeps running through it.
+#[derive(Debug)]
+pub struct RecoverRequest {
+    /// The PCI function (the key of the group's opened devices).
+    pub function: String,
+    /// The LUN (0:target:lun) on a SCSI host; `None` on virtio-blk.
+    pub lun: Option<(u16, u16)>,
+    pub queue: u16,
+    pub tag: u16,
+    /// The job and the error, for the message.
+    pub what: String,
+}
+
+/// A job clone's way to its group's recovery thread.
+#[derive(Debug, Clone)]
+pub struct RecoveryLink {
+    pub tx: std::sync::mpsc::Sender<RecoverRequest>,
+    pub function: String,
+    pub lun: Option<(u16, u16)>,
 }
 
 /// One request in flight: the context the hardware queue keeps in its tag's record.
@@ -208,6 +233,9 @@ struct Engine {
     /// so the bookkeeping overlaps the device's work instead of delaying the next request.
     /// (ddir index, bytes, slat ticks, clat ticks); never grows past the depth.
     unrecorded: Vec<(usize, u64, u64, u64)>,
+    /// Where timed-out requests go to be recovered, and this clone's hardware queue.
+    recovery: Option<RecoveryLink>,
+    hw_queue: u16,
 }
 
 /// Runs one job clone to the end and returns what it measured.
@@ -271,6 +299,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         progress: setup.progress,
         total_ios: [0; 3],
         total_bytes: [0; 3],
+        recovery: setup.recovery,
+        hw_queue,
     };
     // SAFETY: gettid has no preconditions.
     engine.stats.tid = unsafe { libc::gettid() };

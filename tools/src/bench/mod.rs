@@ -500,6 +500,7 @@ fn run_group(
     let cpus = crate::cpu::allowed_cpus();
     let pin = std::env::var("UVIO_BENCH_PIN").map_or(true, |v| v != "0");
     let gate = start::StartGate::new();
+    let (recover_tx, recover_rx) = std::sync::mpsc::channel::<engine::RecoverRequest>();
     let mut setups = Vec::new();
     let mut watched = Vec::new();
     for (thread, (p, handle)) in planned.iter().zip(handles).enumerate() {
@@ -548,6 +549,14 @@ fn run_group(
                 Some(list) => Some(list[p.clone as usize % list.len()]),
                 None => (!cpus.is_empty() && pin).then(|| cpus[thread % cpus.len()]),
             },
+            recovery: Some(engine::RecoveryLink {
+                tx: recover_tx.clone(),
+                function: disk.function.clone(),
+                lun: Target::from_str(&p.target)
+                    .ok()
+                    .and_then(|t| t.lun)
+                    .map(|(_, t, l)| (t, l)),
+            }),
         });
     }
     let show_status = match inv.eta {
@@ -557,7 +566,24 @@ fn run_group(
     };
     let (start_secs, start_ms) = now_ms();
     let started = Instant::now();
+    // Job threads hold the only senders from here: the recovery thread ends with them.
+    drop(recover_tx);
     let results: Vec<JobStats> = std::thread::scope(|scope| {
+        // Timed-out requests are recovered here, off the job threads and the status line:
+        // ABORT TASK waits for the device to answer (QEMU answers when the aborted request
+        // ends), and the other jobs of the group must not wait with it.
+        let opened = &mut functions;
+        std::thread::Builder::new()
+            .name("bench-recovery".into())
+            .spawn_scoped(scope, move || {
+                for r in recover_rx {
+                    if let Some(device) = opened.get_mut(&r.function) {
+                        let how = device.recover_lun(r.lun, r.queue, r.tag);
+                        let lun = r.lun.map(|(t, l)| format!("/0:{t}:{l}")).unwrap_or_default();
+                        eprintln!("uvio: {}{lun}: {}; {how}", r.function, r.what);
+                    }
+                }
+            })?;
         // Each job thread says when it is done. The main thread blocks on that (waking only
         // for the once-a-second status line): a thread that woke every few milliseconds
         // would cost the polling threads dearly, as every guest vCPU that wakes takes a host

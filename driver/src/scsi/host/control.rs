@@ -2,7 +2,7 @@
 //! time (virtio 1.2, 5.6.6.2), and the SCSI error handler's escalation that uses them for a
 //! command that timed out.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{ControlError, ScsiHostError, VirtioScsiHost};
 use crate::dma::DmaRegion;
@@ -127,8 +127,18 @@ impl VirtioScsiHost {
                     self.control.stuck = true;
                     return Err(ControlError::NoAnswer.into());
                 }
+                // A device answers a TMF at once, or when the command it aborts ends
+                // (seconds, on a slow backend). Past the first millisecond the wait sleeps:
+                // it runs beside busy-polling I/O threads (`uvio bench` recovers on a thread
+                // of its own while the other jobs go on), and a spinning wait would take a
+                // CPU from them and from the status line.
+                None if start.elapsed() > TMF_SPIN => std::thread::sleep(TMF_NAP),
                 None => std::hint::spin_loop(),
             }
         }
     }
 }
+
+/// How long a TMF's wait spins before it sleeps between polls, and for how long it sleeps.
+const TMF_SPIN: Duration = Duration::from_millis(1);
+const TMF_NAP: Duration = Duration::from_micros(200);

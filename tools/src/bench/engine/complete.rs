@@ -35,15 +35,16 @@ impl Engine {
                 } else {
                     5
                 };
-                self.fail(
-                    format!(
-                        "{} of {} bytes at offset {}: {e}",
-                        io.ddir.name(),
-                        io.len,
-                        io.offset
-                    ),
-                    errno,
+                let what = format!(
+                    "{} of {} bytes at offset {}: {e}",
+                    io.ddir.name(),
+                    io.len,
+                    io.offset
                 );
+                if let IoError::TimedOut { tag, .. } = e {
+                    self.recover(tag, e.to_string());
+                }
+                self.fail(what, errno);
             }
             Ok(_) => {
                 self.total_ios[d] += 1;
@@ -79,6 +80,21 @@ impl Engine {
         }
         if let Some(b) = buf {
             self.free.push(b);
+        }
+    }
+
+    /// Hands request `tag`, which timed out, to the group's recovery thread (once per
+    /// request: its tag stays held until the device answers).
+    #[cold]
+    fn recover(&mut self, tag: u16, what: String) {
+        if let Some(link) = &self.recovery {
+            let _ = link.tx.send(super::RecoverRequest {
+                function: link.function.clone(),
+                lun: link.lun,
+                queue: self.hw_queue,
+                tag,
+                what,
+            });
         }
     }
 
