@@ -104,6 +104,9 @@ pub struct CloneSetup {
     pub start: super::start::StartTicket,
     /// The CPU to pin the thread to (a polling thread should not wander), if any.
     pub cpu: Option<usize>,
+    /// When the job may start (`startdelay`, counted from the benchmark's start); it sleeps
+    /// until then after the group's start line.
+    pub start_at: Option<std::time::Instant>,
 }
 
 /// One request in flight: the context the hardware queue keeps in its tag's record.
@@ -274,7 +277,14 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     };
     // SAFETY: gettid has no preconditions.
     engine.stats.tid = unsafe { libc::gettid() };
-    let make_workload = || {
+    let loop_seed = |round: u32| {
+        if round == 0 {
+            setup.seed
+        } else {
+            super::workload::mix(setup.seed ^ u64::from(round).rotate_left(40))
+        }
+    };
+    let make_workload = |seed: u64| {
         Workload::new(
             opts.rw,
             opts.rwmixread,
@@ -286,15 +296,29 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             setup.region_start,
             setup.region_len,
             opts.norandommap,
-            setup.seed,
+            seed,
         )
     };
-    let mut source = Source::Workload(make_workload());
+    let mut source = Source::Workload(make_workload(setup.seed));
 
     if !setup.start.wait() {
         // Another job thread could not be started: the group does not run.
         return engine.stats;
     }
+    if let Some(at) = setup.start_at {
+        // Asleep, not polling: a waiting job takes no CPU from the running ones. Woken in
+        // slices so that Ctrl-C is noticed.
+        loop {
+            let now = std::time::Instant::now();
+            if now >= at || crate::interrupt::requested() {
+                break;
+            }
+            std::thread::sleep((at - now).min(Duration::from_millis(100)));
+        }
+    }
+    engine.stats.start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut cpu0 = CpuUsage::this_thread();
     let mut queue0 = queue.stats();
     let set_phase = |e: &Engine, p: Phase| e.progress.phase.store(p as u8, Ordering::Relaxed);
@@ -308,44 +332,64 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         cpu0 = CpuUsage::this_thread();
         queue0 = queue.stats();
     }
-    set_phase(&engine, Phase::Running);
     let deadline = opts.runtime.map(|r| clock.now() + clock.ticks(r));
     let limit = (!opts.time_based).then_some(setup.io_size);
-    let main = engine.run_phase(&mut queue, &mut source, limit, deadline, true);
-    for d in Ddir::ALL {
-        if opts.rw.has(d) {
-            engine.stats.dirs[d.index()].runtime = main;
-        }
-    }
-    let mut total = main;
-
     let write_verify = opts.verify.is_some()
         && opts.do_verify
         && matches!(opts.rw, RwMode::Write | RwMode::RandWrite);
-    if write_verify && !engine.stopped && !crate::interrupt::requested() && engine.writes > 0 {
-        set_phase(&engine, Phase::Verifying);
-        let probe = make_workload();
-        let blocks = probe.blocks();
-        let bs = opts.bs[Ddir::Write.index()];
-        let mut verify_source = if engine.writes >= blocks {
-            // Every block was written at least once: read the whole region back.
-            Source::Sweep {
-                next: setup.region_start,
-                end: setup.region_start + setup.region_len,
-                bs,
+    // `loops`: the job's I/O (and its verify pass) again, from the region's start, with the
+    // random offsets of a fresh seed, as fio's next loop is; time_based runs to its end once.
+    let loops = if opts.time_based {
+        1
+    } else {
+        opts.loops.max(1)
+    };
+    let mut total = Duration::ZERO;
+    for round in 0..loops {
+        if round > 0 {
+            if engine.stopped
+                || crate::interrupt::requested()
+                || deadline.is_some_and(|d| clock.now() >= d)
+            {
+                break;
             }
-        } else {
-            Source::Replay {
-                workload: probe,
-                remaining: engine.writes,
-                sequence: 0,
-                // Each block was written once, so its writer's seed is known.
-                check_seed: !opts.norandommap || !opts.rw.is_random(),
+            source = Source::Workload(make_workload(loop_seed(round)));
+        }
+        set_phase(&engine, Phase::Running);
+        let writes_before = engine.writes;
+        let main = engine.run_phase(&mut queue, &mut source, limit, deadline, true);
+        for d in Ddir::ALL {
+            if opts.rw.has(d) {
+                engine.stats.dirs[d.index()].runtime += main;
             }
-        };
-        let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);
-        engine.stats.dirs[Ddir::Read.index()].runtime += t;
-        total += t;
+        }
+        total += main;
+        let written = engine.writes - writes_before;
+        if write_verify && !engine.stopped && !crate::interrupt::requested() && written > 0 {
+            set_phase(&engine, Phase::Verifying);
+            let probe = make_workload(loop_seed(round));
+            let blocks = probe.blocks();
+            let bs = opts.bs[Ddir::Write.index()];
+            let mut verify_source = if written >= blocks {
+                // Every block was written at least once: read the whole region back.
+                Source::Sweep {
+                    next: setup.region_start,
+                    end: setup.region_start + setup.region_len,
+                    bs,
+                }
+            } else {
+                Source::Replay {
+                    workload: probe,
+                    remaining: written,
+                    sequence: writes_before,
+                    // Each block was written once, so its writer's seed is known.
+                    check_seed: !opts.norandommap || !opts.rw.is_random(),
+                }
+            };
+            let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);
+            engine.stats.dirs[Ddir::Read.index()].runtime += t;
+            total += t;
+        }
     }
     engine.stats.job_runtime = total;
     engine.stats.cpu = CpuUsage::this_thread().since(cpu0);

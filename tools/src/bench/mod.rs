@@ -90,10 +90,13 @@ pub fn run(args: &[String]) -> CmdResult {
                 .map_err(|e| format!("job `{}`: filename={filename}: {e}", display_name(j)))?;
         }
     }
+    for note in &inv.notes {
+        eprintln!("uvio bench: note: {note}");
+    }
     if inv.parse_only {
-        for (i, g) in inv.groups.iter().enumerate() {
-            for j in &g.jobs {
-                print!("{}", output::normal::job_start_line(j, i, j.iodepth));
+        for g in &inv.groups {
+            for (j, report) in g.jobs.iter().zip(&g.reporting) {
+                print!("{}", output::normal::job_start_line(j, *report, j.iodepth));
             }
         }
         return Ok(());
@@ -109,12 +112,14 @@ pub fn run(args: &[String]) -> CmdResult {
         .unwrap_or_default();
     // Ctrl-C stops the jobs (in-flight I/O drains) and the report covers the run so far.
     crate::interrupt::catch();
+    // fio counts `startdelay` from its own start.
+    let genesis = Instant::now();
     let mut reports = Vec::new();
-    for (id, group) in inv.groups.iter().enumerate() {
+    for (index, group) in inv.groups.iter().enumerate() {
         if crate::interrupt::requested() {
             break;
         }
-        reports.push(run_group(id, group, &inv, &mut out)?);
+        reports.extend(run_group(index, group, &inv, genesis, &mut out)?);
     }
     if inv.formats.normal {
         out.write_all(output::normal::render(&reports).as_bytes())?;
@@ -346,13 +351,28 @@ fn now_ms() -> (i64, u64) {
     (t.as_secs() as i64, t.as_millis() as u64)
 }
 
-/// Opens the group's devices, runs its jobs together, and returns the report.
+/// When a job with `startdelay` may start: `genesis` plus the delay (a random one in a
+/// `T1-T2` range, drawn from the job's seed so runs repeat), or `None` without one.
+fn start_time(opts: &JobOptions, seed: u64, genesis: Instant) -> Option<Instant> {
+    let delay = match opts.start_delay {
+        (lo, Some(hi)) if hi > lo => {
+            let span = (hi - lo).as_micros() as u64;
+            lo + Duration::from_micros(Rng::new(seed ^ 0x5741_5254).below(span + 1))
+        }
+        (lo, _) => lo,
+    };
+    (!delay.is_zero()).then(|| genesis + delay)
+}
+
+/// Opens the devices of one group (`index`: the how-manieth of the invocation), runs its
+/// jobs together, and returns the reports of its reporting groups.
 fn run_group(
-    id: usize,
+    index: usize,
     group: &Group,
     inv: &Invocation,
+    genesis: Instant,
     out: &mut Box<dyn Write>,
-) -> Result<GroupReport, Box<dyn std::error::Error>> {
+) -> Result<Vec<GroupReport>, Box<dyn std::error::Error>> {
     let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
     // Each PCI function is opened once, with all its queues, for every job that names it
     // or one of its LUNs: the LUNs of a SCSI host share its queues and tags, as blk-mq's
@@ -473,13 +493,13 @@ fn run_group(
         let mut last_job = usize::MAX;
         for p in &planned {
             if p.job != last_job {
-                head += &output::normal::job_start_line(&p.opts, id, p.depth);
+                head += &output::normal::job_start_line(&p.opts, group.reporting[p.job], p.depth);
                 last_job = p.job;
             } else if p.clone == 1 {
                 head += "...\n";
             }
         }
-        if id == 0 {
+        if index == 0 {
             head += &format!("uvio-{}\n", env!("CARGO_PKG_VERSION"));
         }
         let n = planned.len();
@@ -544,6 +564,7 @@ fn run_group(
             unit: disk.device.unit(),
             progress,
             start: gate.ticket(),
+            start_at: start_time(&p.opts, p.seed, genesis),
             cpu: match &p.opts.cpus_allowed {
                 Some(list) => Some(list[p.clone as usize % list.len()]),
                 None => (!cpus.is_empty() && pin).then(|| cpus[thread % cpus.len()]),
@@ -613,31 +634,57 @@ fn run_group(
     let elapsed = started.elapsed();
     drop(functions);
 
-    let mut reports: Vec<JobReport> = planned
+    let reports: Vec<(usize, JobReport)> = planned
         .iter()
         .zip(results)
-        .map(|(p, stats)| JobReport {
-            name: p.opts.name.clone(),
-            opts: Arc::clone(&p.opts),
-            filename: p.target.clone(),
-            stats,
-            start_secs,
-            start_ms,
+        .map(|(p, stats)| {
+            // A job's own start (after a startdelay); the group's for one that never began.
+            let (secs, ms) = match stats.start_ms {
+                0 => (start_secs, start_ms),
+                ms => ((ms / 1000) as i64, ms),
+            };
+            let report = JobReport {
+                name: p.opts.name.clone(),
+                opts: Arc::clone(&p.opts),
+                filename: p.target.clone(),
+                stats,
+                start_secs: secs,
+                start_ms: ms,
+            };
+            (group.reporting[p.job], report)
         })
         .collect();
-    if jobs.iter().any(|j| j.group_reporting) && reports.len() > 1 {
-        let mut merged = reports.remove(0);
-        for r in &reports {
-            merged.stats.merge(&r.stats);
+    // One report per reporting group (`new_group` splits a group that runs together).
+    let mut ids: Vec<usize> = group.reporting.clone();
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        let mut jobs: Vec<JobReport> = reports
+            .iter()
+            .filter(|(r, _)| *r == id)
+            .map(|(_, j)| j.clone())
+            .collect();
+        let merge = jobs.iter().any(|j| j.opts.group_reporting);
+        if merge && jobs.len() > 1 {
+            let mut merged = jobs.remove(0);
+            for r in &jobs {
+                merged.stats.merge(&r.stats);
+            }
+            // The merged group started when its first job did.
+            if merged.stats.start_ms != 0 {
+                merged.start_ms = merged.stats.start_ms;
+                merged.start_secs = (merged.start_ms / 1000) as i64;
+            }
+            jobs = vec![merged];
         }
-        reports = vec![merged];
+        out.push(GroupReport {
+            id,
+            jobs,
+            global: group.global.clone(),
+            elapsed,
+        });
     }
-    Ok(GroupReport {
-        id,
-        jobs: reports,
-        global: group.global.clone(),
-        elapsed,
-    })
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use crate::units::{SizeOrPercent, ValueError};
 
+mod expr;
 mod table;
 mod values;
 
+pub use expr::{bc as bc_arithmetic, ExprError};
 pub use table::{canonical, help_listing};
 use values::Value;
 
@@ -240,6 +242,12 @@ pub enum OptionError {
     },
     #[error("option `{name}`: {why}")]
     Invalid { name: String, why: String },
+    #[error("option `{name}`: {source}")]
+    Expression {
+        name: String,
+        #[source]
+        source: ExprError,
+    },
 }
 
 /// Whether an option takes a value, or is a fio "set" flag usable bare (`time_based`).
@@ -289,6 +297,24 @@ pub struct JobOptions {
     pub group_reporting: bool,
     /// CPUs the job's threads run on (`cpus_allowed=0-3,5`); clones are pinned round robin.
     pub cpus_allowed: Option<Vec<usize>>,
+    /// Which latencies get percentiles (and json+ bins): fio's `slat_percentiles` (off),
+    /// `clat_percentiles` (on) and `lat_percentiles` (off), in that order.
+    pub slat_percentiles: bool,
+    pub clat_percentiles: bool,
+    pub lat_percentiles: bool,
+    /// `stonewall` / `wait_for_previous`: the job starts when every job before it has ended,
+    /// and opens a new reporting group.
+    pub stonewall: bool,
+    /// `new_group`: a new reporting group, running alongside the jobs before it.
+    pub new_group: bool,
+    /// `startdelay=T` or `T1-T2` (a random delay in that range): the job starts that long
+    /// after the benchmark started, as fio counts it (from its start, not its group's).
+    pub start_delay: (Duration, Option<Duration>),
+    /// `loops`: how many times the job's I/O (and its verify pass) runs.
+    pub loops: u32,
+    /// Things said about options that were accepted with a change of meaning (`ioengine=libaio
+    /// replaced by uvio`); the job file parser collects them and prints each once.
+    pub notes: Vec<String>,
     /// Options set explicitly (canonical name, value as written), in order, last one wins.
     pub explicit: Vec<(String, String)>,
 }
@@ -338,6 +364,14 @@ impl Default for JobOptions {
             percentile_list: DEFAULT_PERCENTILES.to_vec(),
             group_reporting: false,
             cpus_allowed: None,
+            slat_percentiles: false,
+            clat_percentiles: true,
+            lat_percentiles: false,
+            stonewall: false,
+            new_group: false,
+            start_delay: (Duration::ZERO, None),
+            loops: 1,
+            notes: Vec::new(),
             explicit: Vec::new(),
         }
     }
@@ -572,8 +606,90 @@ mod tests {
         assert_eq!(o.cpus_allowed, Some(vec![0, 1, 2, 5]));
         assert!(o.set("cpus_allowed", Some("3-1")).is_err());
         assert!(o.set("iodepth", None).is_err());
-        assert!(o.set("direct", Some("0")).is_err());
-        assert!(o.set("direct", Some("1")).is_ok());
+    }
+
+    #[test]
+    fn other_engines_and_buffered_io_are_accepted_with_a_note() {
+        let mut o = JobOptions::default();
+        // direct=1 and buffered=0 say nothing; their opposites say that I/O stays direct.
+        o.set("direct", Some("1")).unwrap();
+        o.set("buffered", Some("0")).unwrap();
+        o.set("ioengine", Some("uvio")).unwrap();
+        assert!(o.notes.is_empty(), "{:?}", o.notes);
+        o.set("direct", Some("0")).unwrap();
+        assert_eq!(o.notes.len(), 1);
+        assert!(
+            o.notes[0].starts_with("uvio I/O is always direct"),
+            "{:?}",
+            o.notes
+        );
+        o.set("buffered", Some("1")).unwrap();
+        assert_eq!(o.notes[1], o.notes[0]);
+        assert!(o.set("direct", Some("2")).is_err());
+        o.notes.clear();
+        for engine in [
+            "libaio",
+            "io_uring",
+            "psync",
+            "sync",
+            "null",
+            "external:/x.so",
+        ] {
+            o.set("ioengine", Some(engine)).unwrap();
+        }
+        assert_eq!(o.notes[0], "ioengine=libaio replaced by uvio");
+        assert_eq!(o.notes[1], "ioengine=io_uring replaced by uvio");
+        assert_eq!(o.notes.len(), 6);
+        // Engines that do no block I/O, and names fio does not know, are refused.
+        let e = o.set("ioengine", Some("cpuio")).unwrap_err().to_string();
+        assert!(e.contains("ioengine=cpuio only burns CPU"), "{e}");
+        let e = o.set("ioengine", Some("libaoi")).unwrap_err().to_string();
+        assert!(e.contains("`libaoi` is not an I/O engine fio knows"), "{e}");
+    }
+
+    #[test]
+    fn percentile_switches_groups_and_start_options() {
+        let mut o = JobOptions::default();
+        assert!(!o.slat_percentiles && o.clat_percentiles && !o.lat_percentiles);
+        o.set("clat_percentiles", Some("0")).unwrap();
+        o.set("lat_percentiles", Some("1")).unwrap();
+        o.set("slat_percentiles", Some("1")).unwrap();
+        assert!(o.slat_percentiles && !o.clat_percentiles && o.lat_percentiles);
+        o.set("wait_for_previous", None).unwrap();
+        assert!(o.stonewall);
+        assert_eq!(o.explicit("stonewall"), Some(""));
+        o.set("new_group", None).unwrap();
+        assert!(o.new_group);
+        o.set("startdelay", Some("2")).unwrap();
+        assert_eq!(o.start_delay, (Duration::from_secs(2), None));
+        // A range, given high-low, is swapped as fio does.
+        o.set("startdelay", Some("500ms-100ms")).unwrap();
+        assert_eq!(
+            o.start_delay,
+            (Duration::from_millis(100), Some(Duration::from_millis(500)))
+        );
+        o.set("startdelay", Some("(1m+30s)")).unwrap();
+        assert_eq!(o.start_delay, (Duration::from_secs(90), None));
+        o.set("loops", Some("3")).unwrap();
+        assert_eq!(o.loops, 3);
+        assert!(o.set("loops", Some("0")).is_err());
+    }
+
+    #[test]
+    fn parenthesised_values_are_fio_arithmetic() {
+        let mut o = JobOptions::default();
+        o.set("bs", Some("(2*4k)")).unwrap();
+        assert_eq!(o.bs, [8192; 3]);
+        o.set("bs", Some("(1k+1k),(8*1024)")).unwrap();
+        assert_eq!(o.bs, [2048, 8192, 8192]);
+        o.set("iodepth", Some("(4*8)")).unwrap();
+        assert_eq!(o.iodepth, 32);
+        o.set("runtime", Some("(2*30)")).unwrap();
+        assert_eq!(o.runtime, Some(Duration::from_secs(60)));
+        o.set("size", Some("(512m/2)")).unwrap();
+        assert_eq!(o.size, Some(SizeOrPercent::Bytes(256 << 20)));
+        let e = o.set("size", Some("(1/0)")).unwrap_err().to_string();
+        assert_eq!(e, "option `size`: `(1/0)`: division by zero");
     }
 
     #[test]
@@ -624,8 +740,8 @@ mod tests {
         let e = o.set("rate_iops", Some("100")).unwrap_err();
         assert!(matches!(e, OptionError::Unsupported { ref name, .. } if name == "rate_iops"));
         assert!(e.to_string().contains("rate_iops"), "{e}");
-        let e = o.set("ioengine", Some("libaio")).unwrap_err();
-        assert!(e.to_string().contains("ioengine"), "{e}");
+        let e = o.set("io_submit_mode", Some("offload")).unwrap_err();
+        assert!(e.to_string().contains("io_submit_mode=offload"), "{e}");
         let e = o.set("bs", Some("4x")).unwrap_err();
         assert!(e.to_string().starts_with("option `bs`"), "{e}");
     }

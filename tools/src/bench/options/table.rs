@@ -220,28 +220,213 @@ const OPTIONS: &[OptionDef] = &[
     }),
     // Accepted for job-file compatibility: uvio always runs jobs as threads.
     flag("thread", |_, v| v.boolean().map(drop)),
-    value("ioengine", |_, v| {
-        if v.text != "uvio" {
-            return Err(v.unsupported(format!(
-                "ioengine={}: uvio bench drives the device with its own engine (ioengine=uvio)",
-                v.text
-            )));
+    // A job file written for another engine runs on uvio's: the engine is the one thing
+    // uvio replaces, so it says so, once (the filename must still name a uvio device).
+    value("ioengine", |o, v| {
+        match engine_kind(v.text) {
+            Some(EngineKind::Uvio) => {}
+            Some(EngineKind::Storage) => o
+                .notes
+                .push(format!("ioengine={} replaced by uvio", v.text)),
+            Some(EngineKind::NotBlockIo(what)) => {
+                return Err(v.unsupported(format!(
+                    "ioengine={} {what}: there is no block I/O for uvio to run in its place",
+                    v.text
+                )))
+            }
+            None => {
+                return Err(v.invalid(format!(
+                    "`{}` is not an I/O engine fio knows (uvio runs the job file's block I/O \
+                     on its own engine: ioengine=uvio, or any of fio's, such as libaio)",
+                    v.text
+                )))
+            }
         }
         Ok(())
     })
-    .help("=uvio"),
-    value("direct", |_, v| {
+    .help("=uvio (or any of fio's: replaced by uvio)"),
+    value("direct", |o, v| {
         if !v.boolean()? {
-            return Err(v.unsupported("uvio has no page cache: I/O is always direct (direct=1)"));
+            o.notes.push(ALWAYS_DIRECT.into());
+        }
+        Ok(())
+    }),
+    value("buffered", |o, v| {
+        if v.boolean()? {
+            o.notes.push(ALWAYS_DIRECT.into());
+        }
+        Ok(())
+    }),
+    // fio's `directory` is where `filename` lives; a uvio filename is a device address.
+    value("directory", |o, v| {
+        o.notes.push(format!(
+            "directory={} ignored: filename= names a uvio device",
+            v.text
+        ));
+        Ok(())
+    }),
+    value("slat_percentiles", |o, v| {
+        o.slat_percentiles = v.boolean()?;
+        Ok(())
+    }),
+    value("clat_percentiles", |o, v| {
+        o.clat_percentiles = v.boolean()?;
+        Ok(())
+    }),
+    value("lat_percentiles", |o, v| {
+        o.lat_percentiles = v.boolean()?;
+        Ok(())
+    }),
+    flag("stonewall", |o, v| {
+        o.stonewall = v.boolean()?;
+        Ok(())
+    })
+    .aliases(&["wait_for_previous"]),
+    flag("new_group", |o, v| {
+        o.new_group = v.boolean()?;
+        Ok(())
+    }),
+    value("startdelay", |o, v| {
+        o.start_delay = match v.text.split_once('-') {
+            Some((lo, hi)) if !v.text.trim_start().starts_with('(') => {
+                let part = |t| Value {
+                    name: v.name,
+                    text: t,
+                };
+                let (lo, hi) = (part(lo).time()?, part(hi).time()?);
+                // fio swaps a range given high-low.
+                (lo.min(hi), Some(lo.max(hi)))
+            }
+            _ => (v.time()?, None),
+        };
+        Ok(())
+    })
+    .help(" (T or T1-T2: after the benchmark's start)"),
+    value("loops", |o, v| v.count(&mut o.loops)),
+    value("io_submit_mode", |_, v| match v.text {
+        "inline" => Ok(()),
+        "offload" => Err(v.unsupported(
+            "io_submit_mode=offload: each job's own polling thread submits its requests \
+             (io_submit_mode=inline)",
+        )),
+        other => Err(v.invalid(format!("`{other}`: use inline or offload"))),
+    })
+    .help("=inline"),
+    // On a block device, fio's "write until the device is full" is the whole device from
+    // `offset`: size= is dropped.
+    value("fill_device", |o, v| {
+        if v.boolean()? {
+            o.size = None;
         }
         Ok(())
     })
-    .help("=1"),
+    .aliases(&["fill_fs"]),
+    // Serialises the creation of files; a uvio job creates none.
+    value("create_serialize", |_, v| v.boolean().map(drop)),
     value("description", |o, v| {
         o.description = Some(v.text.to_string());
         Ok(())
     }),
 ];
+
+/// The note for `direct=0` / `buffered=1`.
+const ALWAYS_DIRECT: &str = "uvio I/O is always direct: there is no page cache (direct=0 and \
+                             buffered=1 are ignored)";
+
+/// What an `ioengine=` value is to uvio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Uvio,
+    /// One of fio's engines that reads and writes a file or device: uvio's engine takes
+    /// its place.
+    Storage,
+    /// One of fio's engines that does no block I/O (what it does instead).
+    NotBlockIo(&'static str),
+}
+
+/// fio 3.33's engines (engines/*.c, their `.name`) that read and write a file or a block
+/// device, and `external:` plugins (SPDK's, for one).
+const STORAGE_ENGINES: &[&str] = &[
+    "sync",
+    "psync",
+    "vsync",
+    "pvsync",
+    "pvsync2",
+    "libaio",
+    "io_uring",
+    "io_uring_cmd",
+    "posixaio",
+    "solarisaio",
+    "windowsaio",
+    "mmap",
+    "splice",
+    "sg",
+    "null",
+    "cpp_null",
+    "dev-dax",
+    "libpmem",
+    "pmemblk",
+    "mtd",
+    "nbd",
+    "nfs",
+    "rbd",
+    "rados",
+    "gfapi",
+    "gfapi_async",
+    "libhdfs",
+    "libiscsi",
+    "ime_psync",
+    "ime_psyncv",
+    "ime_aio",
+    "libcufile",
+    "dfs",
+    "libzbc",
+    "xnvme",
+    "binject",
+    "guasi",
+    "syslet-rw",
+    "libblkio",
+    "spdk",
+    "spdk_bdev",
+];
+
+/// fio's engines that do not do block I/O, and what they do instead.
+const NOT_BLOCK_IO: &[(&str, &str)] = &[
+    ("cpuio", "only burns CPU"),
+    ("exec", "runs a program"),
+    ("net", "measures a network"),
+    ("netsplice", "measures a network"),
+    ("rdma", "measures an RDMA network"),
+    ("librpma_apm_client", "measures an RDMA network"),
+    ("librpma_apm_server", "measures an RDMA network"),
+    ("librpma_gpspm_client", "measures an RDMA network"),
+    ("librpma_gpspm_server", "measures an RDMA network"),
+    ("http", "measures an object store over HTTP"),
+    ("filecreate", "measures file creation"),
+    ("filestat", "measures stat()"),
+    ("filedelete", "measures file deletion"),
+    ("dircreate", "measures directory creation"),
+    ("dirstat", "measures stat() on directories"),
+    ("dirdelete", "measures directory deletion"),
+    ("falloc", "measures fallocate()"),
+    ("ftruncate", "measures ftruncate()"),
+    ("e4defrag", "measures ext4 defragmentation"),
+];
+
+/// What `ioengine=value` is, or `None` for a name fio does not know.
+pub fn engine_kind(value: &str) -> Option<EngineKind> {
+    let v = value.trim();
+    if v == "uvio" {
+        return Some(EngineKind::Uvio);
+    }
+    if STORAGE_ENGINES.contains(&v) || v.starts_with("external:") {
+        return Some(EngineKind::Storage);
+    }
+    NOT_BLOCK_IO
+        .iter()
+        .find(|(n, _)| *n == v)
+        .map(|(_, what)| EngineKind::NotBlockIo(what))
+}
 
 /// fio options uvio knows of but does not implement: refused with a specific reason.
 const UNSUPPORTED: &[(&str, &str)] = &[
@@ -250,22 +435,15 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("rate", "rate limiting is not implemented"),
     ("rate_iops", "rate limiting is not implemented"),
     ("rate_min", "rate limiting is not implemented"),
+    ("rate_iops_min", "rate limiting is not implemented"),
+    ("rate_process", "rate limiting is not implemented"),
+    ("rate_cycle", "rate limiting is not implemented"),
+    ("rate_ignore_thinktime", "rate limiting is not implemented"),
     ("thinktime", "think time is not implemented"),
-    (
-        "stonewall",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    (
-        "wait_for_previous",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    (
-        "new_group",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    ("loops", "repeat the run instead"),
+    ("thinktime_blocks", "think time is not implemented"),
+    ("thinktime_spin", "think time is not implemented"),
+    ("thinktime_blocks_type", "think time is not implemented"),
     ("number_ios", "use io_size"),
-    ("startdelay", "jobs start together"),
     (
         "iodepth_low",
         "the queue is refilled to iodepth at every reap",
@@ -273,7 +451,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("fsync", "flushes are not issued by the benchmark"),
     ("fdatasync", "flushes are not issued by the benchmark"),
     ("end_fsync", "flushes are not issued by the benchmark"),
-    ("buffered", "uvio has no page cache: I/O is always direct"),
     ("random_distribution", "offsets are uniform"),
     ("random_generator", "uvio uses its own generator"),
     ("rw_sequencer", "the `rw=...:N` modifier is not supported"),
@@ -299,9 +476,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "directions are always reported separately",
     ),
     ("continue_on_error", "a job stops at its first I/O error"),
-    ("clat_percentiles", "clat percentiles are always reported"),
-    ("lat_percentiles", "clat percentiles are always reported"),
-    ("slat_percentiles", "clat percentiles are always reported"),
     (
         "significant_figures",
         "four significant figures, as fio's default",
