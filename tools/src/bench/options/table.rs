@@ -488,6 +488,25 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("filesize", "use size"),
     ("zonemode", "zoned devices are not supported"),
     ("cpumask", "CPU affinity is not implemented"),
+    (
+        "gtod_reduce",
+        "latencies are always measured (with the TSC where it is steady, at little cost)",
+    ),
+    ("flow", "flow control between jobs is not implemented"),
+    ("flow_id", "flow control between jobs is not implemented"),
+    ("flow_sleep", "flow control between jobs is not implemented"),
+    ("dedupe_percentage", "write buffers are always random data"),
+    ("dedupe_mode", "write buffers are always random data"),
+    (
+        "buffer_compress_percentage",
+        "write buffers are always random data",
+    ),
+    ("buffer_pattern", "write buffers are always random data"),
+    (
+        "numa_cpu_nodes",
+        "NUMA placement is not implemented (use cpus_allowed)",
+    ),
+    ("numa_mem_policy", "NUMA placement is not implemented"),
     ("exitall", "jobs run to their own end"),
 ];
 
