@@ -355,9 +355,9 @@ fn cases(scratch: &Scratch) -> Vec<Case> {
         ),
         case(
             "bench unsupported option",
-            &["bench", "--name=j", "--rate_iops=100"],
+            &["bench", "--name=j", "--rate_min=100"],
             FAILED,
-            "option `rate_iops` is not supported",
+            "option `rate_min` is not supported",
         ),
         case(
             "bench misspelt option",

@@ -36,6 +36,7 @@ use super::verify::Verifier;
 use super::workload::{NextIo, Workload};
 
 mod complete;
+mod pacing;
 mod phase;
 mod staging;
 mod submit;
@@ -207,6 +208,10 @@ struct Engine {
     total_bytes: [u64; 3],
     /// Per-stage tick totals (`UVIO_BENCH_STAGES=1`): where the thread's time goes.
     stages: Option<StageTicks>,
+    /// `rate`/`rate_iops`/`thinktime`, when the job asks for any.
+    pacer: Option<pacing::Pacer>,
+    /// What pacing said about the I/O it holds back (`pending`), if it holds one.
+    held: Option<pacing::Hold>,
     /// Latencies of completed I/Os not yet in the histograms: recorded after the next kick,
     /// so the bookkeeping overlaps the device's work instead of delaying the next request.
     /// (ddir index, bytes, slat ticks, clat ticks); never grows past the depth.
@@ -254,6 +259,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             .is_ok_and(|v| v == "1")
             .then(StageTicks::default),
         in_flight: 0,
+        pacer: pacing::Pacer::new(&opts, &clock, setup.seed),
+        held: None,
         stage_max,
         staged: VecDeque::with_capacity(stage_max as usize),
         pending: None,

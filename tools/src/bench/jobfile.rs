@@ -655,10 +655,10 @@ iodepth=8
 
     #[test]
     fn job_file_errors_name_the_file_line_and_option() {
-        let e = parse_job_text("[j]\nrate_iops=100\n", "t.fio", None).unwrap_err();
+        let e = parse_job_text("[j]\nrate_ignore_thinktime=1\n", "t.fio", None).unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.contains("t.fio:2") && msg.contains("rate_iops"),
+            msg.contains("t.fio:2") && msg.contains("rate_ignore_thinktime"),
             "{msg}"
         );
         let e = parse_job_text("[j]\nfoo=1\n", "t.fio", None).unwrap_err();
@@ -795,7 +795,7 @@ iodepth=8
                     [a]\n[b]\nnew_group\n[c]\nstonewall\n[d]\n[e]\nwait_for_previous\n";
         let path = write_temp("stonewall.fio", text);
         let p = path.display().to_string();
-        let inv = parse_args(&[p.clone()]).unwrap();
+        let inv = parse_args(std::slice::from_ref(&p)).unwrap();
         let names = |g: &Group| g.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>();
         // Run sets: a b | c d | e; reporting groups a=0, b=1 (new_group), c d=2, e=3.
         assert_eq!(inv.groups.len(), 3);
@@ -848,8 +848,8 @@ iodepth=8
 
     #[test]
     fn the_command_line_refuses_what_it_does_not_support() {
-        let e = parse_args(&args("--name=a --rate_iops=100")).unwrap_err();
-        assert!(e.to_string().contains("rate_iops"), "{e}");
+        let e = parse_args(&args("--name=a --rate_ignore_thinktime=1")).unwrap_err();
+        assert!(e.to_string().contains("rate_ignore_thinktime"), "{e}");
         let e = parse_args(&args("--name=a --bogus=1")).unwrap_err();
         assert!(e.to_string().contains("`bogus`"), "{e}");
         assert!(parse_args(&args("--output-format=terse --name=a")).is_err());

@@ -532,8 +532,9 @@ fn run_group(
             .max()
             .unwrap_or(4096) as usize;
         // Spare tags of an own queue hold requests prepared ahead, up to the job's depth.
+        // A paced job issues each request at its time: nothing is prepared ahead.
         let stage = match &handle {
-            Some(h @ QueueHandle::Owned(_)) if staging_enabled() => {
+            Some(h @ QueueHandle::Owned(_)) if staging_enabled() && !p.opts.paced() => {
                 p.depth.min(u32::from(h.depth()).saturating_sub(p.depth))
             }
             _ => 0,

@@ -128,6 +128,24 @@ impl RwMode {
     }
 }
 
+/// `rate_process=`: how paced I/Os are spread over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateProcess {
+    /// Evenly: each I/O when the bytes so far are due.
+    #[default]
+    Linear,
+    /// Exponential gaps: arrivals of a Poisson process.
+    Poisson,
+}
+
+/// `thinktime_blocks_type=`: what `thinktime_blocks` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThinkBlocks {
+    #[default]
+    Complete,
+    Issue,
+}
+
 /// `verify=`: how written blocks are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyKind {
@@ -312,6 +330,22 @@ pub struct JobOptions {
     pub start_delay: (Duration, Option<Duration>),
     /// `loops`: how many times the job's I/O (and its verify pass) runs.
     pub loops: u32,
+    /// `rate` and `rate_iops` per direction (bytes and I/Os per second; 0: not paced), and
+    /// how paced I/Os are spread.
+    pub rate: [u64; 3],
+    pub rate_iops: [u64; 3],
+    pub rate_process: RateProcess,
+    /// `rate_min` (bytes/s) and `rate_iops_min` per direction: the job fails when a
+    /// `rate_cycle` goes by below them (0: not checked).
+    pub rate_min: [u64; 3],
+    pub rate_iops_min: [u64; 3],
+    pub rate_cycle: Duration,
+    /// `thinktime`: a pause after every `thinktime_blocks` I/Os, of which `thinktime_spin`
+    /// busy.
+    pub thinktime: Option<Duration>,
+    pub thinktime_spin: Duration,
+    pub thinktime_blocks: u32,
+    pub thinktime_blocks_type: ThinkBlocks,
     /// Things said about options that were accepted with a change of meaning (`ioengine=libaio
     /// replaced by uvio`); the job file parser collects them and prints each once.
     pub notes: Vec<String>,
@@ -371,6 +405,16 @@ impl Default for JobOptions {
             new_group: false,
             start_delay: (Duration::ZERO, None),
             loops: 1,
+            rate: [0; 3],
+            rate_iops: [0; 3],
+            rate_process: RateProcess::Linear,
+            rate_min: [0; 3],
+            rate_iops_min: [0; 3],
+            rate_cycle: Duration::from_millis(1000),
+            thinktime: None,
+            thinktime_spin: Duration::ZERO,
+            thinktime_blocks: 1,
+            thinktime_blocks_type: ThinkBlocks::Complete,
             notes: Vec::new(),
             explicit: Vec::new(),
         }
@@ -428,6 +472,18 @@ impl JobOptions {
         } else {
             BlockSizes::Fixed(self.bs[i])
         }
+    }
+
+    /// Whether the job's I/O is paced or its rate checked (`rate`, `rate_iops`, their
+    /// `_min`s, or `thinktime`).
+    pub fn paced(&self) -> bool {
+        self.rate
+            .iter()
+            .chain(&self.rate_iops)
+            .chain(&self.rate_min)
+            .chain(&self.rate_iops_min)
+            .any(|r| *r > 0)
+            || self.thinktime.is_some_and(|t| !t.is_zero())
     }
 
     /// Submit batch size, 0 meaning iodepth.
@@ -737,11 +793,13 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("`iodepht`"), "{e}");
-        let e = o.set("rate_iops", Some("100")).unwrap_err();
-        assert!(matches!(e, OptionError::Unsupported { ref name, .. } if name == "rate_iops"));
-        assert!(e.to_string().contains("rate_iops"), "{e}");
-        let e = o.set("io_submit_mode", Some("offload")).unwrap_err();
-        assert!(e.to_string().contains("io_submit_mode=offload"), "{e}");
+        let e = o.set("rate_ignore_thinktime", Some("1")).unwrap_err();
+        assert!(
+            matches!(e, OptionError::Unsupported { ref name, .. } if name == "rate_ignore_thinktime")
+        );
+        assert!(e.to_string().contains("rate_ignore_thinktime"), "{e}");
+        let e = o.set("io_submit_mode", Some("bogus")).unwrap_err();
+        assert!(e.to_string().contains("use inline or offload"), "{e}");
         let e = o.set("bs", Some("4x")).unwrap_err();
         assert!(e.to_string().starts_with("option `bs`"), "{e}");
     }

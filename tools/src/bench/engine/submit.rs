@@ -25,6 +25,8 @@ pub(super) struct Feed<'a> {
     pub(super) now: u64,
     /// Whether they count in the statistics (false while ramping up).
     pub(super) record: bool,
+    /// Whether the job's pacing applies (its own workload, not a verify read-back).
+    pub(super) paced: bool,
 }
 
 /// What [`Engine::submit_next`] did.
@@ -120,8 +122,24 @@ impl Engine {
         let Some((io, expect)) = self.next_io(feed.source) else {
             return Submitted::SourceDone;
         };
+        if feed.paced {
+            if let Some(p) = &mut self.pacer {
+                if let Err(hold) = p.ready(io.ddir, self.clock.now(), self.in_flight) {
+                    // Not yet: kept for the next try, as a queue without room keeps it.
+                    self.pending = Some((io, expect));
+                    self.held = Some(hold);
+                    return Submitted::NoRoom;
+                }
+            }
+        }
         if !self.submit_one(feed.queue, io, expect, feed.now, feed.record, stage) {
             return Submitted::NoRoom;
+        }
+        if feed.paced {
+            if let Some(p) = &mut self.pacer {
+                p.issued(io.ddir, io.len);
+                self.held = None;
+            }
         }
         feed.budget.issued += io.len;
         Submitted::Yes

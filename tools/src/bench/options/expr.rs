@@ -19,9 +19,10 @@ pub enum ExprKind {
     /// Bytes (or a plain count): `m` is mebi, a bare number is bytes.
     Size,
     /// A time whose bare numbers are in seconds (`runtime`, `startdelay`); the result is
-    /// microseconds truncated to whole seconds, as fio's `str_to_decimal` does. (fio's
-    /// microsecond options, such as `thinktime`, are not supported.)
+    /// microseconds truncated to whole seconds, as fio's `str_to_decimal` does.
     Seconds,
+    /// A time whose bare numbers are microseconds (`thinktime`); the result is microseconds.
+    Micros,
 }
 
 /// Why an expression could not be worked out.
@@ -351,7 +352,7 @@ fn run(text: &str, kind: ExprKind, bc: bool) -> Result<(i128, bool), ExprError> 
 pub fn evaluate(text: &str, kind: ExprKind) -> Result<u64, ExprError> {
     let (v, units) = run(text.trim(), kind, false)?;
     let v = match kind {
-        ExprKind::Size => v,
+        ExprKind::Size | ExprKind::Micros => v,
         // Bare numbers are seconds; the result is kept to whole seconds, as fio's
         // `str_to_decimal` divides by 10^6 and multiplies back.
         ExprKind::Seconds => {
@@ -417,6 +418,10 @@ mod tests {
         assert_eq!(secs("(2*30)"), Ok(60_000_000));
         // Whole seconds, as fio keeps them.
         assert_eq!(secs("(1500ms)"), Ok(1_000_000));
+        let micros = |t| evaluate(t, ExprKind::Micros);
+        assert_eq!(micros("(100*2)"), Ok(200));
+        assert_eq!(micros("(1ms+10)"), Ok(1010));
+        assert_eq!(micros("(1m)"), Ok(60_000_000));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! options uvio knows of but refuses are listed apart, with the reason.
 
 use super::values::{parse_bssplit, parse_cpu_list, parse_pattern, parse_percentiles, Value};
-use super::{JobOptions, OptKind, OptionError, RwMode, VerifyKind};
+use super::{JobOptions, OptKind, OptionError, RateProcess, RwMode, ThinkBlocks, VerifyKind};
 
 /// Parses an option's value into the options it sets.
 type Setter = fn(&mut JobOptions, Value<'_>) -> Result<(), OptionError>;
@@ -303,15 +303,85 @@ const OPTIONS: &[OptionDef] = &[
     })
     .help(" (T or T1-T2: after the benchmark's start)"),
     value("loops", |o, v| v.count(&mut o.loops)),
-    value("io_submit_mode", |_, v| match v.text {
+    value("rate", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate[d] = part.size()?;
+            Ok(())
+        })
+    })
+    .help(" (bytes/s, per direction)"),
+    value("rate_iops", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate_iops[d] = part.int()?;
+            Ok(())
+        })
+    }),
+    value("rate_min", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate_min[d] = part.size()?;
+            Ok(())
+        })
+    })
+    .aliases(&["ratemin"]),
+    value("rate_iops_min", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate_iops_min[d] = part.int()?;
+            Ok(())
+        })
+    }),
+    value("rate_cycle", |o, v| {
+        let ms = v.int()?;
+        if ms == 0 {
+            return Err(v.invalid("must be at least 1 (ms)"));
+        }
+        o.rate_cycle = std::time::Duration::from_millis(ms);
+        Ok(())
+    })
+    .aliases(&["ratecycle"])
+    .help(" (ms)"),
+    value("rate_process", |o, v| {
+        o.rate_process = match v.text {
+            "linear" => RateProcess::Linear,
+            "poisson" => RateProcess::Poisson,
+            other => return Err(v.invalid(format!("`{other}`: use linear or poisson"))),
+        };
+        Ok(())
+    })
+    .help(" (linear poisson)"),
+    value("thinktime", |o, v| {
+        o.thinktime = Some(v.time_us()?);
+        Ok(())
+    })
+    .help(" (us)"),
+    value("thinktime_spin", |o, v| {
+        o.thinktime_spin = v.time_us()?;
+        Ok(())
+    }),
+    value("thinktime_blocks", |o, v| v.count(&mut o.thinktime_blocks)),
+    value("thinktime_blocks_type", |o, v| {
+        o.thinktime_blocks_type = match v.text {
+            "complete" => ThinkBlocks::Complete,
+            "issue" => ThinkBlocks::Issue,
+            other => return Err(v.invalid(format!("`{other}`: use complete or issue"))),
+        };
+        Ok(())
+    }),
+    // fio's offload mode exists so that submissions keep their schedule whatever the
+    // completions do; a uvio job's polling thread submits on schedule without blocking on
+    // completions, which is that already.
+    value("io_submit_mode", |o, v| match v.text {
         "inline" => Ok(()),
-        "offload" => Err(v.unsupported(
-            "io_submit_mode=offload: each job's own polling thread submits its requests \
-             (io_submit_mode=inline)",
-        )),
+        "offload" => {
+            o.notes.push(
+                "io_submit_mode=offload: the job's own polling thread submits on schedule \
+                 without waiting for completions (uvio's inline mode does what offload is for)"
+                    .into(),
+            );
+            Ok(())
+        }
         other => Err(v.invalid(format!("`{other}`: use inline or offload"))),
     })
-    .help("=inline"),
+    .help(" (inline offload)"),
     // On a block device, fio's "write until the device is full" is the whole device from
     // `offset`: size= is dropped.
     value("fill_device", |o, v| {
@@ -432,17 +502,10 @@ pub fn engine_kind(value: &str) -> Option<EngineKind> {
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("kb_base", "sizes always use fio's default kb_base=1024"),
     ("unit_base", "output is always in bytes"),
-    ("rate", "rate limiting is not implemented"),
-    ("rate_iops", "rate limiting is not implemented"),
-    ("rate_min", "rate limiting is not implemented"),
-    ("rate_iops_min", "rate limiting is not implemented"),
-    ("rate_process", "rate limiting is not implemented"),
-    ("rate_cycle", "rate limiting is not implemented"),
-    ("rate_ignore_thinktime", "rate limiting is not implemented"),
-    ("thinktime", "think time is not implemented"),
-    ("thinktime_blocks", "think time is not implemented"),
-    ("thinktime_spin", "think time is not implemented"),
-    ("thinktime_blocks_type", "think time is not implemented"),
+    (
+        "rate_ignore_thinktime",
+        "think time always counts against the rate",
+    ),
     ("number_ios", "use io_size"),
     (
         "iodepth_low",

@@ -72,6 +72,18 @@ impl<'a> Value<'a> {
         parse_time(self.text).map_err(value_err(self.name))
     }
 
+    /// A time whose bare number is microseconds (fio's `thinktime`), with the same suffixes.
+    pub fn time_us(&self) -> Result<std::time::Duration, OptionError> {
+        if let Some(v) = self.expression(ExprKind::Micros) {
+            return v.map(std::time::Duration::from_micros);
+        }
+        let t = self.text.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return self.int().map(std::time::Duration::from_micros);
+        }
+        self.time()
+    }
+
     /// An integer; fio reads these as sizes, so a parenthesised one is worked out too.
     pub fn int(&self) -> Result<u64, OptionError> {
         if let Some(v) = self.expression(ExprKind::Size) {
