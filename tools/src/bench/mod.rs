@@ -1,16 +1,18 @@
 //! `uvio bench`: a fio-like benchmark on the block API.
 //!
 //! Jobs come from fio-style options or job files ([`jobfile`], [`options`], fio's numbers in
-//! [`crate::units`]); each group of jobs opens its devices once, gives every job clone a
-//! thread and a hardware queue (sharing queues, behind a lock, only when clones outnumber
-//! queues, and saying so), runs them together ([`engine`]), and reports in fio's normal or
-//! JSON layout ([`output`]).
+//! [`crate::units`], its reserved words in [`keywords`]). Groups run one after the other, as
+//! fio's `stonewall` orders them; each group of jobs opens its devices once, gives every job
+//! clone a thread and a hardware queue (sharing queues, behind a lock, only when clones
+//! outnumber queues, and saying so), runs them together ([`engine`]), and reports in fio's
+//! normal or JSON layout ([`output`]), one report per reporting group (`new_group`).
 //! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
 //! the run short (the report then covers the run until the signal).
 
 pub mod clock;
 pub mod engine;
 pub mod jobfile;
+pub mod keywords;
 pub mod options;
 pub mod output;
 pub mod queue;
@@ -49,11 +51,12 @@ const DEFAULT_SEED: u64 = 0x89;
 const HELP_HEAD: &str = "\
 usage: uvio bench [--output-format=normal|json|json+] [--output=FILE] [--eta=auto|always|never]
                   [--parse-only] [GLOBAL OPTIONS] --name=JOB [JOB OPTIONS] [--name=JOB ...]
-       uvio bench [--output-format=...] JOBFILE...
+       uvio bench [--output-format=...] [--section=NAME]... JOBFILE...
 
 fio's option names and semantics; options before the first --name are global. A job file is
 fio's INI format ([global] and one section per job); each file is a group run after the one
 before it. filename= names the device: a PCI BDF (0000:00:05.0), or BDF/C:T:L for a SCSI LUN.
+Job files written for fio's other engines run on uvio's, with a note of what was replaced.
 
 ";
 
