@@ -355,9 +355,9 @@ fn cases(scratch: &Scratch) -> Vec<Case> {
         ),
         case(
             "bench unsupported option",
-            &["bench", "--name=j", "--rate_min=100"],
+            &["bench", "--name=j", "--zonemode=zbd"],
             FAILED,
-            "option `rate_min` is not supported",
+            "option `zonemode` is not supported",
         ),
         case(
             "bench misspelt option",

@@ -162,7 +162,7 @@ check write_verify uvio bench --output-format=json --name=wv --filename={DISK} -
 check verify_clean uvio bench --output-format=json --name=vc --filename={DISK} --rw=read --bs=4k --size=8m --iodepth=8 --verify=crc32c
 check corrupt uvio write {DISK} --offset {BAD_AT} --input /data/junk.bin
 check verify_bad uvio bench --output-format=json --name=vb --filename={DISK} --rw=read --bs=4k --size=8m --iodepth=8 --verify=crc32c
-check unsupported uvio bench --name=x --filename={NULL} --rate_min=100
+check unsupported uvio bench --name=x --filename={NULL} --zonemode=zbd
 check interrupted sh -c 'uvio bench --output-format=normal,json --name=int --filename={NULL} --rw=randread --bs=4k --iodepth=4 --runtime=600 --time_based > /tmp/int.out 2>&1 & p=$!; until grep -q Starting /tmp/int.out; do sleep 1; done; sleep 1; kill -INT $p; wait $p; rc=$?; cat /tmp/int.out; exit $rc'
 check io_error uvio bench --output-format=json --name=e --filename={ERR_DISK} --rw=read --bs=4k --size=4m --iodepth=4
 check ncpus nproc
@@ -324,7 +324,7 @@ true
 
     let un = out.section("unsupported");
     assert_ne!(un.rc, 0, "{un}");
-    assert!(un.output.contains("rate_min"), "{un}");
+    assert!(un.output.contains("zonemode"), "{un}");
 
     // An I/O error stops the job, shows as fio's err=5, and fails the run.
     let e = out.section("io_error");
