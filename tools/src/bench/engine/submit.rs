@@ -130,6 +130,7 @@ impl Engine {
                     self.held = Some(hold);
                     return Submitted::NoRoom;
                 }
+                self.held = None;
             }
         }
         if !self.submit_one(feed.queue, io, expect, feed.now, feed.record, stage) {
@@ -138,7 +139,6 @@ impl Engine {
         if feed.paced {
             if let Some(p) = &mut self.pacer {
                 p.issued(io.ddir, io.len);
-                self.held = None;
             }
         }
         feed.budget.issued += io.len;
