@@ -112,10 +112,11 @@ const EXPECTED: &[(&str, Expect)] = &[
         },
     ),
     (
+        // random_distribution=zipf:0.5, on fio's null engine.
         "zipf.fio",
-        Refused {
-            option: "random_distribution",
-            why: "offsets are uniform",
+        Accepted {
+            notes: &["ioengine=null replaced by uvio"],
+            groups: &[0],
         },
     ),
     // The other examples on a file or block device with a standard engine.
@@ -278,10 +279,11 @@ const EXPECTED: &[(&str, Expect)] = &[
         },
     ),
     (
+        // random_distribution=zoned:50/5:30/15:20/
         "rand-zones.fio",
-        Refused {
-            option: "random_distribution",
-            why: "offsets are uniform",
+        Accepted {
+            notes: &[],
+            groups: &[0],
         },
     ),
     (

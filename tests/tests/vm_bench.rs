@@ -180,6 +180,8 @@ check poisson uvio bench --output-format=json --name=p --filename={NULL} {RATE_O
 check slow_uvio uvio bench --output-format=json --name=s --filename={NULL} {SLOW_RATE_OPTIONS}
 check slow_fio sh -c 'fio --output-format=json --name=s --filename=/dev/$(basename /sys/bus/pci/devices/{TWIN}/virtio*/block/*) --ioengine=libaio --direct=1 {SLOW_RATE_OPTIONS}'
 check think uvio bench --output-format=json --name=t --filename={NULL} --rw=randread --bs=4k --iodepth=1 --thinktime=1ms --runtime=3 --time_based
+check zipf uvio bench --output-format=json --name=z --filename={NULL} --rw=randread --bs=4k --iodepth=4 --size=64m --io_size=16m --random_distribution=zipf:1.2
+check zoned uvio bench --output-format=json --name=zn --filename={NULL} --rw=randread --bs=4k --iodepth=4 --size=64m --io_size=16m --random_distribution=zoned:50/5:30/15:20/
 check pct_uvio uvio bench --output-format=normal,json --name=p --filename={NULL} {PERCENTILE_OPTIONS}
 check pct_fio sh -c 'fio --output-format=normal,json --name=p --filename=/dev/$(basename /sys/bus/pci/devices/{TWIN}/virtio*/block/*) --ioengine=libaio --direct=1 {PERCENTILE_OPTIONS}'
 true
@@ -349,6 +351,17 @@ true
     check_order(&out);
     check_percentiles_as_fio(&out);
     check_pacing(&out);
+    // Non-uniform random distributions run their I/O (where it goes is unit-tested).
+    for section in ["zipf", "zoned"] {
+        let s = out.section(section);
+        assert_eq!(s.rc, 0, "{s}");
+        let doc = json_of(&out, section);
+        assert_eq!(
+            u(&doc["jobs"][0]["read"]["total_ios"]),
+            (16 << 20) / BS,
+            "{doc}"
+        );
+    }
 }
 
 /// `rate_iops=2000` holds within 2% over 10 s (linear and Poisson); `rate_iops=500` holds

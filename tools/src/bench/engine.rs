@@ -305,6 +305,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             opts.norandommap,
             seed,
         )
+        .with_distribution(&opts.random_distribution, seed)
     };
     let mut source = Source::Workload(make_workload(setup.seed));
 
@@ -377,7 +378,11 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             let probe = make_workload(loop_seed(round));
             let blocks = probe.blocks();
             let bs = opts.bs[Ddir::Write.index()];
-            let mut verify_source = if written >= blocks {
+            // A sweep reads every block: only when every block was written (the random map,
+            // or sequential I/O, visits each before any twice).
+            let covers = !opts.rw.is_random()
+                || (!opts.norandommap && opts.random_distribution.is_uniform());
+            let mut verify_source = if covers && written >= blocks {
                 // Every block was written at least once: read the whole region back.
                 Source::Sweep {
                     next: setup.region_start,
@@ -390,7 +395,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
                     remaining: written,
                     sequence: writes_before,
                     // Each block was written once, so its writer's seed is known.
-                    check_seed: !opts.norandommap || !opts.rw.is_random(),
+                    check_seed: covers,
                 }
             };
             let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);

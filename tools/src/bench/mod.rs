@@ -10,6 +10,7 @@
 //! the run short (the report then covers the run until the signal).
 
 pub mod clock;
+pub mod distribution;
 pub mod engine;
 pub mod jobfile;
 pub mod keywords;
@@ -263,6 +264,15 @@ fn plan_job(
         .map(|x| opts.block_sizes(x).max())
         .max()
         .unwrap_or(4096);
+    if let Some(span) = opts.random_distribution.absolute_span() {
+        let region = opts.size.map_or(capacity, |s| s.resolve(capacity, min_bs));
+        if span > region {
+            return Err(format!(
+                "job `{name}`: random_distribution=zoned_abs spans {span} bytes, more than the \
+                 job's region of {region} bytes on {target}"
+            ));
+        }
+    }
     let offset = opts.offset.resolve(capacity, min_bs);
     let increment = opts.offset_increment.resolve(capacity, min_bs);
     let queue_depth = u32::from(d.queue_depth.max(1));

@@ -307,6 +307,8 @@ pub struct JobOptions {
     pub randrepeat: bool,
     pub randseed: Option<u64>,
     pub norandommap: bool,
+    /// `random_distribution`: where random I/O goes (uniform by default).
+    pub random_distribution: super::distribution::Distribution,
     pub verify: Option<VerifyKind>,
     pub verify_pattern: Option<Vec<u8>>,
     pub do_verify: bool,
@@ -391,6 +393,7 @@ impl Default for JobOptions {
             randrepeat: true,
             randseed: None,
             norandommap: false,
+            random_distribution: super::distribution::Distribution::Random,
             verify: None,
             verify_pattern: None,
             do_verify: true,

@@ -1,8 +1,9 @@
 //! What the next I/O is: its direction (rw, rwmixread), size (bs, bsrange, bssplit) and
 //! offset (sequential, or random with fio's random-map semantics: every block once per pass
-//! unless `norandommap`). All of it is arithmetic on a seeded generator, so a run with the
+//! unless `norandommap`, or drawn from a `random_distribution`, [`super::distribution`]). All of it is arithmetic on a seeded generator, so a run with the
 //! same seed repeats exactly (`randrepeat`), and the verify phase can replay a write phase.
 
+use super::distribution::{BlockPicker, Distribution};
 use super::options::{BlockSizes, Ddir, RwMode};
 
 /// xoshiro256** seeded through splitmix64: fast, reproducible, no allocation.
@@ -168,6 +169,8 @@ enum Offsets {
     },
     /// Independent uniform picks (`norandommap`).
     Uniform,
+    /// Blocks drawn from a non-uniform `random_distribution`.
+    Picked(BlockPicker),
 }
 
 /// The generator of I/Os of one job clone over its region.
@@ -242,6 +245,16 @@ impl Workload {
         }
     }
 
+    /// Random offsets drawn from `dist` (not `random`: no random map then, as in fio).
+    pub fn with_distribution(mut self, dist: &Distribution, seed: u64) -> Self {
+        if self.rw.is_random() {
+            if let Some(p) = BlockPicker::new(dist, self.blocks, self.align, seed) {
+                self.offsets = Offsets::Picked(p);
+            }
+        }
+        self
+    }
+
     /// Blocks of the offset granularity in the region (one random-map pass).
     pub fn blocks(&self) -> u64 {
         self.blocks
@@ -294,6 +307,7 @@ impl Workload {
                 b * self.align
             }
             Offsets::Uniform => self.rng.below(self.blocks) * self.align,
+            Offsets::Picked(p) => p.pick(ddir.index(), &mut self.rng) * self.align,
         };
         // A large block near the end is pulled back inside the region, still aligned.
         let rel = if rel + len > end {
@@ -397,5 +411,48 @@ mod tests {
             .iter()
             .all(|s| s % 4096 == 0 && (4096..=16384).contains(s)));
         assert!(sizes.contains(&4096) && sizes.contains(&16384));
+    }
+
+    #[test]
+    fn a_distribution_replaces_the_random_map_and_stays_in_the_region() {
+        let make = |dist: &str| {
+            Workload::new(
+                RwMode::RandRead,
+                100,
+                [
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                ],
+                1 << 20,
+                1024 * 4096,
+                false,
+                5,
+            )
+            .with_distribution(&Distribution::parse(dist).unwrap(), 5)
+        };
+        // zoned:90/10:10/: nine I/Os in ten go to the region's first 10% (102 blocks).
+        let mut w = make("zoned:90/10:10/");
+        let ios: Vec<NextIo> = (0..10_000).map(|_| w.next_io()).collect();
+        assert!(ios.iter().all(|i| i.offset >= 1 << 20
+            && i.offset + i.len <= (1 << 20) + 1024 * 4096
+            && i.offset % 4096 == 0));
+        let first = ios
+            .iter()
+            .filter(|i| i.offset < (1 << 20) + 102 * 4096)
+            .count();
+        assert!((8800..9200).contains(&first), "{first}");
+        // zipf: blocks repeat (no random map: a pass of 1024 I/Os misses many blocks).
+        let mut w = make("zipf:1.2");
+        let mut seen: Vec<u64> = (0..1024).map(|_| w.next_io().offset).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert!(seen.len() < 700, "{}", seen.len());
+        // random: the random map, every block once in a pass.
+        let mut w = make("random");
+        let mut seen: Vec<u64> = (0..1024).map(|_| w.next_io().offset).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 1024);
     }
 }

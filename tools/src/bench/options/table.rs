@@ -174,6 +174,11 @@ const OPTIONS: &[OptionDef] = &[
         // fio: setting randseed disables rand_repeatable's fixed default seed.
         Ok(())
     }),
+    value("random_distribution", |o, v| {
+        o.random_distribution = crate::bench::distribution::Distribution::parse(v.text)?;
+        Ok(())
+    })
+    .help(" (random zipf:T pareto:H normal:D zoned:A/S:... zoned_abs:A/SIZE:...)"),
     flag("norandommap", |o, v| {
         o.norandommap = v.boolean()?;
         Ok(())
@@ -514,7 +519,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("fsync", "flushes are not issued by the benchmark"),
     ("fdatasync", "flushes are not issued by the benchmark"),
     ("end_fsync", "flushes are not issued by the benchmark"),
-    ("random_distribution", "offsets are uniform"),
     ("random_generator", "uvio uses its own generator"),
     ("rw_sequencer", "the `rw=...:N` modifier is not supported"),
     (
