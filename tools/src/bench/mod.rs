@@ -3,9 +3,10 @@
 //! Jobs come from fio-style options or job files ([`jobfile`], [`options`], fio's numbers in
 //! [`crate::units`], its reserved words in [`keywords`]). Groups run one after the other, as
 //! fio's `stonewall` orders them; each group of jobs opens its devices once, lays out its
-//! clones ([`plan`]), gives every job clone a thread and a hardware queue (sharing queues, behind a lock, only when clones
-//! outnumber queues, and saying so), runs them together ([`engine`]), and reports in fio's
-//! normal or JSON layout ([`output`]), one report per reporting group (`new_group`).
+//! clones ([`plan`]), gives every clone a thread and a hardware queue (sharing queues,
+//! behind a lock, only when clones outnumber queues, and saying so), runs them together
+//! ([`engine`]), and reports in fio's normal or JSON layout ([`output`]), one report per
+//! reporting group (`new_group`).
 //! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
 //! the run short (the report then covers the run until the signal).
 

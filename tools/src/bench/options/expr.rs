@@ -5,7 +5,7 @@
 //!   unary minus, parentheses, decimal, hex and fractional numbers, and unit suffixes that
 //!   apply to what precedes them (`(1k+512)`, `(2m*3)`, `(1m+30s)` for a time). Without a
 //!   suffix, a time expression counts in its option's unit (seconds for `runtime`).
-//! - [`keyword_math`]: after `$pagesize`, `$mb_memory` or `$ncpus` is replaced, a value with
+//! - [`bc`]: after `$pagesize`, `$mb_memory` or `$ncpus` is replaced, a value with
 //!   `+ - * /` in it is worked out as `bc` would (fio pipes it to `bc`): whole numbers,
 //!   `+ - * / % ^` and parentheses, no units (`size=8*$mb_memory` is 8 x the megabytes, in
 //!   bytes, as in fio).
