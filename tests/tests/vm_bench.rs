@@ -182,6 +182,8 @@ check slow_fio sh -c 'fio --output-format=json --name=s --filename=/dev/$(basena
 check think uvio bench --output-format=json --name=t --filename={NULL} --rw=randread --bs=4k --iodepth=1 --thinktime=1ms --runtime=3 --time_based
 check zipf uvio bench --output-format=json --name=z --filename={NULL} --rw=randread --bs=4k --iodepth=4 --size=64m --io_size=16m --random_distribution=zipf:1.2
 check zoned uvio bench --output-format=json --name=zn --filename={NULL} --rw=randread --bs=4k --iodepth=4 --size=64m --io_size=16m --random_distribution=zoned:50/5:30/15:20/
+check loops_verify uvio bench --output-format=json --name=lv --filename={DISK} --rw=randwrite --bs=4k --size=4m --iodepth=8 --verify=crc32c --loops=2
+check zipf_verify uvio bench --output-format=json --name=zv --filename={DISK} --rw=randwrite --bs=4k --size=4m --io_size=2m --iodepth=8 --verify=crc32c --random_distribution=zipf:1.2
 check pct_uvio uvio bench --output-format=normal,json --name=p --filename={NULL} {PERCENTILE_OPTIONS}
 check pct_fio sh -c 'fio --output-format=normal,json --name=p --filename=/dev/$(basename /sys/bus/pci/devices/{TWIN}/virtio*/block/*) --ioengine=libaio --direct=1 {PERCENTILE_OPTIONS}'
 true
@@ -351,6 +353,21 @@ true
     check_order(&out);
     check_percentiles_as_fio(&out);
     check_pacing(&out);
+    // loops=2 with verify: each pass writes the region and reads it back, clean.
+    let doc = json_of(&out, "loops_verify");
+    assert_eq!(out.section("loops_verify").rc, 0, "{doc}");
+    let job = &doc["jobs"][0];
+    assert_eq!(u(&job["write"]["total_ios"]), 2 * (4 << 20) / BS, "{doc}");
+    assert_eq!(u(&job["read"]["total_ios"]), 2 * (4 << 20) / BS, "{doc}");
+    assert_eq!(u(&job["uvio"]["verify"]["bad_blocks"]), 0, "{doc}");
+    // A skewed distribution writes some blocks many times and some never: the read-back
+    // replays the writes (a sweep would find blocks never written), and finds them good.
+    let doc = json_of(&out, "zipf_verify");
+    assert_eq!(out.section("zipf_verify").rc, 0, "{doc}");
+    let job = &doc["jobs"][0];
+    assert_eq!(u(&job["write"]["total_ios"]), (2 << 20) / BS, "{doc}");
+    assert_eq!(u(&job["read"]["total_ios"]), (2 << 20) / BS, "{doc}");
+    assert_eq!(u(&job["uvio"]["verify"]["bad_blocks"]), 0, "{doc}");
     // Non-uniform random distributions run their I/O (where it goes is unit-tested).
     for section in ["zipf", "zoned"] {
         let s = out.section(section);
