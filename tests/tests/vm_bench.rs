@@ -101,6 +101,24 @@ const PERCENTILE_OPTIONS: &str =
     "--rw=randread --bs=4k --iodepth=4 --size=16m --slat_percentiles=1 --clat_percentiles=0 \
      --lat_percentiles=1 --percentile_list=50:99";
 
+/// fio's own surface-scan.fio (tests/data/fio-examples) with only `filename=` changed.
+fn surface_scan_on(device: &str) -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/fio-examples/surface-scan.fio"
+    );
+    let text = std::fs::read_to_string(path).expect("surface-scan.fio");
+    text.lines()
+        .map(|l| {
+            if l.split('=').next().unwrap_or_default().trim() == "filename" {
+                format!("filename={device}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
 fn json_of(out: &VmOutput, section: &str) -> Value {
     let s = out.section(section);
     let start = s
@@ -184,6 +202,9 @@ check zipf uvio bench --output-format=json --name=z --filename={NULL} --rw=randr
 check zoned uvio bench --output-format=json --name=zn --filename={NULL} --rw=randread --bs=4k --iodepth=4 --size=64m --io_size=16m --random_distribution=zoned:50/5:30/15:20/
 check loops_verify uvio bench --output-format=json --name=lv --filename={DISK} --rw=randwrite --bs=4k --size=4m --iodepth=8 --verify=crc32c --loops=2
 check zipf_verify uvio bench --output-format=json --name=zv --filename={DISK} --rw=randwrite --bs=4k --size=4m --io_size=2m --iodepth=8 --verify=crc32c --random_distribution=zipf:1.2
+check surface uvio bench --output-format=json /data/surface-scan.fio
+check corrupt_again uvio write {DISK} --offset {BAD_AT} --input /data/junk.bin
+check surface_bad uvio bench --output-format=json --section=verify-phase /data/surface-scan.fio
 check pct_uvio uvio bench --output-format=normal,json --name=p --filename={NULL} {PERCENTILE_OPTIONS}
 check pct_fio sh -c 'fio --output-format=normal,json --name=p --filename=/dev/$(basename /sys/bus/pci/devices/{TWIN}/virtio*/block/*) --ioengine=libaio --direct=1 {PERCENTILE_OPTIONS}'
 true
@@ -219,6 +240,7 @@ true
         .file_bytes("/data/two.fio", JOB_FILE, 0o644)
         .file_bytes("/data/foreign.fio", FOREIGN_JOB_FILE, 0o644)
         .file_bytes("/data/order.fio", ORDER_JOB_FILE, 0o644)
+        .file_bytes("/data/surface-scan.fio", surface_scan_on(DISK), 0o644)
         // The kernel's twin of the null device, for fio.
         .virtio_blk_null(&TWIN[8..], 1 << 30, "num-queues=2")
         .reference_tools()
@@ -368,6 +390,7 @@ true
     assert_eq!(u(&job["write"]["total_ios"]), (2 << 20) / BS, "{doc}");
     assert_eq!(u(&job["read"]["total_ios"]), (2 << 20) / BS, "{doc}");
     assert_eq!(u(&job["uvio"]["verify"]["bad_blocks"]), 0, "{doc}");
+    check_surface_scan(&out);
     // Non-uniform random distributions run their I/O (where it goes is unit-tested).
     for section in ["zipf", "zoned"] {
         let s = out.section(section);
@@ -417,6 +440,46 @@ fn check_pacing(out: &VmOutput) {
         (0.85..=1.01).contains(&cycle),
         "iops {iops}, lat {lat_ms} ms\n{doc}"
     );
+}
+
+/// fio's surface-scan.fio: the write phase fills the disk (16 MiB in 64 KiB blocks, a
+/// `meta` header every 512 bytes, the pattern between), the verify phase reads it back after
+/// it; then, with one 512-byte piece overwritten, `--section=verify-phase` alone finds it.
+fn check_surface_scan(out: &VmOutput) {
+    let s = out.section("surface");
+    assert_eq!(s.rc, 0, "{s}");
+    assert!(
+        s.output.contains("note: ioengine=sync replaced by uvio"),
+        "{s}"
+    );
+    let doc = json_of(out, "surface");
+    let jobs = doc["jobs"].as_array().expect("jobs");
+    let blocks = (16u64 << 20) / 65536;
+    assert_eq!(jobs.len(), 2, "{doc}");
+    assert_eq!(u(&jobs[0]["write"]["total_ios"]), blocks, "{doc}");
+    assert_eq!(u(&jobs[0]["read"]["total_ios"]), 0, "do_verify=0: {doc}");
+    assert_eq!(u(&jobs[1]["read"]["total_ios"]), blocks, "{doc}");
+    assert_eq!(
+        u(&jobs[1]["uvio"]["verify"]["blocks_verified"]),
+        blocks,
+        "{doc}"
+    );
+    assert_eq!(u(&jobs[1]["uvio"]["verify"]["bad_blocks"]), 0, "{doc}");
+    assert_eq!((u(&jobs[0]["groupid"]), u(&jobs[1]["groupid"])), (0, 1));
+    assert!(
+        u(&jobs[1]["job_start"]) >= u(&jobs[0]["job_start"]) + u(&jobs[0]["job_runtime"]),
+        "{doc}"
+    );
+    assert_eq!(out.section("corrupt_again").rc, 0, "{out}");
+    let bad = out.section("surface_bad");
+    assert_ne!(bad.rc, 0, "{bad}");
+    let doc = json_of(out, "surface_bad");
+    let jobs = doc["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 1, "only the verify phase: {doc}");
+    assert_eq!(jobs[0]["jobname"], "verify-phase");
+    let first = &jobs[0]["uvio"]["verify"]["first_bad_block"];
+    assert_eq!(u(&first["offset"]), BAD_AT, "the 512-byte piece: {doc}");
+    assert_eq!(u(&first["length"]), 512, "{doc}");
 }
 
 /// The job file for the kernel runs on uvio's device, saying what it replaced.

@@ -226,9 +226,14 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     buffers.truncate((depth + setup.stage) as usize);
     let depth = depth.min(buffers.len() as u32);
     let stage_max = setup.stage.min(buffers.len() as u32 - depth);
-    let verifier = opts
-        .verify
-        .map(|kind| Verifier::new(kind, opts.verify_pattern.clone(), setup.thread));
+    let verifier = opts.verify.map(|kind| {
+        Verifier::new(
+            kind,
+            opts.verify_pattern.clone(),
+            setup.thread,
+            opts.verify_interval,
+        )
+    });
     let hw_queue = setup.queue.index();
     let shared = setup.queue.is_shared();
     let mut queue = setup.queue;

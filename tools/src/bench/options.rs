@@ -152,6 +152,9 @@ pub enum VerifyKind {
     Crc32c,
     Md5,
     Xxhash,
+    /// fio's `meta`: the header alone (no checksum of the data), and `verify_pattern` in the
+    /// data when one is given.
+    Meta,
     /// No header: every byte is `verify_pattern`.
     Pattern,
 }
@@ -162,6 +165,7 @@ impl VerifyKind {
             VerifyKind::Crc32c => "crc32c",
             VerifyKind::Md5 => "md5",
             VerifyKind::Xxhash => "xxhash",
+            VerifyKind::Meta => "meta",
             VerifyKind::Pattern => "pattern",
         }
     }
@@ -311,6 +315,8 @@ pub struct JobOptions {
     pub random_distribution: super::distribution::Distribution,
     pub verify: Option<VerifyKind>,
     pub verify_pattern: Option<Vec<u8>>,
+    /// `verify_interval`: a header every this many bytes of a block (default: one per block).
+    pub verify_interval: Option<u32>,
     pub do_verify: bool,
     pub verify_fatal: bool,
     pub percentile_list: Vec<f64>,
@@ -396,6 +402,7 @@ impl Default for JobOptions {
             random_distribution: super::distribution::Distribution::Random,
             verify: None,
             verify_pattern: None,
+            verify_interval: None,
             do_verify: true,
             verify_fatal: false,
             percentile_list: DEFAULT_PERCENTILES.to_vec(),
@@ -543,6 +550,25 @@ impl JobOptions {
                     "verify",
                     "a verify header needs blocks of at least 64 bytes",
                 ));
+            }
+            if let (Some(interval), true) = (self.verify_interval, kind != VerifyKind::Pattern) {
+                let interval = u64::from(interval);
+                if interval < 128 {
+                    return Err(invalid(
+                        "verify_interval",
+                        "at least 128 bytes (twice the 64-byte header, as fio's minimum is \
+                         twice its own)",
+                    ));
+                }
+                if interval < self.bs[0] && !self.bs[0].is_multiple_of(interval) {
+                    return Err(invalid(
+                        "verify_interval",
+                        format!(
+                            "{interval} does not divide the block size {} into whole pieces",
+                            self.bs[0]
+                        ),
+                    ));
+                }
             }
             if self.time_based && self.rw.has(Ddir::Write) && self.do_verify {
                 return Err(OptionError::Unsupported {

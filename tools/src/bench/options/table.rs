@@ -190,15 +190,20 @@ const OPTIONS: &[OptionDef] = &[
             "md5" => Some(VerifyKind::Md5),
             "xxhash" => Some(VerifyKind::Xxhash),
             "pattern" => Some(VerifyKind::Pattern),
+            "meta" => Some(VerifyKind::Meta),
             other => {
                 return Err(v.unsupported(format!(
-                    "verify={other} is not supported (crc32c, md5, xxhash, pattern)"
+                    "verify={other} is not supported (crc32c, md5, xxhash, meta, pattern)"
                 )))
             }
         };
         Ok(())
     })
-    .help(" (crc32c md5 xxhash pattern)"),
+    .help(" (crc32c md5 xxhash meta pattern)"),
+    value("verify_interval", |o, v| {
+        o.verify_interval = Some(v.small()?);
+        Ok(())
+    }),
     value("verify_pattern", |o, v| {
         o.verify_pattern = Some(parse_pattern(v.text)?);
         Ok(())
@@ -531,7 +536,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("verify_backlog", "verification runs after the write phase"),
     ("verify_async", "verification runs in the job's thread"),
-    ("verify_interval", "one header per block"),
     ("verify_offset", "the header is at the start of each block"),
     ("verify_only", "use rw=read with verify="),
     (
