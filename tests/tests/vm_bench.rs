@@ -205,6 +205,7 @@ check zipf_verify uvio bench --output-format=json --name=zv --filename={DISK} --
 check surface uvio bench --output-format=json /data/surface-scan.fio
 check corrupt_again uvio write {DISK} --offset {BAD_AT} --input /data/junk.bin
 check surface_bad uvio bench --output-format=json --section=verify-phase /data/surface-scan.fio
+check backwards uvio bench --output-format=json /data/backwards-read.fio
 check pct_uvio uvio bench --output-format=normal,json --name=p --filename={NULL} {PERCENTILE_OPTIONS}
 check pct_fio sh -c 'fio --output-format=normal,json --name=p --filename=/dev/$(basename /sys/bus/pci/devices/{TWIN}/virtio*/block/*) --ioengine=libaio --direct=1 {PERCENTILE_OPTIONS}'
 true
@@ -240,7 +241,16 @@ true
         .file_bytes("/data/two.fio", JOB_FILE, 0o644)
         .file_bytes("/data/foreign.fio", FOREIGN_JOB_FILE, 0o644)
         .file_bytes("/data/order.fio", ORDER_JOB_FILE, 0o644)
-        .file_bytes("/data/surface-scan.fio", surface_scan_on(DISK), 0o644)
+        .file_bytes(
+            "/data/surface-scan.fio",
+            example_on("surface-scan.fio", DISK),
+            0o644,
+        )
+        .file_bytes(
+            "/data/backwards-read.fio",
+            example_on("backwards-read.fio", NULL),
+            0o644,
+        )
         // The kernel's twin of the null device, for fio.
         .virtio_blk_null(&TWIN[8..], 1 << 30, "num-queues=2")
         .reference_tools()
@@ -391,6 +401,14 @@ true
     assert_eq!(u(&job["read"]["total_ios"]), (2 << 20) / BS, "{doc}");
     assert_eq!(u(&job["uvio"]["verify"]["bad_blocks"]), 0, "{doc}");
     check_surface_scan(&out);
+    // fio's backwards-read.fio (rw=read:-8k): 128 MiB in 4 KiB reads, end to start.
+    let doc = json_of(&out, "backwards");
+    assert_eq!(out.section("backwards").rc, 0, "{doc}");
+    assert_eq!(
+        u(&doc["jobs"][0]["read"]["total_ios"]),
+        (128 << 20) / BS,
+        "{doc}"
+    );
     // Non-uniform random distributions run their I/O (where it goes is unit-tested).
     for section in ["zipf", "zoned"] {
         let s = out.section(section);

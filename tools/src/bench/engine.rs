@@ -310,7 +310,9 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             opts.norandommap,
             seed,
         )
+        .with_block_align(opts.random_block_align())
         .with_distribution(&opts.random_distribution, seed)
+        .with_sequence_step(opts.rw_seq_add)
     };
     let mut source = Source::Workload(make_workload(setup.seed));
 
@@ -385,8 +387,11 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             let bs = opts.bs[Ddir::Write.index()];
             // A sweep reads every block: only when every block was written (the random map,
             // or sequential I/O, visits each before any twice).
-            let covers = !opts.rw.is_random()
-                || (!opts.norandommap && opts.random_distribution.is_uniform());
+            let covers = if opts.rw.is_random() {
+                !opts.norandommap && opts.random_distribution.is_uniform()
+            } else {
+                opts.rw_seq_add == 0
+            };
             let mut verify_source = if covers && written >= blocks {
                 // Every block was written at least once: read the whole region back.
                 Source::Sweep {

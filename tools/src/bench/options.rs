@@ -286,6 +286,11 @@ pub struct JobOptions {
     pub description: Option<String>,
     pub filename: Option<String>,
     pub rw: RwMode,
+    /// `rw=read:8k`: bytes added after each sequential I/O (a hole; negative: backwards).
+    pub rw_seq_add: i64,
+    /// `blockalign` per direction: the alignment of random offsets (default: the smallest
+    /// block size).
+    pub blockalign: [Option<u64>; 3],
     /// Percent of mixed I/O that reads.
     pub rwmixread: u32,
     pub bs: [u64; 3],
@@ -379,6 +384,8 @@ impl Default for JobOptions {
             description: None,
             filename: None,
             rw: RwMode::Read,
+            rw_seq_add: 0,
+            blockalign: [None; 3],
             rwmixread: 50,
             bs: [4096; 3],
             bsrange: [None, None, None],
@@ -494,6 +501,16 @@ impl JobOptions {
             .chain(&self.rate_iops_min)
             .any(|r| *r > 0)
             || self.thinktime.is_some_and(|t| !t.is_zero())
+    }
+
+    /// The alignment of random offsets `blockalign` asks for: the largest given for the
+    /// directions the job uses (`None`: the smallest block size, fio's default).
+    pub fn random_block_align(&self) -> Option<u64> {
+        Ddir::ALL
+            .into_iter()
+            .filter(|d| self.rw.has(*d))
+            .filter_map(|d| self.blockalign[d.index()])
+            .max()
     }
 
     /// Submit batch size, 0 meaning iodepth.
@@ -758,6 +775,36 @@ mod tests {
         o.set("loops", Some("3")).unwrap();
         assert_eq!(o.loops, 3);
         assert!(o.set("loops", Some("0")).is_err());
+    }
+
+    #[test]
+    fn rw_steps_block_alignment_and_generators() {
+        let mut o = JobOptions::default();
+        o.set("rw", Some("read:-8k")).unwrap();
+        assert_eq!((o.rw, o.rw_seq_add), (RwMode::Read, -8192));
+        o.set("rw", Some("write:112k")).unwrap();
+        assert_eq!((o.rw, o.rw_seq_add), (RwMode::Write, 112 << 10));
+        o.set("rw", Some("write")).unwrap();
+        assert_eq!(o.rw_seq_add, 0);
+        let e = o.set("rw", Some("randread:8")).unwrap_err().to_string();
+        assert!(e.contains("8 I/Os per random offset"), "{e}");
+        o.set("rw", Some("randrw")).unwrap();
+        o.set("blockalign", Some("4k,16k")).unwrap();
+        assert_eq!(o.random_block_align(), Some(16384));
+        o.set("rw", Some("randread")).unwrap();
+        assert_eq!(o.random_block_align(), Some(4096));
+        o.set("random_generator", Some("lfsr")).unwrap();
+        assert!(
+            o.notes[0].starts_with("random_generator=lfsr replaced"),
+            "{:?}",
+            o.notes
+        );
+        assert!(o.set("random_generator", Some("mt")).is_err());
+        let e = o.set("zonemode", Some("strided")).unwrap_err().to_string();
+        assert!(e.contains("strided zones"), "{e}");
+        let e = o.set("zonemode", Some("zbd")).unwrap_err().to_string();
+        assert!(e.contains("zoned block devices"), "{e}");
+        o.set("zonemode", Some("none")).unwrap();
     }
 
     #[test]

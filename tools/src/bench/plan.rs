@@ -46,6 +46,14 @@ pub(super) fn plan_job(
     let lbs = u64::from(d.limits.logical_block_size);
     let capacity = d.capacity();
     let mut min_bs = u64::MAX;
+    if let Some(ba) = opts.random_block_align() {
+        if !ba.is_multiple_of(lbs) {
+            return Err(format!(
+                "job `{name}`: blockalign={ba} is not a multiple of {target}'s {lbs}-byte \
+                 logical block size"
+            ));
+        }
+    }
     for dir in Ddir::ALL.into_iter().filter(|x| opts.rw.has(*x)) {
         let sizes = opts.block_sizes(dir);
         for bs in sizes.sizes() {

@@ -186,6 +186,10 @@ pub struct Workload {
     /// Blocks of `align` bytes in the region.
     blocks: u64,
     offsets: Offsets,
+    /// `rw=read:N`: bytes added after each sequential I/O (negative: backwards).
+    seq_add: i64,
+    norandommap: bool,
+    seed: u64,
     rng: Rng,
 }
 
@@ -216,18 +220,7 @@ impl Workload {
             .unwrap_or(4096)
             .max(1);
         let blocks = (region_len / align).max(1);
-        let offsets = if !rw.is_random() {
-            Offsets::Sequential { next: [0; 3] }
-        } else if norandommap {
-            Offsets::Uniform
-        } else {
-            Offsets::RandomMap {
-                perm: Permutation::new(blocks, seed),
-                index: 0,
-                pass: 0,
-                seed,
-            }
-        };
+        let offsets = Self::offsets(rw, norandommap, blocks, seed);
         Workload {
             rw,
             rwmixread,
@@ -241,8 +234,43 @@ impl Workload {
             align,
             blocks,
             offsets,
+            seq_add: 0,
+            norandommap,
+            seed,
             rng: Rng::new(mix(seed ^ 0x5eed)),
         }
+    }
+
+    fn offsets(rw: RwMode, norandommap: bool, blocks: u64, seed: u64) -> Offsets {
+        if !rw.is_random() {
+            Offsets::Sequential { next: [0; 3] }
+        } else if norandommap {
+            Offsets::Uniform
+        } else {
+            Offsets::RandomMap {
+                perm: Permutation::new(blocks, seed),
+                index: 0,
+                pass: 0,
+                seed,
+            }
+        }
+    }
+
+    /// `blockalign`: random offsets in multiples of `align` bytes rather than of the
+    /// smallest block size. Call before [`Workload::with_distribution`].
+    pub fn with_block_align(mut self, align: Option<u64>) -> Self {
+        if let Some(a) = align.filter(|a| *a > 0 && *a != self.align) {
+            self.align = a;
+            self.blocks = (self.region_len / a).max(1);
+            self.offsets = Self::offsets(self.rw, self.norandommap, self.blocks, self.seed);
+        }
+        self
+    }
+
+    /// `rw=read:N`: `add` bytes after each sequential I/O, as fio's `ddir_seq_add`.
+    pub fn with_sequence_step(mut self, add: i64) -> Self {
+        self.seq_add = add;
+        self
     }
 
     /// Random offsets drawn from `dist` (not `random`: no random map then, as in fio).
@@ -285,6 +313,18 @@ impl Workload {
         let rel = match &mut self.offsets {
             Offsets::Sequential { next } => {
                 let mut at = next[ddir.index()];
+                // fio's get_next_seq_offset: after the first I/O, step by the hole (or
+                // back); past the end a hole wraps to the start, a backward step to the end.
+                if at != 0 && self.seq_add != 0 {
+                    let p = i128::from(at) + i128::from(self.seq_add);
+                    at = if p >= 0 && (p as u64) < end {
+                        p as u64
+                    } else if self.seq_add > 0 {
+                        0
+                    } else {
+                        (i128::from(end) + i128::from(self.seq_add)).max(0) as u64
+                    };
+                }
                 if at + len > end {
                     at = 0;
                 }
@@ -454,5 +494,41 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 1024);
+    }
+
+    #[test]
+    fn holes_backwards_steps_and_block_alignment_follow_fio() {
+        let make = |rw, add| {
+            Workload::new(
+                rw,
+                100,
+                [
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                ],
+                0,
+                64 * 1024,
+                false,
+                1,
+            )
+            .with_sequence_step(add)
+        };
+        let offsets = |w: &mut Workload, n| (0..n).map(|_| w.next_io().offset).collect::<Vec<_>>();
+        // rw=write:4k: a 4 KiB hole after each write, wrapping to the start past the end.
+        let mut w = make(RwMode::Write, 4096);
+        assert_eq!(
+            offsets(&mut w, 10),
+            [0, 8192, 16384, 24576, 32768, 40960, 49152, 57344, 0, 8192]
+        );
+        // backwards-read.fio, rw=read:-8k with 4 KiB reads: 0, then from the end backwards.
+        let mut w = make(RwMode::Read, -8192);
+        assert_eq!(offsets(&mut w, 5), [0, 57344, 53248, 49152, 45056]);
+        // blockalign=16k: random 4 KiB reads at 16 KiB boundaries, each once per pass.
+        let mut w = make(RwMode::RandRead, 0).with_block_align(Some(16384));
+        let mut seen = offsets(&mut w, 4);
+        assert!(seen.iter().all(|o| o % 16384 == 0), "{seen:?}");
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 16384, 32768, 49152]);
     }
 }

@@ -60,12 +60,38 @@ const OPTIONS: &[OptionDef] = &[
         o.filename = Some(v.text.to_string());
         Ok(())
     }),
+    // `rw=read:8k` leaves 8 KiB holes between sequential I/Os (`:-8k` goes backwards);
+    // fio's `rw=randread:N` (N I/Os per random offset) is refused.
     value("rw", |o, v| {
-        o.rw = RwMode::parse(v.text)?;
+        let (mode, add) = match v.text.split_once(':') {
+            Some((m, add)) => (m, Some(add.trim())),
+            None => (v.text, None),
+        };
+        o.rw = RwMode::parse(mode)?;
+        o.rw_seq_add = 0;
+        if let Some(add) = add {
+            if o.rw.is_random() {
+                return Err(v.unsupported(format!(
+                    "rw={}:{add} ({add} I/Os per random offset) is not supported",
+                    o.rw.name()
+                )));
+            }
+            let (negative, bytes) = match add.strip_prefix('-') {
+                Some(b) => (true, b),
+                None => (false, add),
+            };
+            let part = Value {
+                name: v.name,
+                text: bytes,
+            };
+            let bytes = i64::try_from(part.size()?)
+                .map_err(|_| v.invalid(format!("`:{add}` is too large")))?;
+            o.rw_seq_add = if negative { -bytes } else { bytes };
+        }
         Ok(())
     })
     .aliases(&["readwrite"])
-    .help(" (read write trim randread randwrite randtrim rw randrw)"),
+    .help(" (read write trim randread randwrite randtrim rw randrw; read:HOLE, read:-STEP)"),
     // If both rwmixread and rwmixwrite are given and disagree, the latter wins (fio).
     value("rwmixread", |o, v| {
         o.rwmixread = v.percent()?;
@@ -379,6 +405,35 @@ const OPTIONS: &[OptionDef] = &[
     // fio's offload mode exists so that submissions keep their schedule whatever the
     // completions do; a uvio job's polling thread submits on schedule without blocking on
     // completions, which is that already.
+    value("blockalign", |o, v| {
+        v.per_ddir(|d, part| {
+            o.blockalign[d] = Some(part.size()?);
+            Ok(())
+        })
+    })
+    .aliases(&["ba"]),
+    // uvio's random offsets come from its own generator; what fio's choice is for (every
+    // block once per pass, with lfsr) the random map does.
+    value("random_generator", |o, v| match v.text {
+        "tausworthe" | "lfsr" | "tausworthe64" => {
+            o.notes.push(format!(
+                "random_generator={} replaced by uvio's own (the random map still visits \
+                 every block once per pass)",
+                v.text
+            ));
+            Ok(())
+        }
+        other => Err(v.invalid(format!("`{other}`: use tausworthe, lfsr or tausworthe64"))),
+    }),
+    value("zonemode", |_, v| match v.text {
+        "none" => Ok(()),
+        "strided" => Err(v.unsupported(
+            "zonemode=strided: strided zones (zonesize, zoneskip) are not implemented",
+        )),
+        "zbd" => Err(v.unsupported("zonemode=zbd: zoned block devices are not supported")),
+        other => Err(v.invalid(format!("`{other}`: use none, strided or zbd"))),
+    })
+    .help("=none"),
     value("io_submit_mode", |o, v| match v.text {
         "inline" => Ok(()),
         "offload" => {
@@ -524,15 +579,28 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("fsync", "flushes are not issued by the benchmark"),
     ("fdatasync", "flushes are not issued by the benchmark"),
     ("end_fsync", "flushes are not issued by the benchmark"),
-    ("random_generator", "uvio uses its own generator"),
-    ("rw_sequencer", "the `rw=...:N` modifier is not supported"),
+    (
+        "rw_sequencer",
+        "rw=randread:N (N I/Os per random offset) is not supported",
+    ),
+    (
+        "latency_target",
+        "the search for the depth that meets a latency target is not implemented",
+    ),
+    (
+        "latency_window",
+        "the search for the depth that meets a latency target is not implemented",
+    ),
+    (
+        "latency_percentile",
+        "the search for the depth that meets a latency target is not implemented",
+    ),
+    ("zonesize", "strided zones are not implemented"),
+    ("zoneskip", "strided zones are not implemented"),
+    ("zonerange", "strided zones are not implemented"),
     (
         "bs_unaligned",
         "block sizes must be multiples of the logical block size",
-    ),
-    (
-        "blockalign",
-        "offsets are aligned to the minimum block size",
     ),
     ("verify_backlog", "verification runs after the write phase"),
     ("verify_async", "verification runs in the job's thread"),
@@ -557,7 +625,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("write_hist_log", "log files are not written"),
     ("nrfiles", "one device per job"),
     ("filesize", "use size"),
-    ("zonemode", "zoned devices are not supported"),
     ("cpumask", "CPU affinity is not implemented"),
     (
         "gtod_reduce",
