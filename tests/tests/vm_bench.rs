@@ -101,13 +101,11 @@ const PERCENTILE_OPTIONS: &str =
     "--rw=randread --bs=4k --iodepth=4 --size=16m --slat_percentiles=1 --clat_percentiles=0 \
      --lat_percentiles=1 --percentile_list=50:99";
 
-/// fio's own surface-scan.fio (tests/data/fio-examples) with only `filename=` changed.
-fn surface_scan_on(device: &str) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/fio-examples/surface-scan.fio"
-    );
-    let text = std::fs::read_to_string(path).expect("surface-scan.fio");
+/// One of fio's own example job files (tests/data/fio-examples) with only `filename=`
+/// changed.
+fn example_on(name: &str, device: &str) -> String {
+    let path = format!("{}/data/fio-examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     text.lines()
         .map(|l| {
             if l.split('=').next().unwrap_or_default().trim() == "filename" {
