@@ -9,8 +9,8 @@
 //! `slat_percentiles`/`clat_percentiles`/`lat_percentiles` give the percentile blocks fio
 //! gives with the same options on the kernel's twin (a null virtio-blk device of the same
 //! size, driven by the guest kernel). Pacing: `rate_iops=2000` holds within 2% over 10 s,
-//! linear and Poisson; at 500 a second uvio and fio on the twin both hold it; `thinktime`
-//! adds its pause to every I/O's cost.
+//! linear and Poisson; at 500 a second uvio and fio on the twin both hold it; a write rate
+//! on a mix leaves the reads free; `thinktime` adds its pause to every I/O's cost.
 
 use serde_json::Value;
 use uvio_tests::vm::{VmOutput, VmSpec};
@@ -195,6 +195,7 @@ check rate_uvio uvio bench --output-format=json --name=r --filename={NULL} {RATE
 check poisson uvio bench --output-format=json --name=p --filename={NULL} {RATE_OPTIONS} --rate_process=poisson
 check slow_uvio uvio bench --output-format=json --name=s --filename={NULL} {SLOW_RATE_OPTIONS}
 check slow_fio sh -c 'fio --output-format=json --name=s --filename=/dev/$(basename /sys/bus/pci/devices/{TWIN}/virtio*/block/*) --ioengine=libaio --direct=1 {SLOW_RATE_OPTIONS}'
+check mixed_rate uvio bench --output-format=json --name=m --filename={NULL} --rw=randrw --bs=4k --iodepth=4 --rate=,1m --runtime=4 --time_based
 check think uvio bench --output-format=json --name=t --filename={NULL} --rw=randread --bs=4k --iodepth=1 --thinktime=1ms --runtime=3 --time_based
 check zipf uvio bench --output-format=json --name=z --filename={NULL} --rw=randread --bs=4k --iodepth=4 --size=64m --io_size=16m --random_distribution=zipf:1.2
 check zoned uvio bench --output-format=json --name=zn --filename={NULL} --rw=randread --bs=4k --iodepth=4 --size=64m --io_size=16m --random_distribution=zoned:50/5:30/15:20/
@@ -446,6 +447,21 @@ fn check_pacing(out: &VmOutput) {
     rate_of("poisson", 2000.0, 10.0);
     rate_of("slow_uvio", 500.0, 6.0);
     rate_of("slow_fio", 500.0, 6.0);
+    // rate=,1m on a mix: writes at 1 MiB/s (256 a second), reads free, as fio switches to
+    // the direction its rate lets go.
+    let doc = json_of(out, "mixed_rate");
+    assert_eq!(out.section("mixed_rate").rc, 0, "{doc}");
+    let (read, write) = (&doc["jobs"][0]["read"], &doc["jobs"][0]["write"]);
+    let secs = u(&write["runtime"]) as f64 / 1000.0;
+    let write_bps = u(&write["io_bytes"]) as f64 / secs;
+    assert!(
+        (write_bps - 1048576.0).abs() <= 1048576.0 * 0.02,
+        "writes at {write_bps} B/s\n{doc}"
+    );
+    assert!(
+        u(&read["total_ios"]) > 3 * u(&write["total_ios"]),
+        "reads are not held back by the writes' rate\n{doc}"
+    );
     let doc = json_of(out, "think");
     let read = &doc["jobs"][0]["read"];
     let iops = read["iops"].as_f64().expect("iops");

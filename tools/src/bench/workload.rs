@@ -308,6 +308,18 @@ impl Workload {
     #[inline]
     pub fn next_io(&mut self) -> NextIo {
         let ddir = self.ddir();
+        self.next_io_in(ddir)
+    }
+
+    /// Whether the job mixes reads and writes (`rw`, `randrw`).
+    pub fn mixed(&self) -> bool {
+        matches!(self.rw, RwMode::ReadWrite | RwMode::RandRw)
+    }
+
+    /// The next I/O in direction `ddir` (pacing switches a mix's direction, as fio's
+    /// `rate_ddir` does).
+    #[inline]
+    pub fn next_io_in(&mut self, ddir: Ddir) -> NextIo {
         let len = self.sizes[ddir.index()].pick(&mut self.rng);
         let end = self.region_len;
         let rel = match &mut self.offsets {

@@ -122,13 +122,34 @@ impl Engine {
         let Some((io, expect)) = self.next_io(feed.source) else {
             return Submitted::SourceDone;
         };
+        let (mut io, mut expect) = (io, expect);
         if feed.paced {
             if let Some(p) = &mut self.pacer {
-                if let Err(hold) = p.ready(io.ddir, self.clock.now(), self.in_flight) {
-                    // Not yet: kept for the next try, as a queue without room keeps it.
-                    self.pending = Some((io, expect));
-                    self.held = Some(hold);
-                    return Submitted::NoRoom;
+                let now = self.clock.now();
+                if let Err(hold) = p.ready(io.ddir, now, self.in_flight) {
+                    // fio's `rate_ddir`: a mix's other direction goes instead if its rate
+                    // lets it (the held I/O is drawn again later).
+                    let other = match io.ddir {
+                        Ddir::Read => Ddir::Write,
+                        Ddir::Write => Ddir::Read,
+                        Ddir::Trim => Ddir::Trim,
+                    };
+                    match feed.source {
+                        Source::Workload(w)
+                            if w.mixed()
+                                && other != io.ddir
+                                && p.ready(other, now, self.in_flight).is_ok() =>
+                        {
+                            io = w.next_io_in(other);
+                            expect = None;
+                        }
+                        _ => {
+                            // Not yet: kept for the next try, as a queue without room keeps it.
+                            self.pending = Some((io, expect));
+                            self.held = Some(hold);
+                            return Submitted::NoRoom;
+                        }
+                    }
                 }
                 self.held = None;
             }
