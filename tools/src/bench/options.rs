@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::units::{SizeOrPercent, ValueError};
 
+mod engines;
 mod expr;
 mod table;
 mod values;

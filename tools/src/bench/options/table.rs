@@ -3,6 +3,7 @@
 //! Looking names up, the "did you mean" hint and the help listing all read the rows; fio
 //! options uvio knows of but refuses are listed apart, with the reason.
 
+use super::engines::{engine_kind, EngineKind};
 use super::values::{parse_bssplit, parse_cpu_list, parse_pattern, parse_percentiles, Value};
 use super::{JobOptions, OptKind, OptionError, RateProcess, RwMode, ThinkBlocks, VerifyKind};
 
@@ -467,101 +468,6 @@ const OPTIONS: &[OptionDef] = &[
 /// The note for `direct=0` / `buffered=1`.
 const ALWAYS_DIRECT: &str = "uvio I/O is always direct: there is no page cache (direct=0 and \
                              buffered=1 are ignored)";
-
-/// What an `ioengine=` value is to uvio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EngineKind {
-    Uvio,
-    /// One of fio's engines that reads and writes a file or device: uvio's engine takes
-    /// its place.
-    Storage,
-    /// One of fio's engines that does no block I/O (what it does instead).
-    NotBlockIo(&'static str),
-}
-
-/// fio 3.33's engines (engines/*.c, their `.name`) that read and write a file or a block
-/// device, and `external:` plugins (SPDK's, for one).
-const STORAGE_ENGINES: &[&str] = &[
-    "sync",
-    "psync",
-    "vsync",
-    "pvsync",
-    "pvsync2",
-    "libaio",
-    "io_uring",
-    "io_uring_cmd",
-    "posixaio",
-    "solarisaio",
-    "windowsaio",
-    "mmap",
-    "splice",
-    "sg",
-    "null",
-    "cpp_null",
-    "dev-dax",
-    "libpmem",
-    "pmemblk",
-    "mtd",
-    "nbd",
-    "nfs",
-    "rbd",
-    "rados",
-    "gfapi",
-    "gfapi_async",
-    "libhdfs",
-    "libiscsi",
-    "ime_psync",
-    "ime_psyncv",
-    "ime_aio",
-    "libcufile",
-    "dfs",
-    "libzbc",
-    "xnvme",
-    "binject",
-    "guasi",
-    "syslet-rw",
-    "libblkio",
-    "spdk",
-    "spdk_bdev",
-];
-
-/// fio's engines that do not do block I/O, and what they do instead.
-const NOT_BLOCK_IO: &[(&str, &str)] = &[
-    ("cpuio", "only burns CPU"),
-    ("exec", "runs a program"),
-    ("net", "measures a network"),
-    ("netsplice", "measures a network"),
-    ("rdma", "measures an RDMA network"),
-    ("librpma_apm_client", "measures an RDMA network"),
-    ("librpma_apm_server", "measures an RDMA network"),
-    ("librpma_gpspm_client", "measures an RDMA network"),
-    ("librpma_gpspm_server", "measures an RDMA network"),
-    ("http", "measures an object store over HTTP"),
-    ("filecreate", "measures file creation"),
-    ("filestat", "measures stat()"),
-    ("filedelete", "measures file deletion"),
-    ("dircreate", "measures directory creation"),
-    ("dirstat", "measures stat() on directories"),
-    ("dirdelete", "measures directory deletion"),
-    ("falloc", "measures fallocate()"),
-    ("ftruncate", "measures ftruncate()"),
-    ("e4defrag", "measures ext4 defragmentation"),
-];
-
-/// What `ioengine=value` is, or `None` for a name fio does not know.
-pub fn engine_kind(value: &str) -> Option<EngineKind> {
-    let v = value.trim();
-    if v == "uvio" {
-        return Some(EngineKind::Uvio);
-    }
-    if STORAGE_ENGINES.contains(&v) || v.starts_with("external:") {
-        return Some(EngineKind::Storage);
-    }
-    NOT_BLOCK_IO
-        .iter()
-        .find(|(n, _)| *n == v)
-        .map(|(_, what)| EngineKind::NotBlockIo(what))
-}
 
 /// fio options uvio knows of but does not implement: refused with a specific reason.
 const UNSUPPORTED: &[(&str, &str)] = &[
