@@ -285,12 +285,7 @@ impl OpenedDevice {
 
     /// As [`recover`](Self::recover), for a request of LUN 0:`target`:`lun` of the same host
     /// (one that [`other_lun`](Self::other_lun) opened); `None` on virtio-blk.
-    pub fn recover_lun(
-        &mut self,
-        lun: Option<(u16, u16)>,
-        queue_index: u16,
-        tag: u16,
-    ) -> Recovery {
+    pub fn recover_lun(&mut self, lun: Option<(u16, u16)>, queue_index: u16, tag: u16) -> Recovery {
         match (&mut self.kept, lun) {
             (Kept::Scsi(host, _), Some((target, lun))) => Recovery::Scsi {
                 step: host.escalate(target, lun, queue_index, tag),

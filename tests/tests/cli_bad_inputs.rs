@@ -355,9 +355,9 @@ fn cases(scratch: &Scratch) -> Vec<Case> {
         ),
         case(
             "bench unsupported option",
-            &["bench", "--name=j", "--rate_iops=100"],
+            &["bench", "--name=j", "--zonemode=zbd"],
             FAILED,
-            "option `rate_iops` is not supported",
+            "option `zonemode` is not supported",
         ),
         case(
             "bench misspelt option",

@@ -171,7 +171,8 @@ fn a_slow_request_times_out_on_time_and_a_signal_stops_a_read_cleanly() {
         "the slow job has fio's ETIMEDOUT, the fast one no error\n{out}"
     );
     assert!(
-        s.output.contains(&format!("uvio: {HOST}/0:0:0: read of 4096 bytes"))
+        s.output
+            .contains(&format!("uvio: {HOST}/0:0:0: read of 4096 bytes"))
             && s.output.contains("recovered by ABORT TASK"),
         "the recovery thread says what it did\n{out}"
     );

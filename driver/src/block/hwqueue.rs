@@ -960,8 +960,12 @@ mod tests {
             assert_eq!(reap(&mut q).len(), 3);
         }
         for (i, buf) in bufs(&dma, 2).into_iter().enumerate() {
-            q.submit(Unit::ONLY, Request::read(4096 * i as u64, buf), 20 + i as u64)
-                .unwrap();
+            q.submit(
+                Unit::ONLY,
+                Request::read(4096 * i as u64, buf),
+                20 + i as u64,
+            )
+            .unwrap();
         }
         q.kick();
         assert!(dev.next_chain(&mut chain));

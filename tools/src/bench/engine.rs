@@ -36,6 +36,7 @@ use super::verify::Verifier;
 use super::workload::{NextIo, Workload};
 
 mod complete;
+mod pacing;
 mod phase;
 mod staging;
 mod submit;
@@ -106,6 +107,9 @@ pub struct CloneSetup {
     pub cpu: Option<usize>,
     /// Where a request that timed out goes to be recovered (see [`RecoverRequest`]).
     pub recovery: Option<RecoveryLink>,
+    /// When the job may start (`startdelay`, counted from the benchmark's start); it sleeps
+    /// until then after the group's start line.
+    pub start_at: Option<std::time::Instant>,
 }
 
 /// A request that timed out, for the group's recovery thread, which runs the SCSI error
@@ -119,7 +123,7 @@ pub struct RecoverRequest {
     pub lun: Option<(u16, u16)>,
     pub queue: u16,
     pub tag: u16,
-    /// The job and the error, for the message.
+    /// The error, for the message.
     pub what: String,
 }
 
@@ -229,6 +233,10 @@ struct Engine {
     total_bytes: [u64; 3],
     /// Per-stage tick totals (`UVIO_BENCH_STAGES=1`): where the thread's time goes.
     stages: Option<StageTicks>,
+    /// `rate`/`rate_iops`/`thinktime`, when the job asks for any.
+    pacer: Option<pacing::Pacer>,
+    /// What pacing said about the I/O it holds back (`pending`), if it holds one.
+    held: Option<pacing::Hold>,
     /// Latencies of completed I/Os not yet in the histograms: recorded after the next kick,
     /// so the bookkeeping overlaps the device's work instead of delaying the next request.
     /// (ddir index, bytes, slat ticks, clat ticks); never grows past the depth.
@@ -246,9 +254,14 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     buffers.truncate((depth + setup.stage) as usize);
     let depth = depth.min(buffers.len() as u32);
     let stage_max = setup.stage.min(buffers.len() as u32 - depth);
-    let verifier = opts
-        .verify
-        .map(|kind| Verifier::new(kind, opts.verify_pattern.clone(), setup.thread));
+    let verifier = opts.verify.map(|kind| {
+        Verifier::new(
+            kind,
+            opts.verify_pattern.clone(),
+            setup.thread,
+            opts.verify_interval,
+        )
+    });
     let hw_queue = setup.queue.index();
     let shared = setup.queue.is_shared();
     let mut queue = setup.queue;
@@ -279,6 +292,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             .is_ok_and(|v| v == "1")
             .then(StageTicks::default),
         in_flight: 0,
+        pacer: pacing::Pacer::new(&opts, &clock, setup.seed),
+        held: None,
         stage_max,
         staged: VecDeque::with_capacity(stage_max as usize),
         pending: None,
@@ -304,7 +319,14 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     };
     // SAFETY: gettid has no preconditions.
     engine.stats.tid = unsafe { libc::gettid() };
-    let make_workload = || {
+    let loop_seed = |round: u32| {
+        if round == 0 {
+            setup.seed
+        } else {
+            super::workload::mix(setup.seed ^ u64::from(round).rotate_left(40))
+        }
+    };
+    let make_workload = |seed: u64| {
         Workload::new(
             opts.rw,
             opts.rwmixread,
@@ -316,15 +338,32 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             setup.region_start,
             setup.region_len,
             opts.norandommap,
-            setup.seed,
+            seed,
         )
+        .with_block_align(opts.random_block_align())
+        .with_distribution(&opts.random_distribution, seed)
+        .with_sequence_step(opts.rw_seq_add)
     };
-    let mut source = Source::Workload(make_workload());
+    let mut source = Source::Workload(make_workload(setup.seed));
 
     if !setup.start.wait() {
         // Another job thread could not be started: the group does not run.
         return engine.stats;
     }
+    if let Some(at) = setup.start_at {
+        // Asleep, not polling: a waiting job takes no CPU from the running ones. Woken in
+        // slices so that Ctrl-C is noticed.
+        loop {
+            let now = std::time::Instant::now();
+            if now >= at || crate::interrupt::requested() {
+                break;
+            }
+            std::thread::sleep((at - now).min(Duration::from_millis(100)));
+        }
+    }
+    engine.stats.start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let mut cpu0 = CpuUsage::this_thread();
     let mut queue0 = queue.stats();
     let set_phase = |e: &Engine, p: Phase| e.progress.phase.store(p as u8, Ordering::Relaxed);
@@ -338,44 +377,71 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         cpu0 = CpuUsage::this_thread();
         queue0 = queue.stats();
     }
-    set_phase(&engine, Phase::Running);
     let deadline = opts.runtime.map(|r| clock.now() + clock.ticks(r));
     let limit = (!opts.time_based).then_some(setup.io_size);
-    let main = engine.run_phase(&mut queue, &mut source, limit, deadline, true);
-    for d in Ddir::ALL {
-        if opts.rw.has(d) {
-            engine.stats.dirs[d.index()].runtime = main;
-        }
-    }
-    let mut total = main;
-
     let write_verify = opts.verify.is_some()
         && opts.do_verify
         && matches!(opts.rw, RwMode::Write | RwMode::RandWrite);
-    if write_verify && !engine.stopped && !crate::interrupt::requested() && engine.writes > 0 {
-        set_phase(&engine, Phase::Verifying);
-        let probe = make_workload();
-        let blocks = probe.blocks();
-        let bs = opts.bs[Ddir::Write.index()];
-        let mut verify_source = if engine.writes >= blocks {
-            // Every block was written at least once: read the whole region back.
-            Source::Sweep {
-                next: setup.region_start,
-                end: setup.region_start + setup.region_len,
-                bs,
+    // `loops`: the job's I/O (and its verify pass) again, from the region's start, with the
+    // random offsets of a fresh seed, as fio's next loop is; time_based runs to its end once.
+    let loops = if opts.time_based {
+        1
+    } else {
+        opts.loops.max(1)
+    };
+    let mut total = Duration::ZERO;
+    for round in 0..loops {
+        if round > 0 {
+            if engine.stopped
+                || crate::interrupt::requested()
+                || deadline.is_some_and(|d| clock.now() >= d)
+            {
+                break;
             }
-        } else {
-            Source::Replay {
-                workload: probe,
-                remaining: engine.writes,
-                sequence: 0,
-                // Each block was written once, so its writer's seed is known.
-                check_seed: !opts.norandommap || !opts.rw.is_random(),
+            source = Source::Workload(make_workload(loop_seed(round)));
+        }
+        set_phase(&engine, Phase::Running);
+        let writes_before = engine.writes;
+        let main = engine.run_phase(&mut queue, &mut source, limit, deadline, true);
+        for d in Ddir::ALL {
+            if opts.rw.has(d) {
+                engine.stats.dirs[d.index()].runtime += main;
             }
-        };
-        let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);
-        engine.stats.dirs[Ddir::Read.index()].runtime += t;
-        total += t;
+        }
+        total += main;
+        let written = engine.writes - writes_before;
+        if write_verify && !engine.stopped && !crate::interrupt::requested() && written > 0 {
+            set_phase(&engine, Phase::Verifying);
+            let probe = make_workload(loop_seed(round));
+            let blocks = probe.blocks();
+            let bs = opts.bs[Ddir::Write.index()];
+            // A sweep reads every block: only when every block was written (the random map,
+            // or sequential I/O, visits each before any twice).
+            let covers = if opts.rw.is_random() {
+                !opts.norandommap && opts.random_distribution.is_uniform()
+            } else {
+                opts.rw_seq_add == 0
+            };
+            let mut verify_source = if covers && written >= blocks {
+                // Every block was written at least once: read the whole region back.
+                Source::Sweep {
+                    next: setup.region_start,
+                    end: setup.region_start + setup.region_len,
+                    bs,
+                }
+            } else {
+                Source::Replay {
+                    workload: probe,
+                    remaining: written,
+                    sequence: writes_before,
+                    // Each block was written once, so its writer's seed is known.
+                    check_seed: covers,
+                }
+            };
+            let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);
+            engine.stats.dirs[Ddir::Read.index()].runtime += t;
+            total += t;
+        }
     }
     engine.stats.job_runtime = total;
     engine.stats.cpu = CpuUsage::this_thread().since(cpu0);

@@ -1,10 +1,18 @@
 //! Where jobs come from: the command line (`--name=job --rw=randread ...`, options before the
 //! first `--name` being global) and fio job files (INI with `[global]` and job sections,
-//! `;`/`#` comments, `include FILE`, `${VAR}` expansion). Each job file is its own group,
-//! run after the previous one (fio stonewalls between files); command-line jobs are one group.
+//! `;`/`#` comments, also after a value as fio's `strip_blank_end` cuts them, `include FILE`,
+//! `${VAR}` expansion, `--section=NAME` to run only some sections). In values, `$pagesize`,
+//! `$mb_memory` and `$ncpus` are replaced and the arithmetic around them worked out, as fio
+//! does ([`substitute_keywords`]).
+//!
+//! Jobs are then split as fio runs them: a `stonewall` job (and the first job of every job
+//! file after the first, as fio stonewalls between files) waits for all jobs before it, so
+//! it starts a new [`Group`] of jobs that run together; `stonewall` and `new_group` start a
+//! new reporting group (fio's `groupid`).
 
 use std::path::{Path, PathBuf};
 
+use super::keywords::{substitute_keywords, Keywords};
 use super::options::{canonical, JobOptions, OptKind, OptionError, OutputFormats};
 
 /// Errors from the command line or a job file.
@@ -53,10 +61,13 @@ pub enum Eta {
     Never,
 }
 
-/// A group of jobs that run at the same time and are summarised together.
+/// Jobs that start together, after every job of the group before has ended (fio's
+/// `stonewall`), and are reported in one or more reporting groups.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Group {
     pub jobs: Vec<JobOptions>,
+    /// Each job's reporting group (fio's `groupid`, counted over the whole invocation).
+    pub reporting: Vec<usize>,
     /// Options set in `[global]` sections (or before the first `--name`), as written.
     pub global: Vec<(String, String)>,
 }
@@ -73,6 +84,11 @@ pub struct Invocation {
     pub show_help: bool,
     /// `--parse-only`: check the jobs and stop.
     pub parse_only: bool,
+    /// `--section=NAME` (repeatable): run only these sections of the job files.
+    pub sections: Vec<String>,
+    /// What was accepted with a change of meaning (`ioengine=libaio replaced by uvio`), each
+    /// once, in the order first met.
+    pub notes: Vec<String>,
 }
 
 /// Builds sections: the running `[global]`, and the jobs started from it.
@@ -80,6 +96,7 @@ struct Builder {
     global: JobOptions,
     current: Option<JobOptions>,
     group: Group,
+    notes: Vec<String>,
 }
 
 impl Builder {
@@ -88,6 +105,7 @@ impl Builder {
             global: JobOptions::default(),
             current: None,
             group: Group::default(),
+            notes: Vec::new(),
         }
     }
 
@@ -111,27 +129,92 @@ impl Builder {
     }
 
     fn set(&mut self, key: &str, value: Option<&str>) -> Result<(), OptionError> {
-        match &mut self.current {
-            Some(job) => job.set(key, value),
+        let value = value
+            .map(|v| substitute_keywords(key, v, &Keywords::of_this_system()))
+            .transpose()?;
+        let value = value.as_deref();
+        let options = match &mut self.current {
+            Some(job) => {
+                job.set(key, value)?;
+                job
+            }
             None => {
                 self.global.set(key, value)?;
                 self.group.global = self.global.explicit.clone();
-                Ok(())
+                &mut self.global
+            }
+        };
+        for note in options.notes.drain(..) {
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
             }
         }
+        Ok(())
     }
 
-    fn finish(mut self) -> Group {
+    fn finish(mut self) -> (Group, Vec<String>) {
         self.finish_job();
-        self.group
+        (self.group, self.notes)
     }
 }
 
 fn is_meta(key: &str) -> bool {
     matches!(
         key,
-        "output-format" | "output" | "eta" | "version" | "help" | "parse-only" | "minimal"
+        "output-format"
+            | "output"
+            | "eta"
+            | "version"
+            | "help"
+            | "parse-only"
+            | "minimal"
+            | "section"
     )
+}
+
+/// fio's `strip_blank_end`: a line ends at its first `;` or `#` (a comment, also after a
+/// value), and trailing blanks go.
+fn strip_comment(line: &str) -> &str {
+    let line = line.split(';').next().unwrap_or_default();
+    let line = line.split('#').next().unwrap_or_default();
+    line.trim()
+}
+
+/// fio's reporting-group count: the current `groupid` and how many jobs it has so far.
+#[derive(Debug, Default)]
+struct ReportNumbering {
+    id: usize,
+    jobs: usize,
+}
+
+/// Splits parsed jobs where fio's `stonewall` does and numbers their reporting groups as
+/// fio's `add_job` does (a `stonewall` or `new_group` job opens a new one, unless the
+/// current one is still empty). `file_stonewall`: the first job waits for everything before
+/// it (a job file after the first).
+fn split_groups(parsed: Group, file_stonewall: bool, n: &mut ReportNumbering) -> Vec<Group> {
+    let empty = || Group {
+        global: parsed.global.clone(),
+        ..Group::default()
+    };
+    let mut out = Vec::new();
+    let mut current = empty();
+    for (i, job) in parsed.jobs.into_iter().enumerate() {
+        let stonewall = job.stonewall || (i == 0 && file_stonewall);
+        if (stonewall || job.new_group) && n.jobs > 0 {
+            n.id += 1;
+            n.jobs = 0;
+        }
+        n.jobs += 1;
+        if stonewall && !current.jobs.is_empty() {
+            out.push(std::mem::replace(&mut current, empty()));
+        }
+        current.reporting.push(n.id);
+        current.jobs.push(job);
+    }
+    if !current.jobs.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// Parses `uvio bench` arguments (without the `bench` word).
@@ -190,6 +273,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ParseError> {
                 "version" | "V" => inv.show_version = true,
                 "help" | "h" => inv.show_help = true,
                 "parse-only" => inv.parse_only = true,
+                "section" => inv.sections.push(value("a job section's name")?),
                 _ => {
                     return Err(ParseError::Option {
                         place: place(),
@@ -246,13 +330,24 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ParseError> {
                 .into(),
         ));
     }
-    for f in &files {
-        inv.groups.push(parse_job_file(f)?);
+    let mut numbering = ReportNumbering::default();
+    let mut add = |inv: &mut Invocation, group: Group, notes: Vec<String>, file_stonewall| {
+        inv.groups
+            .extend(split_groups(group, file_stonewall, &mut numbering));
+        for note in notes {
+            if !inv.notes.contains(&note) {
+                inv.notes.push(note);
+            }
+        }
+    };
+    for (i, f) in files.iter().enumerate() {
+        let (group, notes) = parse_job_file(f, &inv.sections)?;
+        add(&mut inv, group, notes, i > 0);
     }
     if files.is_empty() {
-        let group = builder.finish();
+        let (group, notes) = builder.finish();
         if !group.jobs.is_empty() {
-            inv.groups.push(group);
+            add(&mut inv, group, notes, false);
         }
     }
     if inv.groups.is_empty() && !inv.show_help && !inv.show_version {
@@ -263,13 +358,17 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ParseError> {
     Ok(inv)
 }
 
-/// Reads and parses a job file.
-pub fn parse_job_file(path: &Path) -> Result<Group, ParseError> {
+/// Reads and parses a job file, keeping only `sections` (all when empty): its jobs in file
+/// order, and the notes about what was accepted with a change of meaning.
+pub fn parse_job_file(
+    path: &Path,
+    sections: &[String],
+) -> Result<(Group, Vec<String>), ParseError> {
     let text = std::fs::read_to_string(path).map_err(|source| ParseError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    parse_job_text(&text, &path.display().to_string(), path.parent())
+    parse_job_sections(&text, &path.display().to_string(), path.parent(), sections)
 }
 
 /// Expands `${VAR}` from the environment (empty when unset), as fio does.
@@ -295,11 +394,35 @@ fn expand_env(line: &str) -> String {
 }
 
 /// Parses job-file text; `file` names it in errors, `dir` resolves `include`.
+#[cfg(test)]
 pub fn parse_job_text(text: &str, file: &str, dir: Option<&Path>) -> Result<Group, ParseError> {
+    parse_job_sections(text, file, dir, &[]).map(|(g, _)| g)
+}
+
+/// Where the line parser is: inside a section or not, and whether `--section` skips it.
+#[derive(Debug, Default)]
+struct LineState {
+    in_section: bool,
+    skipping: bool,
+}
+
+/// Parses job-file text, keeping only `sections` (all when empty; `[global]` always).
+pub fn parse_job_sections(
+    text: &str,
+    file: &str,
+    dir: Option<&Path>,
+    sections: &[String],
+) -> Result<(Group, Vec<String>), ParseError> {
     let mut builder = Builder::new();
-    let mut in_section = false;
-    parse_lines(text, file, dir, &mut builder, &mut in_section, 0)?;
-    let group = builder.finish();
+    let mut state = LineState::default();
+    parse_lines(text, file, dir, &mut builder, &mut state, sections, 0)?;
+    let (group, notes) = builder.finish();
+    if group.jobs.is_empty() && !sections.is_empty() {
+        return Err(ParseError::File {
+            file: file.to_string(),
+            what: format!("no section named {}", sections.join(" or ")),
+        });
+    }
     if group.jobs.is_empty() {
         let blank = text
             .lines()
@@ -314,7 +437,7 @@ pub fn parse_job_text(text: &str, file: &str, dir: Option<&Path>) -> Result<Grou
             },
         });
     }
-    Ok(group)
+    Ok((group, notes))
 }
 
 fn parse_lines(
@@ -322,7 +445,8 @@ fn parse_lines(
     file: &str,
     dir: Option<&Path>,
     builder: &mut Builder,
-    in_section: &mut bool,
+    state: &mut LineState,
+    sections: &[String],
     depth: u32,
 ) -> Result<(), ParseError> {
     let syntax = |line: usize, what: String| ParseError::Syntax {
@@ -332,9 +456,10 @@ fn parse_lines(
     };
     for (n, raw) in text.lines().enumerate() {
         let lineno = n + 1;
-        let line = expand_env(raw.trim());
+        // Comments go first, as in fio: a `;` or `#` that `${VAR}` brings in stays.
+        let line = expand_env(strip_comment(raw));
         let line = line.trim();
-        if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
+        if line.is_empty() {
             continue;
         }
         if let Some(name) = line.strip_prefix('[') {
@@ -351,12 +476,21 @@ fn parse_lines(
             if name.is_empty() {
                 return Err(syntax(lineno, "empty section name".into()));
             }
-            if name == "global" {
+            // fio takes any section whose name starts with "global" as global.
+            let global = name.starts_with("global");
+            state.skipping = !global && !sections.is_empty() && !sections.iter().any(|s| s == name);
+            state.in_section = true;
+            if state.skipping {
+                // Options up to the next section are dropped with it.
+                builder.finish_job();
+            } else if global {
                 builder.start_global();
             } else {
                 builder.start_job(name);
             }
-            *in_section = true;
+            continue;
+        }
+        if state.skipping {
             continue;
         }
         if let Some(inc) = line.strip_prefix("include ") {
@@ -379,12 +513,13 @@ fn parse_lines(
                 &path.display().to_string(),
                 path.parent(),
                 builder,
-                in_section,
+                state,
+                sections,
                 depth + 1,
             )?;
             continue;
         }
-        if !*in_section {
+        if !state.in_section {
             return Err(syntax(
                 lineno,
                 format!("`{line}` is outside of any [section]"),
@@ -468,10 +603,10 @@ iodepth=8
 
     #[test]
     fn job_file_errors_name_the_file_line_and_option() {
-        let e = parse_job_text("[j]\nrate_iops=100\n", "t.fio", None).unwrap_err();
+        let e = parse_job_text("[j]\nrate_ignore_thinktime=1\n", "t.fio", None).unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.contains("t.fio:2") && msg.contains("rate_iops"),
+            msg.contains("t.fio:2") && msg.contains("rate_ignore_thinktime"),
             "{msg}"
         );
         let e = parse_job_text("[j]\nfoo=1\n", "t.fio", None).unwrap_err();
@@ -550,9 +685,102 @@ iodepth=8
     }
 
     #[test]
+    fn inline_comments_are_stripped_as_fio_does() {
+        // tiobench-example.fio: `numjobs=4\t; 4 simultaneous threads for each job`;
+        // surface-scan.fio: `filename=datafile.tmp\t; or use a full disk`.
+        let text = "[j] ; the job\nnumjobs=4\t; four threads\nbs=8k # eight\n\
+                    filename=0000:00:05.0\t; or /dev/sda\ndescription=a;b#c\n";
+        let g = parse_job_text(text, "t.fio", None).unwrap();
+        let j = &g.jobs[0];
+        assert_eq!((j.name.as_str(), j.numjobs, j.bs[0]), ("j", 4, 8192));
+        assert_eq!(j.filename.as_deref(), Some("0000:00:05.0"));
+        // fio cuts at the first `;` whatever it is in.
+        assert_eq!(j.description.as_deref(), Some("a"));
+        assert_eq!(strip_comment("bs=4k ; comment"), "bs=4k");
+        assert_eq!(strip_comment("  # all comment"), "");
+        assert_eq!(strip_comment("rw=read#x;y"), "rw=read");
+    }
+
+    #[test]
+    fn keywords_take_this_systems_values_in_a_job() {
+        // In a job: the real system's values.
+        let g = parse_job_text("[j]\niodepth=$ncpus*2\nbs=$pagesize\n", "t", None).unwrap();
+        let here = Keywords::of_this_system();
+        assert!(
+            here.pagesize >= 4096 && here.ncpus >= 1 && here.mb_memory >= 1,
+            "{here:?}"
+        );
+        assert_eq!(u64::from(g.jobs[0].iodepth), here.ncpus * 2);
+        assert_eq!(g.jobs[0].bs[0], here.pagesize);
+    }
+
+    fn write_temp(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("uvio-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn stonewall_splits_groups_and_new_group_splits_reports() {
+        let text = "[global]\nfilename=0000:00:05.0\n\
+                    [a]\n[b]\nnew_group\n[c]\nstonewall\n[d]\n[e]\nwait_for_previous\n";
+        let path = write_temp("stonewall.fio", text);
+        let p = path.display().to_string();
+        let inv = parse_args(std::slice::from_ref(&p)).unwrap();
+        let names = |g: &Group| g.jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>();
+        // Run sets: a b | c d | e; reporting groups a=0, b=1 (new_group), c d=2, e=3.
+        assert_eq!(inv.groups.len(), 3);
+        assert_eq!(names(&inv.groups[0]), ["a", "b"]);
+        assert_eq!(inv.groups[0].reporting, [0, 1]);
+        assert_eq!(names(&inv.groups[1]), ["c", "d"]);
+        assert_eq!(inv.groups[1].reporting, [2, 2]);
+        assert_eq!(names(&inv.groups[2]), ["e"]);
+        assert_eq!(inv.groups[2].reporting, [3]);
+        // A second job file waits for the first, in a reporting group of its own.
+        let inv = parse_args(&[p.clone(), p.clone()]).unwrap();
+        assert_eq!(inv.groups.len(), 6);
+        assert_eq!(names(&inv.groups[3]), ["a", "b"]);
+        assert_eq!(inv.groups[3].reporting, [4, 5]);
+        // A stonewall on the first job opens nothing: there is nothing before it.
+        let inv = parse_args(&args(
+            "--filename=0000:00:05.0 --name=x --stonewall --name=y --new_group",
+        ))
+        .unwrap();
+        assert_eq!(inv.groups.len(), 1);
+        assert_eq!(inv.groups[0].reporting, [0, 1]);
+        // --section picks jobs (global sections always apply).
+        let inv = parse_args(&[p.clone(), "--section=d".into(), "--section=b".into()]).unwrap();
+        let all: Vec<String> = inv.groups.iter().flat_map(names).collect();
+        assert_eq!(all, ["b", "d"]);
+        assert!(inv
+            .groups
+            .iter()
+            .flat_map(|g| &g.jobs)
+            .all(|j| j.filename.is_some()));
+        let e = parse_args(&[p, "--section=zz".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("no section named zz"), "{e}");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn notes_are_collected_once_each() {
+        let text = "[global]\nioengine=libaio\ndirect=0\n[a]\n[b]\nioengine=libaio\n\
+                    buffered=1\n[c]\nioengine=io_uring\n";
+        let path = write_temp("notes.fio", text);
+        let inv = parse_args(&[path.display().to_string()]).unwrap();
+        assert_eq!(inv.notes.len(), 3, "{:?}", inv.notes);
+        assert_eq!(inv.notes[0], "ioengine=libaio replaced by uvio");
+        assert!(inv.notes[1].starts_with("uvio I/O is always direct"));
+        assert_eq!(inv.notes[2], "ioengine=io_uring replaced by uvio");
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
     fn the_command_line_refuses_what_it_does_not_support() {
-        let e = parse_args(&args("--name=a --rate_iops=100")).unwrap_err();
-        assert!(e.to_string().contains("rate_iops"), "{e}");
+        let e = parse_args(&args("--name=a --rate_ignore_thinktime=1")).unwrap_err();
+        assert!(e.to_string().contains("rate_ignore_thinktime"), "{e}");
         let e = parse_args(&args("--name=a --bogus=1")).unwrap_err();
         assert!(e.to_string().contains("`bogus`"), "{e}");
         assert!(parse_args(&args("--output-format=terse --name=a")).is_err());

@@ -1,18 +1,23 @@
 //! `uvio bench`: a fio-like benchmark on the block API.
 //!
 //! Jobs come from fio-style options or job files ([`jobfile`], [`options`], fio's numbers in
-//! [`crate::units`]); each group of jobs opens its devices once, gives every job clone a
-//! thread and a hardware queue (sharing queues, behind a lock, only when clones outnumber
-//! queues, and saying so), runs them together ([`engine`]), and reports in fio's normal or
-//! JSON layout ([`output`]).
+//! [`crate::units`], its reserved words in [`keywords`]). Groups run one after the other, as
+//! fio's `stonewall` orders them; each group of jobs opens its devices once, lays out its
+//! clones ([`plan`]), gives every clone a thread and a hardware queue (sharing queues,
+//! behind a lock, only when clones outnumber queues, and saying so), runs them together
+//! ([`engine`]), and reports in fio's normal or JSON layout ([`output`]), one report per
+//! reporting group (`new_group`).
 //! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
 //! the run short (the report then covers the run until the signal).
 
 pub mod clock;
+pub mod distribution;
 pub mod engine;
 pub mod jobfile;
+pub mod keywords;
 pub mod options;
 pub mod output;
+mod plan;
 pub mod queue;
 pub mod start;
 pub mod stats;
@@ -36,10 +41,11 @@ use jobfile::{Eta, Group, Invocation};
 use options::{Ddir, JobOptions};
 use output::status::{StatusLine, Watched};
 use output::{GroupReport, JobReport};
+use plan::{plan_job, start_time};
 use queue::{QueueHandle, Shared};
 use stats::JobStats;
 use uvio::device::OpenedDevice;
-use workload::{mix, Rng};
+use workload::Rng;
 
 /// fio's default random seed (`randseed`).
 const DEFAULT_SEED: u64 = 0x89;
@@ -49,11 +55,12 @@ const DEFAULT_SEED: u64 = 0x89;
 const HELP_HEAD: &str = "\
 usage: uvio bench [--output-format=normal|json|json+] [--output=FILE] [--eta=auto|always|never]
                   [--parse-only] [GLOBAL OPTIONS] --name=JOB [JOB OPTIONS] [--name=JOB ...]
-       uvio bench [--output-format=...] JOBFILE...
+       uvio bench [--output-format=...] [--section=NAME]... JOBFILE...
 
 fio's option names and semantics; options before the first --name are global. A job file is
 fio's INI format ([global] and one section per job); each file is a group run after the one
 before it. filename= names the device: a PCI BDF (0000:00:05.0), or BDF/C:T:L for a SCSI LUN.
+Job files written for fio's other engines run on uvio's, with a note of what was replaced.
 
 ";
 
@@ -90,10 +97,13 @@ pub fn run(args: &[String]) -> CmdResult {
                 .map_err(|e| format!("job `{}`: filename={filename}: {e}", display_name(j)))?;
         }
     }
+    for note in &inv.notes {
+        eprintln!("uvio bench: note: {note}");
+    }
     if inv.parse_only {
-        for (i, g) in inv.groups.iter().enumerate() {
-            for j in &g.jobs {
-                print!("{}", output::normal::job_start_line(j, i, j.iodepth));
+        for g in &inv.groups {
+            for (j, report) in g.jobs.iter().zip(&g.reporting) {
+                print!("{}", output::normal::job_start_line(j, *report, j.iodepth));
             }
         }
         return Ok(());
@@ -109,12 +119,14 @@ pub fn run(args: &[String]) -> CmdResult {
         .unwrap_or_default();
     // Ctrl-C stops the jobs (in-flight I/O drains) and the report covers the run so far.
     crate::interrupt::catch();
+    // fio counts `startdelay` from its own start.
+    let genesis = Instant::now();
     let mut reports = Vec::new();
-    for (id, group) in inv.groups.iter().enumerate() {
+    for (index, group) in inv.groups.iter().enumerate() {
         if crate::interrupt::requested() {
             break;
         }
-        reports.push(run_group(id, group, &inv, &mut out)?);
+        reports.extend(run_group(index, group, &inv, genesis, &mut out)?);
     }
     if inv.formats.normal {
         out.write_all(output::normal::render(&reports).as_bytes())?;
@@ -174,158 +186,11 @@ fn staging_enabled() -> bool {
     std::env::var("UVIO_BENCH_STAGE").map_or(true, |v| v != "0")
 }
 
-/// One job clone before it runs.
-struct Planned {
-    job: usize,
-    clone: u32,
-    opts: Arc<JobOptions>,
-    target: String,
-    region_start: u64,
-    region_len: u64,
-    io_size: u64,
-    depth: u32,
-    seed: u64,
-}
-
 /// A disk a job names (a virtio-blk function or a LUN of a SCSI host) and the PCI function
 /// whose queues carry its requests.
 struct GroupDisk {
     device: BlockDevice,
     function: String,
-}
-
-fn base_seed(o: &JobOptions) -> u64 {
-    match (o.randseed, o.randrepeat) {
-        (Some(s), _) => s,
-        (None, true) => DEFAULT_SEED,
-        (None, false) => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64),
-    }
-}
-
-/// Checks a job against its device and lays out each clone's region.
-fn plan_job(
-    index: usize,
-    opts: &Arc<JobOptions>,
-    target: &str,
-    d: &BlockDevice,
-) -> Result<Vec<Planned>, String> {
-    let name = display_name(opts);
-    let lbs = u64::from(d.limits.logical_block_size);
-    let capacity = d.capacity();
-    let mut min_bs = u64::MAX;
-    for dir in Ddir::ALL.into_iter().filter(|x| opts.rw.has(*x)) {
-        let sizes = opts.block_sizes(dir);
-        for bs in sizes.sizes() {
-            if !bs.is_multiple_of(lbs) {
-                return Err(format!(
-                    "job `{name}`: block size {bs} is not a multiple of {target}'s {lbs}-byte \
-                     logical block size"
-                ));
-            }
-            if dir != Ddir::Trim && bs > d.limits.max_transfer_bytes {
-                return Err(format!(
-                    "job `{name}`: block size {bs} exceeds {target}'s largest transfer of {} \
-                     bytes",
-                    d.limits.max_transfer_bytes
-                ));
-            }
-        }
-        min_bs = min_bs.min(sizes.min());
-        if dir == Ddir::Trim {
-            let discard = d.limits.discard.ok_or_else(|| {
-                format!("job `{name}`: {target} does not support discard (rw=trim)")
-            })?;
-            if sizes.max() > discard.max_bytes {
-                return Err(format!(
-                    "job `{name}`: trim size {} exceeds {target}'s discard limit of {} bytes",
-                    sizes.max(),
-                    discard.max_bytes
-                ));
-            }
-        }
-        if dir != Ddir::Read && d.limits.read_only {
-            return Err(format!("job `{name}`: {target} is read-only"));
-        }
-    }
-    let max_bs = Ddir::ALL
-        .into_iter()
-        .filter(|x| opts.rw.has(*x))
-        .map(|x| opts.block_sizes(x).max())
-        .max()
-        .unwrap_or(4096);
-    let offset = opts.offset.resolve(capacity, min_bs);
-    let increment = opts.offset_increment.resolve(capacity, min_bs);
-    let queue_depth = u32::from(d.queue_depth.max(1));
-    let depth = opts.iodepth.min(queue_depth);
-    if depth < opts.iodepth {
-        eprintln!(
-            "uvio bench: job `{name}`: iodepth={} exceeds the {queue_depth} tags of {target}'s \
-             queues; running at iodepth={depth}",
-            opts.iodepth
-        );
-    }
-    let seed = base_seed(opts);
-    let mut out = Vec::new();
-    for clone in 0..opts.numjobs {
-        let size = opts.size.map(|s| s.resolve(capacity, min_bs));
-        let (start, len) = clone_region(offset, increment, clone, size, capacity)
-            .map_err(|e| format!("job `{name}` clone {clone} on {target}: {e}"))?;
-        if !start.is_multiple_of(lbs) {
-            return Err(format!(
-                "job `{name}`: offset {start} is not a multiple of {target}'s {lbs}-byte blocks"
-            ));
-        }
-        if len < max_bs {
-            return Err(format!(
-                "job `{name}`: the region of {len} bytes is smaller than a block of {max_bs}"
-            ));
-        }
-        out.push(Planned {
-            job: index,
-            clone,
-            opts: Arc::clone(opts),
-            target: target.to_string(),
-            region_start: start,
-            region_len: len,
-            io_size: opts.io_size.unwrap_or(len),
-            depth,
-            // fio derives per-clone seeds from the job's seed, so clones differ but runs repeat.
-            seed: mix(seed ^ ((index as u64) << 32) ^ u64::from(clone)),
-        });
-    }
-    Ok(out)
-}
-
-/// Clone `clone`'s region, `(start, len)`: it starts at `offset + increment * clone` and
-/// spans `size` bytes (default: to the end), inside a device of `capacity` bytes. Checked
-/// arithmetic: a sum past 2^64 is an error, not a wrap that passes the range check.
-fn clone_region(
-    offset: u64,
-    increment: u64,
-    clone: u32,
-    size: Option<u64>,
-    capacity: u64,
-) -> Result<(u64, u64), String> {
-    let start = increment
-        .checked_mul(u64::from(clone))
-        .and_then(|x| x.checked_add(offset))
-        .ok_or_else(|| {
-            format!("offset {offset} + offset_increment {increment} x {clone} overflows 64 bits")
-        })?;
-    if start >= capacity {
-        return Err(format!(
-            "offset {start} is past the end of the device ({capacity} bytes)"
-        ));
-    }
-    let len = size.unwrap_or(capacity - start);
-    match start.checked_add(len) {
-        Some(end) if end <= capacity => Ok((start, len)),
-        _ => Err(format!(
-            "offset {start} + size {len} is past the end of the device ({capacity} bytes)"
-        )),
-    }
 }
 
 /// Random bytes for the write buffers of jobs without verification (fio's default).
@@ -346,13 +211,15 @@ fn now_ms() -> (i64, u64) {
     (t.as_secs() as i64, t.as_millis() as u64)
 }
 
-/// Opens the group's devices, runs its jobs together, and returns the report.
+/// Opens the devices of one group (`index`: the how-manieth of the invocation), runs its
+/// jobs together, and returns the reports of its reporting groups.
 fn run_group(
-    id: usize,
+    index: usize,
     group: &Group,
     inv: &Invocation,
+    genesis: Instant,
     out: &mut Box<dyn Write>,
-) -> Result<GroupReport, Box<dyn std::error::Error>> {
+) -> Result<Vec<GroupReport>, Box<dyn std::error::Error>> {
     let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
     // Each PCI function is opened once, with all its queues, for every job that names it
     // or one of its LUNs: the LUNs of a SCSI host share its queues and tags, as blk-mq's
@@ -473,13 +340,13 @@ fn run_group(
         let mut last_job = usize::MAX;
         for p in &planned {
             if p.job != last_job {
-                head += &output::normal::job_start_line(&p.opts, id, p.depth);
+                head += &output::normal::job_start_line(&p.opts, group.reporting[p.job], p.depth);
                 last_job = p.job;
             } else if p.clone == 1 {
                 head += "...\n";
             }
         }
-        if id == 0 {
+        if index == 0 {
             head += &format!("uvio-{}\n", env!("CARGO_PKG_VERSION"));
         }
         let n = planned.len();
@@ -513,8 +380,9 @@ fn run_group(
             .max()
             .unwrap_or(4096) as usize;
         // Spare tags of an own queue hold requests prepared ahead, up to the job's depth.
+        // A paced job issues each request at its time: nothing is prepared ahead.
         let stage = match &handle {
-            Some(h @ QueueHandle::Owned(_)) if staging_enabled() => {
+            Some(h @ QueueHandle::Owned(_)) if staging_enabled() && !p.opts.paced() => {
                 p.depth.min(u32::from(h.depth()).saturating_sub(p.depth))
             }
             _ => 0,
@@ -545,6 +413,7 @@ fn run_group(
             unit: disk.device.unit(),
             progress,
             start: gate.ticket(),
+            start_at: start_time(&p.opts, p.seed, genesis),
             cpu: match &p.opts.cpus_allowed {
                 Some(list) => Some(list[p.clone as usize % list.len()]),
                 None => (!cpus.is_empty() && pin).then(|| cpus[thread % cpus.len()]),
@@ -579,7 +448,10 @@ fn run_group(
                 for r in recover_rx {
                     if let Some(device) = opened.get_mut(&r.function) {
                         let how = device.recover_lun(r.lun, r.queue, r.tag);
-                        let lun = r.lun.map(|(t, l)| format!("/0:{t}:{l}")).unwrap_or_default();
+                        let lun = r
+                            .lun
+                            .map(|(t, l)| format!("/0:{t}:{l}"))
+                            .unwrap_or_default();
                         eprintln!("uvio: {}{lun}: {}; {how}", r.function, r.what);
                     }
                 }
@@ -639,53 +511,55 @@ fn run_group(
     let elapsed = started.elapsed();
     drop(functions);
 
-    let mut reports: Vec<JobReport> = planned
+    let reports: Vec<(usize, JobReport)> = planned
         .iter()
         .zip(results)
-        .map(|(p, stats)| JobReport {
-            name: p.opts.name.clone(),
-            opts: Arc::clone(&p.opts),
-            filename: p.target.clone(),
-            stats,
-            start_secs,
-            start_ms,
+        .map(|(p, stats)| {
+            // A job's own start (after a startdelay); the group's for one that never began.
+            let (secs, ms) = match stats.start_ms {
+                0 => (start_secs, start_ms),
+                ms => ((ms / 1000) as i64, ms),
+            };
+            let report = JobReport {
+                name: p.opts.name.clone(),
+                opts: Arc::clone(&p.opts),
+                filename: p.target.clone(),
+                stats,
+                start_secs: secs,
+                start_ms: ms,
+            };
+            (group.reporting[p.job], report)
         })
         .collect();
-    if jobs.iter().any(|j| j.group_reporting) && reports.len() > 1 {
-        let mut merged = reports.remove(0);
-        for r in &reports {
-            merged.stats.merge(&r.stats);
+    // One report per reporting group (`new_group` splits a group that runs together).
+    let mut ids: Vec<usize> = group.reporting.clone();
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        let mut jobs: Vec<JobReport> = reports
+            .iter()
+            .filter(|(r, _)| *r == id)
+            .map(|(_, j)| j.clone())
+            .collect();
+        let merge = jobs.iter().any(|j| j.opts.group_reporting);
+        if merge && jobs.len() > 1 {
+            let mut merged = jobs.remove(0);
+            for r in &jobs {
+                merged.stats.merge(&r.stats);
+            }
+            // The merged group started when its first job did.
+            if merged.stats.start_ms != 0 {
+                merged.start_ms = merged.stats.start_ms;
+                merged.start_secs = (merged.start_ms / 1000) as i64;
+            }
+            jobs = vec![merged];
         }
-        reports = vec![merged];
+        out.push(GroupReport {
+            id,
+            jobs,
+            global: group.global.clone(),
+            elapsed,
+        });
     }
-    Ok(GroupReport {
-        id,
-        jobs: reports,
-        global: group.global.clone(),
-        elapsed,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clone_regions_use_checked_arithmetic() {
-        let cap = 1 << 30;
-        assert_eq!(clone_region(0, 0, 0, None, cap), Ok((0, cap)));
-        assert_eq!(
-            clone_region(4096, 1 << 20, 2, Some(8192), cap),
-            Ok((4096 + (2 << 20), 8192))
-        );
-        // 4096 + (2^64 - 1) wraps to 4095 in a release build's unchecked add.
-        let e = clone_region(4096, 0, 0, Some(u64::MAX), cap).unwrap_err();
-        assert!(e.contains("past the end"), "{e}");
-        let e = clone_region(0, u64::MAX / 2, 3, None, cap).unwrap_err();
-        assert!(e.contains("overflows"), "{e}");
-        let e = clone_region(cap, 0, 0, None, cap).unwrap_err();
-        assert!(e.contains("past the end"), "{e}");
-        assert!(clone_region(cap - 4096, 0, 0, Some(4096), cap).is_ok());
-        assert!(clone_region(cap - 4096, 0, 0, Some(8192), cap).is_err());
-    }
+    Ok(out)
 }

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use crate::units::{SizeOrPercent, ValueError};
 
+mod engines;
+mod expr;
 mod table;
 mod values;
 
+pub use expr::{bc as bc_arithmetic, ExprError};
 pub use table::{canonical, help_listing};
 use values::Value;
 
@@ -126,12 +129,33 @@ impl RwMode {
     }
 }
 
+/// `rate_process=`: how paced I/Os are spread over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateProcess {
+    /// Evenly: each I/O when the bytes so far are due.
+    #[default]
+    Linear,
+    /// Exponential gaps: arrivals of a Poisson process.
+    Poisson,
+}
+
+/// `thinktime_blocks_type=`: what `thinktime_blocks` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThinkBlocks {
+    #[default]
+    Complete,
+    Issue,
+}
+
 /// `verify=`: how written blocks are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyKind {
     Crc32c,
     Md5,
     Xxhash,
+    /// fio's `meta`: the header alone (no checksum of the data), and `verify_pattern` in the
+    /// data when one is given.
+    Meta,
     /// No header: every byte is `verify_pattern`.
     Pattern,
 }
@@ -142,6 +166,7 @@ impl VerifyKind {
             VerifyKind::Crc32c => "crc32c",
             VerifyKind::Md5 => "md5",
             VerifyKind::Xxhash => "xxhash",
+            VerifyKind::Meta => "meta",
             VerifyKind::Pattern => "pattern",
         }
     }
@@ -240,6 +265,12 @@ pub enum OptionError {
     },
     #[error("option `{name}`: {why}")]
     Invalid { name: String, why: String },
+    #[error("option `{name}`: {source}")]
+    Expression {
+        name: String,
+        #[source]
+        source: ExprError,
+    },
 }
 
 /// Whether an option takes a value, or is a fio "set" flag usable bare (`time_based`).
@@ -256,6 +287,11 @@ pub struct JobOptions {
     pub description: Option<String>,
     pub filename: Option<String>,
     pub rw: RwMode,
+    /// `rw=read:8k`: bytes added after each sequential I/O (a hole; negative: backwards).
+    pub rw_seq_add: i64,
+    /// `blockalign` per direction: the alignment of random offsets (default: the smallest
+    /// block size).
+    pub blockalign: [Option<u64>; 3],
     /// Percent of mixed I/O that reads.
     pub rwmixread: u32,
     pub bs: [u64; 3],
@@ -281,14 +317,52 @@ pub struct JobOptions {
     pub randrepeat: bool,
     pub randseed: Option<u64>,
     pub norandommap: bool,
+    /// `random_distribution`: where random I/O goes (uniform by default).
+    pub random_distribution: super::distribution::Distribution,
     pub verify: Option<VerifyKind>,
     pub verify_pattern: Option<Vec<u8>>,
+    /// `verify_interval`: a header every this many bytes of a block (default: one per block).
+    pub verify_interval: Option<u32>,
     pub do_verify: bool,
     pub verify_fatal: bool,
     pub percentile_list: Vec<f64>,
     pub group_reporting: bool,
     /// CPUs the job's threads run on (`cpus_allowed=0-3,5`); clones are pinned round robin.
     pub cpus_allowed: Option<Vec<usize>>,
+    /// Which latencies get percentiles (and json+ bins): fio's `slat_percentiles` (off),
+    /// `clat_percentiles` (on) and `lat_percentiles` (off), in that order.
+    pub slat_percentiles: bool,
+    pub clat_percentiles: bool,
+    pub lat_percentiles: bool,
+    /// `stonewall` / `wait_for_previous`: the job starts when every job before it has ended,
+    /// and opens a new reporting group.
+    pub stonewall: bool,
+    /// `new_group`: a new reporting group, running alongside the jobs before it.
+    pub new_group: bool,
+    /// `startdelay=T` or `T1-T2` (a random delay in that range): the job starts that long
+    /// after the benchmark started, as fio counts it (from its start, not its group's).
+    pub start_delay: (Duration, Option<Duration>),
+    /// `loops`: how many times the job's I/O (and its verify pass) runs.
+    pub loops: u32,
+    /// `rate` and `rate_iops` per direction (bytes and I/Os per second; 0: not paced), and
+    /// how paced I/Os are spread.
+    pub rate: [u64; 3],
+    pub rate_iops: [u64; 3],
+    pub rate_process: RateProcess,
+    /// `rate_min` (bytes/s) and `rate_iops_min` per direction: the job fails when a
+    /// `rate_cycle` goes by below them (0: not checked).
+    pub rate_min: [u64; 3],
+    pub rate_iops_min: [u64; 3],
+    pub rate_cycle: Duration,
+    /// `thinktime`: a pause after every `thinktime_blocks` I/Os, of which `thinktime_spin`
+    /// busy.
+    pub thinktime: Option<Duration>,
+    pub thinktime_spin: Duration,
+    pub thinktime_blocks: u32,
+    pub thinktime_blocks_type: ThinkBlocks,
+    /// Things said about options that were accepted with a change of meaning (`ioengine=libaio
+    /// replaced by uvio`); the job file parser collects them and prints each once.
+    pub notes: Vec<String>,
     /// Options set explicitly (canonical name, value as written), in order, last one wins.
     pub explicit: Vec<(String, String)>,
 }
@@ -311,6 +385,8 @@ impl Default for JobOptions {
             description: None,
             filename: None,
             rw: RwMode::Read,
+            rw_seq_add: 0,
+            blockalign: [None; 3],
             rwmixread: 50,
             bs: [4096; 3],
             bsrange: [None, None, None],
@@ -331,13 +407,33 @@ impl Default for JobOptions {
             randrepeat: true,
             randseed: None,
             norandommap: false,
+            random_distribution: super::distribution::Distribution::Random,
             verify: None,
             verify_pattern: None,
+            verify_interval: None,
             do_verify: true,
             verify_fatal: false,
             percentile_list: DEFAULT_PERCENTILES.to_vec(),
             group_reporting: false,
             cpus_allowed: None,
+            slat_percentiles: false,
+            clat_percentiles: true,
+            lat_percentiles: false,
+            stonewall: false,
+            new_group: false,
+            start_delay: (Duration::ZERO, None),
+            loops: 1,
+            rate: [0; 3],
+            rate_iops: [0; 3],
+            rate_process: RateProcess::Linear,
+            rate_min: [0; 3],
+            rate_iops_min: [0; 3],
+            rate_cycle: Duration::from_millis(1000),
+            thinktime: None,
+            thinktime_spin: Duration::ZERO,
+            thinktime_blocks: 1,
+            thinktime_blocks_type: ThinkBlocks::Complete,
+            notes: Vec::new(),
             explicit: Vec::new(),
         }
     }
@@ -396,6 +492,28 @@ impl JobOptions {
         }
     }
 
+    /// Whether the job's I/O is paced or its rate checked (`rate`, `rate_iops`, their
+    /// `_min`s, or `thinktime`).
+    pub fn paced(&self) -> bool {
+        self.rate
+            .iter()
+            .chain(&self.rate_iops)
+            .chain(&self.rate_min)
+            .chain(&self.rate_iops_min)
+            .any(|r| *r > 0)
+            || self.thinktime.is_some_and(|t| !t.is_zero())
+    }
+
+    /// The alignment of random offsets `blockalign` asks for: the largest given for the
+    /// directions the job uses (`None`: the smallest block size, fio's default).
+    pub fn random_block_align(&self) -> Option<u64> {
+        Ddir::ALL
+            .into_iter()
+            .filter(|d| self.rw.has(*d))
+            .filter_map(|d| self.blockalign[d.index()])
+            .max()
+    }
+
     /// Submit batch size, 0 meaning iodepth.
     pub fn batch_submit(&self) -> u32 {
         match self.iodepth_batch_submit {
@@ -450,6 +568,25 @@ impl JobOptions {
                     "verify",
                     "a verify header needs blocks of at least 64 bytes",
                 ));
+            }
+            if let (Some(interval), true) = (self.verify_interval, kind != VerifyKind::Pattern) {
+                let interval = u64::from(interval);
+                if interval < 128 {
+                    return Err(invalid(
+                        "verify_interval",
+                        "at least 128 bytes (twice the 64-byte header, as fio's minimum is \
+                         twice its own)",
+                    ));
+                }
+                if interval < self.bs[0] && !self.bs[0].is_multiple_of(interval) {
+                    return Err(invalid(
+                        "verify_interval",
+                        format!(
+                            "{interval} does not divide the block size {} into whole pieces",
+                            self.bs[0]
+                        ),
+                    ));
+                }
             }
             if self.time_based && self.rw.has(Ddir::Write) && self.do_verify {
                 return Err(OptionError::Unsupported {
@@ -572,8 +709,120 @@ mod tests {
         assert_eq!(o.cpus_allowed, Some(vec![0, 1, 2, 5]));
         assert!(o.set("cpus_allowed", Some("3-1")).is_err());
         assert!(o.set("iodepth", None).is_err());
-        assert!(o.set("direct", Some("0")).is_err());
-        assert!(o.set("direct", Some("1")).is_ok());
+    }
+
+    #[test]
+    fn other_engines_and_buffered_io_are_accepted_with_a_note() {
+        let mut o = JobOptions::default();
+        // direct=1 and buffered=0 say nothing; their opposites say that I/O stays direct.
+        o.set("direct", Some("1")).unwrap();
+        o.set("buffered", Some("0")).unwrap();
+        o.set("ioengine", Some("uvio")).unwrap();
+        assert!(o.notes.is_empty(), "{:?}", o.notes);
+        o.set("direct", Some("0")).unwrap();
+        assert_eq!(o.notes.len(), 1);
+        assert!(
+            o.notes[0].starts_with("uvio I/O is always direct"),
+            "{:?}",
+            o.notes
+        );
+        o.set("buffered", Some("1")).unwrap();
+        assert_eq!(o.notes[1], o.notes[0]);
+        assert!(o.set("direct", Some("2")).is_err());
+        o.notes.clear();
+        for engine in [
+            "libaio",
+            "io_uring",
+            "psync",
+            "sync",
+            "null",
+            "external:/x.so",
+        ] {
+            o.set("ioengine", Some(engine)).unwrap();
+        }
+        assert_eq!(o.notes[0], "ioengine=libaio replaced by uvio");
+        assert_eq!(o.notes[1], "ioengine=io_uring replaced by uvio");
+        assert_eq!(o.notes.len(), 6);
+        // Engines that do no block I/O, and names fio does not know, are refused.
+        let e = o.set("ioengine", Some("cpuio")).unwrap_err().to_string();
+        assert!(e.contains("ioengine=cpuio only burns CPU"), "{e}");
+        let e = o.set("ioengine", Some("libaoi")).unwrap_err().to_string();
+        assert!(e.contains("`libaoi` is not an I/O engine fio knows"), "{e}");
+    }
+
+    #[test]
+    fn percentile_switches_groups_and_start_options() {
+        let mut o = JobOptions::default();
+        assert!(!o.slat_percentiles && o.clat_percentiles && !o.lat_percentiles);
+        o.set("clat_percentiles", Some("0")).unwrap();
+        o.set("lat_percentiles", Some("1")).unwrap();
+        o.set("slat_percentiles", Some("1")).unwrap();
+        assert!(o.slat_percentiles && !o.clat_percentiles && o.lat_percentiles);
+        o.set("wait_for_previous", None).unwrap();
+        assert!(o.stonewall);
+        assert_eq!(o.explicit("stonewall"), Some(""));
+        o.set("new_group", None).unwrap();
+        assert!(o.new_group);
+        o.set("startdelay", Some("2")).unwrap();
+        assert_eq!(o.start_delay, (Duration::from_secs(2), None));
+        // A range, given high-low, is swapped as fio does.
+        o.set("startdelay", Some("500ms-100ms")).unwrap();
+        assert_eq!(
+            o.start_delay,
+            (Duration::from_millis(100), Some(Duration::from_millis(500)))
+        );
+        o.set("startdelay", Some("(1m+30s)")).unwrap();
+        assert_eq!(o.start_delay, (Duration::from_secs(90), None));
+        o.set("loops", Some("3")).unwrap();
+        assert_eq!(o.loops, 3);
+        assert!(o.set("loops", Some("0")).is_err());
+    }
+
+    #[test]
+    fn rw_steps_block_alignment_and_generators() {
+        let mut o = JobOptions::default();
+        o.set("rw", Some("read:-8k")).unwrap();
+        assert_eq!((o.rw, o.rw_seq_add), (RwMode::Read, -8192));
+        o.set("rw", Some("write:112k")).unwrap();
+        assert_eq!((o.rw, o.rw_seq_add), (RwMode::Write, 112 << 10));
+        o.set("rw", Some("write")).unwrap();
+        assert_eq!(o.rw_seq_add, 0);
+        let e = o.set("rw", Some("randread:8")).unwrap_err().to_string();
+        assert!(e.contains("8 I/Os per random offset"), "{e}");
+        o.set("rw", Some("randrw")).unwrap();
+        o.set("blockalign", Some("4k,16k")).unwrap();
+        assert_eq!(o.random_block_align(), Some(16384));
+        o.set("rw", Some("randread")).unwrap();
+        assert_eq!(o.random_block_align(), Some(4096));
+        o.set("random_generator", Some("lfsr")).unwrap();
+        assert!(
+            o.notes[0].starts_with("random_generator=lfsr replaced"),
+            "{:?}",
+            o.notes
+        );
+        assert!(o.set("random_generator", Some("mt")).is_err());
+        let e = o.set("zonemode", Some("strided")).unwrap_err().to_string();
+        assert!(e.contains("strided zones"), "{e}");
+        let e = o.set("zonemode", Some("zbd")).unwrap_err().to_string();
+        assert!(e.contains("zoned block devices"), "{e}");
+        o.set("zonemode", Some("none")).unwrap();
+    }
+
+    #[test]
+    fn parenthesised_values_are_fio_arithmetic() {
+        let mut o = JobOptions::default();
+        o.set("bs", Some("(2*4k)")).unwrap();
+        assert_eq!(o.bs, [8192; 3]);
+        o.set("bs", Some("(1k+1k),(8*1024)")).unwrap();
+        assert_eq!(o.bs, [2048, 8192, 8192]);
+        o.set("iodepth", Some("(4*8)")).unwrap();
+        assert_eq!(o.iodepth, 32);
+        o.set("runtime", Some("(2*30)")).unwrap();
+        assert_eq!(o.runtime, Some(Duration::from_secs(60)));
+        o.set("size", Some("(512m/2)")).unwrap();
+        assert_eq!(o.size, Some(SizeOrPercent::Bytes(256 << 20)));
+        let e = o.set("size", Some("(1/0)")).unwrap_err().to_string();
+        assert_eq!(e, "option `size`: `(1/0)`: division by zero");
     }
 
     #[test]
@@ -621,11 +870,13 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("`iodepht`"), "{e}");
-        let e = o.set("rate_iops", Some("100")).unwrap_err();
-        assert!(matches!(e, OptionError::Unsupported { ref name, .. } if name == "rate_iops"));
-        assert!(e.to_string().contains("rate_iops"), "{e}");
-        let e = o.set("ioengine", Some("libaio")).unwrap_err();
-        assert!(e.to_string().contains("ioengine"), "{e}");
+        let e = o.set("rate_ignore_thinktime", Some("1")).unwrap_err();
+        assert!(
+            matches!(e, OptionError::Unsupported { ref name, .. } if name == "rate_ignore_thinktime")
+        );
+        assert!(e.to_string().contains("rate_ignore_thinktime"), "{e}");
+        let e = o.set("io_submit_mode", Some("bogus")).unwrap_err();
+        assert!(e.to_string().contains("use inline or offload"), "{e}");
         let e = o.set("bs", Some("4x")).unwrap_err();
         assert!(e.to_string().starts_with("option `bs`"), "{e}");
     }

@@ -311,6 +311,9 @@ pub struct JobStats {
     pub queue_notifications: u64,
     /// The depth the job actually ran at (iodepth, clamped to the queue).
     pub depth: u32,
+    /// When the job began its I/O, in ms since the epoch (after its `startdelay`, and after
+    /// the jobs before a `stonewall`): fio's JSON `job_start`. 0: it never started.
+    pub start_ms: u64,
 }
 
 impl Default for JobStats {
@@ -339,6 +342,7 @@ impl Default for JobStats {
             queue_requests: 0,
             queue_notifications: 0,
             depth: 1,
+            start_ms: 0,
         }
     }
 }
@@ -390,6 +394,10 @@ impl JobStats {
         self.clones += o.clones;
         self.shared_queue |= o.shared_queue;
         self.depth = self.depth.max(o.depth);
+        // The group started when its first job did.
+        if o.start_ms != 0 && (self.start_ms == 0 || o.start_ms < self.start_ms) {
+            self.start_ms = o.start_ms;
+        }
     }
 
     /// The merged total-latency histogram of every direction (for the `lat (usec)` lines).

@@ -19,7 +19,10 @@
 //! and the payload (bytes 64..len) is `verify_pattern` repeated, or pseudo-random bytes from
 //! the seed. A read checks the magic, the header's own CRC, the length, the offset (a
 //! misdirected block), the seed when the expected one is known (a stale block), then the
-//! payload checksum. `verify=pattern` has no header: every byte is the pattern.
+//! payload checksum. `verify=meta` (type 4) is the header alone, as fio's: no payload
+//! checksum, but the payload must be `verify_pattern` when one is given. `verify=pattern` has
+//! no header: every byte is the pattern. With `verify_interval=N` a block is N-byte pieces,
+//! each with a header of its own (its own offset and length), as fio writes them.
 
 use md5::{Digest, Md5};
 
@@ -37,6 +40,7 @@ fn type_code(kind: VerifyKind) -> u8 {
         VerifyKind::Crc32c => 1,
         VerifyKind::Md5 => 2,
         VerifyKind::Xxhash => 3,
+        VerifyKind::Meta => 4,
         VerifyKind::Pattern => 0,
     }
 }
@@ -56,7 +60,7 @@ fn checksum(kind: VerifyKind, data: &[u8], out: &mut [u8; 16]) -> usize {
             out[..8].copy_from_slice(&xxhash_rust::xxh64::xxh64(data, 0).to_le_bytes());
             8
         }
-        VerifyKind::Pattern => 0,
+        VerifyKind::Meta | VerifyKind::Pattern => 0,
     }
 }
 
@@ -74,6 +78,8 @@ pub struct Verifier {
     pub kind: VerifyKind,
     pattern: Option<Vec<u8>>,
     thread: u32,
+    /// `verify_interval`: bytes per header (a whole block when `None`).
+    interval: Option<usize>,
 }
 
 /// What a write stamps into a block.
@@ -102,12 +108,24 @@ fn fill_payload(pattern: Option<&[u8]>, seed: u64, out: &mut [u8]) {
 }
 
 impl Verifier {
-    pub fn new(kind: VerifyKind, pattern: Option<Vec<u8>>, thread: u32) -> Self {
+    pub fn new(
+        kind: VerifyKind,
+        pattern: Option<Vec<u8>>,
+        thread: u32,
+        interval: Option<u32>,
+    ) -> Self {
         Verifier {
             kind,
             pattern,
             thread,
+            interval: interval.map(|i| i as usize),
         }
+    }
+
+    /// The bytes each header covers in a block of `len` (fio: the interval, when it is no
+    /// larger than the block).
+    fn piece(&self, len: usize) -> usize {
+        self.interval.filter(|i| *i <= len && *i > 0).unwrap_or(len)
     }
 
     /// Fills `block` for a write at `stamp.offset`.
@@ -116,6 +134,15 @@ impl Verifier {
             fill_payload(self.pattern.as_deref(), 0, block);
             return;
         }
+        let piece = self.piece(block.len());
+        for (i, part) in block.chunks_mut(piece).enumerate() {
+            let offset = stamp.offset + (i * piece) as u64;
+            self.fill_one(part, Stamp { offset, ..stamp });
+        }
+    }
+
+    /// Fills one piece: its header, then its payload.
+    fn fill_one(&self, block: &mut [u8], stamp: Stamp) {
         let (head, payload) = block.split_at_mut(HEADER_LEN);
         fill_payload(self.pattern.as_deref(), stamp.seed, payload);
         head.fill(0);
@@ -135,7 +162,24 @@ impl Verifier {
     }
 
     /// Checks a block read from `offset`; `expected_seed` when the writer's seed is known.
+    /// A bad piece (with `verify_interval`) is reported at its own offset and length.
     pub fn check(
+        &self,
+        block: &[u8],
+        offset: u64,
+        expected_seed: Option<u64>,
+    ) -> Result<(), BadBlock> {
+        if self.kind == VerifyKind::Pattern {
+            return self.check_one(block, offset, expected_seed);
+        }
+        let piece = self.piece(block.len());
+        for (i, part) in block.chunks(piece).enumerate() {
+            self.check_one(part, offset + (i * piece) as u64, expected_seed)?;
+        }
+        Ok(())
+    }
+
+    fn check_one(
         &self,
         block: &[u8],
         offset: u64,
@@ -218,6 +262,21 @@ impl Verifier {
                 hex(&sum[..n]),
             ));
         }
+        // meta: no checksum, but a given pattern must be in the payload (as fio checks it).
+        if let (VerifyKind::Meta, Some(p)) = (self.kind, self.pattern.as_deref()) {
+            if let Some(i) = payload
+                .iter()
+                .enumerate()
+                .position(|(i, b)| *b != p[i % p.len()])
+            {
+                let at = HEADER_LEN + i;
+                return Err(bad(
+                    &format!("pattern byte {at} (device offset {})", offset + at as u64),
+                    format!("{:#04x}", p[i % p.len()]),
+                    format!("{:#04x}", payload[i]),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -231,7 +290,7 @@ mod tests {
     use super::*;
 
     fn roundtrip(kind: VerifyKind, pattern: Option<Vec<u8>>) {
-        let v = Verifier::new(kind, pattern, 3);
+        let v = Verifier::new(kind, pattern, 3, None);
         let mut block = vec![0u8; 4096];
         let stamp = Stamp {
             offset: 8192,
@@ -269,12 +328,77 @@ mod tests {
         roundtrip(VerifyKind::Md5, None);
         roundtrip(VerifyKind::Xxhash, Some(vec![0xde, 0xad]));
         roundtrip(VerifyKind::Pattern, Some(vec![0xde, 0xad, 0xbe, 0xef]));
-        let v = Verifier::new(VerifyKind::Crc32c, None, 0);
+        let v = Verifier::new(VerifyKind::Crc32c, None, 0, None);
         let e = v.check(&[0u8; 512], 0, None).unwrap_err();
         assert_eq!(e.what, "header magic");
         assert_eq!(
             (e.expected.as_str(), e.found.as_str()),
             ("0xacca", "0x0000")
+        );
+    }
+
+    #[test]
+    fn meta_checks_the_header_and_the_pattern_only() {
+        // Without a pattern, the payload is not checked: a flipped payload byte passes,
+        // a flipped header byte does not.
+        let v = Verifier::new(VerifyKind::Meta, None, 1, None);
+        let mut block = vec![0u8; 4096];
+        let stamp = Stamp {
+            offset: 0,
+            seed: 5,
+            sequence: 0,
+        };
+        v.fill(&mut block, stamp);
+        block[2000] ^= 1;
+        assert_eq!(v.check(&block, 0, None), Ok(()));
+        block[20] ^= 1;
+        assert!(v.check(&block, 0, None).is_err());
+        // surface-scan.fio's verify_pattern=0xaa555aa5: the payload must hold it.
+        let v = Verifier::new(
+            VerifyKind::Meta,
+            Some(vec![0xaa, 0x55, 0x5a, 0xa5]),
+            1,
+            None,
+        );
+        v.fill(&mut block, stamp);
+        assert_eq!(v.check(&block, 0, None), Ok(()));
+        block[2000] ^= 1;
+        let e = v.check(&block, 0, None).unwrap_err();
+        assert!(e.what.starts_with("pattern byte 2000"), "{e}");
+    }
+
+    #[test]
+    fn an_interval_puts_a_header_on_every_piece() {
+        // surface-scan.fio: 64 KiB blocks, a header every 512 bytes.
+        let v = Verifier::new(VerifyKind::Meta, Some(vec![0xaa, 0x55]), 0, Some(512));
+        let mut block = vec![0u8; 65536];
+        let stamp = Stamp {
+            offset: 1 << 20,
+            seed: 9,
+            sequence: 3,
+        };
+        v.fill(&mut block, stamp);
+        for i in 0..128 {
+            let head = &block[i * 512..i * 512 + 64];
+            assert_eq!(&head[0..2], &MAGIC.to_le_bytes());
+            let offset = u64::from_le_bytes(head[16..24].try_into().unwrap());
+            assert_eq!(offset, (1 << 20) + i as u64 * 512);
+            assert_eq!(u32::from_le_bytes(head[4..8].try_into().unwrap()), 512);
+        }
+        assert_eq!(v.check(&block, 1 << 20, Some(9)), Ok(()));
+        // A bad piece is reported at its own offset and length.
+        block[77 * 512 + 100] ^= 0xff;
+        let e = v.check(&block, 1 << 20, None).unwrap_err();
+        assert_eq!((e.offset, e.len), ((1 << 20) + 77 * 512, 512), "{e}");
+        // With a checksum too.
+        let v = Verifier::new(VerifyKind::Crc32c, None, 0, Some(1024));
+        v.fill(&mut block, stamp);
+        assert_eq!(v.check(&block, 1 << 20, None), Ok(()));
+        block[5 * 1024 + 700] ^= 1;
+        let e = v.check(&block, 1 << 20, None).unwrap_err();
+        assert_eq!(
+            (e.offset, e.what.as_str()),
+            ((1 << 20) + 5 * 1024, "crc32c")
         );
     }
 }

@@ -1,8 +1,9 @@
 //! What the next I/O is: its direction (rw, rwmixread), size (bs, bsrange, bssplit) and
 //! offset (sequential, or random with fio's random-map semantics: every block once per pass
-//! unless `norandommap`). All of it is arithmetic on a seeded generator, so a run with the
+//! unless `norandommap`, or drawn from a `random_distribution`, [`super::distribution`]). All of it is arithmetic on a seeded generator, so a run with the
 //! same seed repeats exactly (`randrepeat`), and the verify phase can replay a write phase.
 
+use super::distribution::{BlockPicker, Distribution};
 use super::options::{BlockSizes, Ddir, RwMode};
 
 /// xoshiro256** seeded through splitmix64: fast, reproducible, no allocation.
@@ -168,6 +169,8 @@ enum Offsets {
     },
     /// Independent uniform picks (`norandommap`).
     Uniform,
+    /// Blocks drawn from a non-uniform `random_distribution`.
+    Picked(BlockPicker),
 }
 
 /// The generator of I/Os of one job clone over its region.
@@ -183,6 +186,10 @@ pub struct Workload {
     /// Blocks of `align` bytes in the region.
     blocks: u64,
     offsets: Offsets,
+    /// `rw=read:N`: bytes added after each sequential I/O (negative: backwards).
+    seq_add: i64,
+    norandommap: bool,
+    seed: u64,
     rng: Rng,
 }
 
@@ -213,18 +220,7 @@ impl Workload {
             .unwrap_or(4096)
             .max(1);
         let blocks = (region_len / align).max(1);
-        let offsets = if !rw.is_random() {
-            Offsets::Sequential { next: [0; 3] }
-        } else if norandommap {
-            Offsets::Uniform
-        } else {
-            Offsets::RandomMap {
-                perm: Permutation::new(blocks, seed),
-                index: 0,
-                pass: 0,
-                seed,
-            }
-        };
+        let offsets = Self::offsets(rw, norandommap, blocks, seed);
         Workload {
             rw,
             rwmixread,
@@ -238,8 +234,53 @@ impl Workload {
             align,
             blocks,
             offsets,
+            seq_add: 0,
+            norandommap,
+            seed,
             rng: Rng::new(mix(seed ^ 0x5eed)),
         }
+    }
+
+    fn offsets(rw: RwMode, norandommap: bool, blocks: u64, seed: u64) -> Offsets {
+        if !rw.is_random() {
+            Offsets::Sequential { next: [0; 3] }
+        } else if norandommap {
+            Offsets::Uniform
+        } else {
+            Offsets::RandomMap {
+                perm: Permutation::new(blocks, seed),
+                index: 0,
+                pass: 0,
+                seed,
+            }
+        }
+    }
+
+    /// `blockalign`: random offsets in multiples of `align` bytes rather than of the
+    /// smallest block size. Call before [`Workload::with_distribution`].
+    pub fn with_block_align(mut self, align: Option<u64>) -> Self {
+        if let Some(a) = align.filter(|a| *a > 0 && *a != self.align) {
+            self.align = a;
+            self.blocks = (self.region_len / a).max(1);
+            self.offsets = Self::offsets(self.rw, self.norandommap, self.blocks, self.seed);
+        }
+        self
+    }
+
+    /// `rw=read:N`: `add` bytes after each sequential I/O, as fio's `ddir_seq_add`.
+    pub fn with_sequence_step(mut self, add: i64) -> Self {
+        self.seq_add = add;
+        self
+    }
+
+    /// Random offsets drawn from `dist` (not `random`: no random map then, as in fio).
+    pub fn with_distribution(mut self, dist: &Distribution, seed: u64) -> Self {
+        if self.rw.is_random() {
+            if let Some(p) = BlockPicker::new(dist, self.blocks, self.align, seed) {
+                self.offsets = Offsets::Picked(p);
+            }
+        }
+        self
     }
 
     /// Blocks of the offset granularity in the region (one random-map pass).
@@ -267,11 +308,35 @@ impl Workload {
     #[inline]
     pub fn next_io(&mut self) -> NextIo {
         let ddir = self.ddir();
+        self.next_io_in(ddir)
+    }
+
+    /// Whether the job mixes reads and writes (`rw`, `randrw`).
+    pub fn mixed(&self) -> bool {
+        matches!(self.rw, RwMode::ReadWrite | RwMode::RandRw)
+    }
+
+    /// The next I/O in direction `ddir` (pacing switches a mix's direction, as fio's
+    /// `rate_ddir` does).
+    #[inline]
+    pub fn next_io_in(&mut self, ddir: Ddir) -> NextIo {
         let len = self.sizes[ddir.index()].pick(&mut self.rng);
         let end = self.region_len;
         let rel = match &mut self.offsets {
             Offsets::Sequential { next } => {
                 let mut at = next[ddir.index()];
+                // fio's get_next_seq_offset: after the first I/O, step by the hole (or
+                // back); past the end a hole wraps to the start, a backward step to the end.
+                if at != 0 && self.seq_add != 0 {
+                    let p = i128::from(at) + i128::from(self.seq_add);
+                    at = if p >= 0 && (p as u64) < end {
+                        p as u64
+                    } else if self.seq_add > 0 {
+                        0
+                    } else {
+                        (i128::from(end) + i128::from(self.seq_add)).max(0) as u64
+                    };
+                }
                 if at + len > end {
                     at = 0;
                 }
@@ -294,6 +359,7 @@ impl Workload {
                 b * self.align
             }
             Offsets::Uniform => self.rng.below(self.blocks) * self.align,
+            Offsets::Picked(p) => p.pick(ddir.index(), &mut self.rng) * self.align,
         };
         // A large block near the end is pulled back inside the region, still aligned.
         let rel = if rel + len > end {
@@ -397,5 +463,84 @@ mod tests {
             .iter()
             .all(|s| s % 4096 == 0 && (4096..=16384).contains(s)));
         assert!(sizes.contains(&4096) && sizes.contains(&16384));
+    }
+
+    #[test]
+    fn a_distribution_replaces_the_random_map_and_stays_in_the_region() {
+        let make = |dist: &str| {
+            Workload::new(
+                RwMode::RandRead,
+                100,
+                [
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                ],
+                1 << 20,
+                1024 * 4096,
+                false,
+                5,
+            )
+            .with_distribution(&Distribution::parse(dist).unwrap(), 5)
+        };
+        // zoned:90/10:10/: nine I/Os in ten go to the region's first 10% (102 blocks).
+        let mut w = make("zoned:90/10:10/");
+        let ios: Vec<NextIo> = (0..10_000).map(|_| w.next_io()).collect();
+        assert!(ios.iter().all(|i| i.offset >= 1 << 20
+            && i.offset + i.len <= (1 << 20) + 1024 * 4096
+            && i.offset % 4096 == 0));
+        let first = ios
+            .iter()
+            .filter(|i| i.offset < (1 << 20) + 102 * 4096)
+            .count();
+        assert!((8800..9200).contains(&first), "{first}");
+        // zipf: blocks repeat (no random map: a pass of 1024 I/Os misses many blocks).
+        let mut w = make("zipf:1.2");
+        let mut seen: Vec<u64> = (0..1024).map(|_| w.next_io().offset).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert!(seen.len() < 700, "{}", seen.len());
+        // random: the random map, every block once in a pass.
+        let mut w = make("random");
+        let mut seen: Vec<u64> = (0..1024).map(|_| w.next_io().offset).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 1024);
+    }
+
+    #[test]
+    fn holes_backwards_steps_and_block_alignment_follow_fio() {
+        let make = |rw, add| {
+            Workload::new(
+                rw,
+                100,
+                [
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                    BlockSizes::Fixed(4096),
+                ],
+                0,
+                64 * 1024,
+                false,
+                1,
+            )
+            .with_sequence_step(add)
+        };
+        let offsets = |w: &mut Workload, n| (0..n).map(|_| w.next_io().offset).collect::<Vec<_>>();
+        // rw=write:4k: a 4 KiB hole after each write, wrapping to the start past the end.
+        let mut w = make(RwMode::Write, 4096);
+        assert_eq!(
+            offsets(&mut w, 10),
+            [0, 8192, 16384, 24576, 32768, 40960, 49152, 57344, 0, 8192]
+        );
+        // backwards-read.fio, rw=read:-8k with 4 KiB reads: 0, then from the end backwards.
+        let mut w = make(RwMode::Read, -8192);
+        assert_eq!(offsets(&mut w, 5), [0, 57344, 53248, 49152, 45056]);
+        // blockalign=16k: random 4 KiB reads at 16 KiB boundaries, each once per pass.
+        let mut w = make(RwMode::RandRead, 0).with_block_align(Some(16384));
+        let mut seen = offsets(&mut w, 4);
+        assert!(seen.iter().all(|o| o % 16384 == 0), "{seen:?}");
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 16384, 32768, 49152]);
     }
 }

@@ -20,6 +20,9 @@ impl Engine {
         record: bool,
     ) {
         self.in_flight -= 1;
+        if let Some(p) = &mut self.pacer {
+            p.completed();
+        }
         let buf = match data {
             Data::One(b) => Some(b),
             _ => None,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::pacing::Hold;
 use super::submit::{Budget, Feed, Source};
 use super::{Engine, LOST_TIMEOUT, SAMPLE_INTERVAL};
 use crate::bench::queue::QueueHandle;
@@ -28,12 +29,15 @@ impl Engine {
             limit: limit_bytes,
             issued: 0,
         };
+        let paced = self.pacer.is_some() && matches!(source, Source::Workload(_));
+        self.held = None;
         let mut feed = Feed {
             queue,
             source,
             budget: &mut budget,
             now: t0,
             record,
+            paced,
         };
         let mut issuing = true;
         let mut next_sample = t0 + interval;
@@ -117,8 +121,14 @@ impl Engine {
                     break;
                 }
                 if self.pending.is_some() {
-                    // A shared queue is full of other threads' requests.
-                    std::hint::spin_loop();
+                    // Pacing holds the next I/O back with nothing in flight: sleep towards
+                    // its time (never past the deadline). Else a shared queue is full of
+                    // other threads' requests.
+                    if let Some(Hold::Sleep { until }) = self.held {
+                        self.sleep_towards(until.min(deadline.unwrap_or(u64::MAX)));
+                    } else {
+                        std::hint::spin_loop();
+                    }
                     now = clock.now();
                     continue;
                 }
@@ -126,7 +136,12 @@ impl Engine {
             // Reap: busy-poll for at least `complete_min` (0: look once), handling at most
             // `complete_max`. Completions are handled as the queue hands them over, all
             // stamped with one clock reading taken at the first of them.
-            let min = self.complete_min.min(self.in_flight) as usize;
+            // While pacing holds an I/O back, look once and go back to it.
+            let min = if self.held.is_some() {
+                0
+            } else {
+                self.complete_min.min(self.in_flight) as usize
+            };
             let max = self.complete_max as usize;
             let mut got = 0usize;
             let mut stamp: Option<u64> = None;
@@ -191,6 +206,16 @@ impl Engine {
                 self.record_latencies();
                 self.publish();
             }
+            if record {
+                if let Some(p) = &mut self.pacer {
+                    let failed =
+                        p.check_min_rate(now, &self.total_bytes, &self.total_ios, &self.clock);
+                    if let Some(why) = failed {
+                        // fio's `check_min_rate` ends the job with EIO.
+                        self.fail(why, 5);
+                    }
+                }
+            }
             if record && now >= next_sample {
                 let secs = clock.between(sample_at, now).as_secs_f64().max(1e-9);
                 for d in 0..3 {
@@ -211,5 +236,15 @@ impl Engine {
         self.record_latencies();
         self.publish();
         clock.between(t0, now)
+    }
+
+    /// Sleeps until about 1 ms before `until` (ticks), in slices of at most 100 ms so that a
+    /// signal is noticed; the rest is left to the polling loop, for a precise start.
+    fn sleep_towards(&self, until: u64) {
+        let left = self.clock.between(self.clock.now(), until);
+        let margin = Duration::from_millis(1);
+        if left > margin * 2 && !crate::interrupt::requested() {
+            std::thread::sleep((left - margin).min(Duration::from_millis(100)));
+        }
     }
 }

@@ -25,6 +25,8 @@ pub(super) struct Feed<'a> {
     pub(super) now: u64,
     /// Whether they count in the statistics (false while ramping up).
     pub(super) record: bool,
+    /// Whether the job's pacing applies (its own workload, not a verify read-back).
+    pub(super) paced: bool,
 }
 
 /// What [`Engine::submit_next`] did.
@@ -120,8 +122,45 @@ impl Engine {
         let Some((io, expect)) = self.next_io(feed.source) else {
             return Submitted::SourceDone;
         };
+        let (mut io, mut expect) = (io, expect);
+        if feed.paced {
+            if let Some(p) = &mut self.pacer {
+                let now = self.clock.now();
+                if let Err(hold) = p.ready(io.ddir, now, self.in_flight) {
+                    // fio's `rate_ddir`: a mix's other direction goes instead if its rate
+                    // lets it (the held I/O is drawn again later).
+                    let other = match io.ddir {
+                        Ddir::Read => Ddir::Write,
+                        Ddir::Write => Ddir::Read,
+                        Ddir::Trim => Ddir::Trim,
+                    };
+                    match feed.source {
+                        Source::Workload(w)
+                            if w.mixed()
+                                && other != io.ddir
+                                && p.ready(other, now, self.in_flight).is_ok() =>
+                        {
+                            io = w.next_io_in(other);
+                            expect = None;
+                        }
+                        _ => {
+                            // Not yet: kept for the next try, as a queue without room keeps it.
+                            self.pending = Some((io, expect));
+                            self.held = Some(hold);
+                            return Submitted::NoRoom;
+                        }
+                    }
+                }
+                self.held = None;
+            }
+        }
         if !self.submit_one(feed.queue, io, expect, feed.now, feed.record, stage) {
             return Submitted::NoRoom;
+        }
+        if feed.paced {
+            if let Some(p) = &mut self.pacer {
+                p.issued(io.ddir, io.len);
+            }
         }
         feed.budget.issued += io.len;
         Submitted::Yes

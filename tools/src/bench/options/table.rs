@@ -3,8 +3,9 @@
 //! Looking names up, the "did you mean" hint and the help listing all read the rows; fio
 //! options uvio knows of but refuses are listed apart, with the reason.
 
+use super::engines::{engine_kind, EngineKind};
 use super::values::{parse_bssplit, parse_cpu_list, parse_pattern, parse_percentiles, Value};
-use super::{JobOptions, OptKind, OptionError, RwMode, VerifyKind};
+use super::{JobOptions, OptKind, OptionError, RateProcess, RwMode, ThinkBlocks, VerifyKind};
 
 /// Parses an option's value into the options it sets.
 type Setter = fn(&mut JobOptions, Value<'_>) -> Result<(), OptionError>;
@@ -60,12 +61,38 @@ const OPTIONS: &[OptionDef] = &[
         o.filename = Some(v.text.to_string());
         Ok(())
     }),
+    // `rw=read:8k` leaves 8 KiB holes between sequential I/Os (`:-8k` goes backwards);
+    // fio's `rw=randread:N` (N I/Os per random offset) is refused.
     value("rw", |o, v| {
-        o.rw = RwMode::parse(v.text)?;
+        let (mode, add) = match v.text.split_once(':') {
+            Some((m, add)) => (m, Some(add.trim())),
+            None => (v.text, None),
+        };
+        o.rw = RwMode::parse(mode)?;
+        o.rw_seq_add = 0;
+        if let Some(add) = add {
+            if o.rw.is_random() {
+                return Err(v.unsupported(format!(
+                    "rw={}:{add} ({add} I/Os per random offset) is not supported",
+                    o.rw.name()
+                )));
+            }
+            let (negative, bytes) = match add.strip_prefix('-') {
+                Some(b) => (true, b),
+                None => (false, add),
+            };
+            let part = Value {
+                name: v.name,
+                text: bytes,
+            };
+            let bytes = i64::try_from(part.size()?)
+                .map_err(|_| v.invalid(format!("`:{add}` is too large")))?;
+            o.rw_seq_add = if negative { -bytes } else { bytes };
+        }
         Ok(())
     })
     .aliases(&["readwrite"])
-    .help(" (read write trim randread randwrite randtrim rw randrw)"),
+    .help(" (read write trim randread randwrite randtrim rw randrw; read:HOLE, read:-STEP)"),
     // If both rwmixread and rwmixwrite are given and disagree, the latter wins (fio).
     value("rwmixread", |o, v| {
         o.rwmixread = v.percent()?;
@@ -174,6 +201,11 @@ const OPTIONS: &[OptionDef] = &[
         // fio: setting randseed disables rand_repeatable's fixed default seed.
         Ok(())
     }),
+    value("random_distribution", |o, v| {
+        o.random_distribution = crate::bench::distribution::Distribution::parse(v.text)?;
+        Ok(())
+    })
+    .help(" (random zipf:T pareto:H normal:D zoned:A/S:... zoned_abs:A/SIZE:...)"),
     flag("norandommap", |o, v| {
         o.norandommap = v.boolean()?;
         Ok(())
@@ -185,15 +217,20 @@ const OPTIONS: &[OptionDef] = &[
             "md5" => Some(VerifyKind::Md5),
             "xxhash" => Some(VerifyKind::Xxhash),
             "pattern" => Some(VerifyKind::Pattern),
+            "meta" => Some(VerifyKind::Meta),
             other => {
                 return Err(v.unsupported(format!(
-                    "verify={other} is not supported (crc32c, md5, xxhash, pattern)"
+                    "verify={other} is not supported (crc32c, md5, xxhash, meta, pattern)"
                 )))
             }
         };
         Ok(())
     })
-    .help(" (crc32c md5 xxhash pattern)"),
+    .help(" (crc32c md5 xxhash meta pattern)"),
+    value("verify_interval", |o, v| {
+        o.verify_interval = Some(v.small()?);
+        Ok(())
+    }),
     value("verify_pattern", |o, v| {
         o.verify_pattern = Some(parse_pattern(v.text)?);
         Ok(())
@@ -220,52 +257,227 @@ const OPTIONS: &[OptionDef] = &[
     }),
     // Accepted for job-file compatibility: uvio always runs jobs as threads.
     flag("thread", |_, v| v.boolean().map(drop)),
-    value("ioengine", |_, v| {
-        if v.text != "uvio" {
-            return Err(v.unsupported(format!(
-                "ioengine={}: uvio bench drives the device with its own engine (ioengine=uvio)",
-                v.text
-            )));
+    // A job file written for another engine runs on uvio's: the engine is the one thing
+    // uvio replaces, so it says so, once (the filename must still name a uvio device).
+    value("ioengine", |o, v| {
+        match engine_kind(v.text) {
+            Some(EngineKind::Uvio) => {}
+            Some(EngineKind::Storage) => o
+                .notes
+                .push(format!("ioengine={} replaced by uvio", v.text)),
+            Some(EngineKind::NotBlockIo(what)) => {
+                return Err(v.unsupported(format!(
+                    "ioengine={} {what}: there is no block I/O for uvio to run in its place",
+                    v.text
+                )))
+            }
+            None => {
+                return Err(v.invalid(format!(
+                    "`{}` is not an I/O engine fio knows (uvio runs the job file's block I/O \
+                     on its own engine: ioengine=uvio, or any of fio's, such as libaio)",
+                    v.text
+                )))
+            }
         }
         Ok(())
     })
-    .help("=uvio"),
-    value("direct", |_, v| {
+    .help("=uvio (or any of fio's: replaced by uvio)"),
+    value("direct", |o, v| {
         if !v.boolean()? {
-            return Err(v.unsupported("uvio has no page cache: I/O is always direct (direct=1)"));
+            o.notes.push(ALWAYS_DIRECT.into());
+        }
+        Ok(())
+    }),
+    value("buffered", |o, v| {
+        if v.boolean()? {
+            o.notes.push(ALWAYS_DIRECT.into());
+        }
+        Ok(())
+    }),
+    // fio's `directory` is where `filename` lives; a uvio filename is a device address.
+    value("directory", |o, v| {
+        o.notes.push(format!(
+            "directory={} ignored: filename= names a uvio device",
+            v.text
+        ));
+        Ok(())
+    }),
+    value("slat_percentiles", |o, v| {
+        o.slat_percentiles = v.boolean()?;
+        Ok(())
+    }),
+    value("clat_percentiles", |o, v| {
+        o.clat_percentiles = v.boolean()?;
+        Ok(())
+    }),
+    value("lat_percentiles", |o, v| {
+        o.lat_percentiles = v.boolean()?;
+        Ok(())
+    }),
+    flag("stonewall", |o, v| {
+        o.stonewall = v.boolean()?;
+        Ok(())
+    })
+    .aliases(&["wait_for_previous"]),
+    flag("new_group", |o, v| {
+        o.new_group = v.boolean()?;
+        Ok(())
+    }),
+    value("startdelay", |o, v| {
+        o.start_delay = match v.text.split_once('-') {
+            Some((lo, hi)) if !v.text.trim_start().starts_with('(') => {
+                let part = |t| Value {
+                    name: v.name,
+                    text: t,
+                };
+                let (lo, hi) = (part(lo).time()?, part(hi).time()?);
+                // fio swaps a range given high-low.
+                (lo.min(hi), Some(lo.max(hi)))
+            }
+            _ => (v.time()?, None),
+        };
+        Ok(())
+    })
+    .help(" (T or T1-T2: after the benchmark's start)"),
+    value("loops", |o, v| v.count(&mut o.loops)),
+    value("rate", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate[d] = part.size()?;
+            Ok(())
+        })
+    })
+    .help(" (bytes/s, per direction)"),
+    value("rate_iops", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate_iops[d] = part.int()?;
+            Ok(())
+        })
+    }),
+    value("rate_min", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate_min[d] = part.size()?;
+            Ok(())
+        })
+    })
+    .aliases(&["ratemin"]),
+    value("rate_iops_min", |o, v| {
+        v.per_ddir(|d, part| {
+            o.rate_iops_min[d] = part.int()?;
+            Ok(())
+        })
+    }),
+    value("rate_cycle", |o, v| {
+        let ms = v.int()?;
+        if ms == 0 {
+            return Err(v.invalid("must be at least 1 (ms)"));
+        }
+        o.rate_cycle = std::time::Duration::from_millis(ms);
+        Ok(())
+    })
+    .aliases(&["ratecycle"])
+    .help(" (ms)"),
+    value("rate_process", |o, v| {
+        o.rate_process = match v.text {
+            "linear" => RateProcess::Linear,
+            "poisson" => RateProcess::Poisson,
+            other => return Err(v.invalid(format!("`{other}`: use linear or poisson"))),
+        };
+        Ok(())
+    })
+    .help(" (linear poisson)"),
+    value("thinktime", |o, v| {
+        o.thinktime = Some(v.time_us()?);
+        Ok(())
+    })
+    .help(" (us)"),
+    value("thinktime_spin", |o, v| {
+        o.thinktime_spin = v.time_us()?;
+        Ok(())
+    }),
+    value("thinktime_blocks", |o, v| v.count(&mut o.thinktime_blocks)),
+    value("thinktime_blocks_type", |o, v| {
+        o.thinktime_blocks_type = match v.text {
+            "complete" => ThinkBlocks::Complete,
+            "issue" => ThinkBlocks::Issue,
+            other => return Err(v.invalid(format!("`{other}`: use complete or issue"))),
+        };
+        Ok(())
+    }),
+    // fio's offload mode exists so that submissions keep their schedule whatever the
+    // completions do; a uvio job's polling thread submits on schedule without blocking on
+    // completions, which is that already.
+    value("blockalign", |o, v| {
+        v.per_ddir(|d, part| {
+            o.blockalign[d] = Some(part.size()?);
+            Ok(())
+        })
+    })
+    .aliases(&["ba"]),
+    // uvio's random offsets come from its own generator; what fio's choice is for (every
+    // block once per pass, with lfsr) the random map does.
+    value("random_generator", |o, v| match v.text {
+        "tausworthe" | "lfsr" | "tausworthe64" => {
+            o.notes.push(format!(
+                "random_generator={} replaced by uvio's own (the random map still visits \
+                 every block once per pass)",
+                v.text
+            ));
+            Ok(())
+        }
+        other => Err(v.invalid(format!("`{other}`: use tausworthe, lfsr or tausworthe64"))),
+    }),
+    value("zonemode", |_, v| match v.text {
+        "none" => Ok(()),
+        "strided" => Err(v.unsupported(
+            "zonemode=strided: strided zones (zonesize, zoneskip) are not implemented",
+        )),
+        "zbd" => Err(v.unsupported("zonemode=zbd: zoned block devices are not supported")),
+        other => Err(v.invalid(format!("`{other}`: use none, strided or zbd"))),
+    })
+    .help("=none"),
+    value("io_submit_mode", |o, v| match v.text {
+        "inline" => Ok(()),
+        "offload" => {
+            o.notes.push(
+                "io_submit_mode=offload: the job's own polling thread submits on schedule \
+                 without waiting for completions (uvio's inline mode does what offload is for)"
+                    .into(),
+            );
+            Ok(())
+        }
+        other => Err(v.invalid(format!("`{other}`: use inline or offload"))),
+    })
+    .help(" (inline offload)"),
+    // On a block device, fio's "write until the device is full" is the whole device from
+    // `offset`: size= is dropped.
+    value("fill_device", |o, v| {
+        if v.boolean()? {
+            o.size = None;
         }
         Ok(())
     })
-    .help("=1"),
+    .aliases(&["fill_fs"]),
+    // Serialises the creation of files; a uvio job creates none.
+    value("create_serialize", |_, v| v.boolean().map(drop)),
     value("description", |o, v| {
         o.description = Some(v.text.to_string());
         Ok(())
     }),
 ];
 
+/// The note for `direct=0` / `buffered=1`.
+const ALWAYS_DIRECT: &str = "uvio I/O is always direct: there is no page cache (direct=0 and \
+                             buffered=1 are ignored)";
+
 /// fio options uvio knows of but does not implement: refused with a specific reason.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("kb_base", "sizes always use fio's default kb_base=1024"),
     ("unit_base", "output is always in bytes"),
-    ("rate", "rate limiting is not implemented"),
-    ("rate_iops", "rate limiting is not implemented"),
-    ("rate_min", "rate limiting is not implemented"),
-    ("thinktime", "think time is not implemented"),
     (
-        "stonewall",
-        "jobs of one file run as one group; use separate job files",
+        "rate_ignore_thinktime",
+        "think time always counts against the rate",
     ),
-    (
-        "wait_for_previous",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    (
-        "new_group",
-        "jobs of one file run as one group; use separate job files",
-    ),
-    ("loops", "repeat the run instead"),
     ("number_ios", "use io_size"),
-    ("startdelay", "jobs start together"),
     (
         "iodepth_low",
         "the queue is refilled to iodepth at every reap",
@@ -273,21 +485,31 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("fsync", "flushes are not issued by the benchmark"),
     ("fdatasync", "flushes are not issued by the benchmark"),
     ("end_fsync", "flushes are not issued by the benchmark"),
-    ("buffered", "uvio has no page cache: I/O is always direct"),
-    ("random_distribution", "offsets are uniform"),
-    ("random_generator", "uvio uses its own generator"),
-    ("rw_sequencer", "the `rw=...:N` modifier is not supported"),
+    (
+        "rw_sequencer",
+        "rw=randread:N (N I/Os per random offset) is not supported",
+    ),
+    (
+        "latency_target",
+        "the search for the depth that meets a latency target is not implemented",
+    ),
+    (
+        "latency_window",
+        "the search for the depth that meets a latency target is not implemented",
+    ),
+    (
+        "latency_percentile",
+        "the search for the depth that meets a latency target is not implemented",
+    ),
+    ("zonesize", "strided zones are not implemented"),
+    ("zoneskip", "strided zones are not implemented"),
+    ("zonerange", "strided zones are not implemented"),
     (
         "bs_unaligned",
         "block sizes must be multiples of the logical block size",
     ),
-    (
-        "blockalign",
-        "offsets are aligned to the minimum block size",
-    ),
     ("verify_backlog", "verification runs after the write phase"),
     ("verify_async", "verification runs in the job's thread"),
-    ("verify_interval", "one header per block"),
     ("verify_offset", "the header is at the start of each block"),
     ("verify_only", "use rw=read with verify="),
     (
@@ -299,9 +521,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "directions are always reported separately",
     ),
     ("continue_on_error", "a job stops at its first I/O error"),
-    ("clat_percentiles", "clat percentiles are always reported"),
-    ("lat_percentiles", "clat percentiles are always reported"),
-    ("slat_percentiles", "clat percentiles are always reported"),
     (
         "significant_figures",
         "four significant figures, as fio's default",
@@ -312,8 +531,26 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("write_hist_log", "log files are not written"),
     ("nrfiles", "one device per job"),
     ("filesize", "use size"),
-    ("zonemode", "zoned devices are not supported"),
     ("cpumask", "CPU affinity is not implemented"),
+    (
+        "gtod_reduce",
+        "latencies are always measured (with the TSC where it is steady, at little cost)",
+    ),
+    ("flow", "flow control between jobs is not implemented"),
+    ("flow_id", "flow control between jobs is not implemented"),
+    ("flow_sleep", "flow control between jobs is not implemented"),
+    ("dedupe_percentage", "write buffers are always random data"),
+    ("dedupe_mode", "write buffers are always random data"),
+    (
+        "buffer_compress_percentage",
+        "write buffers are always random data",
+    ),
+    ("buffer_pattern", "write buffers are always random data"),
+    (
+        "numa_cpu_nodes",
+        "NUMA placement is not implemented (use cpus_allowed)",
+    ),
+    ("numa_mem_policy", "NUMA placement is not implemented"),
     ("exitall", "jobs run to their own end"),
 ];
 

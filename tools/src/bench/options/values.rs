@@ -6,6 +6,7 @@ use crate::units::{
     split_per_ddir, SizeOrPercent, ValueError,
 };
 
+use super::expr::{self, ExprKind};
 use super::{invalid, OptionError, KB_BASE};
 
 fn value_err(name: &str) -> impl Fn(ValueError) -> OptionError + '_ {
@@ -35,7 +36,20 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// A parenthesised value is fio's arithmetic ([`expr::evaluate`]).
+    fn expression(&self, kind: ExprKind) -> Option<Result<u64, OptionError>> {
+        self.text.trim_start().starts_with('(').then(|| {
+            expr::evaluate(self.text, kind).map_err(|source| OptionError::Expression {
+                name: self.name.to_string(),
+                source,
+            })
+        })
+    }
+
     pub fn size(&self) -> Result<u64, OptionError> {
+        if let Some(v) = self.expression(ExprKind::Size) {
+            return v;
+        }
         parse_size(self.text, KB_BASE).map_err(value_err(self.name))
     }
 
@@ -44,14 +58,37 @@ impl<'a> Value<'a> {
     }
 
     pub fn size_or_percent(&self) -> Result<SizeOrPercent, OptionError> {
+        if let Some(v) = self.expression(ExprKind::Size) {
+            return v.map(SizeOrPercent::Bytes);
+        }
         parse_size_or_percent(self.text, KB_BASE).map_err(value_err(self.name))
     }
 
+    /// A time; a bare number is seconds.
     pub fn time(&self) -> Result<std::time::Duration, OptionError> {
+        if let Some(v) = self.expression(ExprKind::Seconds) {
+            return v.map(std::time::Duration::from_micros);
+        }
         parse_time(self.text).map_err(value_err(self.name))
     }
 
+    /// A time whose bare number is microseconds (fio's `thinktime`), with the same suffixes.
+    pub fn time_us(&self) -> Result<std::time::Duration, OptionError> {
+        if let Some(v) = self.expression(ExprKind::Micros) {
+            return v.map(std::time::Duration::from_micros);
+        }
+        let t = self.text.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return self.int().map(std::time::Duration::from_micros);
+        }
+        self.time()
+    }
+
+    /// An integer; fio reads these as sizes, so a parenthesised one is worked out too.
     pub fn int(&self) -> Result<u64, OptionError> {
+        if let Some(v) = self.expression(ExprKind::Size) {
+            return v;
+        }
         parse_int(self.text).map_err(value_err(self.name))
     }
 

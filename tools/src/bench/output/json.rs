@@ -3,7 +3,8 @@
 //! Keys, nesting and units follow fio 3.x: `jobs[]` with `jobname`, `job options` (always with
 //! `rw`, `bs`, `iodepth`, `numjobs`, `ioengine`), `read`/`write`/`trim` (always all three) and
 //! `sync`, `io_bytes`, `bw` in KiB/s, `bw_bytes`, `iops`, `runtime` in ms, `total_ios`,
-//! `slat_ns`/`clat_ns`/`lat_ns` with `min/max/mean/stddev/N` and `percentile` on `clat_ns`, plus
+//! `slat_ns`/`clat_ns`/`lat_ns` with `min/max/mean/stddev/N`, and `percentile` (json+: `bins`)
+//! on each that `slat_percentiles`/`clat_percentiles` (the default)/`lat_percentiles` ask for, plus
 //! `uvio version` at the top and a `uvio` object per job. No NaN is ever emitted.
 
 use hdrhistogram::Histogram;
@@ -94,6 +95,7 @@ fn ddir(s: &DirStats, opts: &JobOptions, group_agg: u64, bins: bool) -> Value {
     let bw_kib = s.bw_bytes() / 1024;
     let b = &s.bw_samples;
     let i = &s.iops_samples;
+    let list = opts.percentile_list.as_slice();
     let agg = if group_agg > 0 {
         (b.mean * 100.0 / (group_agg as f64 / 1024.0)).min(100.0)
     } else {
@@ -109,9 +111,9 @@ fn ddir(s: &DirStats, opts: &JobOptions, group_agg: u64, bins: bool) -> Value {
         "total_ios": s.ios,
         "short_ios": 0,
         "drop_ios": 0,
-        "slat_ns": latency(&s.slat, None, false),
-        "clat_ns": latency(&s.clat, Some(&opts.percentile_list), bins),
-        "lat_ns": latency(&s.lat, None, false),
+        "slat_ns": latency(&s.slat, opts.slat_percentiles.then_some(list), bins),
+        "clat_ns": latency(&s.clat, opts.clat_percentiles.then_some(list), bins),
+        "lat_ns": latency(&s.lat, opts.lat_percentiles.then_some(list), bins),
         "bw_min": b.min as u64,
         "bw_max": b.max as u64,
         "bw_agg": num(agg),
@@ -338,11 +340,18 @@ mod tests {
 
     /// A report as a 4 KiB random-read job would leave it: `ios` I/Os in `ms` milliseconds.
     fn report(ios: u64, ms: u64) -> GroupReport {
-        let args: Vec<String> = "--name=global --iodepth=8 --name=rr --filename=0000:00:05.0 \
-                                 --rw=randread --bs=4k"
-            .split_whitespace()
-            .map(String::from)
-            .collect();
+        report_with(ios, ms, "")
+    }
+
+    /// The same, with `extra` job options.
+    fn report_with(ios: u64, ms: u64, extra: &str) -> GroupReport {
+        let args: Vec<String> = format!(
+            "--name=global --iodepth=8 --name=rr --filename=0000:00:05.0 --rw=randread \
+             --bs=4k {extra}"
+        )
+        .split_whitespace()
+        .map(String::from)
+        .collect();
         let inv = parse_args(&args).unwrap();
         let group = &inv.groups[0];
         let opts = Arc::new(group.jobs[0].clone());
@@ -431,5 +440,28 @@ mod tests {
         assert_eq!(job["write"]["total_ios"], 0);
         assert_eq!(job["write"]["clat_ns"]["mean"], 0.0);
         assert!(!text.contains("NaN"));
+    }
+
+    #[test]
+    fn percentiles_follow_the_three_switches() {
+        let opts = "--slat_percentiles=1 --clat_percentiles=0 --lat_percentiles=1 \
+                    --percentile_list=50:99";
+        for plus in [false, true] {
+            let doc = render(&[report_with(1000, 1000, opts)], plus, 0, 0);
+            let r = &doc["jobs"][0]["read"];
+            assert!(r["clat_ns"].get("percentile").is_none());
+            assert!(r["clat_ns"].get("bins").is_none());
+            for l in ["slat_ns", "lat_ns"] {
+                let p = r[l]["percentile"].as_object().expect("percentiles");
+                let keys: Vec<&String> = p.keys().collect();
+                assert_eq!(keys, ["50.000000", "99.000000"], "{l}");
+                assert_eq!(r[l].get("bins").is_some(), plus, "{l}");
+            }
+            // The recorded slat is 1000-1099 ns, lat 21000 ns and up: each its own figures.
+            let slat99 = r["slat_ns"]["percentile"]["99.000000"].as_u64().unwrap();
+            let lat50 = r["lat_ns"]["percentile"]["50.000000"].as_u64().unwrap();
+            assert!((1000..1100).contains(&slat99), "{slat99}");
+            assert!(lat50 > 21_000, "{lat50}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! fio's normal (human) output: the start-up lines, the per-job block (IOPS/BW, slat/clat/lat,
-//! clat percentiles, bw/iops samples, latency distribution, cpu, IO depths, issued) and the
+//! the slat/clat/lat percentiles `*_percentiles` ask for, bw/iops samples, latency distribution, cpu, IO depths, issued) and the
 //! "Run status group" summary. No "Disk stats" section: there is no kernel block device.
 
 use std::fmt::Write;
@@ -116,7 +116,17 @@ fn ddir_block(out: &mut String, d: Ddir, s: &DirStats, opts: &JobOptions, group_
     lat_line(out, "slat", &s.slat);
     lat_line(out, "clat", &s.clat);
     lat_line(out, " lat", &s.lat);
-    percentiles(out, "clat", &s.clat, &opts.percentile_list);
+    // fio's order: slat, clat, then lat percentiles, each when its option asks for it.
+    let list = &opts.percentile_list;
+    if opts.slat_percentiles {
+        percentiles(out, "slat", &s.slat, list);
+    }
+    if opts.clat_percentiles {
+        percentiles(out, "clat", &s.clat, list);
+    }
+    if opts.lat_percentiles {
+        percentiles(out, "lat", &s.lat, list);
+    }
     let b = &s.bw_samples;
     if b.n > 0 {
         let mut scale = 1.0;
@@ -460,6 +470,46 @@ mod tests {
         assert_eq!(lines.len(), 6, "{out}");
         assert!(lines[5].starts_with("     | 99.99th=["), "{out}");
         assert!(out.ends_with("]\n"));
+    }
+
+    #[test]
+    fn percentile_blocks_follow_the_three_switches_in_fios_order() {
+        let mut s = DirStats::default();
+        for i in 0..1000u64 {
+            // slat 3-103 us, clat 150-250 us, lat 153-353 us.
+            s.record(4096, 3_000 + i * 100, 150_000 + i * 100);
+        }
+        s.runtime = std::time::Duration::from_secs(1);
+        let mut opts = JobOptions::default();
+        let block = |opts: &JobOptions| {
+            let mut out = String::new();
+            ddir_block(&mut out, Ddir::Read, &s, opts, 0);
+            out.lines()
+                .filter(|l| l.contains("percentiles"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(block(&opts), ["    clat percentiles (usec):"]);
+        opts.set("slat_percentiles", Some("1")).unwrap();
+        opts.set("lat_percentiles", Some("1")).unwrap();
+        assert_eq!(
+            block(&opts),
+            [
+                "    slat percentiles (usec):",
+                "    clat percentiles (usec):",
+                "    lat percentiles (usec):"
+            ]
+        );
+        opts.set("clat_percentiles", Some("0")).unwrap();
+        opts.set("slat_percentiles", Some("0")).unwrap();
+        let mut out = String::new();
+        ddir_block(&mut out, Ddir::Read, &s, &opts, 0);
+        // lat's own figures: its 1st percentile is past clat's 150 us.
+        assert!(
+            out.contains("    lat percentiles (usec):\n     |  1.00th=[  155],"),
+            "{out}"
+        );
+        assert!(!out.contains("clat percentiles"), "{out}");
     }
 
     #[test]
