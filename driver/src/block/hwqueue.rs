@@ -610,7 +610,6 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
                     offset: request.offset,
                     len: request.len,
                     after: self.deadlines.timeout().unwrap_or_default(),
-                    tag,
                 });
                 record.state = TagState::Expired;
                 self.parked.push(tag);

@@ -226,8 +226,6 @@ pub enum IoError {
         offset: u64,
         len: u64,
         after: Duration,
-        /// The tag it ran under on its queue, to recover it by (SCSI's ABORT TASK names it).
-        tag: u16,
     },
     /// The device was reset while the request was in flight (to recover from a timeout or
     /// a device error): it may or may not have reached the medium. Its buffers came back

@@ -14,6 +14,7 @@ use super::engine::Inflight;
 #[derive(Debug)]
 pub struct Mailed {
     ctx: Inflight,
+    tag: u16,
     result: Result<u64, IoError>,
     data: Data,
 }
@@ -153,15 +154,16 @@ impl QueueHandle {
         }
     }
 
-    /// Hands at most `max` of this thread's completions to `each`; returns how many.
+    /// Hands at most `max` of this thread's completions to `each` (context, result, buffers
+    /// and the tag it ran under); returns how many.
     #[inline]
     pub fn poll(
         &mut self,
         max: usize,
-        mut each: impl FnMut(&Inflight, Result<u64, IoError>, Data),
+        mut each: impl FnMut(&Inflight, Result<u64, IoError>, Data, u16),
     ) -> usize {
         match self {
-            QueueHandle::Owned(q) => q.poll_up_to(max, |d| each(d.ctx, d.result, d.data)),
+            QueueHandle::Owned(q) => q.poll_up_to(max, |d| each(d.ctx, d.result, d.data, d.tag)),
             QueueHandle::Shared(s, me) => {
                 let mut guard = lock(s);
                 let Shared { queue, mailboxes } = &mut *guard;
@@ -169,6 +171,7 @@ impl QueueHandle {
                     if let Some(mailbox) = mailboxes.get_mut(d.ctx.owner as usize) {
                         mailbox.push(Mailed {
                             ctx: *d.ctx,
+                            tag: d.tag,
                             result: d.result,
                             data: d.data,
                         });
@@ -177,7 +180,7 @@ impl QueueHandle {
                 let mine = &mut mailboxes[*me];
                 let n = mine.len().min(max);
                 for m in mine.drain(..n) {
-                    each(&m.ctx, m.result, m.data);
+                    each(&m.ctx, m.result, m.data, m.tag);
                 }
                 n
             }

@@ -101,7 +101,6 @@ impl<E: RequestEncoder, Ctx: Default> HwQueue<E, Ctx> {
                             offset: record.request.offset,
                             len: record.request.len,
                             after: self.control_timeout,
-                            tag,
                         };
                         return (Err(error), Data::None);
                     }

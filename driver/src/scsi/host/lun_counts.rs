@@ -76,7 +76,6 @@ mod tests {
             offset: 0,
             len: 36,
             after: Duration::from_secs(30),
-            tag: 0,
         };
         counts.record(2, 5, &Err(timed_out));
         assert_eq!(

@@ -9,7 +9,8 @@ use super::{Engine, Inflight};
 use crate::bench::options::Ddir;
 
 impl Engine {
-    /// Handles one completion: latency, errors, verification; takes its buffer back.
+    /// Handles one completion (of request `tag`): latency, errors, verification; takes its
+    /// buffer back.
     #[inline]
     pub(super) fn complete(
         &mut self,
@@ -18,6 +19,7 @@ impl Engine {
         data: Data,
         now: u64,
         record: bool,
+        tag: u16,
     ) {
         self.in_flight -= 1;
         if let Some(p) = &mut self.pacer {
@@ -44,7 +46,7 @@ impl Engine {
                     io.len,
                     io.offset
                 );
-                if let IoError::TimedOut { tag, .. } = e {
+                if let IoError::TimedOut { .. } = e {
                     self.recover(tag, e.to_string());
                 }
                 self.fail(what, errno);

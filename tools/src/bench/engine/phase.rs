@@ -152,14 +152,14 @@ impl Engine {
                 0
             };
             loop {
-                got += feed.queue.poll(max - got, |io, result, data| {
+                got += feed.queue.poll(max - got, |io, result, data, tag| {
                     let at = *stamp.get_or_insert_with(|| clock.now());
                     let t_engine = if self.stages.is_some() {
                         clock.now()
                     } else {
                         0
                     };
-                    self.complete(io, result, data, at, record);
+                    self.complete(io, result, data, at, record, tag);
                     if let Some(st) = &mut self.stages {
                         st.engine_complete += clock.now().saturating_sub(t_engine);
                     }
