@@ -1,2 +1,3 @@
 pub mod data;
+pub mod host_bin;
 pub mod vm;

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use uvio_tests::host_bin::uvio;
 
 /// The device address every job file is pointed at (a syntactically valid BDF: with
 /// `--parse-only` no device is opened).
@@ -328,60 +328,6 @@ const EXPECTED: &[(&str, Expect)] = &[
         },
     ),
 ];
-
-/// The `uvio` binary to run.
-fn uvio() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("UVIO_HOST_BIN") {
-            let p = PathBuf::from(p);
-            assert!(p.is_file(), "UVIO_HOST_BIN={} is not a file", p.display());
-            return p;
-        }
-        build_uvio()
-    })
-}
-
-/// `cargo build -p uvio-tools --bin uvio` in the profile this test was built in (the name of
-/// the directory above `deps/`), and the executable cargo reports.
-fn build_uvio() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let profile = match exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-    {
-        "debug" => "dev".to_string(),
-        other => other.to_string(),
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args(["build", "-p", "uvio-tools", "--bin", "uvio", "--profile"])
-        .arg(profile)
-        .arg("--message-format=json-render-diagnostics")
-        .output()
-        .expect("running cargo build");
-    assert!(
-        out.status.success(),
-        "cargo build -p uvio-tools failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "uvio")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo build reported no `uvio` executable")
-}
-
-fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-}
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fio-examples")
