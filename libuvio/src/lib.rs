@@ -16,6 +16,8 @@ pub mod error;
 pub mod handle;
 pub mod memory;
 pub mod queue;
+#[cfg(test)]
+mod tests;
 
 pub use api::*;
 pub use queue::uvio_completion;

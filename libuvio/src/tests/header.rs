@@ -7,21 +7,56 @@ use std::mem::{offset_of, size_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use uvio::device::{RING_AUTO, RING_PACKED, RING_SPLIT};
-use uvio::{uvio_completion, uvio_info, uvio_mem_region};
+use crate::device::{RING_AUTO, RING_PACKED, RING_SPLIT};
+use crate::{uvio_completion, uvio_info, uvio_mem_region};
 
 fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory cargo built this package's libraries into (the test binary is in its
-/// `deps/`).
+/// The directory holding `libuvio.so`, built for this test with `cargo build -p libuvio` in
+/// the test's profile (a unit test's build does not make the C libraries; the crate has no
+/// rlib, whose file name would collide with the driver's `libuvio.rlib`).
 fn artifact_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .to_path_buf()
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile = match exe
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .unwrap_or("debug")
+        {
+            "debug" => "dev".to_string(),
+            other => other.to_string(),
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .current_dir(crate_dir())
+            .args(["build", "-p", "libuvio", "--profile", &profile])
+            .arg("--message-format=json-render-diagnostics")
+            .output()
+            .expect("running cargo build -p libuvio");
+        assert!(
+            out.status.success(),
+            "cargo build -p libuvio failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("libuvio.so"))
+            .find_map(|l| {
+                let start = l.find("\"filenames\":[")? + 13;
+                let rest = &l[start..];
+                rest.split('"')
+                    .find(|f| f.ends_with("libuvio.so"))
+                    .map(|f| PathBuf::from(f).parent().map(Path::to_path_buf))
+            })
+            .flatten()
+            .expect("cargo build reported no libuvio.so")
+    })
+    .clone()
 }
 
 /// The functions the header declares: every `uvio_name(` that starts a declaration.

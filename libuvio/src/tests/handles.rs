@@ -4,7 +4,7 @@
 use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
-use uvio::*;
+use crate::*;
 
 fn message() -> String {
     // SAFETY: this thread's last message, valid until its next failure.
