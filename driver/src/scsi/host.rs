@@ -8,18 +8,20 @@ use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
 use super::encoder::ScsiEncoder;
 use super::error::ScsiError;
 use super::passthrough::ScsiPassthrough;
-use super::scan::{self, CommandRunner, DiskInfo, LunCommand, ScanReport, ScannedLun};
+use super::scan::{
+    self, CommandRunner, DiskInfo, LunCommand, ScanProgress, ScanReport, ScannedLun,
+};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, Event, EVENT_LEN};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{
-    BlockDevice, Data, HwQueue, IoError, Limits, RequestEncoder, RestartError, TagSet, Unit,
+    BlockDevice, HwQueue, IoError, Limits, RequestEncoder, RestartError, TagSet, Unit,
     CONTROL_TIMEOUT,
 };
-use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
+use crate::dma::{DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
 use crate::scsi_proto::cdb::Cdb;
-use crate::scsi_proto::lun::{virtio_lun, LunError};
+use crate::scsi_proto::lun::LunError;
 use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::{QueueNotifier, TransportError};
 use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError};
@@ -31,19 +33,20 @@ mod control;
 mod lun_counts;
 mod raw;
 mod restart;
+mod scan_port;
 
 use control::ControlQueue;
 pub use control::Escalation;
 use lun_counts::LunCounts;
 pub use lun_counts::LunIoCounts;
 pub use raw::RawData;
+use scan_port::{QueuePort, QueueRunner};
 
 const CONTROL_QUEUE: u16 = 0;
 const EVENT_QUEUE: u16 = 1;
 const FIRST_REQUEST_QUEUE: u16 = 2;
 /// Event buffers kept posted (Linux posts 8).
 const EVENT_BUFFERS: u16 = 16;
-const SCAN_BUFFER: usize = 64 << 10;
 /// The kernel's default SCSI error-handling timeout (`SCSI_DEFAULT_EH_TIMEOUT`).
 const EH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -121,6 +124,16 @@ pub struct ScsiOptions {
     pub depth: DepthRequest,
     /// The ring format: packed when the device offers it (the default), or split.
     pub ring: RingKind,
+}
+
+/// How the host's scan runs.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// One command at a time, target after target, as the kernel scans (otherwise targets,
+    /// and the LUNs of a REPORT LUNS list, are probed side by side over queue 0's tags).
+    pub sequential: bool,
+    /// Updated as targets are scanned, for a progress line.
+    pub progress: Option<Arc<ScanProgress>>,
 }
 
 /// A change the event queue reported, after uvio applied it.
@@ -210,67 +223,21 @@ pub struct VirtioScsiHost {
     control_timeout: Duration,
     /// Commands sent to each LUN, as the kernel's per-device I/O counters count them.
     counts: LunCounts,
-}
-
-/// Runs scan commands through one request queue.
-struct QueueRunner<'a, E: RequestEncoder, C> {
-    queue: &'a mut HwQueue<E, C>,
-    buffer: Option<DmaBuf>,
-    dma: &'a Arc<DmaSpace>,
-    counts: &'a mut LunCounts,
-}
-
-impl<E: RequestEncoder<Command = ScsiPassthrough>, C: Default> CommandRunner
-    for QueueRunner<'_, E, C>
-{
-    fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError> {
-        let LunCommand {
-            target,
-            linux_lun,
-            cdb,
-            alloc,
-            data_in,
-        } = command;
-        let address = virtio_lun(target as u8, linux_lun).map_err(ScsiError::from)?;
-        let data = if alloc == 0 {
-            Data::None
-        } else {
-            let mut buf = match self.buffer.take() {
-                Some(b) if b.capacity() >= alloc => b,
-                _ => self
-                    .dma
-                    .alloc(alloc.max(SCAN_BUFFER))
-                    .map_err(ScsiError::from)?
-                    .into_buf(),
-            };
-            buf.set_len(alloc);
-            if !data_in {
-                buf.as_mut_slice().fill(0);
-            }
-            Data::One(buf)
-        };
-        let command = ScsiPassthrough {
-            address,
-            cdb,
-            data_in,
-        };
-        let request = command.request(data);
-        let (result, data) = self.queue.run_command(command, request);
-        self.counts.record(target, linux_lun, &result);
-        let mut out = Vec::new();
-        if let Data::One(buf) = data {
-            if let Ok(moved) = &result {
-                out.extend_from_slice(&buf.as_slice()[..(*moved as usize).min(buf.len())]);
-            }
-            self.buffer = Some(buf);
-        }
-        result.map(|_| out)
-    }
+    scan: ScanOptions,
 }
 
 impl VirtioScsiHost {
-    /// Opens the host, sets up its queues and scans it.
+    /// Opens the host, sets up its queues and scans it (concurrently).
     pub fn open(function: &PciFunction, options: &ScsiOptions) -> Result<Self, ScsiHostError> {
+        Self::open_with_scan(function, options, ScanOptions::default())
+    }
+
+    /// Opens the host, sets up its queues and scans it as `scan` says.
+    pub fn open_with_scan(
+        function: &PciFunction,
+        options: &ScsiOptions,
+        scan: ScanOptions,
+    ) -> Result<Self, ScsiHostError> {
         let bdf = function.address;
         let OpenedVirtio {
             transport,
@@ -370,6 +337,7 @@ impl VirtioScsiHost {
             max_segments,
             control_timeout,
             counts: LunCounts::default(),
+            scan,
         };
         host.rescan()?;
         Ok(host)
@@ -380,11 +348,31 @@ impl VirtioScsiHost {
         u64::from(self.config.max_lun) + 1 + 0x4000
     }
 
-    /// Scans the whole host again and registers every disk LUN not yet known.
+    /// Scans the whole host again, concurrently over request queue 0's tags unless the
+    /// host was opened for a sequential scan, and applies the differences as
+    /// [`rescan_through`](Self::rescan_through) does.
     pub fn rescan(&mut self) -> Result<(), ScsiHostError> {
-        let mut queue = self.tag_set.take_queue(0).ok_or(ControlError::QueueInUse)?;
-        self.rescan_through(&mut queue);
-        self.tag_set.return_queue(queue);
+        let queue = self.tag_set.take_queue(0).ok_or(ControlError::QueueInUse)?;
+        let (max_target, max_lun) = (self.config.max_target, self.max_linux_lun());
+        // The virtio-scsi LUN field has one byte for the target.
+        let targets: Vec<u16> = (0..=max_target.min(255)).collect();
+        let mut port = QueuePort::new(queue, &self.dma, &mut self.counts);
+        // As many targets in flight as the queue has tags; each LUN has one command in
+        // flight at a time, within `cmd_per_lun`.
+        let width = if self.scan.sequential {
+            1
+        } else {
+            usize::from(port.depth())
+        };
+        let report = scan::scan_targets(
+            &mut port,
+            &targets,
+            max_lun,
+            width,
+            self.scan.progress.as_deref(),
+        );
+        self.tag_set.return_queue(port.into_queue());
+        self.apply(report);
         Ok(())
     }
 
@@ -405,6 +393,12 @@ impl VirtioScsiHost {
             };
             scan::scan_host(&mut runner, max_target, max_lun)
         };
+        self.apply(report)
+    }
+
+    /// Takes a new scan's report: LUNs that appeared are registered, LUNs that are gone
+    /// have their units marked removed.
+    fn apply(&mut self, report: ScanReport) -> Vec<HostEvent> {
         let mut changes = Vec::new();
         for (at, old) in self.report.luns.iter().enumerate() {
             if !report.luns.iter().any(|l| l.lun_field == old.lun_field) {
