@@ -356,6 +356,7 @@ impl VirtioScsiHost {
         let (max_target, max_lun) = (self.config.max_target, self.max_linux_lun());
         // The virtio-scsi LUN field has one byte for the target.
         let targets: Vec<u16> = (0..=max_target.min(255)).collect();
+        let started = std::time::Instant::now();
         let mut port = QueuePort::new(queue, &self.dma, &mut self.counts);
         // As many targets in flight as the queue has tags; each LUN has one command in
         // flight at a time, within `cmd_per_lun`.
@@ -372,6 +373,18 @@ impl VirtioScsiHost {
             self.scan.progress.as_deref(),
         );
         self.tag_set.return_queue(port.into_queue());
+        log::info!(
+            "{}: scanned {} targets, {} LUNs in {:.1} ms ({})",
+            self.bdf,
+            targets.len(),
+            report.luns.len(),
+            started.elapsed().as_secs_f64() * 1e3,
+            if width == 1 {
+                "sequential".to_string()
+            } else {
+                format!("up to {width} targets at once")
+            }
+        );
         self.apply(report);
         Ok(())
     }

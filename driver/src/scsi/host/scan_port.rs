@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::lun_counts::LunCounts;
 use crate::block::{Data, HwQueue, IoError, Rejected, RequestEncoder, TagRequest, Unit};
-use crate::dma::{DmaBuf, DmaSpace};
+use crate::dma::{DmaBuf, DmaError, DmaSpace};
 use crate::scsi::encoder::ScsiEncoder;
 use crate::scsi::error::ScsiError;
 use crate::scsi::passthrough::ScsiPassthrough;
@@ -25,7 +25,12 @@ use crate::virtio::queue::ChainSink;
 const MIN_BUFFER: usize = 4096;
 const RUNNER_BUFFER: usize = 64 << 10;
 
-/// The data buffer for `alloc` bytes: a spare one if large enough, else a new one.
+/// Small buffers are carved this many at a time from one DMA region: each region is a
+/// mapping the IOMMU (a virtual one traps to the hypervisor) sets up and tears down.
+const POOL: usize = 64;
+
+/// The data buffer for `alloc` bytes: a spare one if large enough, else a new one (with
+/// `POOL - 1` spares beside it when it is small).
 fn data_for(
     spare: &mut Vec<DmaBuf>,
     dma: &Arc<DmaSpace>,
@@ -38,6 +43,15 @@ fn data_for(
     }
     let mut buf = match spare.iter().position(|b| b.capacity() >= alloc) {
         Some(at) => spare.swap_remove(at),
+        None if alloc <= MIN_BUFFER && min == MIN_BUFFER => {
+            let mut pool = dma
+                .alloc(MIN_BUFFER * POOL)
+                .map_err(ScsiError::from)?
+                .into_bufs(MIN_BUFFER);
+            let buf = pool.pop().ok_or(ScsiError::from(DmaError::Empty))?;
+            spare.extend(pool);
+            buf
+        }
         None => dma
             .alloc(alloc.max(min))
             .map_err(ScsiError::from)?
