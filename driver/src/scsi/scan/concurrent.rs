@@ -287,8 +287,9 @@ fn send(port: &mut dyn CommandPort, hub: &Rc<RefCell<Hub>>, runnable: &mut VecDe
                 break;
             }
             Err(PortRefusal::Full) => {
-                let depth = port.room() as u16;
-                hub.exchanges[key].answer = Some(Err(IoError::QueueFull(depth)));
+                // Full with nothing in flight: no completion will ever free a tag, so the
+                // command fails rather than waits forever.
+                hub.exchanges[key].answer = Some(Err(IoError::QueueFull(0)));
                 runnable.push_back(hub.exchanges[key].task);
             }
             Err(PortRefusal::Failed(error)) => {
