@@ -1,6 +1,9 @@
 //! `uvio scan`: the LUNs of virtio-scsi hosts, found the way the kernel finds them, printed
 //! in lsscsi's layout or as JSON.
 
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -8,7 +11,8 @@ use uvio::binding::VFIO_PCI_DRIVER;
 use uvio::block::{Data, Request, Unit};
 use uvio::pci::{PciAddress, Sysfs};
 use uvio::scsi::host::HostEvent;
-use uvio::scsi::host::{ScsiOptions, VirtioScsiHost};
+use uvio::scsi::host::{ScanOptions, ScsiOptions, VirtioScsiHost};
+use uvio::scsi::scan::ScanProgress;
 use uvio::scsi::scan::ScannedLun;
 use uvio::virtio::DeviceType;
 
@@ -95,6 +99,10 @@ pub struct ScanArgs {
     /// Ctrl-C / SIGTERM), reading every disk LUN meanwhile; needs exactly one BDF.
     #[arg(long, value_name = "SECONDS")]
     pub watch: Option<u64>,
+    /// Probe one target at a time, one command at a time, as the kernel does (by default
+    /// targets, and the LUNs a target lists, are probed side by side; the result is the same).
+    #[arg(long)]
+    pub sequential: bool,
 }
 
 /// Splits the positional arguments into BDFs (they have a `.`: `0000:00:04.0`) and the
@@ -146,7 +154,15 @@ pub fn main(a: ScanArgs, timeout: Duration) -> CmdResult {
     if a.hosts && (layout.long > 0 || layout.verbose) {
         return Err("uvio scan -H lists hosts without -l, -L or -v".into());
     }
-    run(&bdfs, a.json, &layout, &filter, a.hosts, timeout)
+    run(
+        &bdfs,
+        a.json,
+        &layout,
+        &filter,
+        a.hosts,
+        timeout,
+        a.sequential,
+    )
 }
 
 /// What `layout` needs to ask each LUN.
@@ -251,6 +267,7 @@ pub fn run(
     filter: &Filter,
     list_hosts: bool,
     timeout: Duration,
+    sequential: bool,
 ) -> CmdResult {
     // lsscsi -c heads its list, with "none" when it is empty.
     let mut lines: Vec<String> = Vec::new();
@@ -268,7 +285,8 @@ pub fn run(
         if DeviceType::of(&function) != Some(DeviceType::Scsi) {
             return Err(format!("{bdf} is not a virtio-scsi function").into());
         }
-        let mut host = match VirtioScsiHost::open(
+        let progress = ProgressLine::start(bdf);
+        let opened = VirtioScsiHost::open_with_scan(
             &function,
             &ScsiOptions {
                 queues: Some(1),
@@ -276,7 +294,13 @@ pub fn run(
                 timeout: Some(timeout),
                 ..Default::default()
             },
-        ) {
+            ScanOptions {
+                sequential,
+                progress: Some(Arc::clone(&progress.progress)),
+            },
+        );
+        drop(progress);
+        let mut host = match opened {
             Ok(h) => h,
             Err(e) => {
                 eprintln!("uvio: error: {bdf}: {e}");
@@ -333,6 +357,63 @@ pub fn run(
         return Err(format!("{failed} hosts could not be scanned").into());
     }
     Ok(())
+}
+
+/// A scan's progress on stderr, when stderr is a terminal and the scan takes more than a
+/// second: one line, updated in place ("scanning BDF: target 37/256, 41 LUNs found"), and
+/// cleared when the scan is over (the value is dropped).
+struct ProgressLine {
+    progress: Arc<ScanProgress>,
+    stop: Arc<AtomicBool>,
+    shower: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressLine {
+    const AFTER: Duration = Duration::from_secs(1);
+    const EVERY: Duration = Duration::from_millis(100);
+
+    fn start(bdf: PciAddress) -> Self {
+        let progress = Arc::new(ScanProgress::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let shower = std::io::stderr().is_terminal().then(|| {
+            let (progress, stop) = (Arc::clone(&progress), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let begun = Instant::now();
+                let mut shown = false;
+                while !stop.load(Ordering::Acquire) && !progress.finished() {
+                    if begun.elapsed() >= Self::AFTER {
+                        eprint!(
+                            "\rscanning {bdf}: target {}/{}, {} LUNs found\x1b[K",
+                            progress.targets_done(),
+                            progress.targets(),
+                            progress.luns_found()
+                        );
+                        shown = true;
+                    }
+                    // Woken at once when the scan is over (see `drop`).
+                    std::thread::park_timeout(Self::EVERY);
+                }
+                if shown {
+                    eprint!("\r\x1b[K");
+                }
+            })
+        });
+        ProgressLine {
+            progress,
+            stop,
+            shower,
+        }
+    }
+}
+
+impl Drop for ProgressLine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(shower) = self.shower.take() {
+            shower.thread().unpark();
+            let _ = shower.join();
+        }
+    }
 }
 
 /// Reads of one LUN during `--watch`.

@@ -7,19 +7,19 @@ use std::time::Duration;
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
 use super::encoder::ScsiEncoder;
 use super::error::ScsiError;
-use super::passthrough::ScsiPassthrough;
-use super::scan::{self, CommandRunner, DiskInfo, LunCommand, ScanReport, ScannedLun};
+use super::scan::{
+    self, CommandRunner, DiskInfo, LunCommand, ScanProgress, ScanReport, ScannedLun,
+};
 use super::units::{UnitInfo, UnitTable};
 use super::wire::{self, Event, EVENT_LEN};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{
-    BlockDevice, Data, HwQueue, IoError, Limits, RequestEncoder, RestartError, TagSet, Unit,
-    CONTROL_TIMEOUT,
+    BlockDevice, HwQueue, IoError, Limits, RestartError, TagSet, Unit, CONTROL_TIMEOUT,
 };
-use crate::dma::{DmaBuf, DmaError, DmaRegion, DmaSpace};
+use crate::dma::{DmaError, DmaRegion, DmaSpace};
 use crate::pci::{PciAddress, PciFunction};
 use crate::scsi_proto::cdb::Cdb;
-use crate::scsi_proto::lun::{virtio_lun, LunError};
+use crate::scsi_proto::lun::LunError;
 use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::{QueueNotifier, TransportError};
 use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError};
@@ -30,20 +30,22 @@ use crate::virtio::{DeviceType, Features, VirtioPciTransport};
 mod control;
 mod lun_counts;
 mod raw;
+mod rescan;
 mod restart;
+mod scan_port;
 
 use control::ControlQueue;
 pub use control::Escalation;
 use lun_counts::LunCounts;
 pub use lun_counts::LunIoCounts;
 pub use raw::RawData;
+use scan_port::QueueRunner;
 
 const CONTROL_QUEUE: u16 = 0;
 const EVENT_QUEUE: u16 = 1;
 const FIRST_REQUEST_QUEUE: u16 = 2;
 /// Event buffers kept posted (Linux posts 8).
 const EVENT_BUFFERS: u16 = 16;
-const SCAN_BUFFER: usize = 64 << 10;
 /// The kernel's default SCSI error-handling timeout (`SCSI_DEFAULT_EH_TIMEOUT`).
 const EH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -121,6 +123,16 @@ pub struct ScsiOptions {
     pub depth: DepthRequest,
     /// The ring format: packed when the device offers it (the default), or split.
     pub ring: RingKind,
+}
+
+/// How the host's scan runs.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// One command at a time, target after target, as the kernel scans (otherwise targets,
+    /// and the LUNs of a REPORT LUNS list, are probed side by side over queue 0's tags).
+    pub sequential: bool,
+    /// Updated as targets are scanned, for a progress line.
+    pub progress: Option<Arc<ScanProgress>>,
 }
 
 /// A change the event queue reported, after uvio applied it.
@@ -210,67 +222,21 @@ pub struct VirtioScsiHost {
     control_timeout: Duration,
     /// Commands sent to each LUN, as the kernel's per-device I/O counters count them.
     counts: LunCounts,
-}
-
-/// Runs scan commands through one request queue.
-struct QueueRunner<'a, E: RequestEncoder, C> {
-    queue: &'a mut HwQueue<E, C>,
-    buffer: Option<DmaBuf>,
-    dma: &'a Arc<DmaSpace>,
-    counts: &'a mut LunCounts,
-}
-
-impl<E: RequestEncoder<Command = ScsiPassthrough>, C: Default> CommandRunner
-    for QueueRunner<'_, E, C>
-{
-    fn run(&mut self, command: LunCommand) -> Result<Vec<u8>, IoError> {
-        let LunCommand {
-            target,
-            linux_lun,
-            cdb,
-            alloc,
-            data_in,
-        } = command;
-        let address = virtio_lun(target as u8, linux_lun).map_err(ScsiError::from)?;
-        let data = if alloc == 0 {
-            Data::None
-        } else {
-            let mut buf = match self.buffer.take() {
-                Some(b) if b.capacity() >= alloc => b,
-                _ => self
-                    .dma
-                    .alloc(alloc.max(SCAN_BUFFER))
-                    .map_err(ScsiError::from)?
-                    .into_buf(),
-            };
-            buf.set_len(alloc);
-            if !data_in {
-                buf.as_mut_slice().fill(0);
-            }
-            Data::One(buf)
-        };
-        let command = ScsiPassthrough {
-            address,
-            cdb,
-            data_in,
-        };
-        let request = command.request(data);
-        let (result, data) = self.queue.run_command(command, request);
-        self.counts.record(target, linux_lun, &result);
-        let mut out = Vec::new();
-        if let Data::One(buf) = data {
-            if let Ok(moved) = &result {
-                out.extend_from_slice(&buf.as_slice()[..(*moved as usize).min(buf.len())]);
-            }
-            self.buffer = Some(buf);
-        }
-        result.map(|_| out)
-    }
+    scan: ScanOptions,
 }
 
 impl VirtioScsiHost {
-    /// Opens the host, sets up its queues and scans it.
+    /// Opens the host, sets up its queues and scans it (concurrently).
     pub fn open(function: &PciFunction, options: &ScsiOptions) -> Result<Self, ScsiHostError> {
+        Self::open_with_scan(function, options, ScanOptions::default())
+    }
+
+    /// Opens the host, sets up its queues and scans it as `scan` says.
+    pub fn open_with_scan(
+        function: &PciFunction,
+        options: &ScsiOptions,
+        scan: ScanOptions,
+    ) -> Result<Self, ScsiHostError> {
         let bdf = function.address;
         let OpenedVirtio {
             transport,
@@ -370,6 +336,7 @@ impl VirtioScsiHost {
             max_segments,
             control_timeout,
             counts: LunCounts::default(),
+            scan,
         };
         host.rescan()?;
         Ok(host)
@@ -378,56 +345,6 @@ impl VirtioScsiHost {
     /// The largest Linux LUN integer the host takes (virtio_scsi's `max_lun`).
     fn max_linux_lun(&self) -> u64 {
         u64::from(self.config.max_lun) + 1 + 0x4000
-    }
-
-    /// Scans the whole host again and registers every disk LUN not yet known.
-    pub fn rescan(&mut self) -> Result<(), ScsiHostError> {
-        let mut queue = self.tag_set.take_queue(0).ok_or(ControlError::QueueInUse)?;
-        self.rescan_through(&mut queue);
-        self.tag_set.return_queue(queue);
-        Ok(())
-    }
-
-    /// Scans the whole host again through `queue` (one the caller owns) and applies the
-    /// differences: LUNs that appeared are registered, LUNs that are gone have their units
-    /// marked removed so their I/O fails at once.
-    pub fn rescan_through<E: RequestEncoder<Command = ScsiPassthrough>, C: Default>(
-        &mut self,
-        queue: &mut HwQueue<E, C>,
-    ) -> Vec<HostEvent> {
-        let (max_target, max_lun) = (self.config.max_target, self.max_linux_lun());
-        let report = {
-            let mut runner = QueueRunner {
-                queue,
-                buffer: None,
-                dma: &self.dma,
-                counts: &mut self.counts,
-            };
-            scan::scan_host(&mut runner, max_target, max_lun)
-        };
-        let mut changes = Vec::new();
-        for (at, old) in self.report.luns.iter().enumerate() {
-            if !report.luns.iter().any(|l| l.lun_field == old.lun_field) {
-                if let Some(unit) = self.unit_of[at] {
-                    self.units.update(unit, |u| u.removed = true);
-                }
-                changes.push(HostEvent::Removed {
-                    target: old.target,
-                    lun: old.lun,
-                });
-            }
-        }
-        let mut unit_of = Vec::with_capacity(report.luns.len());
-        for l in &report.luns {
-            // A LUN seen before keeps its unit (re-registered with what the scan learned).
-            unit_of.push(l.disk.as_ref().map(|d| self.register(l, d)));
-            if !self.report.luns.iter().any(|o| o.lun_field == l.lun_field) {
-                changes.push(HostEvent::Added(l.clone()));
-            }
-        }
-        self.unit_of = unit_of;
-        self.report = report;
-        changes
     }
 
     /// The unit for a disk LUN: an existing one (updated) or a new one.

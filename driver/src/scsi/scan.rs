@@ -7,23 +7,33 @@
 //! UNIT READY (START STOP UNIT when not ready), READ CAPACITY(16) with fallback to (10), the
 //! VPD pages it offers, and MODE SENSE for write protect and the write cache.
 //!
-//! The logic runs against [`CommandRunner`], so it is tested here against a simulated
-//! target that answers as QEMU's SCSI emulation does.
+//! The logic is written once, as `async` functions over a [`ScanLink`]: each `await` is a
+//! command sent or a back-off, so a target's scan is a state machine that says what to send
+//! next given the last answer. [`scan_host`] and the other synchronous entry points run it
+//! one command at a time through a [`CommandRunner`], as the kernel does;
+//! [`concurrent::scan_targets`] runs up to N targets (and the LUNs of a REPORT LUNS list)
+//! side by side over a queue of the host's tags, and with N = 1 sends exactly the commands
+//! of the sequential scan, in its order. Both are tested here against a simulated target that
+//! answers as QEMU's SCSI emulation does.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub mod concurrent;
+mod link;
+mod revalidate;
+
+pub use concurrent::{scan_targets, CommandPort, PortRefusal, ScanProgress};
+use link::{block_on, join_ordered, Immediate, ScanLink};
+use revalidate::revalidate_disk;
+
 use super::error::ScsiError;
 use super::wire::response;
 use crate::block::IoError;
-use crate::scsi_proto::cdb::{self, Cdb, PageControl};
+use crate::scsi_proto::cdb::{self, Cdb};
 use crate::scsi_proto::lun::{virtio_lun, ScsiLun};
-use crate::scsi_proto::reply::{
-    BlockDeviceCharacteristics, BlockLimits, DeviceIdentification, Inquiry,
-    LogicalBlockProvisioning, LunPresence, ModeSense, ReadCapacity10, ReadCapacity16, ReportLuns,
-    SupportedVpdPages, UnitSerialNumber,
-};
+use crate::scsi_proto::reply::{Inquiry, LunPresence, ReportLuns};
 use crate::scsi_proto::sense::{ScsiStatus, SenseKey};
 
 /// One SCSI command for (target, LUN) as the scan sends it.
@@ -158,8 +168,8 @@ fn backoff(resend: usize) -> Duration {
 /// reports a UNIT ATTENTION (power on, reset, REPORTED LUNS DATA HAS CHANGED; QEMU raises
 /// one on the first command after those), up to [`UA_RETRIES`] tries, or BUSY or TASK SET
 /// FULL, up to [`BUSY_RETRIES`] tries.
-fn run_retry(
-    runner: &mut dyn CommandRunner,
+async fn run_retry<L: ScanLink>(
+    runner: &mut L,
     target: u16,
     lun: u64,
     cdb: Cdb,
@@ -174,12 +184,12 @@ fn run_retry(
             alloc,
             data_in: true,
         };
-        match runner.run(command) {
+        match runner.run(command).await {
             Err(e) if is_unit_attention(&e) && attentions + 1 < UA_RETRIES => attentions += 1,
             Err(e) if is_busy(&e) && busy + 1 < BUSY_RETRIES => busy += 1,
             other => return other,
         }
-        runner.sleep(backoff(attentions + busy - 1));
+        runner.sleep(backoff(attentions + busy - 1)).await;
     }
 }
 
@@ -192,12 +202,14 @@ fn lun_number(linux_lun: u64) -> u16 {
 
 /// INQUIRY as Linux's `scsi_probe_lun` sends it: 36 bytes, then again with the length the
 /// device says it has.
-fn inquiry(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Result<Inquiry, IoError> {
-    let first = run_retry(runner, target, lun, cdb::inquiry(36), 36)?;
+async fn inquiry<L: ScanLink>(runner: &mut L, target: u16, lun: u64) -> Result<Inquiry, IoError> {
+    let first = run_retry(runner, target, lun, cdb::inquiry(36), 36).await?;
     let parsed = Inquiry::parse(&first).map_err(ScsiError::InquiryReply)?;
     let wanted = usize::from(parsed.additional_length) + 5;
     if wanted > first.len() && wanted <= 255 {
-        if let Ok(longer) = run_retry(runner, target, lun, cdb::inquiry(wanted as u16), wanted) {
+        if let Ok(longer) =
+            run_retry(runner, target, lun, cdb::inquiry(wanted as u16), wanted).await
+        {
             if let Ok(p) = Inquiry::parse(&longer) {
                 return Ok(p);
             }
@@ -213,14 +225,22 @@ pub fn probe_lun(
     target: u16,
     linux_lun: u64,
 ) -> Result<Option<ScannedLun>, IoError> {
-    let inq = inquiry(runner, target, linux_lun)?;
-    Ok(add_lun(runner, target, linux_lun, inq))
+    block_on(probe(&mut Immediate(runner), target, linux_lun))
+}
+
+async fn probe<L: ScanLink>(
+    runner: &mut L,
+    target: u16,
+    linux_lun: u64,
+) -> Result<Option<ScannedLun>, IoError> {
+    let inq = inquiry(runner, target, linux_lun).await?;
+    Ok(add_lun(runner, target, linux_lun, inq).await)
 }
 
 /// Builds the scanned LUN from its INQUIRY data (revalidating a disk), like
 /// `scsi_add_lun`; `None` when only the target answered.
-fn add_lun(
-    runner: &mut dyn CommandRunner,
+async fn add_lun<L: ScanLink>(
+    runner: &mut L,
     target: u16,
     linux_lun: u64,
     inq: Inquiry,
@@ -231,9 +251,11 @@ fn add_lun(
     // The INQUIRY that brought `inq` was sent with this same field, so it encodes; a LUN
     // that could not be addressed never gets here.
     let lun_field = virtio_lun(target as u8, linux_lun).ok()?;
-    let disk = inq
-        .is_sd_disk()
-        .then(|| revalidate(runner, target, linux_lun, &inq));
+    let disk = if inq.is_sd_disk() {
+        Some(revalidate_disk(runner, target, linux_lun, &inq).await)
+    } else {
+        None
+    };
     Some(ScannedLun {
         channel: 0,
         target,
@@ -257,7 +279,29 @@ pub fn scan_target(
     max_lun: u64,
     report: &mut ScanReport,
 ) {
-    let lun0 = match inquiry(runner, target, 0) {
+    let found = block_on(target_scan(&mut Immediate(runner), target, max_lun));
+    report.luns.extend(found.luns);
+    report.warnings.extend(found.warnings);
+}
+
+/// How many LUNs of one REPORT LUNS list are probed side by side at most (when the link
+/// can fork): each has one command in flight at a time, well within `cmd_per_lun`.
+const LUN_WINDOW: usize = 16;
+
+/// One target's scan (see [`scan_target`]): what it found and what went wrong.
+async fn target_scan<L: ScanLink>(runner: &mut L, target: u16, max_lun: u64) -> ScanReport {
+    let mut report = ScanReport::default();
+    target_scan_into(runner, target, max_lun, &mut report).await;
+    report
+}
+
+async fn target_scan_into<L: ScanLink>(
+    runner: &mut L,
+    target: u16,
+    max_lun: u64,
+    report: &mut ScanReport,
+) {
+    let lun0 = match inquiry(runner, target, 0).await {
         Ok(inq) => inq,
         Err(e) if no_target(&e) => return,
         Err(e) => {
@@ -270,12 +314,12 @@ pub fn scan_target(
     let mut found = std::collections::HashSet::new();
     let lun0_level = lun0.scsi_level;
     // LUN 0's INQUIRY is not sent again: like the kernel, the data just read is used.
-    if let Some(l) = add_lun(runner, target, 0, lun0) {
+    if let Some(l) = add_lun(runner, target, 0, lun0).await {
         found.insert(0);
         report.luns.push(l);
     }
     let listed = if lun0_level >= SCSI_3 {
-        report_luns(runner, target, report)
+        report_luns(runner, target, report).await
     } else {
         None
     };
@@ -290,22 +334,29 @@ pub fn scan_target(
                     too_large.len()
                 ));
             }
-            for lun in luns {
-                if found.contains(&lun) || lun > max_lun {
-                    continue;
-                }
-                match probe_lun(runner, target, lun) {
-                    Ok(Some(l)) => {
-                        found.insert(lun);
-                        report.luns.push(l);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        report.warnings.push(format!(
-                            "0:{target}:{}: no response ({e}); scan of the target aborted",
-                            lun_number(lun)
-                        ));
-                        break;
+            // The list holds each LUN once (`unique_luns`), so only LUN 0 can be known.
+            let wanted: Vec<u64> = luns
+                .into_iter()
+                .filter(|lun| !found.contains(lun) && *lun <= max_lun)
+                .collect();
+            'windows: for window in wanted.chunks(LUN_WINDOW) {
+                // Answers are taken in the list's order, whatever order they came in.
+                for (&lun, outcome) in window
+                    .iter()
+                    .zip(probe_together(runner, target, window).await)
+                {
+                    match outcome {
+                        Ok(Some(l)) => report.luns.push(l),
+                        Ok(None) => {}
+                        Err(e) => {
+                            // Probes of later LUNs that ran alongside are dropped: the
+                            // result is the sequential scan's.
+                            report.warnings.push(format!(
+                                "0:{target}:{}: no response ({e}); scan of the target aborted",
+                                lun_number(lun)
+                            ));
+                            break 'windows;
+                        }
                     }
                 }
             }
@@ -313,8 +364,9 @@ pub fn scan_target(
         None => {
             // Sequential scan: up to 8 LUNs for SCSI-2, 256 otherwise, stopping at a hole.
             let last = if lun0_level < SCSI_3 { 8 } else { 256 }.min(max_lun + 1);
+            // One at a time: where it stops depends on each answer.
             for lun in 1..last {
-                match probe_lun(runner, target, lun) {
+                match probe(runner, target, lun).await {
                     Ok(Some(l)) => report.luns.push(l),
                     _ => break,
                 }
@@ -323,25 +375,64 @@ pub fn scan_target(
     }
 }
 
+/// Probes `luns` of `target` (a window of a REPORT LUNS list): side by side when the link
+/// forks, one after another otherwise, stopping at the first that does not answer (as the
+/// kernel does). The outcomes are in the order of `luns`.
+async fn probe_together<L: ScanLink>(
+    runner: &mut L,
+    target: u16,
+    luns: &[u64],
+) -> Vec<Result<Option<ScannedLun>, IoError>> {
+    let mut forks = Vec::new();
+    while forks.len() + 1 < luns.len() {
+        match runner.fork() {
+            Some(fork) => forks.push(fork),
+            None => break,
+        }
+    }
+    if forks.len() + 1 < luns.len() {
+        let mut outcomes = Vec::with_capacity(luns.len());
+        for &lun in luns {
+            let outcome = probe(runner, target, lun).await;
+            let stop = outcome.is_err();
+            outcomes.push(outcome);
+            if stop {
+                break;
+            }
+        }
+        return outcomes;
+    }
+    let Some((&first, rest)) = luns.split_first() else {
+        return Vec::new();
+    };
+    let mut probes: Vec<link::LocalFuture<'_, _>> = Vec::with_capacity(luns.len());
+    probes.push(Box::pin(probe(runner, target, first)));
+    for (mut fork, &lun) in forks.into_iter().zip(rest) {
+        probes.push(Box::pin(async move { probe(&mut fork, target, lun).await }));
+    }
+    join_ordered(probes).await
+}
+
 /// REPORT LUNS to LUN 0, re-issued with room for the whole list (up to
 /// [`REPORT_LUNS_MAX`] LUNs); `None` when refused. See [`unique_luns`] for what is kept.
-fn report_luns(
-    runner: &mut dyn CommandRunner,
+async fn report_luns<L: ScanLink>(
+    runner: &mut L,
     target: u16,
     report: &mut ScanReport,
 ) -> Option<Vec<u64>> {
     let max_alloc = (REPORT_LUNS_MAX + 1) * 8;
     let mut alloc = REPORT_LUNS_ALLOC;
     loop {
-        let data = match run_retry(runner, target, 0, cdb::report_luns(0, alloc as u32), alloc) {
-            Ok(d) => d,
-            Err(e) => {
-                report.warnings.push(format!(
-                    "target {target}: REPORT LUNS failed ({e}); scanning LUNs sequentially"
-                ));
-                return None;
-            }
-        };
+        let data =
+            match run_retry(runner, target, 0, cdb::report_luns(0, alloc as u32), alloc).await {
+                Ok(d) => d,
+                Err(e) => {
+                    report.warnings.push(format!(
+                        "target {target}: REPORT LUNS failed ({e}); scanning LUNs sequentially"
+                    ));
+                    return None;
+                }
+            };
         let parsed = ReportLuns::parse(&data).ok()?;
         let wanted = usize::try_from(parsed.required_alloc_len())
             .unwrap_or(usize::MAX)
@@ -406,194 +497,7 @@ pub fn revalidate(
     lun: u64,
     inq: &Inquiry,
 ) -> DiskInfo {
-    let not_ready = spin_up(runner, target, lun);
-    // Capacity: READ CAPACITY(16) first for SPC-3 and later, (10) otherwise or as fallback.
-    let mut capacity: Option<(u64, u32, u32, bool)> = None;
-    let mut try16 = inq.scsi_level > SCSI_SPC_2;
-    if !try16 {
-        if let Ok(rc) = run_retry(runner, target, lun, cdb::read_capacity_10(), 8)
-            .and_then(|d| ReadCapacity10::parse(&d).map_err(|e| ScsiError::CapacityReply(e).into()))
-        {
-            if rc.needs_16() {
-                try16 = true;
-            } else {
-                capacity = Some((rc.block_count(), rc.block_length, rc.block_length, false));
-            }
-        }
-    }
-    if try16 {
-        match run_retry(runner, target, lun, cdb::read_capacity_16(32), 32)
-            .and_then(|d| ReadCapacity16::parse(&d).map_err(|e| ScsiError::CapacityReply(e).into()))
-        {
-            Ok(rc) => {
-                capacity = Some((
-                    rc.block_count(),
-                    rc.block_length,
-                    rc.physical_block_size() as u32,
-                    rc.lbpme,
-                ))
-            }
-            Err(_) => {
-                if let Ok(rc) =
-                    run_retry(runner, target, lun, cdb::read_capacity_10(), 8).and_then(|d| {
-                        ReadCapacity10::parse(&d).map_err(|e| ScsiError::CapacityReply(e).into())
-                    })
-                {
-                    capacity = Some((rc.block_count(), rc.block_length, rc.block_length, false));
-                }
-            }
-        }
-    }
-    let (blocks, block_size, physical, lbpme) = capacity.unwrap_or((0, 512, 512, false));
-    // Linux treats a block size of 0 as 512 and refuses sizes it cannot handle.
-    let block_size = if block_size == 0 { 512 } else { block_size };
-    let blocks = if matches!(block_size, 512 | 1024 | 2048 | 4096) {
-        blocks
-    } else {
-        0
-    };
-    let mut info = DiskInfo {
-        blocks,
-        block_size,
-        physical_block_size: physical.max(block_size),
-        size_bytes: blocks.saturating_mul(u64::from(block_size)),
-        unmap: UnmapLimits {
-            lbpme,
-            ..UnmapLimits::default()
-        },
-        use_16: blocks > u64::from(u32::MAX),
-        not_ready,
-        // Filled by VPD and MODE SENSE below.
-        ..DiskInfo::default()
-    };
-    // virtio_scsi asks for VPD pages from every SCSI-3 device (BLIST_TRY_VPD_PAGES).
-    if inq.scsi_level >= SCSI_3 {
-        read_vpd(runner, target, lun, &mut info);
-    }
-    mode_sense(runner, target, lun, &mut info);
-    info
-}
-
-/// TEST UNIT READY; on NOT READY (other than no medium) START STOP UNIT and poll.
-fn spin_up(runner: &mut dyn CommandRunner, target: u16, lun: u64) -> Option<String> {
-    let mut started = false;
-    for _ in 0..50 {
-        match run_retry(runner, target, lun, cdb::test_unit_ready(), 0) {
-            Ok(_) => return None,
-            Err(e) => {
-                let Some(sense) = ScsiError::sense_of(&e) else {
-                    return Some(e.to_string());
-                };
-                if sense.key != SenseKey::NOT_READY || sense.asc == 0x3a {
-                    return Some(e.to_string());
-                }
-                if !started {
-                    let _ = runner.run(LunCommand {
-                        target,
-                        linux_lun: lun,
-                        cdb: cdb::start_stop_unit(true, true),
-                        alloc: 0,
-                        data_in: false,
-                    });
-                    started = true;
-                }
-                runner.sleep(SPIN_UP_POLL);
-            }
-        }
-    }
-    Some("the LUN did not become ready".into())
-}
-
-fn read_vpd(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut DiskInfo) {
-    let page = |runner: &mut dyn CommandRunner, code: u8, alloc: usize| {
-        run_retry(
-            runner,
-            target,
-            lun,
-            cdb::inquiry_vpd(code, alloc as u16),
-            alloc,
-        )
-        .ok()
-    };
-    let Some(supported) = page(runner, 0x00, 255).and_then(|d| SupportedVpdPages::parse(&d).ok())
-    else {
-        return;
-    };
-    info.vpd_pages = supported.pages.clone();
-    if supported.supports(0x80) {
-        info.serial = page(runner, 0x80, 255)
-            .and_then(|d| UnitSerialNumber::parse(&d).ok())
-            .map(|s| s.serial.trim().to_string());
-    }
-    if supported.supports(0x83) {
-        if let Some(ids) =
-            page(runner, 0x83, 1024).and_then(|d| DeviceIdentification::parse(&d).ok())
-        {
-            info.identifiers = ids
-                .designators
-                .iter()
-                .map(|d| d.name().unwrap_or_else(|| d.text()))
-                .collect();
-        }
-    }
-    if supported.supports(0xb0) {
-        if let Some(bl) = page(runner, 0xb0, 64).and_then(|d| BlockLimits::parse(&d).ok()) {
-            info.max_transfer_blocks = bl.max_transfer_length.filter(|&n| n > 0);
-            info.optimal_transfer_blocks = bl.optimal_transfer_length.filter(|&n| n > 0);
-            if info.unmap.lbpme {
-                info.unmap.max_unmap_descriptors = bl.max_unmap_block_descriptor_count;
-                info.unmap.max_unmap_blocks = bl
-                    .max_unmap_lba_count
-                    .filter(|_| bl.max_unmap_block_descriptor_count.unwrap_or(0) > 0);
-                info.unmap.granularity_blocks = bl.optimal_unmap_granularity;
-            }
-        }
-    }
-    if supported.supports(0xb1) {
-        info.rotation_rate = page(runner, 0xb1, 64)
-            .and_then(|d| BlockDeviceCharacteristics::parse(&d).ok())
-            .and_then(|c| c.medium_rotation_rate);
-    }
-    if supported.supports(0xb2) && info.unmap.lbpme {
-        if let Some(lbp) =
-            page(runner, 0xb2, 64).and_then(|d| LogicalBlockProvisioning::parse(&d).ok())
-        {
-            info.unmap.lbpu = lbp.lbpu;
-            info.unmap.lbpws = lbp.lbpws;
-        }
-    }
-}
-
-/// MODE SENSE(6): page 0x3F for write protect, then the caching page for WCE and DPOFUA.
-fn mode_sense(runner: &mut dyn CommandRunner, target: u16, lun: u64, info: &mut DiskInfo) {
-    let ms = |runner: &mut dyn CommandRunner, page: u8, alloc: u8| {
-        run_retry(
-            runner,
-            target,
-            lun,
-            cdb::mode_sense_6(page, 0, PageControl::Current, false, alloc),
-            usize::from(alloc),
-        )
-        .ok()
-    };
-    if let Some(d) = ms(runner, 0x3f, 4).or_else(|| ms(runner, 0x00, 4)) {
-        if let Ok(m) = ModeSense::parse_6(&d) {
-            info.write_protect = m.header.write_protect;
-        }
-    }
-    let Some(head) = ms(runner, 0x08, 4) else {
-        return;
-    };
-    let Ok(m) = ModeSense::parse_6(&head) else {
-        return;
-    };
-    info.fua = m.header.dpofua;
-    let full = (usize::from(m.header.mode_data_length) + 1).clamp(4, 255) as u8;
-    if let Some(d) = ms(runner, 0x08, full) {
-        if let Ok(m) = ModeSense::parse_6(&d) {
-            info.write_cache = m.caching().is_some_and(|c| c.wce) && !info.write_protect;
-        }
-    }
+    block_on(revalidate_disk(&mut Immediate(runner), target, lun, inq))
 }
 
 #[cfg(test)]

@@ -518,3 +518,5 @@ fn a_huge_report_luns_list_is_cut_at_the_bound_with_one_warning() {
     assert!(report.warnings.len() <= 3, "{:?}", report.warnings.len());
     assert_eq!(report.luns.len(), 1);
 }
+
+mod concurrent;
