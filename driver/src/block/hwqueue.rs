@@ -308,6 +308,20 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         self.submit_with(unit, request, None, ctx)
     }
 
+    /// Puts a device command sent as given (a SCSI CDB) on the queue, with `request`
+    /// holding its data and the caller's `ctx`, without waiting (as [`submit`](Self::submit);
+    /// [`run_command`](Self::run_command) is the waiting form). Addressed by the command
+    /// itself: no unit. For the SCSI layer's concurrent scan.
+    #[allow(clippy::result_large_err)]
+    pub fn submit_command(
+        &mut self,
+        command: E::Command,
+        request: Request,
+        ctx: Ctx,
+    ) -> Result<u16, Rejected<Ctx>> {
+        self.submit_with(Unit::ONLY, request, Some(command), ctx)
+    }
+
     #[allow(clippy::result_large_err)]
     #[inline]
     fn submit_with(

@@ -1,24 +1,17 @@
 //! The scan's two ways through a request queue: [`QueueRunner`] sends one command and
 //! waits (the sequential entry points, event handling), [`QueuePort`] keeps many in flight
-//! for the concurrent scan.
-//!
-//! `HwQueue` sends a passthrough command only from its waiting path (`run_command`); its
-//! `submit` takes a block request for a unit. So the concurrent scan drives the queue through
-//! [`ScanEncoder`], which wraps the host's encoder and finds the command of each request by
-//! its unit number, which for these requests is the scan's key. The queue goes back to the
-//! host's encoder when the scan is over.
+//! for the concurrent scan (`HwQueue::submit_command`).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use super::lun_counts::LunCounts;
-use crate::block::{Data, HwQueue, IoError, Rejected, RequestEncoder, TagRequest, Unit};
+use crate::block::{Data, HwQueue, IoError, Rejected, RequestEncoder};
 use crate::dma::{DmaBuf, DmaError, DmaSpace};
 use crate::scsi::encoder::ScsiEncoder;
 use crate::scsi::error::ScsiError;
 use crate::scsi::passthrough::ScsiPassthrough;
 use crate::scsi::scan::{CommandPort, CommandRunner, LunCommand, PortRefusal};
 use crate::scsi_proto::lun::virtio_lun;
-use crate::virtio::queue::ChainSink;
 
 /// The smallest data buffer the scan allocates (most commands want 4 KiB or less), and the
 /// one the waiting path keeps.
@@ -117,80 +110,10 @@ impl<E: RequestEncoder<Command = ScsiPassthrough>, C: Default> CommandRunner
     }
 }
 
-/// Commands of the scan in flight, by key (the unit number their requests carry).
-type Commands = Arc<Mutex<Vec<Option<ScsiPassthrough>>>>;
-
-/// The host's encoder, with each request's passthrough command found by its unit number
-/// (see the module's comment).
-#[derive(Debug)]
-pub(super) struct ScanEncoder {
-    inner: ScsiEncoder,
-    commands: Commands,
-}
-
-impl ScanEncoder {
-    pub(super) fn into_inner(self) -> ScsiEncoder {
-        self.inner
-    }
-
-    fn command(&self, at: &TagRequest<'_, ScsiPassthrough>) -> Result<ScsiPassthrough, IoError> {
-        if let Some(command) = at.command {
-            return Ok(*command);
-        }
-        let index = at.unit.index();
-        self.commands
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(index as usize)
-            .copied()
-            .flatten()
-            .ok_or(IoError::NoSuchUnit(index))
-    }
-}
-
-impl RequestEncoder for ScanEncoder {
-    type Command = ScsiPassthrough;
-
-    fn slot_size(&self) -> usize {
-        self.inner.slot_size()
-    }
-
-    fn max_chain(&self) -> usize {
-        self.inner.max_chain()
-    }
-
-    fn encode(
-        &mut self,
-        at: TagRequest<'_, ScsiPassthrough>,
-        segments: &mut impl ChainSink,
-    ) -> Result<(), IoError> {
-        let command = self.command(&at)?;
-        self.inner.encode(at.with_command(Some(&command)), segments)
-    }
-
-    fn decode(
-        &mut self,
-        at: TagRequest<'_, ScsiPassthrough>,
-        written: u32,
-    ) -> Result<u64, IoError> {
-        let command = self.command(&at)?;
-        self.inner.decode(at.with_command(Some(&command)), written)
-    }
-
-    fn retryable(&self, error: &IoError) -> bool {
-        self.inner.retryable(error)
-    }
-
-    fn abort(&mut self, unit: Unit, command: Option<&ScsiPassthrough>) {
-        // A passthrough command took no unit budget: nothing to give back.
-        let _ = (unit, command);
-    }
-}
-
 /// A request queue driven by the concurrent scan (see the module's comment).
 pub(super) struct QueuePort<'a> {
-    queue: HwQueue<ScanEncoder, usize>,
-    commands: Commands,
+    /// The request's key in each tag's context.
+    queue: HwQueue<ScsiEncoder, usize>,
     dma: &'a Arc<DmaSpace>,
     counts: &'a mut LunCounts,
     spare: Vec<DmaBuf>,
@@ -205,18 +128,9 @@ impl<'a> QueuePort<'a> {
         dma: &'a Arc<DmaSpace>,
         counts: &'a mut LunCounts,
     ) -> Self {
-        let commands = Commands::default();
-        let shared = Arc::clone(&commands);
-        let queue = queue.with_encoder(
-            |inner| ScanEncoder {
-                inner,
-                commands: shared,
-            },
-            |command| command,
-        );
+        let queue = queue.with_context();
         QueuePort {
             queue,
-            commands,
             dma,
             counts,
             spare: Vec::new(),
@@ -225,10 +139,9 @@ impl<'a> QueuePort<'a> {
         }
     }
 
-    /// The queue with the host's encoder again.
+    /// The queue, for the host to keep.
     pub(super) fn into_queue(self) -> HwQueue<ScsiEncoder> {
-        self.queue
-            .with_encoder(ScanEncoder::into_inner, |command| command)
+        self.queue.with_context()
     }
 
     /// Tags of the queue (what may be in flight at once).
@@ -248,9 +161,6 @@ impl CommandPort for QueuePort<'_> {
 
     fn submit(&mut self, key: usize, command: LunCommand) -> Result<(), PortRefusal> {
         let passthrough = passthrough(&command).map_err(PortRefusal::Failed)?;
-        let unit = u32::try_from(key)
-            .map(Unit::new)
-            .map_err(|_| PortRefusal::Failed(IoError::NoSuchUnit(u32::MAX)))?;
         let data = data_for(
             &mut self.spare,
             self.dma,
@@ -259,18 +169,14 @@ impl CommandPort for QueuePort<'_> {
             MIN_BUFFER,
         )
         .map_err(PortRefusal::Failed)?;
-        {
-            let mut commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
-            if commands.len() <= key {
-                commands.resize(key + 1, None);
-            }
-            commands[key] = Some(passthrough);
-        }
         if self.addressed.len() <= key {
             self.addressed.resize(key + 1, (0, 0));
         }
         self.addressed[key] = (command.target, command.linux_lun);
-        match self.queue.submit(unit, passthrough.request(data), key) {
+        match self
+            .queue
+            .submit_command(passthrough, passthrough.request(data), key)
+        {
             Ok(_) => {
                 self.in_flight += 1;
                 Ok(())
