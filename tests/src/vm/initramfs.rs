@@ -63,7 +63,8 @@ export TERM=dumb NO_COLOR=1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
+# why no tmpfs on /tmp: the initramfs root is writable already, and a mount there would hide
+# host binaries copied in at their own paths from a checkout under /tmp (a CI clone).
 mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/null
 # why: kernel messages printed on the console would land in the middle of tool output.
 dmesg -n 1
