@@ -644,16 +644,9 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             let record = &mut self.records[usize::from(tag)];
             match record.state {
                 TagState::InFlight | TagState::Awaited => {
-                    // The device will not answer: give back what encoding took (a LUN's
-                    // budget), as a completion would have.
-                    self.encoder.abort(record.unit, record.command.as_ref());
                     self.quarantine
                         .push(std::mem::take(&mut record.request.data));
-                    record.result = Err(IoError::QueueBroken(fault));
-                    record.state = TagState::Parked;
-                    self.parked.push(tag);
-                    self.stats.completed += 1;
-                    self.stats.errors += 1;
+                    self.park_unanswered(tag, IoError::QueueBroken(fault));
                 }
                 TagState::Orphaned => {
                     self.quarantine
@@ -666,6 +659,20 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             }
         }
         self.drained = true;
+    }
+
+    /// Parks request `tag`, which the device will not answer, with `error` for the next
+    /// hand-out, and gives back what encoding took (a LUN's budget), as a completion would
+    /// have. (A broken queue, or a device reset.)
+    #[cold]
+    fn park_unanswered(&mut self, tag: u16, error: IoError) {
+        let record = &mut self.records[usize::from(tag)];
+        self.encoder.abort(record.unit, record.command.as_ref());
+        record.result = Err(error);
+        record.state = TagState::Parked;
+        self.parked.push(tag);
+        self.stats.completed += 1;
+        self.stats.errors += 1;
     }
 
     /// Sends a completed request again under the same tag.
@@ -803,17 +810,22 @@ mod tests {
     fn blk_queue(depth: u16) -> (AnyQueue<u64>, FakeSplitDevice, Arc<DmaSpace>) {
         let dma = DmaSpace::identity();
         let (q, dev) = ring(&dma, depth);
+        (blk_queue_on(&dma, q.into(), depth), dev, dma)
+    }
+
+    /// A virtio-blk queue of `depth` tags over `ring`.
+    fn blk_queue_on(dma: &Arc<DmaSpace>, ring: Ring, depth: u16) -> AnyQueue<u64> {
         let encoder = BlkEncoder::new(limits(), Arc::new(AtomicU64::new(1 << 30)));
         let slots = dma.alloc(usize::from(depth) * BLK_SLOT_SIZE).unwrap();
-        let queue = HwQueue::new(
+        HwQueue::new(
             0,
-            q.into(),
+            ring,
             QueueNotifier::detached(0),
             depth,
             slots,
             AnyEncoder::Blk(encoder),
-        );
-        (queue.with_context(), dev, dma)
+        )
+        .with_context()
     }
 
     fn scsi_queue(depth: u16) -> (AnyQueue<u64>, FakeSplitDevice, Arc<DmaSpace>, Unit) {
@@ -874,17 +886,7 @@ mod tests {
         let dma = DmaSpace::identity();
         let (ring, mut dev) = ring(&dma, 4);
         let addresses = ring.addresses();
-        let encoder = BlkEncoder::new(limits(), Arc::new(AtomicU64::new(1 << 30)));
-        let slots = dma.alloc(4 * BLK_SLOT_SIZE).unwrap();
-        let mut q: AnyQueue<u64> = HwQueue::new(
-            0,
-            ring.into(),
-            QueueNotifier::detached(0),
-            4,
-            slots,
-            AnyEncoder::Blk(encoder),
-        )
-        .with_context();
+        let mut q = blk_queue_on(&dma, ring.into(), 4);
         q.set_hold_until_reset(true);
         for (i, buf) in bufs(&dma, 3).into_iter().enumerate() {
             q.submit(
@@ -949,17 +951,7 @@ mod tests {
         let ring = new_ring(true, &dma, 0, RING, 0, true, 4).unwrap();
         let addresses = ring.addresses();
         let mut dev = FakePackedDevice::new(addresses, RING);
-        let encoder = BlkEncoder::new(limits(), Arc::new(AtomicU64::new(1 << 30)));
-        let slots = dma.alloc(4 * BLK_SLOT_SIZE).unwrap();
-        let mut q: AnyQueue<u64> = HwQueue::new(
-            0,
-            ring,
-            QueueNotifier::detached(0),
-            4,
-            slots,
-            AnyEncoder::Blk(encoder),
-        )
-        .with_context();
+        let mut q = blk_queue_on(&dma, ring, 4);
         q.set_hold_until_reset(true);
         let mut chain = FakeChain::default();
         // Serve a few first, so that the rings' positions are not at 0 any more.

@@ -58,18 +58,13 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             let record = &mut self.records[usize::from(tag)];
             match record.state {
                 TagState::InFlight | TagState::Awaited => {
-                    // Give back what encoding took (a LUN's budget), as a completion would.
-                    self.encoder.abort(record.unit, record.command.as_ref());
                     let request = &record.request;
-                    record.result = Err(IoError::DeviceReset {
+                    let error = IoError::DeviceReset {
                         op: request.op.name(),
                         offset: request.offset,
                         len: request.len,
-                    });
-                    record.state = TagState::Parked;
-                    self.parked.push(tag);
-                    self.stats.completed += 1;
-                    self.stats.errors += 1;
+                    };
+                    self.park_unanswered(tag, error);
                     failed += 1;
                 }
                 // Its timeout is its result; now it can go out with its buffers.
