@@ -47,11 +47,12 @@ pub struct QueuePlan {
 /// How many tags a device's queues should have.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DepthRequest {
-    /// Tags (requests in flight) per queue; default: the ring size (a quarter of it without
-    /// indirect descriptors).
+    /// Tags (requests in flight) per queue; default: the ring size (without indirect
+    /// descriptors, the one-buffer chains that fit it: 85 for virtio-blk's 3 descriptors and
+    /// 64 for virtio-scsi's 4 on a 256-entry ring).
     pub depth: Option<u16>,
     /// Tags added to `depth` only as far as every tag keeps a slot for a direct chain (a
-    /// quarter of the ring for chains of up to four descriptors): for a caller that prepares
+    /// third of the ring for virtio-blk's chains of three descriptors): for a caller that prepares
     /// requests ahead of those in flight (the block layer's `HwQueue::kick_up_to`), where a spare tag
     /// that cost requests indirect tables would lose more than it gains.
     ///
@@ -87,7 +88,7 @@ fn floor_pow2(x: u16) -> u16 {
 
 impl QueuePlan {
     /// Plans `count` queues from index `first` for a device whose features are negotiated.
-    /// Each tag owns a slot of the ring (a power of two of descriptors, see
+    /// Each tag owns a slot of the ring (`ring / depth` descriptors, see
     /// [`slot_stride`]). With indirect descriptors a chain longer than its slot goes into an
     /// indirect table, so the whole ring is usable as tags; without them each request's chain
     /// must fit in its slot, so the depth also bounds the segments per request.
@@ -112,7 +113,7 @@ impl QueuePlan {
         }
         let ring = sizes.iter().copied().min().unwrap_or(DEFAULT_QUEUE_SIZE);
         // The smallest slot that holds a chain with one data segment.
-        let per_chain = ((overhead + 1) as u16).next_power_of_two();
+        let per_chain = (overhead + 1) as u16;
         let depth = depth.resolve(ring, per_chain, indirect);
         let segment_budget = if indirect {
             usize::from(ring) - overhead
@@ -212,5 +213,10 @@ mod tests {
         assert_eq!(req(Some(48), 48, true).resolve(256, 4, true), 64);
         assert_eq!(req(Some(100), 100, false).resolve(256, 4, true), 100);
         assert_eq!(req(Some(8), 8, false).resolve(16, 4, true), 8);
+        // virtio-blk: a header, one buffer and a status are 3 descriptors, 85 direct slots.
+        assert_eq!(req(Some(128), 0, true).resolve(256, 3, true), 85);
+        assert_eq!(req(Some(32), 32, true).resolve(256, 3, true), 64);
+        assert_eq!(req(Some(64), 64, true).resolve(256, 3, true), 85);
+        assert_eq!(req(None, 0, false).resolve(256, 3, false), 85);
     }
 }
