@@ -42,6 +42,11 @@ pub struct QueueStats {
     pub bytes: u64,
     /// Requests sent again after a retryable error (a SCSI UNIT ATTENTION).
     pub retries: u64,
+    /// Deadline epochs (100 ms) that ended with requests in the device's hands and not one
+    /// completion: each one a stall that a second doorbell ended (a missed notification) or a
+    /// device that is slow or stuck. A throughput collapse with stalls counted is the
+    /// queue's; without, it is elsewhere (the host, the device model).
+    pub stalls: u64,
 }
 
 /// Where a tag's request is.
@@ -136,6 +141,8 @@ pub struct HwQueue<E: RequestEncoder, Ctx = ()> {
     notify_owed: bool,
     /// Requests published as of the last notification (to tell what the device holds).
     notified_upto: u64,
+    /// Completions as of the last look at the device (once per idle epoch), to count stalls.
+    completed_at_look: u64,
     /// The device's status register, looked at once per deadline epoch of polls that find
     /// nothing: a device that set DEVICE_NEEDS_RESET completes nothing more.
     status: Option<StatusProbe>,
@@ -178,6 +185,7 @@ impl<E: RequestEncoder> HwQueue<E> {
             notify_batching: false,
             notify_owed: false,
             notified_upto: 0,
+            completed_at_look: 0,
             status: None,
             hold_until_reset: false,
         }
@@ -260,6 +268,7 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
             notify_batching: self.notify_batching,
             notify_owed: self.notify_owed,
             notified_upto: self.notified_upto,
+            completed_at_look: self.completed_at_look,
             status: self.status,
             hold_until_reset: self.hold_until_reset,
         }
@@ -594,8 +603,12 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
     #[cold]
     fn kick_if_stalled(&mut self) {
         if self.ring.core().in_flight > self.ring.unpublished() {
+            if self.stats.completed == self.completed_at_look {
+                self.stats.stalls += 1;
+            }
             self.notify();
         }
+        self.completed_at_look = self.stats.completed;
     }
 
     /// True (and the queue broken, its requests parked with the fault) when the device has
@@ -1434,9 +1447,15 @@ mod tests {
             .unwrap();
         q.kick();
         let started = std::time::Instant::now();
+        let kicks = q.stats().notifications;
         while started.elapsed() < Duration::from_millis(300) {
             assert!(reap(&mut q).is_empty());
         }
         assert_eq!(q.in_flight(), 1);
+        // Two epochs at least ended with the request held and nothing completed: each one
+        // counted as a stall and rang the doorbell again.
+        let stats = q.stats();
+        assert!(stats.stalls >= 2, "{stats:?}");
+        assert_eq!(stats.notifications - kicks, stats.stalls, "{stats:?}");
     }
 }

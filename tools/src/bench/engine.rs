@@ -456,6 +456,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     let queue1 = queue.stats();
     engine.stats.queue_requests = queue1.submitted - queue0.submitted;
     engine.stats.queue_notifications = queue1.notifications - queue0.notifications;
+    engine.stats.queue_stalls = queue1.stalls - queue0.stalls;
     engine.publish();
     set_phase(&engine, Phase::Done);
     engine.progress.done.store(true, Ordering::Release);

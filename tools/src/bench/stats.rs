@@ -309,6 +309,9 @@ pub struct JobStats {
     /// (the whole queue's when shared): notifications per request is the batching achieved.
     pub queue_requests: u64,
     pub queue_notifications: u64,
+    /// 100 ms epochs that ended with the device holding requests and completing none (see
+    /// `QueueStats::stalls`): nonzero in a run that collapsed means the queue stalled.
+    pub queue_stalls: u64,
     /// The depth the job actually ran at (iodepth, clamped to the queue).
     pub depth: u32,
     /// When the job began its I/O, in ms since the epoch (after its `startdelay`, and after
@@ -341,6 +344,7 @@ impl Default for JobStats {
             cpu_pinned: None,
             queue_requests: 0,
             queue_notifications: 0,
+            queue_stalls: 0,
             depth: 1,
             start_ms: 0,
         }
@@ -391,6 +395,7 @@ impl JobStats {
         self.verified += o.verified;
         self.queue_requests += o.queue_requests;
         self.queue_notifications += o.queue_notifications;
+        self.queue_stalls += o.queue_stalls;
         self.clones += o.clones;
         self.shared_queue |= o.shared_queue;
         self.depth = self.depth.max(o.depth);

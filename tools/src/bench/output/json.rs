@@ -270,6 +270,7 @@ fn job(job: &JobReport, group: &GroupReport, bins: bool) -> Value {
             "clock_note": (s.clock != "tsc").then(crate::bench::clock::not_tsc_note),
             "queue_requests": s.queue_requests,
             "queue_notifications": s.queue_notifications,
+            "queue_stalls": s.queue_stalls,
             "cpu": s.cpu_pinned,
             "first_error": s.first_error,
             "verify": {

@@ -378,6 +378,14 @@ pub fn job_block(out: &mut String, job: &JobReport, group: &GroupReport) {
             ""
         }
     );
+    if s.queue_stalls > 0 {
+        let _ = writeln!(
+            out,
+            "     stalls    : {} epochs of 100 ms with requests at the device and none completed \
+             (a doorbell rung again each time)",
+            s.queue_stalls
+        );
+    }
     if s.clock != "tsc" {
         let _ = writeln!(
             out,
