@@ -70,7 +70,7 @@ impl LatencyUnit {
         }
     }
 
-    pub fn from_ns(self, ns: f64) -> f64 {
+    pub fn of_ns(self, ns: f64) -> f64 {
         match self {
             LatencyUnit::Micros => ns / 1e3,
             LatencyUnit::Millis => ns / 1e6,
@@ -79,13 +79,13 @@ impl LatencyUnit {
     }
 }
 
-/// A tick label: no more digits than the value needs (`0.5`, `12`, `1.25`, `20k`).
+/// A tick label: no more digits than the value needs (`0.5`, `12`, `1.25`, `1.5k`, `20k`).
 pub fn tick(value: f64) -> String {
     let magnitude = value.abs();
     if magnitude >= 1e6 {
         return format!("{}M", tick(value / 1e6));
     }
-    if magnitude >= 1e4 {
+    if magnitude >= 1e3 {
         return format!("{}k", tick(value / 1e3));
     }
     let digits = if magnitude >= 100.0 || magnitude == 0.0 {
@@ -130,6 +130,14 @@ fn decades(low: f64, high: f64) -> std::ops::Range<f64> {
         high = low * 10.0;
     }
     low..high
+}
+
+/// The top of a linear y axis over data up to `y_max`, leaving the legend of `series` lines
+/// (upper right) a band of its own above the data.
+fn with_legend_room(y_max: f64, series: usize) -> f64 {
+    // The plotting area is about 470 px high; a legend row takes about 20 px.
+    let legend_share = ((series as f64 * 20.0 + 25.0) / 470.0).min(0.6);
+    y_max / (1.0 - legend_share)
 }
 
 fn draw_error(e: impl std::fmt::Display) -> PlotError {
@@ -196,7 +204,10 @@ where
         for (index, s) in series.iter().enumerate() {
             let colour = PALETTE[index % PALETTE.len()];
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
                 .map_err(draw_error)?
                 .label(s.label.as_str())
                 .legend(move |(x, y)| {
@@ -204,11 +215,7 @@ where
                 });
             if layout.marks && s.points.len() <= 60 {
                 chart
-                    .draw_series(
-                        s.points
-                            .iter()
-                            .map(|&p| Circle::new(p, 3, colour.filled())),
-                    )
+                    .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
                     .map_err(draw_error)?;
             }
         }
@@ -246,11 +253,11 @@ pub fn percentiles(title: &str, series: &[(String, Vec<(f64, u64)>)]) -> Result<
             label: label.clone(),
             points: p
                 .into_iter()
-                .map(|(pct, ns)| (nines(pct), unit.from_ns(ns.max(1.0))))
+                .map(|(pct, ns)| (nines(pct), unit.of_ns(ns.max(1.0))))
                 .collect(),
         })
         .collect();
-    let y = decades(unit.from_ns(min_ns.max(1.0)), unit.from_ns(max_ns.max(1.0)));
+    let y = decades(unit.of_ns(min_ns.max(1.0)), unit.of_ns(max_ns.max(1.0)));
     let y_desc = format!("latency ({}, log scale)", unit.symbol());
     let layout = Layout {
         title,
@@ -276,7 +283,11 @@ const BUCKETS_PER_DECADE: f64 = 10.0;
 
 /// Latency histograms: each series is fio's bins, (nanoseconds, I/Os).
 pub fn histogram(title: &str, series: &[(String, Vec<(u64, u64)>)]) -> Result<String, PlotError> {
-    let bucket_ns = || series.iter().flat_map(|(_, b)| b.iter().map(|b| b.0.max(1)));
+    let bucket_ns = || {
+        series
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|b| b.0.max(1)))
+    };
     let (min_ns, max_ns) = (
         bucket_ns().min().unwrap_or(1) as f64,
         bucket_ns().max().unwrap_or(1) as f64,
@@ -297,7 +308,7 @@ pub fn histogram(title: &str, series: &[(String, Vec<(u64, u64)>)]) -> Result<St
         for &(ns, count) in bins {
             shares[(index(ns) - first) as usize] += count as f64 * 100.0 / total as f64;
         }
-        let edge = |k: i64| unit.from_ns(10f64.powf(k as f64 / BUCKETS_PER_DECADE));
+        let edge = |k: i64| unit.of_ns(10f64.powf(k as f64 / BUCKETS_PER_DECADE));
         // A step outline: up and across each bucket, down to zero at both ends.
         let mut points = vec![(edge(first), 0.0)];
         for (offset, share) in shares.iter().enumerate() {
@@ -334,7 +345,7 @@ pub fn histogram(title: &str, series: &[(String, Vec<(u64, u64)>)]) -> Result<St
     draw(
         &layout,
         decades(low, high).log_scale(),
-        0.0..(max_share * 1.1).max(1.0),
+        0.0..with_legend_room(max_share, lines.len()).max(1.0),
         &|x| tick(*x),
         &|y| tick(*y),
         &lines,
@@ -350,14 +361,14 @@ pub fn over_time(title: &str, y_desc: &str, series: &[Series]) -> Result<String,
         title,
         x_desc: "time (s)",
         y_desc,
-        legend: SeriesLabelPosition::LowerRight,
+        legend: SeriesLabelPosition::UpperRight,
         marks: true,
         x_labels: 10,
     };
     draw(
         &layout,
         0.0..x_max.max(0.001),
-        0.0..(y_max * 1.15).max(1e-9),
+        0.0..with_legend_room(y_max, series.len()).max(1e-9),
         &|x| tick(*x),
         &|y| tick(*y),
         series,
@@ -377,6 +388,8 @@ mod tests {
         assert_eq!(tick(1.25), "1.25");
         assert_eq!(tick(12.0), "12");
         assert_eq!(tick(150.0), "150");
+        assert_eq!(tick(5000.0), "5k");
+        assert_eq!(tick(1500.0), "1.5k");
         assert_eq!(tick(20_000.0), "20k");
         assert_eq!(tick(2_500_000.0), "2.5M");
     }
@@ -398,7 +411,7 @@ mod tests {
         assert_eq!(LatencyUnit::for_value(152_576.0), LatencyUnit::Micros);
         assert_eq!(LatencyUnit::for_value(22_400_000.0), LatencyUnit::Millis);
         assert_eq!(LatencyUnit::for_value(2e9), LatencyUnit::Seconds);
-        assert_eq!(LatencyUnit::Millis.from_ns(1_500_000.0), 1.5);
+        assert_eq!(LatencyUnit::Millis.of_ns(1_500_000.0), 1.5);
         assert_eq!(decades(0.099, 152.0), 0.01..1000.0);
         assert_eq!(decades(5.0, 5.0), 1.0..10.0);
     }

@@ -197,7 +197,7 @@ fn log_chart(prefix: &str, kind: LogKind, logs: &[Log]) -> Result<String, PlotEr
             (
                 name,
                 format!("{} ({})", kind.file_tag(), unit.symbol()),
-                Box::new(move |v| unit.from_ns(v as f64)),
+                Box::new(move |v| unit.of_ns(v as f64)),
             )
         }
     };
@@ -346,8 +346,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let bad = dir.join("bad_iops.1.log");
         std::fs::write(&bad, "100, 5, 0, 0, 0\n200, 6, 0\n").unwrap();
-        let e = charts(&[bad.clone()]).unwrap_err().to_string();
-        assert!(e.contains("bad_iops.1.log, line 2: `200, 6, 0`: 3 fields"), "{e}");
+        let e = charts(std::slice::from_ref(&bad)).unwrap_err().to_string();
+        assert!(
+            e.contains("bad_iops.1.log, line 2: `200, 6, 0`: 3 fields"),
+            "{e}"
+        );
         let empty = dir.join("empty_slat.1.log");
         std::fs::write(&empty, "").unwrap();
         let e = charts(&[empty]).unwrap_err().to_string();

@@ -157,7 +157,8 @@ fn numeric_keys<'a, K: 'a, V: Copy + 'a>(
     map: &'a BTreeMap<String, V>,
     parse: impl Fn(&str) -> Option<K> + 'a,
 ) -> impl Iterator<Item = (K, V)> + 'a {
-    map.iter().filter_map(move |(k, v)| parse(k).map(|k| (k, *v)))
+    map.iter()
+        .filter_map(move |(k, v)| parse(k).map(|k| (k, *v)))
 }
 
 #[cfg(test)]
@@ -199,7 +200,8 @@ mod tests {
     #[test]
     fn notes_before_and_status_objects() {
         let one = r#"{"jobs":[{"jobname":"a","read":{"clat_ns":{"percentile":{"50.000000":1000},"bins":{}}}}]}"#;
-        let last = r#"{"jobs":[{"jobname":"b","read":{"clat_ns":{"percentile":{"50.000000":2000}}}}]}"#;
+        let last =
+            r#"{"jobs":[{"jobname":"b","read":{"clat_ns":{"percentile":{"50.000000":2000}}}}]}"#;
         let text = format!("note: both iodepth >= 1 and synchronous I/O engine\n{one}\n{last}\n");
         let figures = parse_report(&text).unwrap();
         assert_eq!(figures.len(), 1);
