@@ -19,7 +19,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 pub struct PeerFigures {
     pub peer: String,
     pub iops: f64,
-    /// Completion latency p99, µs.
+    /// The 99th percentile latency the table shows, µs: completion latency (clat) for uvio
+    /// and fio, submission to completion for libblkio's load generator.
     pub p99_us: f64,
 }
 
@@ -103,14 +104,14 @@ impl Metric {
     fn title(self) -> &'static str {
         match self {
             Metric::Iops => "IOPS by workload (median run; higher is better)",
-            Metric::P99 => "completion latency p99 by workload (median run; lower is better)",
+            Metric::P99 => "p99 latency by workload (median run; lower is better)",
         }
     }
 
     fn axis(self) -> &'static str {
         match self {
             Metric::Iops => "IOPS",
-            Metric::P99 => "clat p99 (µs)",
+            Metric::P99 => "p99 latency (µs)",
         }
     }
 
@@ -452,7 +453,7 @@ mod tests {
     fn p99_chart_and_files() {
         let t = table();
         let (texts, _) = read_svg(&chart(&t, Metric::P99).unwrap());
-        for want in ["clat p99 (µs)", "7300", "35", "520"] {
+        for want in ["p99 latency (µs)", "7300", "35", "520"] {
             assert!(texts.iter().any(|t| t == want), "no {want:?} in {texts:?}");
         }
         let dir = std::env::temp_dir().join(format!("uvio-compare-plot-{}", std::process::id()));
