@@ -146,8 +146,9 @@ fn parse_line(line: &str) -> Result<Sample, String> {
     let fields: Vec<&str> = line.split(',').map(str::trim).collect();
     if !(4..=6).contains(&fields.len()) {
         return Err(format!(
-            "`{line}`: {} fields, a fio log line has 4 to 6 (time_ms, value, ddir, bs[, offset][, prio])",
-            fields.len()
+            "`{line}`: {} field{}, a fio log line has 4 to 6 (time_ms, value, ddir, bs[, offset][, prio])",
+            fields.len(),
+            if fields.len() == 1 { "" } else { "s" }
         ));
     }
     let number = |what: &str, text: &str| -> Result<u64, String> {
@@ -265,6 +266,8 @@ mod tests {
         let (line, why) = parse_samples("1, 2, 0\n").unwrap_err();
         assert_eq!(line, 1);
         assert!(why.contains("3 fields"), "{why}");
+        let (_, why) = parse_samples("bad line\n").unwrap_err();
+        assert!(why.starts_with("`bad line`: 1 field, "), "{why}");
         assert!(parse_samples("1, 2, 0, 0, 0, 0, 0\n").is_err());
         assert!(parse_samples("1, 2, 0, 0, 0xzz\n").is_err());
         assert_eq!(parse_samples("\n").unwrap(), vec![]);

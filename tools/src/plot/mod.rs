@@ -14,7 +14,7 @@ pub mod log;
 pub mod report;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
@@ -65,12 +65,17 @@ pub struct PlotArgs {
     /// Directory the SVG files are written to (made if missing).
     #[arg(short = 'o', long, value_name = "DIR", default_value = ".")]
     pub output: PathBuf,
+    /// Draw the latencies of every JSON report given into one pair of charts,
+    /// NAME-percentiles.svg and NAME-histogram.svg (to compare runs: uvio and the kernel, two
+    /// settings), instead of a pair per report.
+    #[arg(long, value_name = "NAME")]
+    pub merge: Option<String>,
 }
 
 /// Reads every file first (so that one bad input writes nothing), then writes the charts and
 /// prints their paths.
 pub fn run(args: PlotArgs) -> CmdResult {
-    let charts = charts(&args.files)?;
+    let charts = charts(&args.files, args.merge.as_deref())?;
     std::fs::create_dir_all(&args.output).map_err(|source| PlotError::Write {
         path: args.output.clone(),
         source,
@@ -86,9 +91,11 @@ pub fn run(args: PlotArgs) -> CmdResult {
     Ok(())
 }
 
-/// Every chart the files give: (file name, SVG text).
-pub fn charts(files: &[PathBuf]) -> Result<Vec<(String, String)>, PlotError> {
+/// Every chart the files give: (file name, SVG text). With `merge`, the reports' latencies
+/// share one pair of charts of that name.
+pub fn charts(files: &[PathBuf], merge: Option<&str>) -> Result<Vec<(String, String)>, PlotError> {
     let mut charts = Vec::new();
+    let mut merged: Vec<(String, Vec<LatencyFigures>)> = Vec::new();
     // Logs of one prefix and kind share a chart: (prefix, kind) -> logs.
     let mut logs: BTreeMap<(String, LogKind), Vec<Log>> = BTreeMap::new();
     for path in files {
@@ -104,8 +111,51 @@ pub fn charts(files: &[PathBuf]) -> Result<Vec<(String, String)>, PlotError> {
             };
             logs.entry((prefix, log.kind)).or_default().push(log);
         } else {
-            charts.extend(report_charts(path)?);
+            let figures = report::read_report(path)?;
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match merge {
+                Some(_) => merged.push((file, figures)),
+                None => {
+                    let stem = path
+                        .file_stem()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "report".into());
+                    charts.extend(latency_charts(&stem, &file, figures)?);
+                }
+            }
         }
+    }
+    if let Some(name) = merge {
+        if merged.is_empty() {
+            return Err(PlotError::NothingToPlot(format!(
+                "--merge {name}: no JSON report given"
+            )));
+        }
+        // Series keep their job names; a name two reports share gets its file's name too.
+        let jobs: std::collections::BTreeSet<(&str, &str)> = merged
+            .iter()
+            .flat_map(|(file, figures)| figures.iter().map(|f| (file.as_str(), f.job.as_str())))
+            .collect();
+        let shared: Vec<String> = jobs
+            .iter()
+            .filter(|(_, job)| jobs.iter().filter(|(_, j)| j == job).count() > 1)
+            .map(|(_, job)| job.to_string())
+            .collect();
+        let shared = |job: &str| shared.iter().any(|s| s == job);
+        let mut all = Vec::new();
+        let count = merged.len();
+        for (file, figures) in merged {
+            for mut f in figures {
+                if count > 1 && shared(&f.job) {
+                    f.job = format!("{file}: {}", f.job);
+                }
+                all.push(f);
+            }
+        }
+        charts.extend(latency_charts(name, name, all)?);
     }
     for ((prefix, kind), logs) in &logs {
         charts.push((
@@ -121,17 +171,13 @@ pub fn charts(files: &[PathBuf]) -> Result<Vec<(String, String)>, PlotError> {
     Ok(charts)
 }
 
-/// The charts of one JSON report.
-fn report_charts(path: &Path) -> Result<Vec<(String, String)>, PlotError> {
-    let figures = report::read_report(path)?;
-    let file = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = path
-        .file_stem()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report".into());
+/// The latency charts of one report's (or merged reports') figures: `STEM-percentiles.svg`
+/// and `STEM-histogram.svg`, titled after `source`.
+fn latency_charts(
+    stem: &str,
+    source: &str,
+    figures: Vec<LatencyFigures>,
+) -> Result<Vec<(String, String)>, PlotError> {
     let label = |f: &LatencyFigures| format!("{} {} {}", f.job, f.ddir.name(), f.kind.name());
     let mut charts = Vec::new();
     let with_percentiles: Vec<(String, Vec<(f64, u64)>)> = figures
@@ -140,7 +186,7 @@ fn report_charts(path: &Path) -> Result<Vec<(String, String)>, PlotError> {
         .map(|f| (label(f), f.percentiles.clone()))
         .collect();
     if !with_percentiles.is_empty() {
-        let title = format!("{file}: latency percentiles");
+        let title = format!("{source}: latency percentiles");
         charts.push((
             format!("{stem}-percentiles.svg"),
             chart::percentiles(&title, &with_percentiles)?,
@@ -153,11 +199,10 @@ fn report_charts(path: &Path) -> Result<Vec<(String, String)>, PlotError> {
         .collect();
     if with_bins.is_empty() {
         eprintln!(
-            "uvio: note: {} has no latency bins (--output-format=json+ has them): no histogram",
-            path.display()
+            "uvio: note: {source} has no latency bins (--output-format=json+ has them): no histogram"
         );
     } else {
-        let title = format!("{file}: latency histogram");
+        let title = format!("{source}: latency histogram");
         charts.push((
             format!("{stem}-histogram.svg"),
             chart::histogram(&title, &with_bins)?,
@@ -165,8 +210,7 @@ fn report_charts(path: &Path) -> Result<Vec<(String, String)>, PlotError> {
     }
     if charts.is_empty() {
         return Err(PlotError::NothingToPlot(format!(
-            "{} has no latency percentiles or bins",
-            path.display()
+            "{source} has no latency percentiles or bins"
         )));
     }
     Ok(charts)
@@ -225,6 +269,7 @@ fn log_chart(prefix: &str, kind: LogKind, logs: &[Log]) -> Result<String, PlotEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn data(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -253,7 +298,7 @@ mod tests {
 
     #[test]
     fn report_gives_percentiles_and_histogram() {
-        let charts = charts(&[data("randrw.json")]).unwrap();
+        let charts = charts(&[data("randrw.json")], None).unwrap();
         assert_eq!(charts.len(), 2);
         let p = texts(chart(&charts, "randrw-percentiles.svg"));
         for want in [
@@ -286,6 +331,45 @@ mod tests {
     }
 
     #[test]
+    fn merged_reports_share_their_charts() {
+        let files = [data("randrw.json"), data("perio.json")];
+        let charts = charts(&files, Some("both")).unwrap();
+        let names: Vec<&str> = charts.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(names, ["both-percentiles.svg", "both-histogram.svg"]);
+        let p = texts(chart(&charts, "both-percentiles.svg"));
+        for want in [
+            "both: latency percentiles",
+            "randrw read clat",
+            "randrw write clat",
+            "perio write clat",
+        ] {
+            assert!(p.iter().any(|t| t == want), "no {want:?} in {p:?}");
+        }
+        // A job name two reports share is told apart by the report's file name.
+        let dir = std::env::temp_dir().join(format!("uvio-plot-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("second.json");
+        std::fs::copy(data("randrw.json"), &copy).unwrap();
+        let twice = [data("randrw.json"), data("perio.json"), copy];
+        let again = super::charts(&twice, Some("again")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let h = texts(chart(&again, "again-histogram.svg"));
+        for want in [
+            "randrw.json: randrw read clat",
+            "second.json: randrw read clat",
+            "perio write clat",
+        ] {
+            assert!(h.iter().any(|t| t == want), "no {want:?} in {h:?}");
+        }
+        let e = charts_error(&[data("randrw_iops.1.log")], Some("x"));
+        assert_eq!(e, "nothing to plot: --merge x: no JSON report given");
+    }
+
+    fn charts_error(files: &[PathBuf], merge: Option<&str>) -> String {
+        charts(files, merge).unwrap_err().to_string()
+    }
+
+    #[test]
     fn logs_give_one_chart_per_prefix_and_kind() {
         let files: Vec<PathBuf> = [
             "randrw_iops.1.log",
@@ -297,7 +381,7 @@ mod tests {
         .iter()
         .map(|f| data(f))
         .collect();
-        let charts = charts(&files).unwrap();
+        let charts = charts(&files, None).unwrap();
         let names: Vec<&str> = charts.iter().map(|c| c.0.as_str()).collect();
         assert_eq!(
             names,
@@ -337,23 +421,25 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors() {
-        let missing = charts(&[data("no-such.json")]).unwrap_err();
+        let missing = charts(&[data("no-such.json")], None).unwrap_err();
         assert!(matches!(missing, PlotError::Read { .. }), "{missing}");
         // A log is not JSON.
-        let not_json = charts(&[data("README.md")]).unwrap_err().to_string();
+        let not_json = charts(&[data("README.md")], None).unwrap_err().to_string();
         assert!(not_json.contains("no JSON object"), "{not_json}");
         let dir = std::env::temp_dir().join(format!("uvio-plot-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let bad = dir.join("bad_iops.1.log");
         std::fs::write(&bad, "100, 5, 0, 0, 0\n200, 6, 0\n").unwrap();
-        let e = charts(std::slice::from_ref(&bad)).unwrap_err().to_string();
+        let e = charts(std::slice::from_ref(&bad), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("bad_iops.1.log, line 2: `200, 6, 0`: 3 fields"),
             "{e}"
         );
         let empty = dir.join("empty_slat.1.log");
         std::fs::write(&empty, "").unwrap();
-        let e = charts(&[empty]).unwrap_err().to_string();
+        let e = charts(&[empty], None).unwrap_err().to_string();
         assert_eq!(e, "nothing to plot: every log given is empty");
         std::fs::remove_dir_all(&dir).unwrap();
     }
