@@ -256,14 +256,48 @@ fn log_chart(prefix: &str, kind: LogKind, logs: &[Log]) -> Result<String, PlotEr
         }
         for (ddir, mut points) in by_ddir {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            series.push(Series {
-                label: format!("{} {}", log.job, ddir.name()),
-                points,
-            });
+            let mut label = format!("{} {}", log.job, ddir.name());
+            if points.len() > MAX_LINE_POINTS {
+                let (means, window_ms) = window_means(&points);
+                label += &format!(" (mean per {window_ms} ms)");
+                points = means;
+            }
+            series.push(Series { label, points });
         }
     }
     let title = format!("{prefix}: {what} over time");
     chart::over_time(&title, &y_desc, &series)
+}
+
+/// More samples than this in one line (a log of every I/O) are drawn as means over time
+/// windows, as fio's `log_avg_msec` would have logged them: a line of a million points is
+/// an SVG no viewer opens quickly, and no screen shows them apart.
+const MAX_LINE_POINTS: usize = 2000;
+
+/// `points` (seconds, value; sorted by time) as the mean of each window of whole
+/// milliseconds, the window chosen to leave at most `MAX_LINE_POINTS / 2` of them; each mean
+/// sits at its window's end, as fio stamps an averaged sample. Returns the window too.
+fn window_means(points: &[(f64, f64)]) -> (Vec<(f64, f64)>, u64) {
+    let span_ms = points.last().map_or(0.0, |p| p.0 * 1000.0);
+    let window_ms = ((span_ms / (MAX_LINE_POINTS / 2) as f64).ceil() as u64).max(1);
+    let mut means = Vec::new();
+    let mut window = (0u64, 0.0, 0usize); // (index, sum, count)
+    for &(seconds, value) in points {
+        let index = (seconds * 1000.0) as u64 / window_ms;
+        if index != window.0 && window.2 > 0 {
+            let end = ((window.0 + 1) * window_ms) as f64 / 1000.0;
+            means.push((end, window.1 / window.2 as f64));
+            window = (index, 0.0, 0);
+        }
+        window.0 = index;
+        window.1 += value;
+        window.2 += 1;
+    }
+    if window.2 > 0 {
+        let end = ((window.0 + 1) * window_ms) as f64 / 1000.0;
+        means.push((end, window.1 / window.2 as f64));
+    }
+    (means, window_ms)
 }
 
 #[cfg(test)]
@@ -417,6 +451,49 @@ mod tests {
         for want in ["randrw: completion latency (clat) over time", "clat (µs)"] {
             assert!(clat.iter().any(|t| t == want), "no {want:?} in {clat:?}");
         }
+    }
+
+    #[test]
+    fn long_per_io_logs_are_drawn_as_window_means() {
+        // 10 s of a per-I/O clat log: 5000 I/Os a second, 100 µs each in even seconds and
+        // 300 µs in odd ones.
+        let points: Vec<(f64, f64)> = (0..50_000u64)
+            .map(|i| {
+                let ms = i / 5;
+                (
+                    ms as f64 / 1000.0,
+                    if (ms / 1000) % 2 == 0 { 100.0 } else { 300.0 },
+                )
+            })
+            .collect();
+        let (means, window_ms) = window_means(&points);
+        assert_eq!(window_ms, 10);
+        assert_eq!(means.len(), 1000);
+        assert_eq!(means[0], (0.01, 100.0));
+        assert_eq!(means[100], (1.01, 300.0));
+        assert_eq!(means[999], (10.0, 300.0));
+        let dir = std::env::temp_dir().join(format!("uvio-plot-long-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("long_clat.1.log");
+        let text: String = points
+            .iter()
+            .map(|(s, us)| {
+                format!(
+                    "{}, {}, 0, 4096, 0\n",
+                    (s * 1000.0) as u64,
+                    *us as u64 * 1000
+                )
+            })
+            .collect();
+        std::fs::write(&log, text).unwrap();
+        let charts = charts(std::slice::from_ref(&log), None).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let t = texts(chart(&charts, "long-clat.svg"));
+        assert!(
+            t.iter().any(|t| t == "long.1 read (mean per 10 ms)"),
+            "{t:?}"
+        );
+        assert!(charts[0].1.len() < 200_000, "{} bytes", charts[0].1.len());
     }
 
     #[test]
