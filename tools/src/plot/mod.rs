@@ -218,33 +218,8 @@ fn latency_charts(
 
 /// One chart of the logs of one prefix and kind: a line per job and data direction.
 fn log_chart(prefix: &str, kind: LogKind, logs: &[Log]) -> Result<String, PlotError> {
-    let max = logs
-        .iter()
-        .flat_map(|l| l.samples.iter().map(|s| s.value))
-        .max()
-        .unwrap_or(0) as f64;
-    let unit = LatencyUnit::for_value(max);
-    let (what, y_desc, scale): (&str, String, Box<dyn Fn(u64) -> f64>) = match kind {
-        LogKind::Iops => ("IOPS", "IOPS".into(), Box::new(|v| v as f64)),
-        // fio logs bandwidth in KiB/s.
-        LogKind::Bandwidth => (
-            "bandwidth",
-            "bandwidth (MiB/s)".into(),
-            Box::new(|v| v as f64 / 1024.0),
-        ),
-        LogKind::Lat | LogKind::Clat | LogKind::Slat => {
-            let name = match kind {
-                LogKind::Lat => "total latency (lat)",
-                LogKind::Clat => "completion latency (clat)",
-                _ => "submission latency (slat)",
-            };
-            (
-                name,
-                format!("{} ({})", kind.file_tag(), unit.symbol()),
-                Box::new(move |v| unit.of_ns(v as f64)),
-            )
-        }
-    };
+    // Lines in the log's own units first (latencies in ns); a latency's display unit is
+    // picked from what is drawn, after any window means.
     let mut series = Vec::new();
     for log in logs {
         let mut by_ddir: BTreeMap<Ddir, Vec<(f64, f64)>> = BTreeMap::new();
@@ -252,7 +227,7 @@ fn log_chart(prefix: &str, kind: LogKind, logs: &[Log]) -> Result<String, PlotEr
             by_ddir
                 .entry(s.ddir)
                 .or_default()
-                .push((s.time_ms as f64 / 1000.0, scale(s.value)));
+                .push((s.time_ms as f64 / 1000.0, s.value as f64));
         }
         for (ddir, mut points) in by_ddir {
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -263,6 +238,37 @@ fn log_chart(prefix: &str, kind: LogKind, logs: &[Log]) -> Result<String, PlotEr
                 points = means;
             }
             series.push(Series { label, points });
+        }
+    }
+    let max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let unit = LatencyUnit::for_value(max);
+    let (what, y_desc, scale): (&str, String, Box<dyn Fn(f64) -> f64>) = match kind {
+        LogKind::Iops => ("IOPS", "IOPS".into(), Box::new(|v| v)),
+        // fio logs bandwidth in KiB/s.
+        LogKind::Bandwidth => (
+            "bandwidth",
+            "bandwidth (MiB/s)".into(),
+            Box::new(|v| v / 1024.0),
+        ),
+        LogKind::Lat | LogKind::Clat | LogKind::Slat => {
+            let name = match kind {
+                LogKind::Lat => "total latency (lat)",
+                LogKind::Clat => "completion latency (clat)",
+                _ => "submission latency (slat)",
+            };
+            (
+                name,
+                format!("{} ({})", kind.file_tag(), unit.symbol()),
+                Box::new(move |v| unit.of_ns(v)),
+            )
+        }
+    };
+    for s in &mut series {
+        for p in &mut s.points {
+            p.1 = scale(p.1);
         }
     }
     let title = format!("{prefix}: {what} over time");
@@ -457,7 +463,7 @@ mod tests {
     fn long_per_io_logs_are_drawn_as_window_means() {
         // 10 s of a per-I/O clat log: 5000 I/Os a second, 100 µs each in even seconds and
         // 300 µs in odd ones.
-        let points: Vec<(f64, f64)> = (0..50_000u64)
+        let mut points: Vec<(f64, f64)> = (0..50_000u64)
             .map(|i| {
                 let ms = i / 5;
                 (
@@ -466,10 +472,12 @@ mod tests {
                 )
             })
             .collect();
+        // One I/O of 2 ms among them.
+        points[7] = (0.001, 2000.0);
         let (means, window_ms) = window_means(&points);
         assert_eq!(window_ms, 10);
         assert_eq!(means.len(), 1000);
-        assert_eq!(means[0], (0.01, 100.0));
+        assert_eq!(means[0], (0.01, (49.0 * 100.0 + 2000.0) / 50.0));
         assert_eq!(means[100], (1.01, 300.0));
         assert_eq!(means[999], (10.0, 300.0));
         let dir = std::env::temp_dir().join(format!("uvio-plot-long-{}", std::process::id()));
