@@ -13,6 +13,7 @@ mod io;
 mod list;
 mod logger;
 mod open;
+mod plot;
 mod reset;
 mod scan;
 mod sg;
@@ -227,6 +228,15 @@ enum Command {
         #[command(flatten)]
         range: DeviceRange,
     },
+    /// Draw SVG charts of a benchmark run: latency percentiles and histogram from a JSON report
+    /// of fio or `uvio bench` (`--output-format=json+`), and IOPS, bandwidth and latency over
+    /// time from fio-format logs (`write_iops_log`, `write_bw_log`, `write_lat_log`). Writes
+    /// NAME-percentiles.svg, NAME-histogram.svg and PREFIX-iops.svg, -bw, -lat, -clat, -slat
+    /// into the output directory and prints their paths.
+    Plot {
+        #[command(flatten)]
+        args: plot::PlotArgs,
+    },
 }
 
 /// A byte range of a device: `DEVICE --offset N --length N`.
@@ -391,6 +401,7 @@ fn main() -> ExitCode {
         }
         Command::Discard { range } => range.apply(Op::Discard),
         Command::WriteZeroes { range } => range.apply(Op::WriteZeroes),
+        Command::Plot { args } => plot::run(args),
         Command::Verify {
             device,
             queues,

@@ -29,7 +29,8 @@
 //! `--no-scsi`, `--no-packed`,
 //! `--rows a,b,...` (row keys: qd1 qd8 qd32 qd128 randwrite seqread 2jobs 2jobs1cpu), `--raw DIR`
 //! (save every JSON report there), `--no-blkio` (no libblkio column), `--blkio-bench PATH` (use
-//! this blkio-bench binary instead of building it).
+//! this blkio-bench binary instead of building it), `--plot DIR` (the table as SVG bar charts
+//! there: IOPS and p99 of every peer per row, `tests/src/compare_plot.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -109,6 +110,7 @@ struct Args {
     raw: Option<PathBuf>,
     blkio: bool,
     blkio_bench: Option<PathBuf>,
+    plot: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -121,6 +123,7 @@ fn parse_args() -> Args {
         raw: None,
         blkio: true,
         blkio_bench: None,
+        plot: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -163,6 +166,13 @@ fn parse_args() -> Args {
                         .into(),
                 )
             }
+            "--plot" => {
+                a.plot = Some(
+                    it.next()
+                        .unwrap_or_else(|| usage("--plot needs a dir"))
+                        .into(),
+                )
+            }
             _ => usage(&format!("unknown argument {arg}")),
         }
     }
@@ -171,7 +181,7 @@ fn parse_args() -> Args {
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--repeat N] [--no-scsi] [--no-packed]\n       [--rows qd1,qd32,...] [--raw DIR] [--no-blkio] [--blkio-bench PATH]"
+        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--repeat N] [--no-scsi] [--no-packed]\n       [--rows qd1,qd32,...] [--raw DIR] [--no-blkio] [--blkio-bench PATH] [--plot DIR]"
     );
     std::process::exit(2)
 }
@@ -507,6 +517,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut blkio_notes: Vec<String> = Vec::new();
     let mut unsteady: Vec<String> = Vec::new();
+    let mut chart = uvio_tests::compare_plot::Comparison::default();
     for sys in &systems {
         for (key, label, _) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
             // Every round of this row: uvio, the kernel's engines, libblkio.
@@ -583,6 +594,11 @@ fn main() {
                     kiops(u.iops)
                 ));
             }
+            chart.add(sys.label, label, "uvio", u.iops, u.p99);
+            chart.add(sys.label, label, "kernel", k.iops, k.p99);
+            if let Some(b) = median(&blkio_runs) {
+                chart.add(sys.label, label, "libblkio", b.iops, b.p99);
+            }
             let runs_list: Vec<String> = uvio_runs.iter().map(|f| kiops(f.iops)).collect();
             let ratio = if k.iops > 0.0 { u.iops / k.iops } else { 0.0 };
             println!(
@@ -634,6 +650,17 @@ fn main() {
                 serde_json::to_string_pretty(&doc).unwrap_or_default(),
             )
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        }
+    }
+    if let Some(dir) = &args.plot {
+        match uvio_tests::compare_plot::write_charts(dir, &chart) {
+            Ok(paths) => paths
+                .iter()
+                .for_each(|p| eprintln!("chart: {}", p.display())),
+            Err(e) => {
+                eprintln!("uvio-compare: {e}");
+                failed = true;
+            }
         }
     }
     if failed {
