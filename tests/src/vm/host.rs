@@ -377,7 +377,8 @@ pub fn ensure_reference_tools() {
 /// How the guest `uvio` is built: static (the guest has no libc) and not position-independent.
 /// Why not static-pie: QEMU's TCG (7.2) caches the code it translates by virtual address, and
 /// a PIE loads at a new random address each run, so every run translates the whole program
-/// again (a `uvio scan` of 128 LUNs took 150 ms warm as static-pie, 50 ms as non-PIE).
+/// again: a whole `uvio scan` of 128 LUNs took 150-540 ms a run as static-pie and 43-94 ms
+/// as non-PIE, side by side on one host.
 const GUEST_RUSTFLAGS: &str = "-C target-feature=+crt-static -C relocation-model=static";
 
 /// The static `uvio` binary to run in the guest: `$UVIO_GUEST_BIN` if set, otherwise built once
