@@ -1,8 +1,9 @@
 //! Issue 12: the concurrent scan. On a topology of 44 targets and well over a hundred LUNs
 //! (sparse LUNs, a LUN >= 256, a CD-ROM, a read-only LUN, 4 KiB blocks), built twice, uvio's
 //! concurrent scan of one HBA returns exactly what `--sequential` returns, in the same order,
-//! and both match the guest kernel's scan of the twin (sysfs and lsscsi); and it is timed
-//! against the kernel's scan of the twin in the same guest.
+//! and both match the guest kernel's scan of the twin (sysfs and lsscsi); and the whole
+//! `uvio scan` process takes at most a tenth of the kernel's scan of the twin, timed in the
+//! same guest.
 
 use std::collections::BTreeMap;
 
@@ -67,11 +68,17 @@ fn topology(mut spec: VmSpec, bus: &str, addr: &str) -> VmSpec {
     spec
 }
 
-/// The guest script: the kernel's view of the twin at boot, uvio's timed scans (concurrent,
-/// sequential, concurrent again), then the kernel's timed scan of the twin (unbound from
-/// virtio-pci, bound again, until its last sd device is there) and lsscsi. Each timed run
-/// is framed by markers written to /dev/kmsg, so both are timed on the kernel's clock with
-/// no process started for it.
+/// The guest script: the kernel's view of the twin at boot, uvio's timed scans (a first run,
+/// then concurrent, sequential, concurrent twice more), then the kernel's timed scan of the twin
+/// (unbound from virtio-pci, bound again, until its last sd device is there) and lsscsi.
+/// Each timed run is framed by markers written to /dev/kmsg, so both are timed on the
+/// kernel's clock with no process started for it.
+///
+/// Both sides are timed on a second run of their code. Under TCG the first run of any code
+/// pays for its translation, which QEMU keeps for later runs at the same address: the
+/// kernel's scan code ran at boot (the twin's first scan), and uvio's `first` run, timed
+/// but held to a looser bound, does the same for its binary (a non-PIE, so it loads at the
+/// same address each run: see `tests/src/vm/host.rs`).
 fn script(disks: usize) -> String {
     let uvio_timed = |name: &str, args: &str| {
         format!(
@@ -82,13 +89,15 @@ fn script(disks: usize) -> String {
     format!(
         r#"check kernel_sysfs sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*; do n=$(basename $d); b=$(ls $d/block 2>/dev/null | head -1); if [ -n "$b" ]; then s="$(cat $d/block/$b/size)|$(cat $d/block/$b/queue/logical_block_size)|$(cat $d/block/$b/ro)"; else s="-|-|-"; fi; echo "$n|$(cat $d/type)|$(cat $d/vendor)|$(cat $d/model)|$(cat $d/rev)|$s"; done'
 check bind uvio bind {UVIO_HBA}
-{c1}{seq}{c2}{text}check kernel_timed sh -c 'echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/unbind; echo kernel-bind-start > /dev/kmsg; echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/bind; n=0; while [ $n -lt 1200 ]; do set -- {blocks}; if [ -e "$1" ] && [ $# -ge {disks} ]; then break; fi; sleep 0.05; n=$((n+1)); done; echo "sd devices: $#"'
+{first}{c1}{seq}{c2}{c3}{text}check kernel_timed sh -c 'echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/unbind; echo kernel-bind-start > /dev/kmsg; echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/bind; n=0; while [ $n -lt 1200 ]; do set -- {blocks}; if [ -e "$1" ] && [ $# -ge {disks} ]; then break; fi; sleep 0.05; n=$((n+1)); done; echo "sd devices: $#"'
 check kernel_lsscsi /usr/bin/lsscsi
 check dmesg dmesg
 "#,
+        first = uvio_timed("first", "--json"),
         c1 = uvio_timed("concurrent", "--json"),
         seq = uvio_timed("sequential", "--json --sequential"),
         c2 = uvio_timed("concurrent2", "--json"),
+        c3 = uvio_timed("concurrent3", "--json"),
         text = uvio_timed("text", ""),
     )
 }
@@ -249,6 +258,8 @@ fn the_concurrent_scan_matches_the_sequential_scan_and_the_kernel_and_is_timed()
     let concurrent = &out.section("concurrent").output;
     assert_eq!(concurrent, &out.section("sequential").output, "{out}");
     assert_eq!(concurrent, &out.section("concurrent2").output, "{out}");
+    assert_eq!(concurrent, &out.section("concurrent3").output, "{out}");
+    assert_eq!(concurrent, &out.section("first").output, "{out}");
     let json: Value =
         serde_json::from_str(concurrent).unwrap_or_else(|e| panic!("scan JSON: {e}\n{concurrent}"));
     assert_eq!(json["hosts"][0]["warnings"], Value::Array(vec![]), "{out}");
@@ -281,38 +292,55 @@ fn the_concurrent_scan_matches_the_sequential_scan_and_the_kernel_and_is_timed()
     assert_eq!(kernel_lsscsi.len(), luns.len(), "{out}");
     assert_eq!(uvio_lsscsi, kernel_lsscsi, "{out}");
 
-    // The time: uvio's whole process (start, device setup, scan, output, device reset) and
-    // its scan alone, against the kernel's scan of the twin.
+    // The time: uvio's whole process (start, argument parsing, device setup, scan, output,
+    // device reset and close, exit) and its scan alone, against the kernel's scan of the
+    // twin. The issue's criterion: the whole concurrent process in at most a tenth of the
+    // kernel's time. It is held to the median of three runs: the host running this guest
+    // may be busy with other work, and a stall of a few tens of milliseconds (seen: one
+    // run of 0.35 s between two of 0.08 s) is a large part of a 0.1 s process but a small
+    // one of the kernel's 1.3 s scan.
     let kernel = kernel_seconds(&out, disks);
     let whole = |name| uvio_seconds(&out, name);
     let scan = |name| scan_phase_seconds(&out, name);
-    let (c1, c2, seq) = (
-        whole("concurrent"),
-        whole("concurrent2"),
-        whole("sequential"),
-    );
-    let (s1, s2, sseq) = (scan("concurrent"), scan("concurrent2"), scan("sequential"));
+    let concurrent = ["concurrent", "concurrent2", "concurrent3"];
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let runs: Vec<f64> = concurrent.iter().map(|&n| whole(n)).collect();
+    let scans: Vec<f64> = concurrent.iter().map(|&n| scan(n)).collect();
+    let (first, seq, sseq) = (whole("first"), whole("sequential"), scan("sequential"));
+    let (c, s) = (median(runs.clone()), median(scans.clone()));
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
         "scan of {TARGETS} targets, {} LUNs: the kernel {kernel:.3} s; uvio's whole process \
-         concurrent {c1:.3} s and {c2:.3} s ({:.3}x the kernel's), sequential {seq:.3} s \
-         ({:.3}x); uvio's scan alone concurrent {s1:.3} s and {s2:.3} s ({:.3}x), sequential \
-         {sseq:.3} s ({:.3}x)",
+         concurrent {} s (median {c:.3} s, {:.3}x the kernel's), sequential {seq:.3} s \
+         ({:.3}x), first run (code not yet translated) {first:.3} s ({:.3}x); uvio's scan \
+         alone concurrent {} s (median {s:.3} s, {:.3}x), sequential {sseq:.3} s ({:.3}x)",
         luns.len(),
-        c1.min(c2) / kernel,
+        list(&runs),
+        c / kernel,
         seq / kernel,
-        s1.min(s2) / kernel,
+        first / kernel,
+        list(&scans),
+        s / kernel,
         sseq / kernel
     );
     assert!(
-        s1 < sseq && s2 < sseq,
+        s < sseq,
         "the concurrent scan is not faster than the sequential one\n{out}"
     );
     assert!(
-        s1.max(s2) <= kernel / 10.0,
-        "uvio's concurrent scan over a tenth of the kernel's\n{out}"
+        c <= kernel / 10.0,
+        "uvio's whole concurrent process over a tenth of the kernel's scan\n{out}"
     );
     assert!(
-        c1.max(c2) <= kernel / 2.0,
-        "uvio's whole process over half the kernel's scan\n{out}"
+        first <= kernel / 2.0,
+        "uvio's first run over half the kernel's scan\n{out}"
     );
 }

@@ -1,12 +1,11 @@
 //! `uvio scan`: the LUNs of virtio-scsi hosts, found the way the kernel finds them, printed
 //! in lsscsi's layout or as JSON.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use uvio::binding::VFIO_PCI_DRIVER;
 use uvio::block::{Data, Request, Unit};
 use uvio::pci::{PciAddress, Sysfs};
@@ -19,12 +18,14 @@ use uvio::virtio::DeviceType;
 use crate::command::CmdResult;
 
 pub mod filter;
+pub mod json;
 pub mod long;
 pub mod lsscsi;
 pub mod lun_facts;
 pub mod udev_id;
 
 use filter::Filter;
+use json::HostJson;
 use lsscsi::Layout;
 use lun_facts::{LunFacts, Wanted};
 
@@ -175,58 +176,6 @@ fn wanted(layout: &Layout) -> Wanted {
     }
 }
 
-fn lun_json(bdf: PciAddress, l: &ScannedLun) -> Value {
-    let inq = &l.inquiry;
-    let mut v = json!({
-        "channel": l.channel,
-        "target": l.target,
-        "lun": l.lun,
-        "linux_lun": l.linux_lun,
-        "type": inq.device_type.short_name(),
-        "pdt": inq.device_type.0,
-        "pq": inq.peripheral_qualifier,
-        "vendor": inq.vendor_trimmed(),
-        "model": inq.product_trimmed(),
-        "revision": inq.revision_trimmed(),
-        "scsi_level": inq.scsi_level,
-        "removable": inq.removable,
-    });
-    if let Some(d) = &l.disk {
-        let obj = v.as_object_mut().expect("an object");
-        obj.insert(
-            "device".into(),
-            json!(format!("{bdf}/{}:{}:{}", l.channel, l.target, l.lun)),
-        );
-        for (key, value) in [
-            ("blocks", json!(d.blocks)),
-            ("block_size", json!(d.block_size)),
-            ("physical_block_size", json!(d.physical_block_size)),
-            ("size_bytes", json!(d.size_bytes)),
-            ("write_protect", json!(d.write_protect)),
-            ("write_cache", json!(d.write_cache)),
-            ("fua", json!(d.fua)),
-            ("serial", json!(d.serial)),
-            ("identifiers", json!(d.identifiers)),
-            ("rotation_rate", json!(d.rotation_rate)),
-            ("max_transfer_blocks", json!(d.max_transfer_blocks)),
-            ("optimal_transfer_blocks", json!(d.optimal_transfer_blocks)),
-            ("unmap", json!(d.unmap)),
-            (
-                "vpd_pages",
-                json!(d
-                    .vpd_pages
-                    .iter()
-                    .map(|p| format!("0x{p:02x}"))
-                    .collect::<Vec<_>>()),
-            ),
-            ("not_ready", json!(d.not_ready)),
-        ] {
-            obj.insert(key.into(), value);
-        }
-    }
-    v
-}
-
 /// One lsscsi-style line with sizes (`--watch`'s events).
 fn lun_line(host: usize, bdf: PciAddress, l: &ScannedLun, sizes: bool) -> String {
     let layout = Layout {
@@ -271,7 +220,8 @@ pub fn run(
 ) -> CmdResult {
     // lsscsi -c heads its list, with "none" when it is empty.
     let mut lines: Vec<String> = Vec::new();
-    let mut hosts = Vec::new();
+    // --json: each host stays open until the document, which borrows its report, is out.
+    let mut scanned: Vec<(usize, PciAddress, VirtioScsiHost)> = Vec::new();
     let mut failed = 0;
     for (index, bdf) in hosts_to_scan(named)?.into_iter().enumerate() {
         if !filter.matches_host(index) {
@@ -308,24 +258,15 @@ pub fn run(
                 continue;
             }
         };
-        let report = host.scan_report().clone();
-        for w in &report.warnings {
+        for w in &host.scan_report().warnings {
             eprintln!("uvio: warning: {bdf}: {w}");
         }
         if json_output {
-            hosts.push(json!({
-                "pci": bdf.to_string(),
-                "host": index,
-                "luns": report
-                    .luns
-                    .iter()
-                    .filter(|l| filter.matches(index, l))
-                    .map(|l| lun_json(bdf, l))
-                    .collect::<Vec<_>>(),
-                "warnings": report.warnings,
-            }));
+            scanned.push((index, bdf, host));
         } else {
-            // lsscsi's order: by channel, target and (Linux) LUN.
+            // lsscsi's order: by channel, target and (Linux) LUN. (A copy of the report:
+            // gathering a LUN's facts asks the host, which needs it mutably.)
+            let report = host.scan_report().clone();
             let mut luns: Vec<&ScannedLun> = report
                 .luns
                 .iter()
@@ -338,21 +279,35 @@ pub fn run(
             }
         }
     }
-    if json_output {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "hosts": hosts }))?
-        );
+    // The whole output in one buffer and one write (stdout is line-buffered: a write per
+    // line otherwise).
+    let output = if json_output {
+        let hosts: Vec<HostJson> = scanned
+            .iter()
+            .map(|(index, bdf, host)| HostJson {
+                bdf: *bdf,
+                index: *index,
+                report: host.scan_report(),
+                filter,
+            })
+            .collect();
+        json::document(&hosts)?
     } else {
+        let mut text = String::new();
         if layout.classic {
             let what = if list_hosts { "hosts" } else { "devices" };
             let none = if lines.is_empty() { "none" } else { "" };
-            println!("Attached {what}: {none}");
+            text.push_str(&format!("Attached {what}: {none}\n"));
         }
         for line in &lines {
-            println!("{line}");
+            text.push_str(line);
+            text.push('\n');
         }
-    }
+        text.into_bytes()
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&output)?;
+    stdout.flush()?;
     if failed > 0 {
         return Err(format!("{failed} hosts could not be scanned").into());
     }
