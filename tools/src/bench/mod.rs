@@ -15,8 +15,10 @@ pub mod distribution;
 pub mod engine;
 pub mod jobfile;
 pub mod keywords;
+pub mod logs;
 pub mod options;
 pub mod output;
+pub mod placement;
 mod plan;
 pub mod queue;
 pub mod start;
@@ -122,11 +124,20 @@ pub fn run(args: &[String]) -> CmdResult {
     // fio counts `startdelay` from its own start.
     let genesis = Instant::now();
     let mut reports = Vec::new();
+    // fio numbers job threads over the whole run, from 1 (log file names, split CPUs).
+    let mut threads_before = 0;
     for (index, group) in inv.groups.iter().enumerate() {
         if crate::interrupt::requested() {
             break;
         }
-        reports.extend(run_group(index, group, &inv, genesis, &mut out)?);
+        reports.extend(run_group(
+            index,
+            group,
+            &inv,
+            genesis,
+            &mut threads_before,
+            &mut out,
+        )?);
     }
     if inv.formats.normal {
         out.write_all(output::normal::render(&reports).as_bytes())?;
@@ -204,6 +215,27 @@ fn scramble(bufs: &mut [DmaBuf], seed: u64) {
     }
 }
 
+/// The most I/Os a job clone can complete (its log buffers' size), when that is known: a job
+/// bounded by size, not by time; its verify pass reads back what it wrote.
+fn max_ios(opts: &JobOptions, io_size: u64) -> Option<u64> {
+    if opts.time_based || opts.runtime.is_some() {
+        return None;
+    }
+    let smallest = Ddir::ALL
+        .into_iter()
+        .filter(|d| opts.rw.has(*d))
+        .map(|d| opts.block_sizes(d).min())
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    let passes = if opts.verify.is_some() && opts.do_verify {
+        2
+    } else {
+        1
+    };
+    Some((io_size / smallest + 1) * u64::from(opts.loops.max(1)) * passes)
+}
+
 fn now_ms() -> (i64, u64) {
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -212,12 +244,14 @@ fn now_ms() -> (i64, u64) {
 }
 
 /// Opens the devices of one group (`index`: the how-manieth of the invocation), runs its
-/// jobs together, and returns the reports of its reporting groups.
+/// jobs together, writes their logs, and returns the reports of its reporting groups.
+/// `threads_before`: job threads of the groups before (counted on by this one's).
 fn run_group(
     index: usize,
     group: &Group,
     inv: &Invocation,
     genesis: Instant,
+    threads_before: &mut usize,
     out: &mut Box<dyn Write>,
 ) -> Result<Vec<GroupReport>, Box<dyn std::error::Error>> {
     let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
@@ -414,10 +448,18 @@ fn run_group(
             progress,
             start: gate.ticket(),
             start_at: start_time(&p.opts, p.seed, genesis),
-            cpu: match &p.opts.cpus_allowed {
-                Some(list) => Some(list[p.clone as usize % list.len()]),
-                None => (!cpus.is_empty() && pin).then(|| cpus[thread % cpus.len()]),
-            },
+            placement: placement::Placement::of(
+                &p.opts,
+                *threads_before + thread + 1,
+                thread,
+                &cpus,
+                pin,
+            ),
+            logs: logs::JobLogs::new(
+                &p.opts,
+                max_ios(&p.opts, p.io_size),
+                p.opts.runtime.map(|r| r.as_millis() as u64),
+            ),
             recovery: Some(engine::RecoveryLink {
                 tx: recover_tx.clone(),
                 function: disk.function.clone(),
@@ -437,7 +479,7 @@ fn run_group(
     let started = Instant::now();
     // Job threads hold the only senders from here: the recovery thread ends with them.
     drop(recover_tx);
-    let results: Vec<JobStats> = std::thread::scope(|scope| {
+    let results: Vec<engine::CloneResult> = std::thread::scope(|scope| {
         // Timed-out requests are recovered here, off the job threads and the status line:
         // ABORT TASK waits for the device to answer (QEMU answers when the aborted request
         // ends), and the other jobs of the group must not wait with it.
@@ -510,6 +552,23 @@ fn run_group(
     })?;
     let elapsed = started.elapsed();
     drop(functions);
+    // The logs, thread by thread, as fio writes them when its jobs end.
+    for (thread, r) in results.iter().enumerate() {
+        let Some(logs) = &r.logs else { continue };
+        let number = *threads_before + thread + 1;
+        let written = logs
+            .write(number)
+            .map_err(|e| format!("job `{}`: writing its log: {e}", planned[thread].opts.name))?;
+        for (path, kept, dropped) in written.dropped {
+            eprintln!(
+                "uvio bench: {}: kept the first {kept} lines, {dropped} more did not fit in \
+                 its buffer (log_avg_msec=N averages them into far fewer)",
+                path.display()
+            );
+        }
+    }
+    *threads_before += planned.len();
+    let results: Vec<JobStats> = results.into_iter().map(|r| r.stats).collect();
 
     let reports: Vec<(usize, JobReport)> = planned
         .iter()

@@ -216,6 +216,12 @@ impl Engine {
                     }
                 }
             }
+            if record && self.logs.is_some() {
+                let ms = self.log_ms(now);
+                if let Some(logs) = &mut self.logs {
+                    logs.tick(ms, &self.total_bytes, &self.total_ios);
+                }
+            }
             if record && now >= next_sample {
                 let secs = clock.between(sample_at, now).as_secs_f64().max(1e-9);
                 for d in 0..3 {
