@@ -139,6 +139,10 @@ pub fn run(args: &[String]) -> CmdResult {
             &mut out,
         )?);
     }
+    // fio's order: terse, JSON, normal... but uvio has always put normal before JSON.
+    if inv.formats.terse {
+        out.write_all(output::terse::render(&reports).as_bytes())?;
+    }
     if inv.formats.normal {
         out.write_all(output::normal::render(&reports).as_bytes())?;
     }
