@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uvio::block::Unit;
@@ -113,6 +113,8 @@ pub struct CloneSetup {
     pub start_at: Option<std::time::Instant>,
     /// The time-series logs the job writes, their buffers allocated (see [`JobLogs`]).
     pub logs: Option<JobLogs>,
+    /// Where `--status-interval` snapshots go, if asked for.
+    pub snapshot: Option<SnapshotLink>,
 }
 
 /// A request that timed out, for the group's recovery thread, which runs the SCSI error
@@ -248,9 +250,46 @@ struct Engine {
     /// (the start of the measured I/O, after the ramp).
     logs: Option<Box<JobLogs>>,
     log_epoch: u64,
+    /// `--status-interval` snapshots; the running phase's start (ticks), the directions its
+    /// time counts for, the measured time of the phases before it, and the CPU use at the
+    /// measured start (what a snapshot adds up).
+    snapshot: Option<SnapshotLink>,
+    phase_t0: u64,
+    phase_dirs: [bool; 3],
+    runtime_before: Duration,
+    cpu0: CpuUsage,
     /// Where timed-out requests go to be recovered, and this clone's hardware queue.
     recovery: Option<RecoveryLink>,
     hw_queue: u16,
+}
+
+/// A job clone's latest figures, for `--status-interval`: the status printer raises the
+/// shared request number, and the job thread copies its statistics here between reaps (into
+/// histograms allocated at set-up: no allocation) and answers with that number.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The request last answered; [`Snapshot::FINAL`] once the job has ended.
+    pub answered: AtomicU64,
+    pub stats: Mutex<JobStats>,
+}
+
+impl Snapshot {
+    pub const FINAL: u64 = u64::MAX;
+
+    pub fn new() -> Self {
+        Snapshot {
+            answered: AtomicU64::new(0),
+            stats: Mutex::new(JobStats::default()),
+        }
+    }
+}
+
+/// A job clone's side of the status-interval snapshots.
+#[derive(Debug, Clone)]
+pub struct SnapshotLink {
+    /// The request number, shared by the group's job threads.
+    pub request: Arc<AtomicU64>,
+    pub slot: Arc<Snapshot>,
 }
 
 /// A completed I/O whose latencies are not yet recorded (see `Engine::unrecorded`).
@@ -316,6 +355,11 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
         unrecorded: Vec::with_capacity(depth as usize),
         logs: setup.logs.map(Box::new),
         log_epoch: 0,
+        snapshot: setup.snapshot,
+        phase_t0: 0,
+        phase_dirs: [false; 3],
+        runtime_before: Duration::ZERO,
+        cpu0: CpuUsage::default(),
         stages: std::env::var("UVIO_BENCH_STAGES")
             .is_ok_and(|v| v == "1")
             .then(StageTicks::default),
@@ -396,6 +440,7 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let mut cpu0 = CpuUsage::this_thread();
+    engine.cpu0 = cpu0;
     let mut queue0 = queue.stats();
     let set_phase = |e: &Engine, p: Phase| e.progress.phase.store(p as u8, Ordering::Relaxed);
 
@@ -406,6 +451,7 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
         engine.stats.reset();
         engine.stages = engine.stages.map(|_| StageTicks::default());
         cpu0 = CpuUsage::this_thread();
+        engine.cpu0 = cpu0;
         queue0 = queue.stats();
     }
     // The logs' time 0, as fio's epoch after the ramp.
@@ -437,6 +483,8 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
             source = Source::Workload(make_workload(loop_seed(round)));
         }
         set_phase(&engine, Phase::Running);
+        engine.phase_dirs = Ddir::ALL.map(|d| opts.rw.has(d));
+        engine.runtime_before = total;
         let writes_before = engine.writes;
         let main = engine.run_phase(&mut queue, &mut source, limit, deadline, true);
         for d in Ddir::ALL {
@@ -445,6 +493,7 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
             }
         }
         total += main;
+        engine.runtime_before = total;
         let written = engine.writes - writes_before;
         if write_verify && !engine.stopped && !crate::interrupt::requested() && written > 0 {
             set_phase(&engine, Phase::Verifying);
@@ -474,9 +523,11 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
                     check_seed: covers,
                 }
             };
+            engine.phase_dirs = [true, false, false];
             let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);
             engine.stats.dirs[Ddir::Read.index()].runtime += t;
             total += t;
+            engine.runtime_before = total;
         }
     }
     engine.stats.job_runtime = total;
@@ -496,6 +547,12 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
     let end_ms = engine.log_ms(clock.now());
     if let Some(l) = &mut engine.logs {
         l.finish(end_ms);
+    }
+    if let Some(link) = &engine.snapshot {
+        if let Ok(mut s) = link.slot.stats.lock() {
+            s.copy_from(&engine.stats);
+        }
+        link.slot.answered.store(Snapshot::FINAL, Ordering::Release);
     }
     set_phase(&engine, Phase::Done);
     engine.progress.done.store(true, Ordering::Release);

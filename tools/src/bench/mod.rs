@@ -130,32 +130,23 @@ pub fn run(args: &[String]) -> CmdResult {
         if crate::interrupt::requested() {
             break;
         }
-        reports.extend(run_group(
+        let more = run_group(
             index,
             group,
             &inv,
             genesis,
             &mut threads_before,
-            &mut out,
-        )?);
-    }
-    // fio's order: terse, JSON, normal... but uvio has always put normal before JSON.
-    if inv.formats.terse {
-        out.write_all(output::terse::render(&reports).as_bytes())?;
-    }
-    if inv.formats.normal {
-        out.write_all(output::normal::render(&reports).as_bytes())?;
-    }
-    if inv.formats.json {
-        let doc = output::json::render(
             &reports,
-            inv.formats.json_plus,
-            wall.as_secs() as i64,
-            wall.as_millis() as u64,
-        );
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            &mut out,
+        )?;
+        reports.extend(more);
     }
-    out.flush()?;
+    write_reports(
+        &mut out,
+        &reports,
+        &inv,
+        (wall.as_secs() as i64, wall.as_millis() as u64),
+    )?;
     // Failures: on stderr too, whatever the output format, and in the exit status.
     let mut failures = Vec::new();
     match crate::interrupt::cause() {
@@ -249,13 +240,16 @@ fn now_ms() -> (i64, u64) {
 
 /// Opens the devices of one group (`index`: the how-manieth of the invocation), runs its
 /// jobs together, writes their logs, and returns the reports of its reporting groups.
-/// `threads_before`: job threads of the groups before (counted on by this one's).
+/// `threads_before`: job threads of the groups before (counted on by this one's);
+/// `earlier`: their reports (which a `--status-interval` report shows too).
+#[allow(clippy::too_many_arguments)]
 fn run_group(
     index: usize,
     group: &Group,
     inv: &Invocation,
     genesis: Instant,
     threads_before: &mut usize,
+    earlier: &[GroupReport],
     out: &mut Box<dyn Write>,
 ) -> Result<Vec<GroupReport>, Box<dyn std::error::Error>> {
     let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
@@ -405,6 +399,15 @@ fn run_group(
     let cpus = crate::cpu::allowed_cpus();
     let pin = std::env::var("UVIO_BENCH_PIN").map_or(true, |v| v != "0");
     let gate = start::StartGate::new();
+    // `--status-interval`: a slot per clone for its figures, and the request number.
+    let snapshot_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let snapshots: Vec<Arc<engine::Snapshot>> = match inv.status_interval {
+        Some(_) => planned
+            .iter()
+            .map(|_| Arc::new(engine::Snapshot::new()))
+            .collect(),
+        None => Vec::new(),
+    };
     let (recover_tx, recover_rx) = std::sync::mpsc::channel::<engine::RecoverRequest>();
     let mut setups = Vec::new();
     let mut watched = Vec::new();
@@ -459,6 +462,10 @@ fn run_group(
                 &cpus,
                 pin,
             ),
+            snapshot: snapshots.get(thread).map(|slot| engine::SnapshotLink {
+                request: Arc::clone(&snapshot_request),
+                slot: Arc::clone(slot),
+            }),
             logs: logs::JobLogs::new(
                 &p.opts,
                 max_ios(&p.opts, p.io_size),
@@ -523,24 +530,55 @@ fn run_group(
         .map_err(std::io::Error::other)?;
         drop(finished_tx);
         let mut status = StatusLine::new(Instant::now());
-        let mut next = Instant::now() + Duration::from_secs(1);
+        let second = Duration::from_secs(1);
+        let mut next_line = Instant::now() + second;
+        let mut next_report = inv.status_interval.map(|t| Instant::now() + t);
+        let mut next_newline = inv.eta_newline.map(|t| Instant::now() + t);
         let mut running = handles.len();
         while running > 0 {
-            let wait = if show_status {
-                next.saturating_duration_since(Instant::now())
-            } else {
-                Duration::from_secs(3600)
-            };
-            match finished_rx.recv_timeout(wait) {
+            let mut wake = Instant::now() + Duration::from_secs(3600);
+            if show_status {
+                wake = wake.min(next_line);
+            }
+            if let Some(t) = next_report {
+                wake = wake.min(t);
+            }
+            match finished_rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(()) => running -= 1,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            if show_status && Instant::now() >= next {
+            let now = Instant::now();
+            if let (Some(at), Some(every)) = (next_report, inv.status_interval) {
+                if now >= at {
+                    let stats = snapshot_stats(&snapshot_request, &snapshots);
+                    let mut all = earlier.to_vec();
+                    all.extend(group_reports(
+                        &planned,
+                        stats,
+                        group,
+                        (start_secs, start_ms),
+                        started.elapsed(),
+                    ));
+                    if let Err(e) = write_reports(&mut **out, &all, inv, now_ms()) {
+                        eprintln!("uvio bench: --status-interval report: {e}");
+                    }
+                    next_report = Some(at + every);
+                }
+            }
+            if show_status && now >= next_line {
                 let line = status.render(&watched);
-                let text = status.overwrite(&line);
+                let mut text = status.overwrite(&line);
+                // `--eta-newline`: the line stays, and the next starts below it.
+                if let (Some(at), Some(every)) = (next_newline, inv.eta_newline) {
+                    if now >= at {
+                        text.push('\n');
+                        status.newline();
+                        next_newline = Some(at + every);
+                    }
+                }
                 let _ = std::io::stderr().write_all(text.as_bytes());
-                next += Duration::from_secs(1);
+                next_line += second;
             }
         }
         if show_status {
@@ -574,13 +612,56 @@ fn run_group(
     *threads_before += planned.len();
     let results: Vec<JobStats> = results.into_iter().map(|r| r.stats).collect();
 
+    Ok(group_reports(
+        &planned,
+        results,
+        group,
+        (start_secs, start_ms),
+        elapsed,
+    ))
+}
+
+/// Asks every job thread of the group for its figures so far and collects them: a thread
+/// answers between two reaps; one that does not within 200 ms (asleep before its
+/// `startdelay`, or ended) is shown as it last answered.
+fn snapshot_stats(
+    request: &std::sync::atomic::AtomicU64,
+    slots: &[Arc<engine::Snapshot>],
+) -> Vec<JobStats> {
+    use std::sync::atomic::Ordering;
+    let wanted = request.fetch_add(1, Ordering::Relaxed) + 1;
+    let give_up = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < give_up
+        && slots.iter().any(|s| {
+            let a = s.answered.load(Ordering::Acquire);
+            a != wanted && a != engine::Snapshot::FINAL
+        })
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    slots
+        .iter()
+        .map(|s| s.stats.lock().map(|g| g.clone()).unwrap_or_default())
+        .collect()
+}
+
+/// The reports of a group's reporting groups, from its clones' figures (`new_group` splits
+/// a group that runs together; `group_reporting` merges one's jobs). `start`: the group's
+/// start (s, ms since the epoch), for jobs that never began.
+fn group_reports(
+    planned: &[plan::Planned],
+    results: Vec<JobStats>,
+    group: &Group,
+    start: (i64, u64),
+    elapsed: Duration,
+) -> Vec<GroupReport> {
     let reports: Vec<(usize, JobReport)> = planned
         .iter()
         .zip(results)
         .map(|(p, stats)| {
             // A job's own start (after a startdelay); the group's for one that never began.
             let (secs, ms) = match stats.start_ms {
-                0 => (start_secs, start_ms),
+                0 => start,
                 ms => ((ms / 1000) as i64, ms),
             };
             let report = JobReport {
@@ -594,7 +675,6 @@ fn run_group(
             (group.reporting[p.job], report)
         })
         .collect();
-    // One report per reporting group (`new_group` splits a group that runs together).
     let mut ids: Vec<usize> = group.reporting.clone();
     ids.dedup();
     let mut out = Vec::new();
@@ -624,5 +704,35 @@ fn run_group(
             elapsed,
         });
     }
-    Ok(out)
+    out
+}
+
+/// Writes the reports in the invocation's formats, `time` (s, ms since the epoch) being the
+/// JSON's `time`: at the end of the run, and every `--status-interval`. With
+/// `--status-interval` each JSON object is one line (newline-delimited JSON), so that a
+/// script reads one report per line; without, the one object is indented as fio's.
+fn write_reports(
+    out: &mut dyn Write,
+    reports: &[GroupReport],
+    inv: &Invocation,
+    time: (i64, u64),
+) -> std::io::Result<()> {
+    // fio's order: terse, JSON, normal... but uvio has always put normal before JSON.
+    if inv.formats.terse {
+        out.write_all(output::terse::render(reports).as_bytes())?;
+    }
+    if inv.formats.normal {
+        out.write_all(output::normal::render(reports).as_bytes())?;
+    }
+    if inv.formats.json {
+        let doc = output::json::render(reports, inv.formats.json_plus, time.0, time.1);
+        let text = if inv.status_interval.is_some() {
+            serde_json::to_string(&doc)
+        } else {
+            serde_json::to_string_pretty(&doc)
+        }
+        .map_err(std::io::Error::other)?;
+        writeln!(out, "{text}")?;
+    }
+    out.flush()
 }

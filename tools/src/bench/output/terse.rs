@@ -152,9 +152,11 @@ mod tests {
     use std::time::Duration;
 
     fn report(description: Option<&str>) -> GroupReport {
-        let mut opts = JobOptions::default();
-        opts.name = "t".into();
-        opts.description = description.map(str::to_string);
+        let opts = JobOptions {
+            name: "t".into(),
+            description: description.map(str::to_string),
+            ..JobOptions::default()
+        };
         let mut stats = JobStats::default();
         let r = &mut stats.dirs[0];
         // 1000 reads of 4 KiB: slat 2 us, clat 49 us (lat 51 us), 10 of them 3 ms (values
