@@ -607,6 +607,10 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "significant_figures",
         "four significant figures, as fio's default",
     ),
+    (
+        "log_prio",
+        "uvio gives I/Os no priority, so there is none to log",
+    ),
     ("nrfiles", "one device per job"),
     ("filesize", "use size"),
     (
