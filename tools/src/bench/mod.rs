@@ -55,7 +55,8 @@ const DEFAULT_SEED: u64 = 0x89;
 /// `uvio bench --help`: this, the option list from the table ([`options::help_listing`]),
 /// then [`HELP_TAIL`].
 const HELP_HEAD: &str = "\
-usage: uvio bench [--output-format=normal|json|json+] [--output=FILE] [--eta=auto|always|never]
+usage: uvio bench [--output-format=normal|json|json+|terse] [--minimal] [--output=FILE]
+                  [--eta=auto|always|never] [--eta-newline=T] [--status-interval=T]
                   [--parse-only] [GLOBAL OPTIONS] --name=JOB [JOB OPTIONS] [--name=JOB ...]
        uvio bench [--output-format=...] [--section=NAME]... JOBFILE...
 
@@ -64,11 +65,22 @@ fio's INI format ([global] and one section per job); each file is a group run af
 before it. filename= names the device: a PCI BDF (0000:00:05.0), or BDF/C:T:L for a SCSI LUN.
 Job files written for fio's other engines run on uvio's, with a note of what was replaced.
 
-";
+--status-interval=T prints the whole report every T while jobs run, then the final one; with
+JSON each report is one object on one line (newline-delimited JSON: read it line by line).
+--minimal (or --output-format=terse) prints fio's terse lines, version 3.
 
+";
 const HELP_TAIL: &str = "
-Job threads busy-poll and are pinned to one CPU each: to cpus_allowed= round robin, else
-to the CPUs the process may use (UVIO_BENCH_PIN=0: not pinned).
+Job threads busy-poll. A job with cpus_allowed= or cpumask= runs as fio places it
+(cpus_allowed_policy=shared: any CPU of the set; split: one each, by thread number); any
+other is pinned to one CPU, round robin over those the process may use (UVIO_BENCH_PIN=0:
+not pinned). A thread pinned to one CPU times I/O with the TSC.
+
+write_bw_log, write_iops_log, write_lat_log and write_hist_log write fio's log files when the
+job ends (PREFIX_bw.N.log ..., N the thread's number; PREFIX_bw.log with per_job_logs=0), in
+fio's line layout: fio2gnuplot, fio_generate_plots and fiologparser_hist read them. A log
+keeps at most 1048576 lines (a line per I/O unless log_avg_msec=N) and says so if it drops
+any.
 ";
 
 /// Entry point: `args` are what follows `uvio bench`.
