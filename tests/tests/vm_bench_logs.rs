@@ -43,12 +43,16 @@ const TERSE_FIELDS: usize = 121;
 /// What fio adds per kernel disk.
 const DISK_FIELDS: usize = 9;
 
+/// Debian's Python, for which python3-numpy and python3-pandas are installed (a `python3`
+/// earlier on the PATH, such as pyenv's, would not see them).
+const PYTHON: &str = "/usr/bin/python3";
+
 /// Installs what reads the logs on the host: Debian's fio (fio2gnuplot, and
 /// fiologparser_hist among its documents) and the Python libraries fiologparser_hist needs.
 fn ensure_log_tools() {
     ensure_reference_tools();
     let have_python_libs = || {
-        Command::new("python3")
+        Command::new(PYTHON)
             .args(["-c", "import numpy, pandas"])
             .output()
             .is_ok_and(|o| o.status.success())
@@ -210,6 +214,12 @@ fn check_per_io_logs(out: &VmOutput) {
     assert_eq!(ios, 256, "1 MiB in 4 KiB I/Os");
     let runtime = u(&doc["jobs"][0]["job_runtime"]);
     for (name, text) in &uvio {
+        let first = |t: &str| t.lines().next().unwrap_or_default().to_string();
+        eprintln!(
+            "[vm_bench_logs] {name}: uvio `{}`, fio `{}`",
+            first(text),
+            first(&fio[name])
+        );
         for (who, rows) in [("uvio", rows(name, text)), ("fio", rows(name, &fio[name]))] {
             assert_eq!(rows.len(), 256, "{who} {name}: a line per I/O");
             for r in &rows {
@@ -254,16 +264,24 @@ fn check_averaged_logs(out: &VmOutput, host_dir: &Path) {
     );
     assert!(uvio.contains_key("av_clat_hist.1.log"), "{uvio:?}");
     for (name, text) in &uvio {
+        if !name.contains("hist") {
+            eprintln!(
+                "[vm_bench_logs] {name}: uvio {:?}, fio {:?}",
+                text.lines().collect::<Vec<_>>(),
+                fio[name].lines().collect::<Vec<_>>()
+            );
+        }
         for (who, text) in [("uvio", text), ("fio", &fio[name])] {
             let rows = rows(name, text);
             assert!(!rows.is_empty(), "{who} {name} is empty");
             for r in &rows {
-                assert!(r[1] <= 1, "{who} {name}: ddir {r:?}");
                 if name.contains("hist") {
                     assert_eq!(r.len(), 3 + 1856, "{who} {name}: time, ddir, bs, bins");
+                    assert!(r[1] <= 1, "{who} {name}: ddir {:?}", &r[..3]);
                     assert_eq!(r[2], 4096, "{who} {name}: bs");
                 } else {
                     assert_eq!(r.len(), 5, "{who} {name}: {r:?}");
+                    assert!(r[2] <= 1, "{who} {name}: ddir {r:?}");
                     assert_eq!((r[3], r[4]), (0, 0), "{who} {name}: bs and priority {r:?}");
                 }
             }
@@ -277,7 +295,11 @@ fn check_averaged_logs(out: &VmOutput, host_dir: &Path) {
         "two directions, at least two windows: {bw:?}"
     );
     for (b, i) in bw.iter().zip(&iops) {
-        assert_eq!((b[0], b[1]), (i[0], i[1]), "same window: {b:?} {i:?}");
+        assert_eq!(
+            (b[0], b[2]),
+            (i[0], i[2]),
+            "same window and direction: {b:?} {i:?}"
+        );
         assert!(b[1].abs_diff(i[1] * 4) <= 4, "KiB/s {b:?}, IOPS {i:?}");
         assert!(b[0] % 500 <= 20 || b[0] % 500 >= 480, "window end {b:?}");
     }
@@ -296,20 +318,23 @@ fn check_averaged_logs(out: &VmOutput, host_dir: &Path) {
         for (name, text) in files.iter() {
             std::fs::write(dir.join(name), text).expect("writing a log");
         }
+        // fio2gnuplot is a Python script of Debian's (`#!/usr/bin/env python3`): run by
+        // Debian's Python, which has the python3-six it imports.
         for what in ["-b", "-i"] {
-            run_tool(&dir, "fio2gnuplot", &[what], who);
+            run_tool(&dir, PYTHON, &["/usr/bin/fio2gnuplot", what], who);
         }
         let parser = fiologparser_hist(host_dir);
         let hist = dir.join("av_clat_hist.1.log");
         let stdout = run_tool(
             &dir,
-            "python3",
+            PYTHON,
             &[
                 parser.to_str().expect("a path"),
                 hist.to_str().expect("a path"),
             ],
             who,
         );
+        eprintln!("[vm_bench_logs] fiologparser_hist on {who}'s clat_hist:\n{stdout}");
         // Its table: a header, then a row per interval.
         let mut lines = stdout.lines();
         assert!(
@@ -379,6 +404,12 @@ fn check_terse(out: &VmOutput) {
         .unwrap_or_else(|| panic!("no fio terse line: {out}"))
         .to_string();
     let fio_fields: Vec<&str> = fio_line.split(';').collect();
+    eprintln!(
+        "[vm_bench_logs] terse fields: uvio {}, fio {} (disk: {:?})",
+        f.len(),
+        fio_fields.len(),
+        &fio_fields[TERSE_FIELDS.min(fio_fields.len())..]
+    );
     assert_eq!(
         fio_fields.len(),
         TERSE_FIELDS + DISK_FIELDS,
@@ -453,6 +484,10 @@ fn check_status_interval(out: &VmOutput) {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert!(docs.len() >= 3, "two intervals and the end: {s}");
+    eprintln!(
+        "[vm_bench_logs] --status-interval=1 over 3 s: {} JSON lines",
+        docs.len()
+    );
     let bytes: Vec<u64> = docs
         .iter()
         .map(|d| u(&d["jobs"][0]["read"]["io_bytes"]))
