@@ -5,8 +5,9 @@
 //! fio's `stonewall` orders them; each group of jobs opens its devices once, lays out its
 //! clones ([`plan`]), gives every clone a thread and a hardware queue (sharing queues,
 //! behind a lock, only when clones outnumber queues, and saying so), runs them together
-//! ([`engine`]), and reports in fio's normal or JSON layout ([`output`]), one report per
-//! reporting group (`new_group`).
+//! ([`engine`]; where each thread runs: [`placement`]), writes the jobs' time-series logs in
+//! fio's formats ([`logs`]), and reports in fio's normal, JSON or terse layout ([`output`]),
+//! one report per reporting group (`new_group`); `--status-interval` reports while it runs.
 //! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
 //! the run short (the report then covers the run until the signal).
 
