@@ -154,17 +154,19 @@ const EXPECTED: &[(&str, Expect)] = &[
         },
     ),
     (
+        // write_lat_log is written; its priority column (log_prio) is not.
         "cmdprio-bssplit.fio",
         Refused {
-            option: "write_lat_log",
-            why: "log files are not written",
+            option: "log_prio",
+            why: "uvio gives I/Os no priority, so there is none to log",
         },
     ),
     (
+        // write_lat_log is written; its priority column (log_prio) is not.
         "cmdprio-percentage.fio",
         Refused {
-            option: "write_lat_log",
-            why: "log files are not written",
+            option: "log_prio",
+            why: "uvio gives I/Os no priority, so there is none to log",
         },
     ),
     (
@@ -292,10 +294,11 @@ const EXPECTED: &[(&str, Expect)] = &[
         },
     ),
     (
+        // write_bw_log=fioa-steady-state: fioa-steady-state_bw.N.log.
         "ssd-steadystate.fio",
-        Refused {
-            option: "write_bw_log",
-            why: "log files are not written",
+        Accepted {
+            notes: &[LIBAIO],
+            groups: &[0, 1],
         },
     ),
     (

@@ -400,10 +400,10 @@ fn cases(scratch: &Scratch) -> Vec<Case> {
             "verify with rw=randrw is not supported",
         ),
         case(
-            "parse-only with terse output",
-            &["bench", "--parse-only", "--output-format=terse", "--name=j"],
+            "parse-only with terse version 2",
+            &["bench", "--parse-only", "--terse-version=2", "--name=j"],
             FAILED,
-            "terse output is not supported",
+            "terse version 2: only version 3 is written",
         ),
     ];
     // bench job files.

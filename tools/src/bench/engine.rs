@@ -22,13 +22,14 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uvio::block::Unit;
 use uvio::dma::DmaBuf;
 
 use super::clock::Clock;
+use super::logs::JobLogs;
 use super::options::{Ddir, JobOptions, RwMode};
 use super::queue::QueueHandle;
 use super::stats::{CpuUsage, JobStats};
@@ -103,13 +104,17 @@ pub struct CloneSetup {
     pub progress: Arc<Progress>,
     /// Where the thread waits until the group starts (or is called off).
     pub start: super::start::StartTicket,
-    /// The CPU to pin the thread to (a polling thread should not wander), if any.
-    pub cpu: Option<usize>,
+    /// Where the thread runs (see [`Placement`]).
+    pub placement: super::placement::Placement,
     /// Where a request that timed out goes to be recovered (see [`RecoverRequest`]).
     pub recovery: Option<RecoveryLink>,
     /// When the job may start (`startdelay`, counted from the benchmark's start); it sleeps
     /// until then after the group's start line.
     pub start_at: Option<std::time::Instant>,
+    /// The time-series logs the job writes, their buffers allocated (see [`JobLogs`]).
+    pub logs: Option<JobLogs>,
+    /// Where `--status-interval` snapshots go, if asked for.
+    pub snapshot: Option<SnapshotLink>,
 }
 
 /// A request that timed out, for the group's recovery thread, which runs the SCSI error
@@ -239,15 +244,74 @@ struct Engine {
     held: Option<pacing::Hold>,
     /// Latencies of completed I/Os not yet in the histograms: recorded after the next kick,
     /// so the bookkeeping overlaps the device's work instead of delaying the next request.
-    /// (ddir index, bytes, slat ticks, clat ticks); never grows past the depth.
-    unrecorded: Vec<(usize, u64, u64, u64)>,
+    /// Never grows past the depth.
+    unrecorded: Vec<Unrecorded>,
+    /// The job's time-series logs, if it writes any, and the tick their time counts from
+    /// (the start of the measured I/O, after the ramp).
+    logs: Option<Box<JobLogs>>,
+    log_epoch: u64,
+    /// `--status-interval` snapshots; the running phase's start (ticks), the directions its
+    /// time counts for, the measured time of the phases before it, and the CPU use at the
+    /// measured start (what a snapshot adds up).
+    snapshot: Option<SnapshotLink>,
+    phase_t0: u64,
+    phase_dirs: [bool; 3],
+    runtime_before: Duration,
+    cpu0: CpuUsage,
     /// Where timed-out requests go to be recovered, and this clone's hardware queue.
     recovery: Option<RecoveryLink>,
     hw_queue: u16,
 }
 
+/// A job clone's latest figures, for `--status-interval`: the status printer raises the
+/// shared request number, and the job thread copies its statistics here between reaps (into
+/// histograms allocated at set-up: no allocation) and answers with that number.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The request last answered; [`Snapshot::FINAL`] once the job has ended.
+    pub answered: AtomicU64,
+    pub stats: Mutex<JobStats>,
+}
+
+impl Snapshot {
+    pub const FINAL: u64 = u64::MAX;
+
+    pub fn new() -> Self {
+        Snapshot {
+            answered: AtomicU64::new(0),
+            stats: Mutex::new(JobStats::default()),
+        }
+    }
+}
+
+/// A job clone's side of the status-interval snapshots.
+#[derive(Debug, Clone)]
+pub struct SnapshotLink {
+    /// The request number, shared by the group's job threads.
+    pub request: Arc<AtomicU64>,
+    pub slot: Arc<Snapshot>,
+}
+
+/// A completed I/O whose latencies are not yet recorded (see `Engine::unrecorded`).
+#[derive(Debug, Clone, Copy)]
+struct Unrecorded {
+    ddir: Ddir,
+    bytes: u64,
+    offset: u64,
+    /// Clock ticks: submit latency, completion latency, and when it completed.
+    slat: u64,
+    clat: u64,
+    done_at: u64,
+}
+
+/// What a job clone leaves: its statistics, and its logs to be written.
+pub struct CloneResult {
+    pub stats: JobStats,
+    pub logs: Option<Box<JobLogs>>,
+}
+
 /// Runs one job clone to the end and returns what it measured.
-pub fn run_clone(setup: CloneSetup) -> JobStats {
+pub fn run_clone(setup: CloneSetup) -> CloneResult {
     let opts = setup.opts;
     let depth = setup.depth.max(1);
     let mut buffers = setup.buffers;
@@ -271,7 +335,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     queue.set_notify_batching(std::env::var("UVIO_BENCH_NOTIFY_BATCH").map_or(true, |v| v != "0"));
     // Pinned first, so the TSC the clock reads is always this CPU's (TCG guests do not keep
     // the CPUs' TSCs in step).
-    let pinned = setup.cpu.is_some_and(crate::cpu::pin_to);
+    let pinned_to = setup.placement.apply();
+    let pinned = pinned_to.is_some();
     let clock = Clock::calibrate(pinned);
     let mut engine = Engine {
         clock,
@@ -288,6 +353,13 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         free: buffers,
         batch: Vec::with_capacity(depth as usize),
         unrecorded: Vec::with_capacity(depth as usize),
+        logs: setup.logs.map(Box::new),
+        log_epoch: 0,
+        snapshot: setup.snapshot,
+        phase_t0: 0,
+        phase_dirs: [false; 3],
+        runtime_before: Duration::ZERO,
+        cpu0: CpuUsage::default(),
         stages: std::env::var("UVIO_BENCH_STAGES")
             .is_ok_and(|v| v == "1")
             .then(StageTicks::default),
@@ -300,7 +372,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         stats: JobStats {
             clock: clock.name(),
             ring: queue.ring_format(),
-            cpu_pinned: setup.cpu.filter(|_| pinned),
+            cpu_pinned: pinned_to,
             hw_queue,
             shared_queue: shared,
             depth,
@@ -348,7 +420,10 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
 
     if !setup.start.wait() {
         // Another job thread could not be started: the group does not run.
-        return engine.stats;
+        return CloneResult {
+            stats: engine.stats,
+            logs: None,
+        };
     }
     if let Some(at) = setup.start_at {
         // Asleep, not polling: a waiting job takes no CPU from the running ones. Woken in
@@ -365,6 +440,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let mut cpu0 = CpuUsage::this_thread();
+    engine.cpu0 = cpu0;
     let mut queue0 = queue.stats();
     let set_phase = |e: &Engine, p: Phase| e.progress.phase.store(p as u8, Ordering::Relaxed);
 
@@ -375,7 +451,13 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
         engine.stats.reset();
         engine.stages = engine.stages.map(|_| StageTicks::default());
         cpu0 = CpuUsage::this_thread();
+        engine.cpu0 = cpu0;
         queue0 = queue.stats();
+    }
+    // The logs' time 0, as fio's epoch after the ramp.
+    engine.log_epoch = clock.now();
+    if let Some(l) = &mut engine.logs {
+        l.start(&engine.total_bytes, &engine.total_ios);
     }
     let deadline = opts.runtime.map(|r| clock.now() + clock.ticks(r));
     let limit = (!opts.time_based).then_some(setup.io_size);
@@ -401,6 +483,8 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             source = Source::Workload(make_workload(loop_seed(round)));
         }
         set_phase(&engine, Phase::Running);
+        engine.phase_dirs = Ddir::ALL.map(|d| opts.rw.has(d));
+        engine.runtime_before = total;
         let writes_before = engine.writes;
         let main = engine.run_phase(&mut queue, &mut source, limit, deadline, true);
         for d in Ddir::ALL {
@@ -409,6 +493,7 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
             }
         }
         total += main;
+        engine.runtime_before = total;
         let written = engine.writes - writes_before;
         if write_verify && !engine.stopped && !crate::interrupt::requested() && written > 0 {
             set_phase(&engine, Phase::Verifying);
@@ -438,9 +523,11 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
                     check_seed: covers,
                 }
             };
+            engine.phase_dirs = [true, false, false];
             let t = engine.run_phase(&mut queue, &mut verify_source, None, None, true);
             engine.stats.dirs[Ddir::Read.index()].runtime += t;
             total += t;
+            engine.runtime_before = total;
         }
     }
     engine.stats.job_runtime = total;
@@ -458,7 +545,20 @@ pub fn run_clone(setup: CloneSetup) -> JobStats {
     engine.stats.queue_notifications = queue1.notifications - queue0.notifications;
     engine.stats.queue_stalls = queue1.stalls - queue0.stalls;
     engine.publish();
+    let end_ms = engine.log_ms(clock.now());
+    if let Some(l) = &mut engine.logs {
+        l.finish(end_ms);
+    }
+    if let Some(link) = &engine.snapshot {
+        if let Ok(mut s) = link.slot.stats.lock() {
+            s.copy_from(&engine.stats);
+        }
+        link.slot.answered.store(Snapshot::FINAL, Ordering::Release);
+    }
     set_phase(&engine, Phase::Done);
     engine.progress.done.store(true, Ordering::Release);
-    engine.stats
+    CloneResult {
+        stats: engine.stats,
+        logs: engine.logs,
+    }
 }

@@ -89,6 +89,10 @@ pub struct Invocation {
     /// What was accepted with a change of meaning (`ioengine=libaio replaced by uvio`), each
     /// once, in the order first met.
     pub notes: Vec<String>,
+    /// `--status-interval=T`: the whole report every T while the jobs run, as fio prints it.
+    pub status_interval: Option<std::time::Duration>,
+    /// `--eta-newline=T`: the status line starts a new line every T instead of overwriting.
+    pub eta_newline: Option<std::time::Duration>,
 }
 
 /// Builds sections: the running `[global]`, and the jobs started from it.
@@ -169,6 +173,9 @@ fn is_meta(key: &str) -> bool {
             | "parse-only"
             | "minimal"
             | "section"
+            | "terse-version"
+            | "status-interval"
+            | "eta-newline"
     )
 }
 
@@ -274,15 +281,44 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ParseError> {
                 "help" | "h" => inv.show_help = true,
                 "parse-only" => inv.parse_only = true,
                 "section" => inv.sections.push(value("a job section's name")?),
-                _ => {
-                    return Err(ParseError::Option {
-                        place: place(),
-                        source: OptionError::Unsupported {
-                            name: key.to_string(),
-                            why: "terse output is not supported (use --output-format=json)".into(),
-                        },
-                    })
+                // fio: --minimal is terse output alone.
+                "minimal" => {
+                    inv.formats = OutputFormats {
+                        terse: true,
+                        ..OutputFormats::default()
+                    }
                 }
+                "terse-version" => {
+                    let v = value("3")?;
+                    if v.trim() != "3" {
+                        return Err(ParseError::Option {
+                            place: place(),
+                            source: OptionError::Unsupported {
+                                name: key.to_string(),
+                                why: format!("terse version {v}: only version 3 is written"),
+                            },
+                        });
+                    }
+                }
+                "status-interval" | "eta-newline" => {
+                    let v = value("a time, such as 1 or 500ms")?;
+                    let t = crate::units::parse_time(&v).map_err(|source| ParseError::Option {
+                        place: place(),
+                        source: OptionError::Value {
+                            name: key.to_string(),
+                            source,
+                        },
+                    })?;
+                    if t < std::time::Duration::from_millis(100) {
+                        return Err(ParseError::Usage(format!("--{key}={v}: at least 100ms")));
+                    }
+                    if key == "status-interval" {
+                        inv.status_interval = Some(t);
+                    } else {
+                        inv.eta_newline = Some(t);
+                    }
+                }
+                other => return Err(ParseError::Usage(format!("--{other}: not a bench option"))),
             }
             continue;
         }
@@ -293,7 +329,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, ParseError> {
         // getopt_long semantics: a value option may take the next argument; a flag may not.
         let value: Option<String> = match (inline, kind) {
             (Some(v), _) => Some(v.to_string()),
-            (None, OptKind::Flag) => None,
+            (None, OptKind::Flag | OptKind::Optional) => None,
             (None, OptKind::Value) => {
                 let v = args.get(i).cloned().ok_or_else(|| ParseError::Option {
                     place: place(),
@@ -783,7 +819,16 @@ iodepth=8
         assert!(e.to_string().contains("rate_ignore_thinktime"), "{e}");
         let e = parse_args(&args("--name=a --bogus=1")).unwrap_err();
         assert!(e.to_string().contains("`bogus`"), "{e}");
-        assert!(parse_args(&args("--output-format=terse --name=a")).is_err());
+        let inv = parse_args(&args("--output-format=terse --name=a")).unwrap();
+        assert!(inv.formats.terse && !inv.formats.normal && !inv.formats.json);
+        let inv = parse_args(&args("--output-format=json --minimal --name=a")).unwrap();
+        assert!(inv.formats.terse && !inv.formats.json);
+        assert!(parse_args(&args("--terse-version=2 --name=a")).is_err());
+        assert!(parse_args(&args("--terse-version=3 --name=a")).is_ok());
+        let inv = parse_args(&args("--status-interval=2 --eta-newline=500ms --name=a")).unwrap();
+        assert_eq!(inv.status_interval, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(inv.eta_newline, Some(std::time::Duration::from_millis(500)));
+        assert!(parse_args(&args("--status-interval=10ms --name=a")).is_err());
         assert!(parse_args(&args("--rw=read")).is_err(), "no job");
         assert!(parse_args(&args("--name=a --iodepth")).is_err());
     }

@@ -5,8 +5,9 @@
 //! fio's `stonewall` orders them; each group of jobs opens its devices once, lays out its
 //! clones ([`plan`]), gives every clone a thread and a hardware queue (sharing queues,
 //! behind a lock, only when clones outnumber queues, and saying so), runs them together
-//! ([`engine`]), and reports in fio's normal or JSON layout ([`output`]), one report per
-//! reporting group (`new_group`).
+//! ([`engine`]; where each thread runs: [`placement`]), writes the jobs' time-series logs in
+//! fio's formats ([`logs`]), and reports in fio's normal, JSON or terse layout ([`output`]),
+//! one report per reporting group (`new_group`); `--status-interval` reports while it runs.
 //! The exit status is non-zero when any I/O or verification failed, or Ctrl-C / SIGTERM cut
 //! the run short (the report then covers the run until the signal).
 
@@ -15,8 +16,10 @@ pub mod distribution;
 pub mod engine;
 pub mod jobfile;
 pub mod keywords;
+pub mod logs;
 pub mod options;
 pub mod output;
+pub mod placement;
 mod plan;
 pub mod queue;
 pub mod start;
@@ -53,7 +56,8 @@ const DEFAULT_SEED: u64 = 0x89;
 /// `uvio bench --help`: this, the option list from the table ([`options::help_listing`]),
 /// then [`HELP_TAIL`].
 const HELP_HEAD: &str = "\
-usage: uvio bench [--output-format=normal|json|json+] [--output=FILE] [--eta=auto|always|never]
+usage: uvio bench [--output-format=normal|json|json+|terse] [--minimal] [--output=FILE]
+                  [--eta=auto|always|never] [--eta-newline=T] [--status-interval=T]
                   [--parse-only] [GLOBAL OPTIONS] --name=JOB [JOB OPTIONS] [--name=JOB ...]
        uvio bench [--output-format=...] [--section=NAME]... JOBFILE...
 
@@ -62,11 +66,22 @@ fio's INI format ([global] and one section per job); each file is a group run af
 before it. filename= names the device: a PCI BDF (0000:00:05.0), or BDF/C:T:L for a SCSI LUN.
 Job files written for fio's other engines run on uvio's, with a note of what was replaced.
 
-";
+--status-interval=T prints the whole report every T while jobs run, then the final one; with
+JSON each report is one object on one line (newline-delimited JSON: read it line by line).
+--minimal (or --output-format=terse) prints fio's terse lines, version 3.
 
+";
 const HELP_TAIL: &str = "
-Job threads busy-poll and are pinned to one CPU each: to cpus_allowed= round robin, else
-to the CPUs the process may use (UVIO_BENCH_PIN=0: not pinned).
+Job threads busy-poll. A job with cpus_allowed= or cpumask= runs as fio places it
+(cpus_allowed_policy=shared: any CPU of the set; split: one each, by thread number); any
+other is pinned to one CPU, round robin over those the process may use (UVIO_BENCH_PIN=0:
+not pinned). A thread pinned to one CPU times I/O with the TSC.
+
+write_bw_log, write_iops_log, write_lat_log and write_hist_log write fio's log files when the
+job ends (PREFIX_bw.N.log ..., N the thread's number; PREFIX_bw.log with per_job_logs=0), in
+fio's line layout: fio2gnuplot, fio_generate_plots and fiologparser_hist read them. A log
+keeps at most 1048576 lines (a line per I/O unless log_avg_msec=N) and says so if it drops
+any.
 ";
 
 /// Entry point: `args` are what follows `uvio bench`.
@@ -122,25 +137,29 @@ pub fn run(args: &[String]) -> CmdResult {
     // fio counts `startdelay` from its own start.
     let genesis = Instant::now();
     let mut reports = Vec::new();
+    // fio numbers job threads over the whole run, from 1 (log file names, split CPUs).
+    let mut threads_before = 0;
     for (index, group) in inv.groups.iter().enumerate() {
         if crate::interrupt::requested() {
             break;
         }
-        reports.extend(run_group(index, group, &inv, genesis, &mut out)?);
-    }
-    if inv.formats.normal {
-        out.write_all(output::normal::render(&reports).as_bytes())?;
-    }
-    if inv.formats.json {
-        let doc = output::json::render(
+        let more = run_group(
+            index,
+            group,
+            &inv,
+            genesis,
+            &mut threads_before,
             &reports,
-            inv.formats.json_plus,
-            wall.as_secs() as i64,
-            wall.as_millis() as u64,
-        );
-        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            &mut out,
+        )?;
+        reports.extend(more);
     }
-    out.flush()?;
+    write_reports(
+        &mut out,
+        &reports,
+        &inv,
+        (wall.as_secs() as i64, wall.as_millis() as u64),
+    )?;
     // Failures: on stderr too, whatever the output format, and in the exit status.
     let mut failures = Vec::new();
     match crate::interrupt::cause() {
@@ -204,6 +223,27 @@ fn scramble(bufs: &mut [DmaBuf], seed: u64) {
     }
 }
 
+/// The most I/Os a job clone can complete (its log buffers' size), when that is known: a job
+/// bounded by size, not by time; its verify pass reads back what it wrote.
+fn max_ios(opts: &JobOptions, io_size: u64) -> Option<u64> {
+    if opts.time_based || opts.runtime.is_some() {
+        return None;
+    }
+    let smallest = Ddir::ALL
+        .into_iter()
+        .filter(|d| opts.rw.has(*d))
+        .map(|d| opts.block_sizes(d).min())
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    let passes = if opts.verify.is_some() && opts.do_verify {
+        2
+    } else {
+        1
+    };
+    Some((io_size / smallest + 1) * u64::from(opts.loops.max(1)) * passes)
+}
+
 fn now_ms() -> (i64, u64) {
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -212,12 +252,17 @@ fn now_ms() -> (i64, u64) {
 }
 
 /// Opens the devices of one group (`index`: the how-manieth of the invocation), runs its
-/// jobs together, and returns the reports of its reporting groups.
+/// jobs together, writes their logs, and returns the reports of its reporting groups.
+/// `threads_before`: job threads of the groups before (counted on by this one's);
+/// `earlier`: their reports (which a `--status-interval` report shows too).
+#[allow(clippy::too_many_arguments)]
 fn run_group(
     index: usize,
     group: &Group,
     inv: &Invocation,
     genesis: Instant,
+    threads_before: &mut usize,
+    earlier: &[GroupReport],
     out: &mut Box<dyn Write>,
 ) -> Result<Vec<GroupReport>, Box<dyn std::error::Error>> {
     let jobs: Vec<Arc<JobOptions>> = group.jobs.iter().cloned().map(Arc::new).collect();
@@ -367,6 +412,15 @@ fn run_group(
     let cpus = crate::cpu::allowed_cpus();
     let pin = std::env::var("UVIO_BENCH_PIN").map_or(true, |v| v != "0");
     let gate = start::StartGate::new();
+    // `--status-interval`: a slot per clone for its figures, and the request number.
+    let snapshot_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let snapshots: Vec<Arc<engine::Snapshot>> = match inv.status_interval {
+        Some(_) => planned
+            .iter()
+            .map(|_| Arc::new(engine::Snapshot::new()))
+            .collect(),
+        None => Vec::new(),
+    };
     let (recover_tx, recover_rx) = std::sync::mpsc::channel::<engine::RecoverRequest>();
     let mut setups = Vec::new();
     let mut watched = Vec::new();
@@ -414,10 +468,22 @@ fn run_group(
             progress,
             start: gate.ticket(),
             start_at: start_time(&p.opts, p.seed, genesis),
-            cpu: match &p.opts.cpus_allowed {
-                Some(list) => Some(list[p.clone as usize % list.len()]),
-                None => (!cpus.is_empty() && pin).then(|| cpus[thread % cpus.len()]),
-            },
+            placement: placement::Placement::of(
+                &p.opts,
+                *threads_before + thread + 1,
+                thread,
+                &cpus,
+                pin,
+            ),
+            snapshot: snapshots.get(thread).map(|slot| engine::SnapshotLink {
+                request: Arc::clone(&snapshot_request),
+                slot: Arc::clone(slot),
+            }),
+            logs: logs::JobLogs::new(
+                &p.opts,
+                max_ios(&p.opts, p.io_size),
+                p.opts.runtime.map(|r| r.as_millis() as u64),
+            ),
             recovery: Some(engine::RecoveryLink {
                 tx: recover_tx.clone(),
                 function: disk.function.clone(),
@@ -437,7 +503,7 @@ fn run_group(
     let started = Instant::now();
     // Job threads hold the only senders from here: the recovery thread ends with them.
     drop(recover_tx);
-    let results: Vec<JobStats> = std::thread::scope(|scope| {
+    let results: Vec<engine::CloneResult> = std::thread::scope(|scope| {
         // Timed-out requests are recovered here, off the job threads and the status line:
         // ABORT TASK waits for the device to answer (QEMU answers when the aborted request
         // ends), and the other jobs of the group must not wait with it.
@@ -477,24 +543,55 @@ fn run_group(
         .map_err(std::io::Error::other)?;
         drop(finished_tx);
         let mut status = StatusLine::new(Instant::now());
-        let mut next = Instant::now() + Duration::from_secs(1);
+        let second = Duration::from_secs(1);
+        let mut next_line = Instant::now() + second;
+        let mut next_report = inv.status_interval.map(|t| Instant::now() + t);
+        let mut next_newline = inv.eta_newline.map(|t| Instant::now() + t);
         let mut running = handles.len();
         while running > 0 {
-            let wait = if show_status {
-                next.saturating_duration_since(Instant::now())
-            } else {
-                Duration::from_secs(3600)
-            };
-            match finished_rx.recv_timeout(wait) {
+            let mut wake = Instant::now() + Duration::from_secs(3600);
+            if show_status {
+                wake = wake.min(next_line);
+            }
+            if let Some(t) = next_report {
+                wake = wake.min(t);
+            }
+            match finished_rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(()) => running -= 1,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            if show_status && Instant::now() >= next {
+            let now = Instant::now();
+            if let (Some(at), Some(every)) = (next_report, inv.status_interval) {
+                if now >= at {
+                    let stats = snapshot_stats(&snapshot_request, &snapshots);
+                    let mut all = earlier.to_vec();
+                    all.extend(group_reports(
+                        &planned,
+                        stats,
+                        group,
+                        (start_secs, start_ms),
+                        started.elapsed(),
+                    ));
+                    if let Err(e) = write_reports(&mut **out, &all, inv, now_ms()) {
+                        eprintln!("uvio bench: --status-interval report: {e}");
+                    }
+                    next_report = Some(at + every);
+                }
+            }
+            if show_status && now >= next_line {
                 let line = status.render(&watched);
-                let text = status.overwrite(&line);
+                let mut text = status.overwrite(&line);
+                // `--eta-newline`: the line stays, and the next starts below it.
+                if let (Some(at), Some(every)) = (next_newline, inv.eta_newline) {
+                    if now >= at {
+                        text.push('\n');
+                        status.newline();
+                        next_newline = Some(at + every);
+                    }
+                }
                 let _ = std::io::stderr().write_all(text.as_bytes());
-                next += Duration::from_secs(1);
+                next_line += second;
             }
         }
         if show_status {
@@ -510,14 +607,74 @@ fn run_group(
     })?;
     let elapsed = started.elapsed();
     drop(functions);
+    // The logs, thread by thread, as fio writes them when its jobs end.
+    for (thread, r) in results.iter().enumerate() {
+        let Some(logs) = &r.logs else { continue };
+        let number = *threads_before + thread + 1;
+        let written = logs
+            .write(number)
+            .map_err(|e| format!("job `{}`: writing its log: {e}", planned[thread].opts.name))?;
+        for (path, kept, dropped) in written.dropped {
+            eprintln!(
+                "uvio bench: {}: kept the first {kept} lines, {dropped} more did not fit in \
+                 its buffer (log_avg_msec=N averages them into far fewer)",
+                path.display()
+            );
+        }
+    }
+    *threads_before += planned.len();
+    let results: Vec<JobStats> = results.into_iter().map(|r| r.stats).collect();
 
+    Ok(group_reports(
+        &planned,
+        results,
+        group,
+        (start_secs, start_ms),
+        elapsed,
+    ))
+}
+
+/// Asks every job thread of the group for its figures so far and collects them: a thread
+/// answers between two reaps; one that does not within 200 ms (asleep before its
+/// `startdelay`, or ended) is shown as it last answered.
+fn snapshot_stats(
+    request: &std::sync::atomic::AtomicU64,
+    slots: &[Arc<engine::Snapshot>],
+) -> Vec<JobStats> {
+    use std::sync::atomic::Ordering;
+    let wanted = request.fetch_add(1, Ordering::Relaxed) + 1;
+    let give_up = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < give_up
+        && slots.iter().any(|s| {
+            let a = s.answered.load(Ordering::Acquire);
+            a != wanted && a != engine::Snapshot::FINAL
+        })
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    slots
+        .iter()
+        .map(|s| s.stats.lock().map(|g| g.clone()).unwrap_or_default())
+        .collect()
+}
+
+/// The reports of a group's reporting groups, from its clones' figures (`new_group` splits
+/// a group that runs together; `group_reporting` merges one's jobs). `start`: the group's
+/// start (s, ms since the epoch), for jobs that never began.
+fn group_reports(
+    planned: &[plan::Planned],
+    results: Vec<JobStats>,
+    group: &Group,
+    start: (i64, u64),
+    elapsed: Duration,
+) -> Vec<GroupReport> {
     let reports: Vec<(usize, JobReport)> = planned
         .iter()
         .zip(results)
         .map(|(p, stats)| {
             // A job's own start (after a startdelay); the group's for one that never began.
             let (secs, ms) = match stats.start_ms {
-                0 => (start_secs, start_ms),
+                0 => start,
                 ms => ((ms / 1000) as i64, ms),
             };
             let report = JobReport {
@@ -531,7 +688,6 @@ fn run_group(
             (group.reporting[p.job], report)
         })
         .collect();
-    // One report per reporting group (`new_group` splits a group that runs together).
     let mut ids: Vec<usize> = group.reporting.clone();
     ids.dedup();
     let mut out = Vec::new();
@@ -561,5 +717,35 @@ fn run_group(
             elapsed,
         });
     }
-    Ok(out)
+    out
+}
+
+/// Writes the reports in the invocation's formats, `time` (s, ms since the epoch) being the
+/// JSON's `time`: at the end of the run, and every `--status-interval`. With
+/// `--status-interval` each JSON object is one line (newline-delimited JSON), so that a
+/// script reads one report per line; without, the one object is indented as fio's.
+fn write_reports(
+    out: &mut dyn Write,
+    reports: &[GroupReport],
+    inv: &Invocation,
+    time: (i64, u64),
+) -> std::io::Result<()> {
+    // fio's order: terse, JSON, normal... but uvio has always put normal before JSON.
+    if inv.formats.terse {
+        out.write_all(output::terse::render(reports).as_bytes())?;
+    }
+    if inv.formats.normal {
+        out.write_all(output::normal::render(reports).as_bytes())?;
+    }
+    if inv.formats.json {
+        let doc = output::json::render(reports, inv.formats.json_plus, time.0, time.1);
+        let text = if inv.status_interval.is_some() {
+            serde_json::to_string(&doc)
+        } else {
+            serde_json::to_string_pretty(&doc)
+        }
+        .map_err(std::io::Error::other)?;
+        writeln!(out, "{text}")?;
+    }
+    out.flush()
 }

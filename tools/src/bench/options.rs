@@ -209,6 +209,63 @@ impl BlockSizes {
     }
 }
 
+/// `cpus_allowed_policy=`: how a job's clones share the CPUs of `cpus_allowed`/`cpumask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CpusPolicy {
+    /// fio's default: every clone may run on any CPU of the set.
+    #[default]
+    Shared,
+    /// Each clone gets one CPU of the set, by its thread number, round robin.
+    Split,
+}
+
+/// The time-series logs a job writes, in fio's formats (see [`crate::bench::logs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogOptions {
+    /// `write_bw_log`, `write_iops_log`, `write_lat_log` and `write_hist_log`: the file name
+    /// prefix when the option is on (empty: the job's name, as fio).
+    pub bw: Option<String>,
+    pub iops: Option<String>,
+    pub lat: Option<String>,
+    pub hist: Option<String>,
+    /// `log_avg_msec`: one averaged line per window of this many ms (0: a line per I/O).
+    pub avg_msec: u64,
+    /// `log_hist_msec`: a histogram line per this many ms (0: no histogram lines).
+    pub hist_msec: u64,
+    /// `log_hist_coarseness`: 2^N of fio's latency bins are summed into one column (0..=6).
+    pub hist_coarseness: u32,
+    /// `log_max_value`: an averaged line carries its window's largest value, not the mean.
+    pub max_value: bool,
+    /// `per_job_logs`: the thread number in the file name (off: every clone appends to one).
+    pub per_job: bool,
+    /// `log_offset`: each line carries the I/O's offset.
+    pub offset: bool,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            bw: None,
+            iops: None,
+            lat: None,
+            hist: None,
+            avg_msec: 0,
+            hist_msec: 0,
+            hist_coarseness: 0,
+            max_value: false,
+            per_job: true,
+            offset: false,
+        }
+    }
+}
+
+impl LogOptions {
+    /// Whether any log is written.
+    pub fn any(&self) -> bool {
+        self.bw.is_some() || self.iops.is_some() || self.lat.is_some() || self.hist.is_some()
+    }
+}
+
 /// `--output-format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutputFormats {
@@ -216,10 +273,12 @@ pub struct OutputFormats {
     pub json: bool,
     /// `json+`: JSON with histogram bins.
     pub json_plus: bool,
+    /// `terse`: fio's semicolon-separated lines (version 3).
+    pub terse: bool,
 }
 
 impl OutputFormats {
-    /// Parses fio's comma-separated list (`normal`, `json`, `json+`).
+    /// Parses fio's comma-separated list (`normal`, `json`, `json+`, `terse`).
     pub fn parse(value: &str) -> Result<Self, OptionError> {
         let mut f = OutputFormats::default();
         for part in value.split(',').map(str::trim) {
@@ -230,16 +289,13 @@ impl OutputFormats {
                     f.json = true;
                     f.json_plus = true;
                 }
-                "terse" => {
-                    return Err(OptionError::Unsupported {
-                        name: "output-format".into(),
-                        why: "terse output is not supported (use json)".into(),
-                    })
-                }
+                "terse" => f.terse = true,
                 other => {
                     return Err(OptionError::Invalid {
                         name: "output-format".into(),
-                        why: format!("`{other}` is not an output format (normal, json, json+)"),
+                        why: format!(
+                            "`{other}` is not an output format (normal, json, json+, terse)"
+                        ),
                     })
                 }
             }
@@ -278,6 +334,9 @@ pub enum OptionError {
 pub enum OptKind {
     Value,
     Flag,
+    /// A value that may be left out: `write_bw_log` alone means "named after the job"
+    /// (the setter sees an empty value).
+    Optional,
 }
 
 /// The options of one job section, parsed, with the raw values that were set explicitly.
@@ -329,6 +388,10 @@ pub struct JobOptions {
     pub group_reporting: bool,
     /// CPUs the job's threads run on (`cpus_allowed=0-3,5`); clones are pinned round robin.
     pub cpus_allowed: Option<Vec<usize>>,
+    /// `cpus_allowed_policy`: all of `cpus_allowed` for every clone, or one CPU each.
+    pub cpus_allowed_policy: CpusPolicy,
+    /// The time-series logs (`write_bw_log` ...).
+    pub logs: LogOptions,
     /// Which latencies get percentiles (and json+ bins): fio's `slat_percentiles` (off),
     /// `clat_percentiles` (on) and `lat_percentiles` (off), in that order.
     pub slat_percentiles: bool,
@@ -416,6 +479,8 @@ impl Default for JobOptions {
             percentile_list: DEFAULT_PERCENTILES.to_vec(),
             group_reporting: false,
             cpus_allowed: None,
+            cpus_allowed_policy: CpusPolicy::Shared,
+            logs: LogOptions::default(),
             slat_percentiles: false,
             clat_percentiles: true,
             lat_percentiles: false,
@@ -454,10 +519,11 @@ impl JobOptions {
         let v = match (value, kind) {
             (Some(v), _) => v.trim(),
             (None, OptKind::Flag) => "1",
+            (None, OptKind::Optional) => "",
             (None, OptKind::Value) => return Err(OptionError::MissingValue(name.to_string())),
         };
         (option.set)(self, Value { name, text: v })?;
-        let value = if kind == OptKind::Flag && value.is_none() {
+        let value = if kind != OptKind::Value && value.is_none() {
             String::new()
         } else {
             v.to_string()

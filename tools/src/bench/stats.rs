@@ -130,6 +130,26 @@ impl DirStats {
         self.iops_samples = Running::default();
     }
 
+    /// Becomes a copy of `o` in place: the histograms keep their memory (a status-interval
+    /// snapshot taken on a job thread allocates nothing).
+    pub fn copy_from(&mut self, o: &DirStats) {
+        for (mine, theirs) in [
+            (&mut self.slat, &o.slat),
+            (&mut self.clat, &o.clat),
+            (&mut self.lat, &o.lat),
+        ] {
+            mine.reset();
+            // Same bounds on both sides: adding cannot fail.
+            let _ = mine.add(theirs);
+        }
+        self.ios = o.ios;
+        self.bytes = o.bytes;
+        self.errors = o.errors;
+        self.runtime = o.runtime;
+        self.bw_samples = o.bw_samples;
+        self.iops_samples = o.iops_samples;
+    }
+
     pub fn merge(&mut self, o: &DirStats) {
         self.ios += o.ios;
         self.bytes += o.bytes;
@@ -368,6 +388,37 @@ impl JobStats {
         self.complete_calls = 0;
     }
 
+    /// Becomes a copy of `o` in place, reusing the histograms' memory (see
+    /// [`DirStats::copy_from`]).
+    pub fn copy_from(&mut self, o: &JobStats) {
+        for (mine, theirs) in self.dirs.iter_mut().zip(&o.dirs) {
+            mine.copy_from(theirs);
+        }
+        self.io_depth = o.io_depth;
+        self.submit = o.submit;
+        self.complete = o.complete;
+        self.submit_calls = o.submit_calls;
+        self.complete_calls = o.complete_calls;
+        self.cpu = o.cpu;
+        self.job_runtime = o.job_runtime;
+        self.first_error.clone_from(&o.first_error);
+        self.error = o.error;
+        self.verify_failures = o.verify_failures;
+        self.first_bad_block.clone_from(&o.first_bad_block);
+        self.verified = o.verified;
+        self.clones = o.clones;
+        self.hw_queue = o.hw_queue;
+        self.shared_queue = o.shared_queue;
+        self.tid = o.tid;
+        self.clock = o.clock;
+        self.ring = o.ring;
+        self.cpu_pinned = o.cpu_pinned;
+        self.queue_requests = o.queue_requests;
+        self.queue_notifications = o.queue_notifications;
+        self.depth = o.depth;
+        self.start_ms = o.start_ms;
+    }
+
     /// Adds another job's figures (group_reporting).
     pub fn merge(&mut self, o: &JobStats) {
         for (a, b) in self.dirs.iter_mut().zip(&o.dirs) {
@@ -455,6 +506,26 @@ mod tests {
         assert_eq!(batch_bucket(4), 1);
         assert_eq!(batch_bucket(5), 2);
         assert_eq!(batch_bucket(65), 6);
+    }
+
+    #[test]
+    fn a_copy_in_place_equals_the_original() {
+        let mut a = JobStats::default();
+        a.dirs[1].record(8192, 1500, 70_000);
+        a.dirs[1].record(8192, 900, 20_000);
+        a.io_depth[3] = 9;
+        a.error = 5;
+        a.first_error = Some("x".into());
+        let mut b = JobStats::default();
+        b.dirs[0].record(512, 1, 1);
+        b.copy_from(&a);
+        assert_eq!(b.dirs[0].ios, 0);
+        assert!(b.dirs[0].clat.is_empty());
+        assert_eq!((b.dirs[1].ios, b.dirs[1].bytes), (2, 16384));
+        assert_eq!(b.dirs[1].clat.max(), a.dirs[1].clat.max());
+        assert_eq!(b.dirs[1].slat.len(), 2);
+        assert_eq!((b.io_depth, b.error), (a.io_depth, 5));
+        assert_eq!(b.first_error.as_deref(), Some("x"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use uvio::block::{Data, IoError};
 
-use super::{Engine, Inflight};
+use super::{Engine, Inflight, Unrecorded};
 use crate::bench::options::Ddir;
 
 impl Engine {
@@ -55,12 +55,14 @@ impl Engine {
                 self.total_ios[d] += 1;
                 self.total_bytes[d] += io.len;
                 if record {
-                    self.unrecorded.push((
-                        d,
-                        io.len,
-                        io.issued.saturating_sub(io.start),
-                        now.saturating_sub(io.issued),
-                    ));
+                    self.unrecorded.push(Unrecorded {
+                        ddir: io.ddir,
+                        bytes: io.len,
+                        offset: io.offset,
+                        slat: io.issued.saturating_sub(io.start),
+                        clat: now.saturating_sub(io.issued),
+                        done_at: now,
+                    });
                 }
                 if io.ddir == Ddir::Read {
                     if let (Some(v), Some(buf)) = (&self.verifier, &buf) {
@@ -111,13 +113,23 @@ impl Engine {
         self.stopped = true;
     }
 
-    /// Puts the latencies held back by `complete` into the histograms.
+    /// Puts the latencies held back by `complete` into the histograms (and the logs).
     #[inline]
     pub(super) fn record_latencies(&mut self) {
-        for (d, bytes, slat, clat) in self.unrecorded.drain(..) {
-            let (slat, clat) = (self.clock.ns(slat), self.clock.ns(clat));
-            self.stats.dirs[d].record(bytes, slat, clat);
+        for u in self.unrecorded.drain(..) {
+            let (slat, clat) = (self.clock.ns(u.slat), self.clock.ns(u.clat));
+            self.stats.dirs[u.ddir.index()].record(u.bytes, slat, clat);
+            if let Some(logs) = &mut self.logs {
+                let ms = self.clock.ns(u.done_at.saturating_sub(self.log_epoch)) / 1_000_000;
+                logs.io(ms, u.ddir, u.bytes, u.offset, slat, clat);
+            }
         }
+    }
+
+    /// Milliseconds from the logs' time 0 to `tick`.
+    #[inline]
+    pub(super) fn log_ms(&self, tick: u64) -> u64 {
+        self.clock.ns(tick.saturating_sub(self.log_epoch)) / 1_000_000
     }
 
     #[inline]

@@ -2,13 +2,14 @@
 //! queue at its depth, release and prepare staged requests, reap completions, sample
 //! bandwidth and IOPS, and notice requests that never complete.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::pacing::Hold;
 use super::submit::{Budget, Feed, Source};
 use super::{Engine, LOST_TIMEOUT, SAMPLE_INTERVAL};
 use crate::bench::queue::QueueHandle;
-use crate::bench::stats::batch_bucket;
+use crate::bench::stats::{batch_bucket, CpuUsage};
 
 impl Engine {
     /// Runs one phase until `limit_bytes` are issued, `deadline` passes or the source ends,
@@ -45,7 +46,14 @@ impl Engine {
         let mut sample_base = (self.total_ios, self.total_bytes);
         let mut last_progress = t0;
         let mut now = t0;
+        self.phase_t0 = t0;
         loop {
+            if let Some(link) = &self.snapshot {
+                let wanted = link.request.load(Ordering::Relaxed);
+                if wanted != link.slot.answered.load(Ordering::Relaxed) {
+                    self.take_snapshot(now, wanted);
+                }
+            }
             if deadline.is_some_and(|d| now >= d) || self.stopped || crate::interrupt::requested() {
                 issuing = false;
                 // A removed device is not drained: the job fails with fio's ENODEV, what
@@ -216,6 +224,12 @@ impl Engine {
                     }
                 }
             }
+            if record && self.logs.is_some() {
+                let ms = self.log_ms(now);
+                if let Some(logs) = &mut self.logs {
+                    logs.tick(ms, &self.total_bytes, &self.total_ios);
+                }
+            }
             if record && now >= next_sample {
                 let secs = clock.between(sample_at, now).as_secs_f64().max(1e-9);
                 for d in 0..3 {
@@ -236,6 +250,26 @@ impl Engine {
         self.record_latencies();
         self.publish();
         clock.between(t0, now)
+    }
+
+    /// Copies the figures so far into the status-interval slot (the running phase's time
+    /// included) and answers request `wanted`.
+    #[cold]
+    fn take_snapshot(&mut self, now: u64, wanted: u64) {
+        self.record_latencies();
+        let Some(link) = &self.snapshot else { return };
+        let phase = self.clock.between(self.phase_t0, now);
+        if let Ok(mut s) = link.slot.stats.lock() {
+            s.copy_from(&self.stats);
+            for (d, counts) in s.dirs.iter_mut().zip(self.phase_dirs) {
+                if counts {
+                    d.runtime += phase;
+                }
+            }
+            s.job_runtime = self.runtime_before + phase;
+            s.cpu = CpuUsage::this_thread().since(self.cpu0);
+        }
+        link.slot.answered.store(wanted, Ordering::Release);
     }
 
     /// Sleeps until about 1 ms before `until` (ticks), in slices of at most 100 ms so that a

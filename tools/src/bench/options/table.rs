@@ -5,7 +5,9 @@
 
 use super::engines::{engine_kind, EngineKind};
 use super::values::{parse_bssplit, parse_cpu_list, parse_pattern, parse_percentiles, Value};
-use super::{JobOptions, OptKind, OptionError, RateProcess, RwMode, ThinkBlocks, VerifyKind};
+use super::{
+    CpusPolicy, JobOptions, OptKind, OptionError, RateProcess, RwMode, ThinkBlocks, VerifyKind,
+};
 
 /// Parses an option's value into the options it sets.
 type Setter = fn(&mut JobOptions, Value<'_>) -> Result<(), OptionError>;
@@ -37,6 +39,14 @@ const fn value(name: &'static str, set: Setter) -> OptionDef {
 const fn flag(name: &'static str, set: Setter) -> OptionDef {
     OptionDef {
         kind: OptKind::Flag,
+        ..value(name, set)
+    }
+}
+
+/// An option whose value may be left out (the setter then sees an empty value).
+const fn optional(name: &'static str, set: Setter) -> OptionDef {
+    OptionDef {
+        kind: OptKind::Optional,
         ..value(name, set)
     }
 }
@@ -255,6 +265,28 @@ const OPTIONS: &[OptionDef] = &[
         o.cpus_allowed = Some(parse_cpu_list(v.text)?);
         Ok(())
     }),
+    value("cpus_allowed_policy", |o, v| {
+        o.cpus_allowed_policy = match v.text {
+            "shared" => CpusPolicy::Shared,
+            "split" => CpusPolicy::Split,
+            other => return Err(v.invalid(format!("`{other}`: use shared or split"))),
+        };
+        Ok(())
+    })
+    .help(" (shared split)"),
+    // fio's cpumask: bit i allows CPU i, for the bits of a C int (CPUs 0 to 31); it sets
+    // what cpus_allowed sets, the later of the two winning.
+    value("cpumask", |o, v| {
+        let mask = v.int()?;
+        if mask == 0 || mask >> 32 != 0 {
+            return Err(v.invalid(format!(
+                "{mask}: a mask of CPUs 0 to 31 with at least one bit set (use cpus_allowed \
+                 for more)"
+            )));
+        }
+        o.cpus_allowed = Some((0..32).filter(|i| mask & (1 << i) != 0).collect());
+        Ok(())
+    }),
     // Accepted for job-file compatibility: uvio always runs jobs as threads.
     flag("thread", |_, v| v.boolean().map(drop)),
     // A job file written for another engine runs on uvio's: the engine is the one thing
@@ -459,6 +491,56 @@ const OPTIONS: &[OptionDef] = &[
     .aliases(&["fill_fs"]),
     // Serialises the creation of files; a uvio job creates none.
     value("create_serialize", |_, v| v.boolean().map(drop)),
+    // Time series in fio's formats, written when the job ends (see `bench::logs`).
+    optional("write_bw_log", |o, v| {
+        o.logs.bw = Some(v.text.to_string());
+        Ok(())
+    })
+    .help("[=PREFIX]"),
+    optional("write_iops_log", |o, v| {
+        o.logs.iops = Some(v.text.to_string());
+        Ok(())
+    })
+    .help("[=PREFIX]"),
+    optional("write_lat_log", |o, v| {
+        o.logs.lat = Some(v.text.to_string());
+        Ok(())
+    })
+    .help("[=PREFIX] (lat, slat and clat)"),
+    optional("write_hist_log", |o, v| {
+        o.logs.hist = Some(v.text.to_string());
+        Ok(())
+    })
+    .help("[=PREFIX] (clat_hist, with log_hist_msec)"),
+    value("log_avg_msec", |o, v| {
+        o.logs.avg_msec = v.int()?;
+        Ok(())
+    }),
+    value("log_hist_msec", |o, v| {
+        o.logs.hist_msec = v.int()?;
+        Ok(())
+    }),
+    value("log_hist_coarseness", |o, v| {
+        let c = v.int()?;
+        if c > 6 {
+            return Err(v.invalid(format!("{c}: use 0 to 6")));
+        }
+        o.logs.hist_coarseness = c as u32;
+        Ok(())
+    })
+    .help(" (0-6)"),
+    value("log_max_value", |o, v| {
+        o.logs.max_value = v.boolean()?;
+        Ok(())
+    }),
+    value("per_job_logs", |o, v| {
+        o.logs.per_job = v.boolean()?;
+        Ok(())
+    }),
+    value("log_offset", |o, v| {
+        o.logs.offset = v.boolean()?;
+        Ok(())
+    }),
     value("description", |o, v| {
         o.description = Some(v.text.to_string());
         Ok(())
@@ -525,13 +607,12 @@ const UNSUPPORTED: &[(&str, &str)] = &[
         "significant_figures",
         "four significant figures, as fio's default",
     ),
-    ("write_bw_log", "log files are not written"),
-    ("write_lat_log", "log files are not written"),
-    ("write_iops_log", "log files are not written"),
-    ("write_hist_log", "log files are not written"),
+    (
+        "log_prio",
+        "uvio gives I/Os no priority, so there is none to log",
+    ),
     ("nrfiles", "one device per job"),
     ("filesize", "use size"),
-    ("cpumask", "CPU affinity is not implemented"),
     (
         "gtod_reduce",
         "latencies are always measured (with the TSC where it is steady, at little cost)",

@@ -49,10 +49,10 @@ fn latency(h: &Histogram<u64>, percentiles: Option<&[f64]>, bins: bool) -> Value
 /// of two, 29 groups in all.
 const FIO_PLAT_BITS: u32 = 6;
 const FIO_PLAT_VAL: u64 = 1 << FIO_PLAT_BITS;
-const FIO_PLAT_NR: u64 = 29 * FIO_PLAT_VAL;
+pub(crate) const FIO_PLAT_NR: u64 = 29 * FIO_PLAT_VAL;
 
 /// fio's `plat_val_to_idx`: the bucket of a latency in ns.
-fn fio_plat_index(value: u64) -> u64 {
+pub(crate) fn fio_plat_index(value: u64) -> u64 {
     let msb = value.checked_ilog2().unwrap_or(0);
     if msb <= FIO_PLAT_BITS {
         return value;

@@ -5,6 +5,7 @@ pub mod format;
 pub mod json;
 pub mod normal;
 pub mod status;
+pub mod terse;
 
 use std::sync::Arc;
 use std::time::Duration;

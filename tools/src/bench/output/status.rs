@@ -173,6 +173,11 @@ impl StatusLine {
         format!("\r{line}{}", " ".repeat(pad))
     }
 
+    /// The line just written stays (`--eta-newline`): the next one starts on a new line.
+    pub fn newline(&mut self) {
+        self.last_len = 0;
+    }
+
     /// Erases the line.
     pub fn clear(&mut self) -> String {
         let s = format!("\r{}\r", " ".repeat(self.last_len));
