@@ -30,13 +30,19 @@ pub enum CapiError {
     StartedTwice,
     #[error(
         "{device}: PCI function {bdf} is open already in this process (as {open_as}): one \
-         process opens a function once; close that device first"
+         process opens a function once; close that device first, or open another LUN of a \
+         virtio-scsi host from it with uvio_open_lun"
     )]
     FunctionOpenHere {
         device: String,
         bdf: String,
         open_as: String,
     },
+    #[error(
+        "{lun} is not on {device}'s PCI function: uvio_open_lun opens another LUN of the same \
+         virtio-scsi host (BDF/C:T:L with the same BDF)"
+    )]
+    OtherHost { device: String, lun: String },
     #[error("{0} is NULL")]
     NullArgument(&'static str),
     #[error(
@@ -112,6 +118,7 @@ impl CapiError {
             CapiError::DeviceNotUtf8
             | CapiError::Address { .. }
             | CapiError::BadValue { .. }
+            | CapiError::OtherHost { .. }
             | CapiError::NotARegion { .. }
             | CapiError::BadFlags(_)
             | CapiError::NoSuchQueue { .. }
