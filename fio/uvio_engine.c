@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -446,10 +447,12 @@ static void print_stages(struct thread_data *td, const struct stage_clock *c)
 		return;
 	total = (double)(c->last - c->first) / per_io;
 	engine = (double)(c->queue + c->commit + c->getevents) / per_io;
-	log_info("uvio stages: job %s: %llu I/Os, ns per I/O: total %.0f, queue %.0f, commit %.0f, "
-		 "getevents %.0f (waiting %.0f), outside the engine (fio) %.0f\n",
-		 td->o.name, c->ios, total, (double)c->queue / per_io, (double)c->commit / per_io,
-		 (double)c->getevents / per_io, (double)c->waiting / per_io, total - engine);
+	/* On stderr, apart from fio's report (which --output may send to a file). */
+	fprintf(stderr,
+		"uvio stages: job %s: %llu I/Os, ns per I/O: total %.0f, queue %.0f, commit %.0f, "
+		"getevents %.0f (waiting %.0f), outside the engine (fio) %.0f\n",
+		td->o.name, c->ios, total, (double)c->queue / per_io, (double)c->commit / per_io,
+		(double)c->getevents / per_io, (double)c->waiting / per_io, total - engine);
 }
 
 static void fio_uvio_cleanup(struct thread_data *td)

@@ -283,7 +283,10 @@ pub unsafe extern "C" fn uvio_free_mem(
         // SAFETY: NULL or a readable struct, as the caller promises.
         let region = unsafe { region.as_ref() }.ok_or(CapiError::NullArgument("region"))?;
         let started = device.started("uvio_free_mem")?;
-        started.host.regions.free(region.addr as usize, region.len)?;
+        started
+            .host
+            .regions
+            .free(region.addr as usize, region.len)?;
         Ok(0)
     })
 }

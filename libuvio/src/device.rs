@@ -139,9 +139,7 @@ impl Device {
         let block = opened.device.clone();
         let queues: Box<[Mutex<QueueState>]> = std::mem::take(&mut opened.queues)
             .into_iter()
-            .map(|q| {
-                Mutex::new(QueueState::new(q.with_context()))
-            })
+            .map(|q| Mutex::new(QueueState::new(q.with_context())))
             .collect();
         let (queue_depth, packed) = queues.first().map_or((0, false), |q| {
             let q = lock(q);

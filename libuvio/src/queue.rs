@@ -171,7 +171,12 @@ impl QueueState {
         self.submit(disk, request, user_data)
     }
 
-    fn submit(&mut self, disk: Disk<'_>, request: Request, user_data: usize) -> Result<i32, CapiError> {
+    fn submit(
+        &mut self,
+        disk: Disk<'_>,
+        request: Request,
+        user_data: usize,
+    ) -> Result<i32, CapiError> {
         let index = disk.unit.index();
         // Units are small indexes into the host's LUN table; the name is kept once per unit.
         let at = index as usize;

@@ -272,6 +272,26 @@ fn the_c_api_moves_exact_bytes_and_refuses_bad_input_on_blk_and_scsi() {
             let value: u64 = field(limit).parse().unwrap_or(0);
             assert!(value > 0, "{section}: {limit} is {value}\n{out}");
         }
+        let lun_checks: &[&str] = if section == "capi_scsi" {
+            &[
+                "open_lun_no_such_lun",
+                "open_lun_other_function",
+                "open_lun_same",
+                "open_lun_info",
+                "open_lun_property",
+                "open_lun_shared_queue",
+                "open_lun_bytes",
+                "open_lun_dev_outlives_it",
+            ]
+        } else {
+            &["open_lun_of_blk"]
+        };
+        for check in lun_checks {
+            assert!(
+                s.output.lines().any(|l| l == format!("ok {check}")),
+                "{section}: check {check} did not pass\n{out}"
+            );
+        }
         if ring == "split" {
             assert!(
                 s.output.contains("ok packed_ring_refused"),
@@ -383,7 +403,11 @@ fn check_examples(out: &VmOutput, examples: &[(String, String)]) {
         let section = format!("ex_{name}");
         let json = fio_json(out, &section);
         let jobs = fio_jobs(&json);
-        assert_eq!(jobs.len(), numjobs, "{name}: jobs in the JSON\n{text}\n{out}");
+        assert_eq!(
+            jobs.len(),
+            numjobs,
+            "{name}: jobs in the JSON\n{text}\n{out}"
+        );
         for (i, &(error, read, write, _)) in jobs.iter().enumerate() {
             assert_eq!(error, 0, "{name}: job {i} failed\n{out}");
             let (reads, writes) = match rw {
@@ -458,7 +482,11 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     fs::write(dir.join("scsi.img"), &scsi).unwrap();
     fs::write(dir.join("lun1.img"), &lun1).unwrap();
     // basic-verify.fio writes and verifies the whole device.
-    fs::write(dir.join("verify.img"), seeded_bytes(0xf10_0004, VERIFY_IMAGE)).unwrap();
+    fs::write(
+        dir.join("verify.img"),
+        seeded_bytes(0xf10_0004, VERIFY_IMAGE),
+    )
+    .unwrap();
     fs::write(dir.join("err.img"), vec![0u8; 4 << 20]).unwrap();
     fs::write(
         dir.join("rules.conf"),
@@ -735,7 +763,11 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         ("scsi_verify", &[(0, 2 * mib, 2 * mib, 0)]),
         (
             "two_luns",
-            &[(0, 0, 2 * mib, 0), (0, 0, 2 * mib, 0), (0, 2 * mib, 2 * mib, 0)],
+            &[
+                (0, 0, 2 * mib, 0),
+                (0, 0, 2 * mib, 0),
+                (0, 2 * mib, 2 * mib, 0),
+            ],
         ),
         ("luns_in_one_job", &[(0, 2 * mib, 2 * mib, 0)]),
         ("batch", &[(0, 2 * mib, 2 * mib, 0)]),

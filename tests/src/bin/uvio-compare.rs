@@ -467,8 +467,14 @@ fn main() {
                 {
                     // fio itself on uvio's device, then with fio's null engine: same job.
                     let (fio_bin, so) = (fio_bin.display(), so.display());
-                    let fio = format!("{fio_bin} --output-format=json --name=f --thread --clocksource=cpu");
-                    let stages = if args.fio_stages { "env UVIO_FIO_STAGES=1 " } else { "" };
+                    let fio = format!(
+                        "{fio_bin} --output-format=json --name=f --thread --clocksource=cpu"
+                    );
+                    let stages = if args.fio_stages {
+                        "env UVIO_FIO_STAGES=1 "
+                    } else {
+                        ""
+                    };
                     let dev = sys.uvio.replace(':', "\\:");
                     script += &format!(
                         "check {tag}_fio {stages}{fio} --ioengine=external:{so} '--filename={dev}' {opts} {common}\n"
@@ -598,9 +604,10 @@ fn main() {
                             runs.push(f);
                             raw.insert(section.clone(), doc);
                             let said = out.section(&section).output.lines();
-                            fio_stages.extend(said.filter(|l| l.starts_with("uvio stages:")).map(
-                                |l| format!("{} {label} (round {round}): {l}", sys.label),
-                            ));
+                            fio_stages
+                                .extend(said.filter(|l| l.starts_with("uvio stages:")).map(|l| {
+                                    format!("{} {label} (round {round}): {l}", sys.label)
+                                }));
                         }
                         Err(e) if e.ends_with("never ran") => {}
                         Err(e) => {
@@ -694,7 +701,9 @@ fn main() {
         }
     }
     if !fio_stages.is_empty() {
-        println!("\nWhere fio+uvio's time per I/O went (UVIO_FIO_STAGES=1, TSC-stamped in the engine):");
+        println!(
+            "\nWhere fio+uvio's time per I/O went (UVIO_FIO_STAGES=1, TSC-stamped in the engine):"
+        );
         for n in &fio_stages {
             println!("- {n}");
         }
