@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use driver::block::BlockDevice;
-use driver::device::{DeviceAddress, OpenOptions, OpenedDevice};
+use driver::device::{DeviceAddress, DeviceError, OpenOptions, OpenedDevice};
 use driver::dma::{DmaRegion, DmaSpace};
 use driver::virtio::plan::DepthRequest;
 use driver::virtio::ring::RingKind;
@@ -177,12 +177,20 @@ impl Device {
                 lun: name.to_string(),
             });
         }
-        let block = lock(&started.host.opened)
-            .other_lun(lun.address)
-            .map_err(|source| CapiError::Open {
-                device: name.to_string(),
-                source,
-            })?;
+        let block =
+            lock(&started.host.opened)
+                .other_lun(lun.address)
+                .map_err(|source| match source {
+                    // Its message would name the LUN twice; say what uvio_open_lun is for.
+                    DeviceError::OtherLunOfBlk { .. } => CapiError::NotAHost {
+                        device: self.name.clone(),
+                        lun: name.to_string(),
+                    },
+                    source => CapiError::Open {
+                        device: name.to_string(),
+                        source,
+                    },
+                })?;
         let shared = Started {
             host: Arc::clone(&started.host),
             block,

@@ -43,6 +43,11 @@ pub enum CapiError {
          virtio-scsi host (BDF/C:T:L with the same BDF)"
     )]
     OtherHost { device: String, lun: String },
+    #[error(
+        "{lun}: {device} is virtio-blk, a single disk: uvio_open_lun opens another LUN of a \
+         virtio-scsi host"
+    )]
+    NotAHost { device: String, lun: String },
     #[error("{0} is NULL")]
     NullArgument(&'static str),
     #[error(
@@ -128,7 +133,7 @@ impl CapiError {
             | CapiError::FunctionOpenHere { .. }
             | CapiError::QueueBusy(_) => libc::EBUSY,
             CapiError::NotStarted(_) => libc::ENOTCONN,
-            CapiError::Open { .. } => libc::ENODEV,
+            CapiError::Open { .. } | CapiError::NotAHost { .. } => libc::ENODEV,
             CapiError::TooManyDevices => libc::EMFILE,
             CapiError::NoPackedRing(_) => libc::EOPNOTSUPP,
             CapiError::Dma { .. } => libc::ENOMEM,
