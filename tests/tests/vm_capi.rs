@@ -852,11 +852,12 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     );
 
     // UVIO_FIO_STAGES=1: each job's line, counting its I/Os (2 MiB of 4 KiB reads).
+    // (fio's progress line may precede it on the same line: it ends in no newline.)
     let stage_lines: Vec<&str> = out
         .section("two_jobs")
         .output
         .lines()
-        .filter(|l| l.starts_with("uvio stages: job job: 512 I/Os, ns per I/O: total "))
+        .filter(|l| l.contains("uvio stages: job job: 512 I/Os, ns per I/O: total "))
         .collect();
     assert_eq!(stage_lines.len(), 2, "two_jobs: stage lines\n{out}");
     // iodepth_batch_submit=8: fio committed 8 queued requests at a time.
