@@ -603,9 +603,12 @@ fn main() {
                         Ok((f, doc)) => {
                             runs.push(f);
                             raw.insert(section.clone(), doc);
+                            // (after fio's progress line, if any: it ends in no newline)
                             let said = out.section(&section).output.lines();
+                            let stages =
+                                said.filter_map(|l| l.find("uvio stages:").map(|at| &l[at..]));
                             fio_stages
-                                .extend(said.filter(|l| l.starts_with("uvio stages:")).map(|l| {
+                                .extend(stages.map(|l| {
                                     format!("{} {label} (round {round}): {l}", sys.label)
                                 }));
                         }
