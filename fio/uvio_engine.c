@@ -103,10 +103,11 @@ struct shared_host {
 static pthread_mutex_t hosts_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct shared_host *hosts;
 
-/* Where a job thread's time goes (UVIO_FIO_STAGES=1): TSC cycles in each engine call, and
- * in getevents' polls that found nothing for the job (waiting for the device). */
+/* Where a job thread's time goes (UVIO_FIO_STAGES=1): TSC cycles in each engine call, in
+ * fio's issue accounting (issue_pending, part of commit or getevents), and in getevents'
+ * polls that found nothing for the job (waiting for the device). */
 struct stage_clock {
-	unsigned long long queue, commit, getevents, waiting, first, last;
+	unsigned long long queue, commit, getevents, issue, waiting, first, last;
 	unsigned long long ios;
 };
 
@@ -450,9 +451,11 @@ static void print_stages(struct thread_data *td, const struct stage_clock *c)
 	/* On stderr, apart from fio's report (which --output may send to a file). */
 	fprintf(stderr,
 		"uvio stages: job %s: %llu I/Os, ns per I/O: total %.0f, queue %.0f, commit %.0f, "
-		"getevents %.0f (waiting %.0f), outside the engine (fio) %.0f\n",
+		"getevents %.0f (waiting %.0f), of those two fio's issue accounting %.0f, outside "
+		"the engine (fio) %.0f\n",
 		td->o.name, c->ios, total, (double)c->queue / per_io, (double)c->commit / per_io,
-		(double)c->getevents / per_io, (double)c->waiting / per_io, total - engine);
+		(double)c->getevents / per_io, (double)c->waiting / per_io, (double)c->issue / per_io,
+		total - engine);
 }
 
 static void fio_uvio_cleanup(struct thread_data *td)
@@ -559,8 +562,11 @@ static enum fio_q_status fio_uvio_queue(struct thread_data *td, struct io_u *io_
  * libaio's commit records them (FIO_ASYNCIO_SETS_ISSUE_TIME). */
 static void issue_pending(struct thread_data *td, struct uvio_job *job)
 {
+	unsigned long long t0;
+
 	if (!job->nr_pending)
 		return;
+	t0 = job->clock ? get_cpu_clock() : 0;
 	if (fio_fill_issue_time(td)) {
 		struct timespec now;
 
@@ -572,6 +578,8 @@ static void issue_pending(struct thread_data *td, struct uvio_job *job)
 	}
 	io_u_mark_submit(td, job->nr_pending);
 	job->nr_pending = 0;
+	if (job->clock)
+		job->clock->issue += get_cpu_clock() - t0;
 }
 
 /* Hands the device what the queue holds and takes what finished off it, giving each io_u to
