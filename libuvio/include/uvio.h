@@ -188,7 +188,9 @@ int uvio_write_zeroes(struct uvio_queue *q, uint64_t offset, uint64_t len, void 
  * never waits. timeout_ns < 0 waits as long as it takes (every request has a deadline, see
  * uvio_set_request_timeout_ns); otherwise fewer than min_completions after timeout_ns fails
  * with -ETIME, and what did finish stays for the next call. Waiting for more requests than
- * are in flight fails with -EINVAL.
+ * are in flight fails with -EINVAL. Doorbells are batched: while the device still works on
+ * earlier requests of the queue, the notification for new ones goes out with the first poll
+ * that finds no new completion (each saved notification is an exit to the hypervisor).
  */
 int uvio_poll(struct uvio_queue *q, struct uvio_completion *completions, int min_completions,
               int max_completions, int64_t timeout_ns);
