@@ -860,12 +860,14 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         .filter(|l| l.contains("uvio stages: job job: 512 I/Os, ns per I/O: total "))
         .collect();
     assert_eq!(stage_lines.len(), 2, "two_jobs: stage lines\n{out}");
-    // iodepth_batch_submit=8: fio committed 8 queued requests at a time.
+    // iodepth_batch_submit=8: the device got fio's requests in the batches fio committed:
+    // mostly 8 (fewer when the queue filled first), never more.
     let batch = fio_json(&out, "batch");
     let submit = &batch["jobs"][0]["iodepth_submit"];
+    let share = |bucket: &str| submit[bucket].as_f64().unwrap_or(-1.0);
     assert!(
-        submit["8"].as_f64().unwrap_or(0.0) > 90.0,
-        "batch: submissions not in 8s: {submit}\n{out}"
+        share("8") > 50.0 && ["16", "32", "64", ">=64"].iter().all(|b| share(b) == 0.0),
+        "batch: submissions {submit}\n{out}"
     );
     check_examples(&out, &examples);
 
