@@ -18,9 +18,9 @@
 //! In those same virtio-blk rows, fio 3.33 itself (built by fio/build.sh) runs the same job on
 //! uvio's device through the uvio ioengine (`--ioengine=external:uvio.so --thread`), and then
 //! with fio's `null` ioengine (no device: fio's own cost per I/O), both with
-//! `--clocksource=cpu`: the "fio+uvio", "fio null" and "fio+uvio/null" columns. `--fio-stages`
-//! runs the fio+uvio jobs with UVIO_FIO_STAGES=1 and lists where the engine's time per I/O
-//! went; `--no-fio` leaves fio out.
+//! `--clocksource=cpu` and pinned to vCPU 0: the "fio+uvio", "fio null" and "fio+uvio/null"
+//! columns. `--fio-stages` runs the fio+uvio jobs with UVIO_FIO_STAGES=1 and lists where the
+//! engine's time per I/O went; `--no-fio` leaves fio out.
 //!
 //! Every device also has a `packed=on` twin (the packed virtqueue): uvio, the kernel and
 //! libblkio each run the same rows on it, in rows marked "packed".
@@ -465,10 +465,12 @@ fn main() {
                 if let (Some((fio_bin, so)), Some(_), true) =
                     (&fio_engine, blkio_depth, sys.key.starts_with("blk"))
                 {
-                    // fio itself on uvio's device, then with fio's null engine: same job.
+                    // fio itself on uvio's device, then with fio's null engine: same job, its
+                    // thread pinned to vCPU 0 as uvio bench and blkio-bench pin theirs.
                     let (fio_bin, so) = (fio_bin.display(), so.display());
                     let fio = format!(
-                        "{fio_bin} --output-format=json --name=f --thread --clocksource=cpu"
+                        "{fio_bin} --output-format=json --name=f --thread --clocksource=cpu \
+                         --cpus_allowed=0"
                     );
                     let stages = if args.fio_stages {
                         "env UVIO_FIO_STAGES=1 "
