@@ -121,11 +121,26 @@ struct uvio_completion {
  * Names the device to open: "BDF" for virtio-blk ("0000:00:05.0") or "BDF/C:T:L" for a
  * disk LUN of a virtio-scsi host ("0000:00:04.0/0:0:1"). Nothing is touched until
  * uvio_start; the function must be bound to vfio-pci by then (`uvio bind BDF`). One process
- * opens a PCI function once: starting a second device on it (another LUN of the same
- * virtio-scsi host included) fails with -EBUSY; sharing a host between LUN devices is not
- * supported yet.
+ * opens a PCI function once: starting a second device on it fails with -EBUSY; open the
+ * other LUNs of a virtio-scsi host with uvio_open_lun instead.
  */
 int uvio_open(const char *device, struct uvio_dev **devp);
+
+/*
+ * Another disk LUN of the virtio-scsi host that the started device `dev` is a LUN of:
+ * `device` is "BDF/C:T:L" with dev's BDF (-EINVAL otherwise; -ENODEV for a LUN the host does
+ * not have or that is not a disk, or when dev is virtio-blk). The new device is started
+ * already and is on the same host, as the kernel's SCSI disks are:
+ *   - its queues are the host's: uvio_get_queue(lun, i) is hardware queue i of every LUN
+ *     of the host, and uvio_poll on any of them returns the completions of requests of all
+ *     the LUNs submitted on queue i (their user_data tells them apart). The single-thread
+ *     rule is per hardware queue: queue i of two LUNs is one queue.
+ *   - its DMA memory is the host's: a region allocated through any of them serves all.
+ *   - properties are the host's (setting one fails with -EBUSY), and uvio_get_info reports
+ *     this LUN's capacity and limits with the host's queues.
+ * Each device is closed on its own; the host is reset and freed with the last of them.
+ */
+int uvio_open_lun(struct uvio_dev *dev, const char *device, struct uvio_dev **devp);
 
 /* Properties, set between uvio_open and uvio_start. */
 int uvio_set_num_queues(struct uvio_dev *dev, int num_queues);   /* default: all the device has */
@@ -173,7 +188,9 @@ int uvio_write_zeroes(struct uvio_queue *q, uint64_t offset, uint64_t len, void 
  * never waits. timeout_ns < 0 waits as long as it takes (every request has a deadline, see
  * uvio_set_request_timeout_ns); otherwise fewer than min_completions after timeout_ns fails
  * with -ETIME, and what did finish stays for the next call. Waiting for more requests than
- * are in flight fails with -EINVAL.
+ * are in flight fails with -EINVAL. Doorbells are batched: while the device still works on
+ * earlier requests of the queue, the notification for new ones goes out with the first poll
+ * that finds no new completion (each saved notification is an exit to the hypervisor).
  */
 int uvio_poll(struct uvio_queue *q, struct uvio_completion *completions, int min_completions,
               int max_completions, int64_t timeout_ns);

@@ -12,7 +12,7 @@ use driver::block::Op;
 use crate::device::{self, Device, Started, RING_AUTO, RING_PACKED, RING_SPLIT};
 use crate::error::{guard, last_message, CapiError};
 use crate::handle::Kind;
-use crate::queue::{uvio_completion, QueueState, MAX_IOVCNT};
+use crate::queue::{uvio_completion, Disk, QueueState, MAX_IOVCNT};
 
 /// `struct uvio_dev`: opaque; its pointers are handles ([`crate::handle`]), never addresses.
 #[allow(non_camel_case_types)]
@@ -61,14 +61,16 @@ fn device_of(dev: *mut uvio_dev) -> Result<Arc<Device>, CapiError> {
     device::lookup(dev as usize, Kind::Device).map(|(device, _)| device)
 }
 
-/// Runs `body` on the queue `q` names, refusing it while another thread uses the queue.
+/// Runs `body` on the queue `q` names (a queue of its device's host) for that device's
+/// disk, refusing it while another thread uses the queue.
 fn with_queue(
     q: *mut uvio_queue,
-    body: impl FnOnce(&Started, &mut QueueState) -> Result<i32, CapiError>,
+    body: impl FnOnce(&Started, Disk<'_>, &mut QueueState) -> Result<i32, CapiError>,
 ) -> Result<i32, CapiError> {
     let (device, index) = device::lookup(q as usize, Kind::Queue)?;
     let started = device.started("a queue")?;
     let cell = started
+        .host
         .queues
         .get(usize::from(index))
         .ok_or(CapiError::StaleHandle {
@@ -81,7 +83,11 @@ fn with_queue(
         // A panic inside a call on it was reported as -EIO; the queue's own state is whole.
         Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
     };
-    body(started, &mut queue)
+    let disk = Disk {
+        unit: started.block.unit(),
+        name: &device.name,
+    };
+    body(started, disk, &mut queue)
 }
 
 fn no_flags(flags: u32) -> Result<(), CapiError> {
@@ -170,6 +176,35 @@ pub extern "C" fn uvio_start(dev: *mut uvio_dev) -> c_int {
 }
 
 /// # Safety
+/// `device` is NULL or a NUL-terminated string; `devp` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn uvio_open_lun(
+    dev: *mut uvio_dev,
+    device: *const c_char,
+    devp: *mut *mut uvio_dev,
+) -> c_int {
+    guard(|| {
+        if devp.is_null() {
+            return Err(CapiError::NullArgument("devp"));
+        }
+        // SAFETY: checked non-NULL; the caller passes a writable pointer.
+        unsafe { devp.write(std::ptr::null_mut()) };
+        let host = device_of(dev)?;
+        if device.is_null() {
+            return Err(CapiError::NullArgument("device"));
+        }
+        // SAFETY: checked non-NULL; the caller passes a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(device) }
+            .to_str()
+            .map_err(|_| CapiError::DeviceNotUtf8)?;
+        let handle = device::register(host.open_lun(name)?)?;
+        // SAFETY: as above.
+        unsafe { devp.write(handle as *mut uvio_dev) };
+        Ok(0)
+    })
+}
+
+/// # Safety
 /// `info` is NULL or points to a writable `struct uvio_info`.
 #[no_mangle]
 pub unsafe extern "C" fn uvio_get_info(dev: *mut uvio_dev, info: *mut uvio_info) -> c_int {
@@ -196,9 +231,9 @@ pub unsafe extern "C" fn uvio_get_info(dev: *mut uvio_dev, info: *mut uvio_info)
             write_zeroes_max: limits.write_zeroes.map_or(0, |d| d.max_bytes),
             read_only: u32::from(limits.read_only),
             flush: u32::from(limits.flush),
-            num_queues: started.queues.len() as u32,
-            queue_depth: u32::from(started.queue_depth),
-            ring: if started.packed {
+            num_queues: started.host.queues.len() as u32,
+            queue_depth: u32::from(started.host.queue_depth),
+            ring: if started.host.packed {
                 RING_PACKED
             } else {
                 RING_SPLIT
@@ -248,7 +283,10 @@ pub unsafe extern "C" fn uvio_free_mem(
         // SAFETY: NULL or a readable struct, as the caller promises.
         let region = unsafe { region.as_ref() }.ok_or(CapiError::NullArgument("region"))?;
         let started = device.started("uvio_free_mem")?;
-        started.regions.free(region.addr as usize, region.len)?;
+        started
+            .host
+            .regions
+            .free(region.addr as usize, region.len)?;
         Ok(0)
     })
 }
@@ -266,7 +304,7 @@ pub unsafe extern "C" fn uvio_get_queue(
         if qp.is_null() {
             return Err(CapiError::NullArgument("qp"));
         }
-        let count = device.started("uvio_get_queue")?.queues.len();
+        let count = device.started("uvio_get_queue")?.host.queues.len();
         let index =
             usize::try_from(index)
                 .ok()
@@ -297,9 +335,10 @@ pub extern "C" fn uvio_read(
 ) -> c_int {
     guard(|| {
         no_flags(flags)?;
-        with_queue(q, |started, queue| {
+        with_queue(q, |started, disk, queue| {
             let data = (buf as usize, len);
-            queue.transfer(&started.regions, Op::Read, offset, data, user_data as usize)
+            let regions = &started.host.regions;
+            queue.transfer(disk, regions, Op::Read, offset, data, user_data as usize)
         })
     })
 }
@@ -315,15 +354,10 @@ pub extern "C" fn uvio_write(
 ) -> c_int {
     guard(|| {
         no_flags(flags)?;
-        with_queue(q, |started, queue| {
+        with_queue(q, |started, disk, queue| {
             let data = (buf as usize, len);
-            queue.transfer(
-                &started.regions,
-                Op::Write,
-                offset,
-                data,
-                user_data as usize,
-            )
+            let regions = &started.host.regions;
+            queue.transfer(disk, regions, Op::Write, offset, data, user_data as usize)
         })
     })
 }
@@ -361,9 +395,10 @@ fn vectored(
 ) -> c_int {
     guard(|| {
         no_flags(flags)?;
-        with_queue(q, |started, queue| {
+        with_queue(q, |started, disk, queue| {
             let pieces = iov.iter().map(|v| (v.iov_base as usize, v.iov_len));
-            queue.transfer_vectored(&started.regions, op, offset, pieces, user_data as usize)
+            let regions = &started.host.regions;
+            queue.transfer_vectored(disk, regions, op, offset, pieces, user_data as usize)
         })
     })
 }
@@ -414,8 +449,8 @@ fn ranged(
 ) -> c_int {
     guard(|| {
         no_flags(flags)?;
-        with_queue(q, |_, queue| {
-            queue.ranged(op, offset, len, user_data as usize)
+        with_queue(q, |_, disk, queue| {
+            queue.ranged(disk, op, offset, len, user_data as usize)
         })
     })
 }
@@ -477,7 +512,7 @@ pub unsafe extern "C" fn uvio_poll(
             return Err(CapiError::NullArgument("completions"));
         }
         let timeout = u64::try_from(timeout_ns).ok().map(Duration::from_nanos);
-        with_queue(q, |_, queue| {
+        with_queue(q, |_, _, queue| {
             // SAFETY: non-NULL, and the caller promises `max_completions` entries; only this
             // call uses them.
             let out = unsafe { std::slice::from_raw_parts_mut(completions.cast(), max) };

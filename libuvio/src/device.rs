@@ -1,11 +1,17 @@
 //! A device as C holds it: named and given properties by `uvio_open` and the setters,
 //! opened through VFIO by `uvio_start`, and kept in the handle table until `uvio_close`.
+//!
+//! What `uvio_start` opens is the PCI function, a [`Host`]: its hardware queues, tags and
+//! DMA memory. Another disk LUN of the same virtio-scsi host is a device of its own
+//! (`uvio_open_lun`) on that same host, as the kernel's SCSI disks share their host's
+//! queues: a request names its LUN, and a queue's completions are those of every LUN of the
+//! host. The host lives until the last device on it is closed.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::Duration;
 
 use driver::block::BlockDevice;
-use driver::device::{DeviceAddress, OpenOptions, OpenedDevice};
+use driver::device::{DeviceAddress, DeviceError, OpenOptions, OpenedDevice};
 use driver::dma::{DmaRegion, DmaSpace};
 use driver::virtio::plan::DepthRequest;
 use driver::virtio::ring::RingKind;
@@ -29,18 +35,25 @@ pub struct Properties {
     pub timeout: Option<Duration>,
 }
 
-/// What `uvio_start` opened. Fields drop in order: the queues, then the regions, then the
-/// device itself, whose drop resets it (the driver's rule: queues before the device).
+/// The PCI function `uvio_start` opened, shared by every device on it. Fields drop in
+/// order: the queues, then the regions, then the function itself, whose drop resets it (the
+/// driver's rule: queues before the device).
 #[derive(Debug)]
-pub struct Started {
+pub struct Host {
     pub queues: Box<[Mutex<QueueState>]>,
     pub regions: Regions,
-    pub block: BlockDevice,
     /// Tags per queue, and whether the rings are packed (the same for every queue).
     pub queue_depth: u16,
     pub packed: bool,
     pub dma: Arc<DmaSpace>,
-    _opened: Mutex<OpenedDevice>,
+    opened: Mutex<OpenedDevice>,
+}
+
+/// A started device: the disk it is (a virtio-blk function, or one LUN) on its host.
+#[derive(Debug)]
+pub struct Started {
+    pub host: Arc<Host>,
+    pub block: BlockDevice,
 }
 
 /// One device C opened.
@@ -126,12 +139,13 @@ impl Device {
         let block = opened.device.clone();
         let queues: Box<[Mutex<QueueState>]> = std::mem::take(&mut opened.queues)
             .into_iter()
-            .map(|q| {
-                Mutex::new(QueueState::new(
-                    q.with_context(),
-                    self.name.clone(),
-                    block.unit(),
-                ))
+            .map(|mut q| {
+                // Doorbells batched as `uvio bench` does (HwQueue::set_notify_batching): a
+                // notification the device asks for while it still works on earlier requests
+                // goes out with the first poll that finds no new completion. C drives the
+                // queue by polling, so it always goes out; each one saved is an MMIO exit.
+                q.set_notify_batching(true);
+                Mutex::new(QueueState::new(q.with_context()))
             })
             .collect();
         let (queue_depth, packed) = queues.first().map_or((0, false), |q| {
@@ -142,18 +156,55 @@ impl Device {
             // Dropping what was opened resets the device again.
             return Err(CapiError::NoPackedRing(self.name.clone()));
         }
-        let started = Started {
+        let host = Host {
             queues,
             regions: Regions::default(),
-            block,
             queue_depth,
             packed,
             dma: Arc::clone(&opened.dma),
-            _opened: Mutex::new(opened),
+            opened: Mutex::new(opened),
+        };
+        let started = Started {
+            host: Arc::new(host),
+            block,
         };
         // The properties lock is held and `started` was empty: this is the only set.
         let _ = self.started.set(started);
         Ok(0)
+    }
+
+    /// Another disk LUN, `name` (`BDF/C:T:L` on this device's PCI function), of the started
+    /// virtio-scsi host this device is on: a started device sharing its queues and memory.
+    pub fn open_lun(&self, name: &str) -> Result<Device, CapiError> {
+        let started = self.started("uvio_open_lun")?;
+        let lun = Device::new(name)?;
+        if lun.address.bdf != self.address.bdf {
+            return Err(CapiError::OtherHost {
+                device: self.name.clone(),
+                lun: name.to_string(),
+            });
+        }
+        let block =
+            lock(&started.host.opened)
+                .other_lun(lun.address)
+                .map_err(|source| match source {
+                    // Its message would name the LUN twice; say what uvio_open_lun is for.
+                    DeviceError::OtherLunOfBlk { .. } => CapiError::NotAHost {
+                        device: self.name.clone(),
+                        lun: name.to_string(),
+                    },
+                    source => CapiError::Open {
+                        device: name.to_string(),
+                        source,
+                    },
+                })?;
+        let shared = Started {
+            host: Arc::clone(&started.host),
+            block,
+        };
+        // A fresh cell: this is its only set.
+        let _ = lun.started.set(shared);
+        Ok(lun)
     }
 
     /// What `uvio_start` opened, or why there is nothing.
@@ -172,8 +223,9 @@ impl Device {
             });
         }
         started
+            .host
             .regions
-            .alloc(&started.dma, len)
+            .alloc(&started.host.dma, len)
             .map_err(|source| CapiError::Dma {
                 device: self.name.clone(),
                 source,

@@ -30,13 +30,24 @@ pub enum CapiError {
     StartedTwice,
     #[error(
         "{device}: PCI function {bdf} is open already in this process (as {open_as}): one \
-         process opens a function once; close that device first"
+         process opens a function once; close that device first, or open another LUN of a \
+         virtio-scsi host from it with uvio_open_lun"
     )]
     FunctionOpenHere {
         device: String,
         bdf: String,
         open_as: String,
     },
+    #[error(
+        "{lun} is not on {device}'s PCI function: uvio_open_lun opens another LUN of the same \
+         virtio-scsi host (BDF/C:T:L with the same BDF)"
+    )]
+    OtherHost { device: String, lun: String },
+    #[error(
+        "{lun}: {device} is virtio-blk, a single disk: uvio_open_lun opens another LUN of a \
+         virtio-scsi host"
+    )]
+    NotAHost { device: String, lun: String },
     #[error("{0} is NULL")]
     NullArgument(&'static str),
     #[error(
@@ -112,6 +123,7 @@ impl CapiError {
             CapiError::DeviceNotUtf8
             | CapiError::Address { .. }
             | CapiError::BadValue { .. }
+            | CapiError::OtherHost { .. }
             | CapiError::NotARegion { .. }
             | CapiError::BadFlags(_)
             | CapiError::NoSuchQueue { .. }
@@ -121,7 +133,7 @@ impl CapiError {
             | CapiError::FunctionOpenHere { .. }
             | CapiError::QueueBusy(_) => libc::EBUSY,
             CapiError::NotStarted(_) => libc::ENOTCONN,
-            CapiError::Open { .. } => libc::ENODEV,
+            CapiError::Open { .. } | CapiError::NotAHost { .. } => libc::ENODEV,
             CapiError::TooManyDevices => libc::EMFILE,
             CapiError::NoPackedRing(_) => libc::EOPNOTSUPP,
             CapiError::Dma { .. } => libc::ENOMEM,

@@ -1,5 +1,8 @@
 //! One hardware queue as C drives it: requests named by address and cookie, and completions
 //! handed out in batches with a minimum, a maximum and a timeout (`uvio_poll`).
+//!
+//! The queue is its host's: each request names the disk it is for ([`Disk`]), so the LUNs
+//! of a virtio-scsi host share it, and a poll hands out the completions of all of them.
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CString};
@@ -27,11 +30,20 @@ pub struct uvio_completion {
     pub reserved: u32,
 }
 
-/// What each request keeps with it: the caller's cookie, and its offset for messages.
+/// What each request keeps with it: the caller's cookie, and its offset and disk (the
+/// index in [`QueueState::names`]) for messages.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Cookie {
     user_data: usize,
     offset: u64,
+    disk: u32,
+}
+
+/// The disk a request is for: its unit on the host, and its name for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Disk<'a> {
+    pub unit: Unit,
+    pub name: &'a str,
 }
 
 /// A completion reaped from the ring and not yet handed to C.
@@ -46,9 +58,8 @@ struct Finished {
 #[derive(Debug)]
 pub struct QueueState {
     queue: AnyQueue<Cookie>,
-    /// The device's name, for messages.
-    device: String,
-    unit: Unit,
+    /// The name of each disk that submitted on this queue, by unit index, for messages.
+    names: Vec<String>,
     regions: RegionView,
     /// Requests submitted and not yet reaped.
     outstanding: usize,
@@ -59,12 +70,11 @@ pub struct QueueState {
 }
 
 impl QueueState {
-    pub fn new(queue: AnyQueue<Cookie>, device: String, unit: Unit) -> Self {
+    pub fn new(queue: AnyQueue<Cookie>) -> Self {
         let depth = usize::from(queue.depth());
         QueueState {
             queue,
-            device,
-            unit,
+            names: Vec::new(),
             regions: RegionView::default(),
             outstanding: 0,
             finished: VecDeque::with_capacity(depth),
@@ -100,6 +110,7 @@ impl QueueState {
     /// A read or write of one buffer.
     pub fn transfer(
         &mut self,
+        disk: Disk<'_>,
         regions: &Regions,
         op: Op,
         offset: u64,
@@ -111,12 +122,13 @@ impl QueueState {
             Op::Write => Request::write(offset, buf),
             _ => Request::read(offset, buf),
         };
-        self.submit(request, user_data)
+        self.submit(disk, request, user_data)
     }
 
     /// A read or write of several buffers, given as `(address, length)` pairs.
     pub fn transfer_vectored(
         &mut self,
+        disk: Disk<'_>,
         regions: &Regions,
         op: Op,
         offset: u64,
@@ -139,12 +151,13 @@ impl QueueState {
             Op::Write => Request::writev(offset, bufs),
             _ => Request::readv(offset, bufs),
         };
-        self.submit(request, user_data)
+        self.submit(disk, request, user_data)
     }
 
     /// A request without data: flush, discard, write-zeroes.
     pub fn ranged(
         &mut self,
+        disk: Disk<'_>,
         op: Op,
         offset: u64,
         len: u64,
@@ -155,21 +168,36 @@ impl QueueState {
             Op::Discard => Request::discard(offset, len),
             _ => Request::write_zeroes(offset, len),
         };
-        self.submit(request, user_data)
+        self.submit(disk, request, user_data)
     }
 
-    fn submit(&mut self, request: Request, user_data: usize) -> Result<i32, CapiError> {
+    fn submit(
+        &mut self,
+        disk: Disk<'_>,
+        request: Request,
+        user_data: usize,
+    ) -> Result<i32, CapiError> {
+        let index = disk.unit.index();
+        // Units are small indexes into the host's LUN table; the name is kept once per unit.
+        let at = index as usize;
+        if self.names.len() <= at {
+            self.names.resize(at + 1, String::new());
+        }
+        if self.names[at].is_empty() {
+            self.names[at] = disk.name.to_string();
+        }
         let cookie = Cookie {
             user_data,
             offset: request.offset,
+            disk: index,
         };
-        match self.queue.submit(self.unit, request, cookie) {
+        match self.queue.submit(disk.unit, request, cookie) {
             Ok(_) => {
                 self.outstanding += 1;
                 Ok(0)
             }
             Err(rejected) => Err(CapiError::Io {
-                device: self.device.clone(),
+                device: disk.name.to_string(),
                 source: rejected.error,
             }),
         }
@@ -193,21 +221,30 @@ impl QueueState {
             });
         }
         self.queue.kick();
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // The clock is read only once a wait begins, and then every 64 spins: in a guest whose
+        // clocksource traps (the HPET), one read costs more than a whole request, and a poll
+        // that has what it wants (or waits for nothing, or for no time) never needs it.
+        let mut deadline: Option<Instant> = None;
         let mut spins: u32 = 0;
         loop {
             self.reap(max);
             if self.finished.len() >= min {
                 break;
             }
-            if let Some(deadline) = deadline {
-                // The clock is read every 64 spins: in a guest whose clocksource traps,
-                // reading it costs more than a poll that finds nothing.
-                if spins.is_multiple_of(64) && Instant::now() >= deadline {
+            if let Some(timeout) = timeout {
+                let expired = timeout.is_zero()
+                    || match deadline {
+                        None => {
+                            deadline = Some(Instant::now() + timeout);
+                            false
+                        }
+                        Some(at) => spins.is_multiple_of(64) && Instant::now() >= at,
+                    };
+                if expired {
                     return Err(CapiError::PollTimedOut {
                         got: self.finished.len(),
                         wanted: min,
-                        timeout_ns: timeout.map_or(0, |t| t.as_nanos() as i64),
+                        timeout_ns: timeout.as_nanos() as i64,
                     });
                 }
             }
@@ -249,8 +286,9 @@ impl QueueState {
         if room == 0 {
             return;
         }
-        let (finished, device) = (&mut self.finished, &self.device);
+        let (finished, names) = (&mut self.finished, &self.names);
         let reaped = self.queue.poll_up_to(room, |done: Done<'_, Cookie>| {
+            let device = names.get(done.ctx.disk as usize).map_or("", String::as_str);
             finished.push_back(Finished {
                 user_data: done.ctx.user_data,
                 failure: done
@@ -293,6 +331,14 @@ mod tests {
     use super::*;
 
     const RING: u16 = 64;
+
+    /// The fake device's one disk.
+    fn fake() -> Disk<'static> {
+        Disk {
+            unit: Unit::of_fake_device(0),
+            name: "fake",
+        }
+    }
     const DEPTH: u16 = 8;
     /// virtio-blk's VIRTIO_BLK_S_IOERR.
     const IOERR: u8 = 1;
@@ -334,11 +380,7 @@ mod tests {
         let regions = Regions::default();
         let region = regions.alloc(&dma, 64 << 10).unwrap();
         Setup {
-            queue: QueueState::new(
-                hw.with_context(),
-                "fake".to_string(),
-                Unit::of_fake_device(0),
-            ),
+            queue: QueueState::new(hw.with_context()),
             device,
             regions,
             region,
@@ -363,7 +405,7 @@ mod tests {
     fn read(s: &mut Setup, offset: u64, at: usize, len: usize, cookie: usize) -> i32 {
         let addr = s.region.as_ptr() as usize + at;
         s.queue
-            .transfer(&s.regions, Op::Read, offset, (addr, len), cookie)
+            .transfer(fake(), &s.regions, Op::Read, offset, (addr, len), cookie)
             .unwrap_or_else(|e| panic!("read: {e}"))
     }
 
@@ -454,7 +496,7 @@ mod tests {
         let refused = |s: &mut Setup, addr: usize, n: usize| {
             let e = s
                 .queue
-                .transfer(&s.regions, Op::Write, 0, (addr, n), 0)
+                .transfer(fake(), &s.regions, Op::Write, 0, (addr, n), 0)
                 .unwrap_err();
             assert!(matches!(e, CapiError::NotDmaMemory { .. }), "{e}");
             assert_eq!(e.errno(), libc::EFAULT);

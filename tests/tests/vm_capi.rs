@@ -6,8 +6,11 @@
 //!
 //! Then fio itself (3.33, built from Debian's source by fio/build.sh) with the `uvio` external
 //! ioengine, on job files: fio's own verify, pattern reads and writes against the host image,
-//! trim, a blkdebug EIO reaching fio as err=5, more job threads than queues, a SCSI LUN, the
-//! engine's options, and fork mode refused.
+//! trim, a blkdebug EIO reaching fio as err=5, more job threads than queues, a SCSI LUN, two
+//! LUNs of one host in one run (jobs on each, and one job on both) byte-exact against the host
+//! images, iodepth_batch_* with verify, Debian's fio-examples job files with only their
+//! `ioengine`, `filename` and `thread` lines changed (stopped by SIGINT: they are time_based
+//! for 15 minutes), the engine's options, and fork mode refused.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,12 @@ const BLK_PACKED: &str = "0000:00:05.0";
 const BLK_SPLIT: &str = "0000:00:06.0";
 const SCSI_HBA: &str = "0000:00:07.0";
 const SCSI_LUN: &str = "0000:00:07.0/0:0:0";
+/// A null device of 16 GiB for fio-examples' size=10G, and a file for basic-verify.fio.
+const EXAMPLES_BLK: &str = "0000:00:08.0";
+const VERIFY_BLK: &str = "0000:00:09.0";
+/// How long each time_based example runs before SIGINT ends it.
+const EXAMPLE_SECONDS: u32 = 10;
+const VERIFY_IMAGE_BYTES: usize = 16 << 20;
 
 // The ranges uvio_test.c writes (the same numbers as its defines).
 const W1_OFFSET: usize = 1 << 20;
@@ -263,6 +272,28 @@ fn the_c_api_moves_exact_bytes_and_refuses_bad_input_on_blk_and_scsi() {
             let value: u64 = field(limit).parse().unwrap_or(0);
             assert!(value > 0, "{section}: {limit} is {value}\n{out}");
         }
+        let lun_checks: &[&str] = if section == "capi_scsi" {
+            &[
+                "open_lun_no_such_lun",
+                "open_lun_other_function",
+                "open_lun_same",
+                "open_lun_info",
+                "open_lun_property",
+                "open_lun_shared_queue",
+                "open_lun_bytes",
+                "open_lun_dev_outlives_it",
+            ]
+        } else {
+            &["open_lun_of_blk"]
+        };
+        for check in lun_checks {
+            assert!(
+                s.output
+                    .lines()
+                    .any(|l| l == format!("ok {check}") || l.starts_with(&format!("ok {check}:"))),
+                "{section}: check {check} did not pass\n{out}"
+            );
+        }
         if ring == "split" {
             assert!(
                 s.output.contains("ok packed_ring_refused"),
@@ -327,6 +358,96 @@ fn fio_jobs(json: &serde_json::Value) -> Vec<FioJob> {
         .collect()
 }
 
+/// Debian's fio-examples job files run here, each with the device its jobs need and its
+/// (rw, numjobs).
+const EXAMPLES: &[(&str, &str, &str, usize)] = &[
+    ("fio-rand-read", EXAMPLES_BLK, "randread", 1),
+    ("fio-rand-write", EXAMPLES_BLK, "randwrite", 4),
+    ("fio-rand-RW", EXAMPLES_BLK, "randrw", 4),
+    ("fio-seq-read", EXAMPLES_BLK, "read", 1),
+    ("basic-verify", VERIFY_BLK, "randwrite", 1),
+];
+
+/// The example job files as run: only the `ioengine` line (the uvio engine, with `thread`
+/// after it) and the `filename` line (the device, colons escaped) changed.
+fn example_jobs(engine: &Path) -> Vec<(String, String)> {
+    let data = workspace_root().join("tests/data/fio-examples");
+    EXAMPLES
+        .iter()
+        .map(|&(name, device, _, _)| {
+            let original = fs::read_to_string(data.join(format!("{name}.fio")))
+                .unwrap_or_else(|e| panic!("{name}.fio: {e}"));
+            let (mut engines, mut filenames) = (0, 0);
+            let text: String = original
+                .lines()
+                .map(|line| {
+                    if line.starts_with("ioengine=") {
+                        engines += 1;
+                        format!("ioengine=external:{}\nthread\n", engine.display())
+                    } else if line.starts_with("filename=") {
+                        filenames += 1;
+                        format!("filename={}\n", device.replace(':', "\\:"))
+                    } else {
+                        format!("{line}\n")
+                    }
+                })
+                .collect();
+            assert_eq!((engines, filenames), (1, 1), "{name}.fio");
+            (name.to_string(), text)
+        })
+        .collect()
+}
+
+/// Each example's JSON parses, every job is there, did I/O of its kind and saw no error.
+fn check_examples(out: &VmOutput, examples: &[(String, String)]) {
+    for (&(name, _, rw, numjobs), (ran, text)) in EXAMPLES.iter().zip(examples) {
+        assert_eq!(name, ran);
+        let section = format!("ex_{name}");
+        let json = fio_json(out, &section);
+        let jobs = fio_jobs(&json);
+        assert_eq!(
+            jobs.len(),
+            numjobs,
+            "{name}: jobs in the JSON\n{text}\n{out}"
+        );
+        for (i, &(error, read, write, _)) in jobs.iter().enumerate() {
+            assert_eq!(error, 0, "{name}: job {i} failed\n{out}");
+            let (reads, writes) = match rw {
+                "randread" | "read" => (true, false),
+                "randwrite" => (false, true),
+                _ => (true, true),
+            };
+            assert!(
+                (!reads || read > 0) && (!writes || write > 0),
+                "{name}: job {i} read {read} and wrote {write} bytes\n{out}"
+            );
+            let options = &json["jobs"][i]["job options"];
+            assert!(
+                options["ioengine"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("external:")),
+                "{name}: {options}\n{out}"
+            );
+        }
+        if name == "basic-verify" {
+            // It ends by itself: the whole device written, then read back and verified.
+            let whole = VERIFY_IMAGE_BYTES as u64;
+            assert_eq!(jobs[0].1, whole, "{name}: verified bytes\n{out}");
+            assert_eq!(jobs[0].2, whole, "{name}: written bytes\n{out}");
+            assert_eq!(out.section(&section).rc, 0, "{name}\n{out}");
+        } else {
+            // Stopped by SIGINT well before its 900 s; fio's status after SIGINT is 128
+            // (backend.c sig_int).
+            assert_eq!(out.section(&section).rc, 128, "{name}\n{out}");
+            let runtime_ms = json["jobs"][0]["job_runtime"].as_u64().unwrap_or(0);
+            assert!(
+                runtime_ms > 0 && runtime_ms < 60_000,
+                "{name}: job_runtime {runtime_ms} ms\n{out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     let dir = work_dir("capi-fio");
@@ -343,13 +464,31 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     const CORRUPT_AT: usize = 6 << 20;
     const CORRUPT_LEN: usize = 1 << 20;
     const BAD_BLOCK: usize = CORRUPT_AT + 77 * 4096;
+    // On both LUNs of the host: a pattern per LUN, fio's verify on LUN 1, and one job on both.
+    const LUN_PATTERN_AT: usize = 4 << 20;
+    const LUN_PATTERN_LEN: usize = 2 << 20;
+    const LUN_VERIFY_AT: usize = 8 << 20;
+    const LUN_VERIFY_LEN: usize = 2 << 20;
+    const BOTH_AT: usize = 12 << 20;
+    // The job's size, split between its two files.
+    const BOTH_LEN: usize = 2 << 20;
+    const VERIFY_IMAGE: usize = VERIFY_IMAGE_BYTES;
     let junk = seeded_bytes(0xbad, 512);
     let mut blk = seeded_bytes(0xf10_0001, FIO_IMAGE);
     for chunk in blk[PATTERN_AT..PATTERN_AT + PATTERN_LEN].chunks_mut(4) {
         chunk.copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
     }
     fs::write(dir.join("blk.img"), &blk).unwrap();
-    fs::write(dir.join("scsi.img"), seeded_bytes(0xf10_0002, FIO_IMAGE)).unwrap();
+    let scsi = seeded_bytes(0xf10_0002, FIO_IMAGE);
+    let lun1 = seeded_bytes(0xf10_0003, FIO_IMAGE);
+    fs::write(dir.join("scsi.img"), &scsi).unwrap();
+    fs::write(dir.join("lun1.img"), &lun1).unwrap();
+    // basic-verify.fio writes and verifies the whole device.
+    fs::write(
+        dir.join("verify.img"),
+        seeded_bytes(0xf10_0004, VERIFY_IMAGE),
+    )
+    .unwrap();
     fs::write(dir.join("err.img"), vec![0u8; 4 << 20]).unwrap();
     fs::write(
         dir.join("rules.conf"),
@@ -361,6 +500,7 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     // Each run is a job file, as fio users write them: the DEVICE with fio's escaped colons.
     let blk_dev = r"0000\:00\:05.0";
     let scsi_dev = r"0000\:00\:07.0/0\:0\:0";
+    let lun1_dev = r"0000\:00\:07.0/0\:0\:1";
     let job = |device: &str, body: &str| {
         format!(
             "[global]\nthread=1\nioengine=external:{}\nfilename={device}\n\n[job]\n{}\n",
@@ -458,14 +598,56 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
             job(scsi_dev, "rw=read size=1m uvio_ring=packed"),
         ),
         ("bad_ring", job(blk_dev, "rw=read size=1m uvio_ring=ring")),
-        // Two LUNs of one host in one run: refused with the reason (not supported yet).
+        // Two LUNs of one host in one run, sharing its two queues: a pattern written on each,
+        // and a third job verifying on LUN 1 (it shares a queue with the LUN 0 job).
         (
             "two_luns",
             format!(
-                "[global]\nthread=1\nioengine=external:{}\nrw=read\nsize=1m\n\n\
-                 [lun0]\nfilename={scsi_dev}\n\n[lun1]\nfilename={}\n",
+                "[global]\nthread=1\nioengine=external:{}\nbs=64k\niodepth=4\n\n\
+                 [lun0]\nfilename={scsi_dev}\nrw=write\noffset={LUN_PATTERN_AT}\n\
+                 size={LUN_PATTERN_LEN}\nbuffer_pattern=0x1111aaaa\n\n\
+                 [lun1]\nfilename={lun1_dev}\nrw=write\noffset={LUN_PATTERN_AT}\n\
+                 size={LUN_PATTERN_LEN}\nbuffer_pattern=0x2222bbbb\n\n\
+                 [lun1_verify]\nfilename={lun1_dev}\nrw=randwrite\nbs=4k\niodepth=8\n\
+                 offset={LUN_VERIFY_AT}\nsize={LUN_VERIFY_LEN}\nverify=crc32c\n",
                 engine.display(),
-                r"0000\:00\:07.0/0\:0\:1"
+            ),
+        ),
+        // One job on both LUNs (fio's `:`-separated filename list): each file gets half the
+        // size at the offset, written and verified.
+        (
+            "luns_in_one_job",
+            job(
+                &format!("{scsi_dev}:{lun1_dev}"),
+                &format!(
+                    "rw=randwrite bs=4k iodepth=8 offset={BOTH_AT} size={BOTH_LEN} \
+                     verify=crc32c"
+                ),
+            ),
+        ),
+        // Two functions in one job: refused (one job's buffers are one DMA region).
+        (
+            "two_functions",
+            job(&format!("{blk_dev}:{scsi_dev}"), "rw=read size=1m"),
+        ),
+        // iodepth_batch_*: 8 requests go to the device together, fio reaps 4 to 16 at a time;
+        // and the =0 forms (fio's polling mode: reap at least one, as often as it can).
+        (
+            "batch",
+            job(
+                blk_dev,
+                "rw=randwrite bs=4k iodepth=16 offset=0 size=2m verify=crc32c \
+                 iodepth_batch_submit=8 iodepth_batch_complete_min=4 \
+                 iodepth_batch_complete_max=16",
+            ),
+        ),
+        (
+            "batch_zero",
+            job(
+                blk_dev,
+                "rw=randwrite bs=4k iodepth=16 offset=2m size=2m verify=crc32c \
+                 iodepth_batch_submit=0 iodepth_batch_complete_min=0 \
+                 iodepth_batch_complete_max=0",
             ),
         ),
         // Reads of sector 2048 fail with EIO (QEMU's blkdebug): fio reports err=5.
@@ -489,10 +671,18 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         ),
     ];
     let fio_path = fio.display();
-    let mut script = format!("check bind uvio bind {BLK_PACKED} {BLK_SPLIT} {SCSI_HBA}\n");
+    let mut script = format!(
+        "check bind uvio bind {BLK_PACKED} {BLK_SPLIT} {SCSI_HBA} {EXAMPLES_BLK} {VERIFY_BLK}\n"
+    );
     for (section, _) in &jobs {
+        // One run says where each job's time per I/O went.
+        let stages = if *section == "two_jobs" {
+            "UVIO_FIO_STAGES=1 "
+        } else {
+            ""
+        };
         script += &format!(
-            "check {section} sh -c '{fio_path} --output-format=json --output=/tmp/{section}.json \
+            "check {section} sh -c '{stages}{fio_path} --output-format=json --output=/tmp/{section}.json \
              /jobs/{section}.fio; rc=$?; cat /tmp/{section}.json; exit $rc'\n"
         );
         if *section == "verify_write" {
@@ -502,9 +692,20 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
             );
         }
     }
+    let examples = example_jobs(&engine);
+    for (name, _) in &examples {
+        // They run for 15 minutes (time_based, runtime=900): SIGINT ends them early, and fio
+        // still finishes its jobs cleanly and writes its whole report.
+        script += &format!(
+            "check ex_{name} sh -c 'timeout -s INT {EXAMPLE_SECONDS} {fio_path} \
+             --output-format=json --output=/tmp/ex_{name}.json /jobs/ex_{name}.fio; rc=$?; \
+             cat /tmp/ex_{name}.json; exit $rc'\n"
+        );
+    }
     script += "true\n";
 
     let spec = VmSpec::new()
+        .timeout(std::time::Duration::from_secs(600))
         .blockdev(format!(
             "driver=file,filename={},node-name=blk,discard=unmap",
             dir.join("blk.img").display()
@@ -530,9 +731,16 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         )
         .virtio_scsi("hba", "07.0", 2, "")
         .scsi_hd("hba", 0, 0, "scsi", "")
-        .scsi_hd_null("hba", 0, 1, 64 << 20, "")
+        .scsi_hd_file("hba", 0, 1, dir.join("lun1.img"), "")
+        // fio-examples: size=10G on a null device (reads are zeroes, writes vanish), and
+        // basic-verify.fio on a file it writes whole and reads back.
+        .virtio_blk_null("08.0", 16 << 30, "num-queues=2")
+        .virtio_blk_file("09.0", dir.join("verify.img"), "")
         .host_binary(fio.display().to_string())
         .host_binary(engine.display().to_string());
+    let spec = examples.iter().fold(spec, |spec, (name, text)| {
+        spec.file_bytes(&format!("/jobs/ex_{name}.fio"), text.as_bytes(), 0o644)
+    });
     let out = jobs
         .iter()
         .fold(spec, |spec, (section, text)| {
@@ -546,7 +754,7 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
 
     let mib = 1u64 << 20;
     // (section, jobs' (error, read, write, trim) bytes)
-    let succeeded: [(&str, &[FioJob]); 6] = [
+    let succeeded: [(&str, &[FioJob]); 10] = [
         // Written, then read back by fio's own verify.
         ("randwrite_verify", &[(0, 4 * mib, 4 * mib, 0)]),
         ("read_pattern", &[(0, PATTERN_LEN as u64, 0, 0)]),
@@ -555,6 +763,17 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         // Two job threads, one hardware queue each; hipri accepted.
         ("two_jobs", &[(0, 2 * mib, 0, 0), (0, 2 * mib, 0, 0)]),
         ("scsi_verify", &[(0, 2 * mib, 2 * mib, 0)]),
+        (
+            "two_luns",
+            &[
+                (0, 0, 2 * mib, 0),
+                (0, 0, 2 * mib, 0),
+                (0, 2 * mib, 2 * mib, 0),
+            ],
+        ),
+        ("luns_in_one_job", &[(0, 2 * mib, 2 * mib, 0)]),
+        ("batch", &[(0, 2 * mib, 2 * mib, 0)]),
+        ("batch_zero", &[(0, 2 * mib, 2 * mib, 0)]),
     ];
     for (section, expected) in succeeded {
         assert_eq!(out.section(section).rc, 0, "{section} failed\n{out}");
@@ -583,7 +802,10 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
     for (section, says) in [
         ("packed_refused", "does not offer the packed ring"),
         ("bad_ring", "uvio_ring=ring: use auto, split or packed"),
-        ("two_luns", "are LUNs of one virtio-scsi host"),
+        (
+            "two_functions",
+            "are on different PCI functions: the files of one job are disks of one function",
+        ),
     ] {
         let s = out.section(section);
         assert!(s.rc != 0 && s.output.contains(says), "{section}\n{out}");
@@ -627,6 +849,67 @@ fn fio_runs_jobs_through_the_uvio_engine_on_blk_and_scsi() {
         fork.output
             .contains("uvio jobs run as threads: add --thread"),
         "{out}"
+    );
+
+    // UVIO_FIO_STAGES=1: each job's line, counting its I/Os (2 MiB of 4 KiB reads).
+    // (fio's progress line may precede it on the same line: it ends in no newline.)
+    let stage_lines: Vec<&str> = out
+        .section("two_jobs")
+        .output
+        .lines()
+        .filter(|l| l.contains("uvio stages: job job: 512 I/Os, ns per I/O: total "))
+        .collect();
+    assert_eq!(stage_lines.len(), 2, "two_jobs: stage lines\n{out}");
+    // iodepth_batch_submit=8: the device got fio's requests in the batches fio committed:
+    // mostly 8 (fewer when the queue filled first), never more.
+    let batch = fio_json(&out, "batch");
+    let submit = &batch["jobs"][0]["iodepth_submit"];
+    let share = |bucket: &str| submit[bucket].as_f64().unwrap_or(-1.0);
+    assert!(
+        share("8") > 50.0 && ["16", "32", "64", ">=64"].iter().all(|b| share(b) == 0.0),
+        "batch: submissions {submit}\n{out}"
+    );
+    check_examples(&out, &examples);
+
+    // Both LUNs, byte-exact: each its own pattern; fio's verify on LUN 1 and on both wrote
+    // there; nothing else changed.
+    let lun0_after = fs::read(dir.join("scsi.img")).unwrap();
+    let lun1_after = fs::read(dir.join("lun1.img")).unwrap();
+    for (name, after, before, pattern) in [
+        ("LUN 0", &lun0_after, &scsi, [0x11, 0x11, 0xaa, 0xaa]),
+        ("LUN 1", &lun1_after, &lun1, [0x22, 0x22, 0xbb, 0xbb]),
+    ] {
+        let expected = pattern.repeat(LUN_PATTERN_LEN / 4);
+        assert!(
+            after[LUN_PATTERN_AT..LUN_PATTERN_AT + LUN_PATTERN_LEN] == expected[..],
+            "{name}: its pattern is not at {LUN_PATTERN_AT}\n{out}"
+        );
+        let half = BOTH_LEN / 2;
+        assert!(
+            after[BOTH_AT..BOTH_AT + half] != before[BOTH_AT..BOTH_AT + half],
+            "{name}: the job on both LUNs did not write it\n{out}"
+        );
+        for range in [
+            2 << 20..LUN_PATTERN_AT,
+            LUN_PATTERN_AT + LUN_PATTERN_LEN..LUN_VERIFY_AT,
+            LUN_VERIFY_AT + LUN_VERIFY_LEN..BOTH_AT,
+            BOTH_AT + half..FIO_IMAGE,
+        ] {
+            assert!(
+                after[range.clone()] == before[range.clone()],
+                "{name}: bytes in {range:?} changed\n{out}"
+            );
+        }
+    }
+    assert!(
+        lun1_after[LUN_VERIFY_AT..LUN_VERIFY_AT + LUN_VERIFY_LEN]
+            != lun1[LUN_VERIFY_AT..LUN_VERIFY_AT + LUN_VERIFY_LEN],
+        "lun1_verify did not write LUN 1\n{out}"
+    );
+    assert!(
+        lun0_after[LUN_VERIFY_AT..LUN_VERIFY_AT + LUN_VERIFY_LEN]
+            == scsi[LUN_VERIFY_AT..LUN_VERIFY_AT + LUN_VERIFY_LEN],
+        "lun1_verify wrote LUN 0\n{out}"
     );
 
     // In the host's image: the written pattern, the trimmed range zeroed, and the ranges

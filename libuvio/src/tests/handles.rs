@@ -95,3 +95,35 @@ fn a_start_that_cannot_open_the_device_fails_with_enodev_and_why() {
     assert_eq!(uvio_set_num_queues(dev, 1), 0);
     assert_eq!(uvio_close(dev), 0);
 }
+
+fn open_lun(dev: *mut uvio_dev, device: &str) -> (i32, *mut uvio_dev) {
+    let name = CString::new(device).unwrap();
+    let mut lun = ptr::null_mut();
+    // SAFETY: a NUL-terminated string and a writable pointer.
+    let rc = unsafe { uvio_open_lun(dev, name.as_ptr(), &mut lun) };
+    (rc, lun)
+}
+
+#[test]
+fn another_lun_is_opened_from_a_started_host_only() {
+    let (_, dev) = open("0000:00:07.0/0:0:0");
+    assert_eq!(
+        open_lun(ptr::null_mut(), "0000:00:07.0/0:0:1"),
+        (-libc::EBADF, ptr::null_mut())
+    );
+    assert_eq!(
+        open_lun(dev, "0000:00:07.0/0:0:1"),
+        (-libc::ENOTCONN, ptr::null_mut())
+    );
+    assert!(
+        message().contains("uvio_open_lun needs a started device"),
+        "{}",
+        message()
+    );
+    assert_eq!(open_lun(dev, "0000:00:07.0/0:z:1").0, -libc::ENOTCONN);
+    // SAFETY: NULL pointers are what is being checked.
+    let rc = unsafe { uvio_open_lun(dev, ptr::null(), ptr::null_mut()) };
+    assert_eq!(rc, -libc::EFAULT);
+    assert_eq!(uvio_close(dev), 0);
+    assert_eq!(open_lun(dev, "0000:00:07.0/0:0:1").0, -libc::EBADF);
+}

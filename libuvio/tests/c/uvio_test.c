@@ -232,6 +232,48 @@ static void read_whole_image(struct uvio_queue *q0, struct uvio_queue *q1, uint8
     same(buf, image, image_bytes, "read_whole_image");
 }
 
+/*
+ * uvio_open_lun. On a virtio-scsi LUN: the same LUN opened again from the host is a device on
+ * its queues (a read submitted through its queue handle is polled through dev's) and memory,
+ * with the host's properties; a LUN the host lacks and another function are refused, and
+ * dev outlives it. On virtio-blk there is no other LUN.
+ */
+static void check_open_lun(struct uvio_dev *dev, const char *device, struct uvio_queue *dev_q1,
+                           uint8_t *buf)
+{
+    char bdf[32], name[64];
+    struct uvio_dev *lun = NULL;
+    snprintf(bdf, sizeof bdf, "%.*s", (int)strcspn(device, "/"), device);
+    if (!strchr(device, '/')) {
+        snprintf(name, sizeof name, "%s/0:0:0", bdf);
+        expect_error(uvio_open_lun(dev, name, &lun), ENODEV, "virtio-blk", "open_lun_of_blk");
+        return;
+    }
+    snprintf(name, sizeof name, "%s/0:0:9", bdf);
+    expect_error(uvio_open_lun(dev, name, &lun), ENODEV, "0:0:9", "open_lun_no_such_lun");
+    expect_error(uvio_open_lun(dev, "0000:00:1f.7/0:0:0", &lun), EINVAL, "is not on",
+                 "open_lun_other_function");
+    if (must(uvio_open_lun(dev, device, &lun), "open_lun_same") < 0)
+        return;
+    check(1, "open_lun_same", NULL);
+    struct uvio_info li;
+    must(uvio_get_info(lun, &li), "open_lun_info");
+    check(li.capacity == image_bytes && li.num_queues == 2, "open_lun_info", NULL);
+    expect_error(uvio_set_queue_depth(lun, 8), EBUSY, "before uvio_start", "open_lun_property");
+    struct uvio_queue *lun_q1 = NULL;
+    must(uvio_get_queue(lun, 1, &lun_q1), "open_lun_queue");
+    memset(buf, 0, CHUNK);
+    must(uvio_read(lun_q1, CHUNK, buf, CHUNK, (void *)0x1d, 0), "open_lun_read_submit");
+    /* The host's queue 1: dev's handle polls the LUN device's request. */
+    check(complete_one(dev_q1, (void *)0x1d, "open_lun_shared_queue") == 0,
+          "open_lun_shared_queue", NULL);
+    same(buf, image + CHUNK, CHUNK, "open_lun_bytes");
+    must(uvio_close(lun), "open_lun_close");
+    must(uvio_read(dev_q1, 0, buf, CHUNK, (void *)0x1e, 0), "open_lun_after_close_submit");
+    check(complete_one(dev_q1, (void *)0x1e, "open_lun_after_close") == 0,
+          "open_lun_dev_outlives_it", NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -390,6 +432,8 @@ int main(int argc, char **argv)
     } else {
         check(rc == 1 && c[0].user_data == (void *)9 && c[0].ret == 0, "poll_timeout_zero_found_it", NULL);
     }
+
+    check_open_lun(dev, device, q1, buf);
 
     /* Memory: a freed region is no longer DMA memory; a double free is refused. */
     must(uvio_free_mem(dev, &freed), "free");

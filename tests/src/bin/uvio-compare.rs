@@ -15,6 +15,13 @@
 //! right after uvio's run of the same row, and fills the libblkio and uvio/libblkio columns;
 //! other rows show "-" there.
 //!
+//! In those same virtio-blk rows, fio 3.33 itself (built by fio/build.sh) runs the same job on
+//! uvio's device through the uvio ioengine (`--ioengine=external:uvio.so --thread`), and then
+//! with fio's `null` ioengine (no device: fio's own cost per I/O), both with
+//! `--clocksource=cpu` and pinned to vCPU 0: the "fio+uvio", "fio null" and "fio+uvio/null"
+//! columns. `--fio-stages` runs the fio+uvio jobs with UVIO_FIO_STAGES=1 and lists where the
+//! engine's time per I/O went; `--no-fio` leaves fio out.
+//!
 //! Every device also has a `packed=on` twin (the packed virtqueue): uvio, the kernel and
 //! libblkio each run the same rows on it, in rows marked "packed".
 //!
@@ -111,6 +118,8 @@ struct Args {
     blkio: bool,
     blkio_bench: Option<PathBuf>,
     plot: Option<PathBuf>,
+    fio: bool,
+    fio_stages: bool,
 }
 
 fn parse_args() -> Args {
@@ -124,6 +133,8 @@ fn parse_args() -> Args {
         blkio: true,
         blkio_bench: None,
         plot: None,
+        fio: true,
+        fio_stages: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -159,6 +170,8 @@ fn parse_args() -> Args {
                 )
             }
             "--no-blkio" => a.blkio = false,
+            "--no-fio" => a.fio = false,
+            "--fio-stages" => a.fio_stages = true,
             "--blkio-bench" => {
                 a.blkio_bench = Some(
                     it.next()
@@ -181,7 +194,7 @@ fn parse_args() -> Args {
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--repeat N] [--no-scsi] [--no-packed]\n       [--rows qd1,qd32,...] [--raw DIR] [--no-blkio] [--blkio-bench PATH] [--plot DIR]"
+        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--repeat N] [--no-scsi] [--no-packed]\n       [--rows qd1,qd32,...] [--raw DIR] [--no-blkio] [--blkio-bench PATH] [--plot DIR]\n       [--no-fio] [--fio-stages]"
     );
     std::process::exit(2)
 }
@@ -300,6 +313,22 @@ fn build_blkio_bench() -> PathBuf {
     })
 }
 
+/// Builds fio 3.33 and the uvio ioengine (`bash fio/build.sh`); returns (fio, uvio.so).
+fn build_fio_engine() -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    eprintln!("building fio and the uvio ioengine (bash fio/build.sh)...");
+    let status = Command::new("bash")
+        .arg(root.join("fio/build.sh"))
+        .stdout(Stdio::inherit())
+        .status();
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        eprintln!("uvio-compare: bash fio/build.sh failed ({status:?})");
+        std::process::exit(1);
+    }
+    let out = root.join("target/fio");
+    (out.join("bin/fio"), out.join("uvio.so"))
+}
+
 /// One kind of device measured: uvio's target, the kernel's twin, libblkio's twin.
 struct System {
     key: &'static str,
@@ -354,6 +383,7 @@ fn main() {
         }
         bin
     });
+    let fio_engine = args.fio.then(build_fio_engine);
     let load_before = loadavg();
     let rt = args.runtime;
     let common = format!("--time_based --runtime={rt} --ramp_time=1 --size=1g --group_reporting");
@@ -442,6 +472,29 @@ fn main() {
                         bin.display()
                     );
                 }
+                if let (Some((fio_bin, so)), Some(_), true) =
+                    (&fio_engine, blkio_depth, sys.key.starts_with("blk"))
+                {
+                    // fio itself on uvio's device, then with fio's null engine: same job, its
+                    // thread pinned to vCPU 0 as uvio bench and blkio-bench pin theirs.
+                    let (fio_bin, so) = (fio_bin.display(), so.display());
+                    let fio = format!(
+                        "{fio_bin} --output-format=json --name=f --thread --clocksource=cpu \
+                         --cpus_allowed=0"
+                    );
+                    let stages = if args.fio_stages {
+                        "env UVIO_FIO_STAGES=1 "
+                    } else {
+                        ""
+                    };
+                    let dev = sys.uvio.replace(':', "\\:");
+                    script += &format!(
+                        "check {tag}_fio {stages}{fio} --ioengine=external:{so} '--filename={dev}' {opts} {common}\n"
+                    );
+                    script += &format!(
+                        "check {tag}_fionull {fio} --ioengine=null --filename=null {opts} {common}\n"
+                    );
+                }
                 let kdev = format!("${}", sys.kernel_var);
                 let hipri = if sys.hipri { " --hipri" } else { "" };
                 script += &format!(
@@ -475,6 +528,11 @@ fn main() {
         spec = spec
             .virtio_blk_null("08.0", 1 << 30, "num-queues=2,packed=on")
             .virtio_blk_null("09.0", 1 << 30, "num-queues=2,packed=on");
+    }
+    if let Some((fio_bin, so)) = &fio_engine {
+        spec = spec
+            .host_binary(fio_bin.display().to_string())
+            .host_binary(so.display().to_string());
     }
     if let Some(bin) = &blkio_bin {
         spec = spec
@@ -512,9 +570,10 @@ fn main() {
     let mut failed = false;
     let mut raw: BTreeMap<String, Value> = BTreeMap::new();
     println!(
-        "| device | workload | uvio IOPS | kernel IOPS (engine) | uvio/kernel | libblkio IOPS | uvio/libblkio | uvio runs (min/median) | uvio BW | kernel BW | uvio clat p50 / p99 / p99.9 (µs) | kernel clat p50 / p99 / p99.9 (µs) |"
+        "| device | workload | uvio IOPS | kernel IOPS (engine) | uvio/kernel | libblkio IOPS | uvio/libblkio | fio+uvio IOPS | fio null IOPS | fio+uvio/null | uvio runs (min/median) | uvio BW | kernel BW | uvio clat p50 / p99 / p99.9 (µs) | kernel clat p50 / p99 / p99.9 (µs) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut fio_stages: Vec<String> = Vec::new();
     let mut blkio_notes: Vec<String> = Vec::new();
     let mut unsteady: Vec<String> = Vec::new();
     let mut chart = uvio_tests::compare_plot::Comparison::default();
@@ -524,6 +583,8 @@ fn main() {
             let mut uvio_runs: Vec<Figures> = Vec::new();
             let mut kernel_runs: BTreeMap<&str, Vec<Figures>> = BTreeMap::new();
             let mut blkio_runs: Vec<Figures> = Vec::new();
+            // fio with the uvio engine, and with its null engine.
+            let mut fio_runs: [Vec<Figures>; 2] = Default::default();
             for round in 0..args.repeat {
                 let tag = format!("{}_{key}_r{round}", sys.key);
                 match figures(&out, &format!("{tag}_uvio")) {
@@ -541,6 +602,28 @@ fn main() {
                         Ok((f, doc)) => {
                             kernel_runs.entry(name).or_default().push(f);
                             raw.insert(format!("{tag}_{engine}"), doc);
+                        }
+                        Err(e) if e.ends_with("never ran") => {}
+                        Err(e) => {
+                            eprintln!("{e}");
+                            failed = true;
+                        }
+                    }
+                }
+                for (runs, engine) in fio_runs.iter_mut().zip(["fio", "fionull"]) {
+                    let section = format!("{tag}_{engine}");
+                    match figures(&out, &section) {
+                        Ok((f, doc)) => {
+                            runs.push(f);
+                            raw.insert(section.clone(), doc);
+                            // (after fio's progress line, if any: it ends in no newline)
+                            let said = out.section(&section).output.lines();
+                            let stages =
+                                said.filter_map(|l| l.find("uvio stages:").map(|at| &l[at..]));
+                            fio_stages
+                                .extend(stages.map(|l| {
+                                    format!("{} {label} (round {round}): {l}", sys.label)
+                                }));
                         }
                         Err(e) if e.ends_with("never ran") => {}
                         Err(e) => {
@@ -585,6 +668,19 @@ fn main() {
                 Some(b) => (kiops(b.iops), "-".into()),
                 None => ("-".into(), "-".into()),
             };
+            let [fio_uvio, fio_null] = fio_runs.map(|runs| median(&runs));
+            let (fio_iops, null_iops, fio_ratio) = match (fio_uvio.as_ref(), fio_null.as_ref()) {
+                (Some(f), Some(n)) if n.iops > 0.0 => (
+                    kiops(f.iops),
+                    kiops(n.iops),
+                    format!("{:.2}", f.iops / n.iops),
+                ),
+                (f, n) => (
+                    f.map_or("-".into(), |f| kiops(f.iops)),
+                    n.map_or("-".into(), |n| kiops(n.iops)),
+                    "-".into(),
+                ),
+            };
             let low = uvio_runs.iter().map(|f| f.iops).fold(f64::MAX, f64::min);
             if low < 0.8 * u.iops {
                 unsteady.push(format!(
@@ -599,10 +695,13 @@ fn main() {
             if let Some(b) = median(&blkio_runs) {
                 chart.add(sys.label, label, "libblkio", b.iops, b.p99);
             }
+            if let Some(f) = fio_uvio {
+                chart.add(sys.label, label, "fio+uvio", f.iops, f.p99);
+            }
             let runs_list: Vec<String> = uvio_runs.iter().map(|f| kiops(f.iops)).collect();
             let ratio = if k.iops > 0.0 { u.iops / k.iops } else { 0.0 };
             println!(
-                "| {} | {label} | {} | {} ({engine}) | {ratio:.1}x | {blkio_iops} | {blkio_ratio} | {} ({:.2}) | {} | {} | {} | {} |",
+                "| {} | {label} | {} | {} ({engine}) | {ratio:.1}x | {blkio_iops} | {blkio_ratio} | {fio_iops} | {null_iops} | {fio_ratio} | {} ({:.2}) | {} | {} | {} | {} |",
                 sys.label,
                 kiops(u.iops),
                 kiops(k.iops),
@@ -622,6 +721,14 @@ fn main() {
              completion):"
         );
         for n in &blkio_notes {
+            println!("- {n}");
+        }
+    }
+    if !fio_stages.is_empty() {
+        println!(
+            "\nWhere fio+uvio's time per I/O went (UVIO_FIO_STAGES=1, TSC-stamped in the engine):"
+        );
+        for n in &fio_stages {
             println!("- {n}");
         }
     }
