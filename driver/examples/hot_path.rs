@@ -31,7 +31,7 @@ use uvio::virtio::fake::{
     FakeSplitDevice,
 };
 use uvio::virtio::pci::QueueNotifier;
-use uvio::virtio::plan::new_ring;
+use uvio::virtio::plan::{new_ring, RingShape};
 use uvio::virtio::queue::Virtqueue;
 
 const BLOCK: usize = 4096;
@@ -122,7 +122,18 @@ impl Device {
 
 /// A queue of `depth` tags on a fresh ring, its fake device, and the unit to address.
 fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (AnyQueue, Device, Unit) {
-    let ring = new_ring(packed, dma, 0, RING, 0, true, depth).expect("a ring");
+    let shape = RingShape {
+        packed,
+        size: RING,
+        indirect_max: 0,
+        event_idx: true,
+        depth,
+        direct_chain: match kind {
+            Kind::Blk => 3,
+            Kind::Scsi => 4,
+        },
+    };
+    let ring = new_ring(dma, 0, shape).expect("a ring");
     let device = if packed {
         Device::Packed(FakePackedDevice::new(ring.addresses(), RING))
     } else {

@@ -323,7 +323,7 @@ mod tests {
     use driver::dma::{DmaRegion, DmaSpace};
     use driver::virtio::fake::{serve_blk, FakeChain, FakeSplitDevice};
     use driver::virtio::pci::QueueNotifier;
-    use driver::virtio::plan::new_ring;
+    use driver::virtio::plan::{new_ring, RingShape};
     use driver::virtio::queue::Virtqueue;
 
     use std::ffi::CStr;
@@ -354,7 +354,15 @@ mod tests {
     /// A queue over an in-process virtio-blk of 1 MiB, and one 64 KiB region.
     fn setup() -> Setup {
         let dma = DmaSpace::identity();
-        let ring = new_ring(false, &dma, 0, RING, 0, true, DEPTH).unwrap();
+        let shape = RingShape {
+            packed: false,
+            size: RING,
+            indirect_max: 0,
+            event_idx: true,
+            depth: DEPTH,
+            direct_chain: 3,
+        };
+        let ring = new_ring(&dma, 0, shape).unwrap();
         let device = FakeSplitDevice::new(ring.addresses(), RING);
         let limits = Limits {
             logical_block_size: 512,

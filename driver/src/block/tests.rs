@@ -32,7 +32,7 @@ use crate::scsi::units::{UnitInfo, UnitTable};
 use crate::virtio::fake::ring_tests::XorShift;
 use crate::virtio::fake::{FakeChain, FakePackedDevice, FakeSplitDevice};
 use crate::virtio::pci::QueueNotifier;
-use crate::virtio::plan::new_ring;
+use crate::virtio::plan::{new_ring, RingShape};
 use crate::virtio::queue::{QueueFault, Virtqueue, DESC_F_AVAIL, DESC_F_USED};
 
 /// Rounds per (ring format, device kind); a quarter of them honest.
@@ -233,7 +233,15 @@ impl Round {
         } else {
             8
         };
-        let ring = new_ring(packed, &dma, 0, size, indirect_max, rng.one_in(2), depth).unwrap();
+        let shape = RingShape {
+            packed,
+            size,
+            indirect_max,
+            event_idx: rng.one_in(2),
+            depth,
+            direct_chain: 4,
+        };
+        let ring = new_ring(&dma, 0, shape).unwrap();
         let dev = if packed {
             Device::Packed(FakePackedDevice::new(ring.addresses(), size))
         } else {

@@ -22,7 +22,7 @@ use crate::scsi_proto::cdb::Cdb;
 use crate::scsi_proto::lun::LunError;
 use crate::virtio::open::{open_virtio, OpenError, OpenedVirtio};
 use crate::virtio::pci::{QueueNotifier, TransportError};
-use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError};
+use crate::virtio::plan::{new_ring, DepthRequest, QueuePlan, QueueSetupError, RingShape};
 use crate::virtio::queue::{AddError, QueueFault, Segment, Virtqueue};
 use crate::virtio::ring::{Ring, RingKind};
 use crate::virtio::{DeviceType, Features, VirtioPciTransport};
@@ -251,11 +251,17 @@ impl VirtioScsiHost {
         let small_queue = |index: u16, size: u16, depth: u16| -> Result<Ring, ScsiHostError> {
             let size = size.min(transport.queue_max_size(index)?);
             let size = 1 << (15 - size.max(1).leading_zeros());
-            new_ring(packed, &dma, index, size, 0, event_idx, depth).map_err(|e| {
-                ScsiHostError::Queue {
-                    index,
-                    source: e.into(),
-                }
+            let shape = RingShape {
+                packed,
+                size,
+                indirect_max: 0,
+                event_idx,
+                depth,
+                direct_chain: 1,
+            };
+            new_ring(&dma, index, shape).map_err(|e| ScsiHostError::Queue {
+                index,
+                source: e.into(),
             })
         };
         // One TMF at a time, two descriptors each.

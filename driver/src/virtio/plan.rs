@@ -48,8 +48,9 @@ pub struct QueuePlan {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DepthRequest {
     /// Tags (requests in flight) per queue; default: the ring size (without indirect
-    /// descriptors, the one-buffer chains that fit it: 85 for virtio-blk's 3 descriptors and
-    /// 64 for virtio-scsi's 4 on a 256-entry ring).
+    /// descriptors, a quarter of it: slots of 4, room for a second buffer in a virtio-blk
+    /// request). Asked for, at most the one-buffer chains that fit the ring directly: 85 of
+    /// virtio-blk's 3 descriptors, 64 of virtio-scsi's 4, on a 256-entry ring.
     pub depth: Option<u16>,
     /// Tags added to `depth` only as far as every tag keeps a slot for a direct chain (a
     /// third of the ring for virtio-blk's chains of three descriptors): for a caller that prepares
@@ -72,7 +73,11 @@ impl DepthRequest {
         let depth = if indirect && !self.direct_only {
             self.depth.unwrap_or(ring).clamp(1, ring)
         } else {
-            self.depth.unwrap_or(direct).clamp(1, direct)
+            // Unasked, a depth whose slots (a power of two) leave room for a second buffer
+            // where a one-buffer chain would leave none: without indirect tables, a vectored
+            // request of two buffers would otherwise be refused.
+            let unasked = (ring / per_chain.next_power_of_two()).max(1);
+            self.depth.unwrap_or(unasked).clamp(1, direct)
         };
         depth.max(depth.saturating_add(self.spare).min(direct))
     }
@@ -149,30 +154,52 @@ impl QueuePlan {
             0
         };
         let queue = new_ring(
-            self.packed,
             dma,
             index,
-            size,
-            indirect_max,
-            self.event_idx,
-            self.depth,
+            RingShape {
+                packed: self.packed,
+                size,
+                indirect_max,
+                event_idx: self.event_idx,
+                depth: self.depth,
+                direct_chain: (self.overhead + 1) as u16,
+            },
         )?;
         let notifier = transport.setup_queue(index, &queue)?;
         Ok((queue, notifier))
     }
 }
 
-/// A zeroed ring of `size` entries for queue `index`, packed or split, in fresh DMA memory:
-/// `indirect_max` descriptors per indirect table (0: none), at most `depth` chains in flight.
+/// What a ring holds, for [`new_ring`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingShape {
+    pub packed: bool,
+    /// Ring entries (a power of two).
+    pub size: u16,
+    /// Descriptors per indirect table (0: none).
+    pub indirect_max: u16,
+    pub event_idx: bool,
+    /// Chains in flight at most.
+    pub depth: u16,
+    /// Descriptors of the owner's usual chain (a one-buffer request), which a split ring
+    /// keeps direct for as many chains as fit (see [`SplitQueue::new`]).
+    pub direct_chain: u16,
+}
+
+/// A zeroed ring for queue `index`, packed or split, in fresh DMA memory.
 pub fn new_ring(
-    packed: bool,
     dma: &Arc<DmaSpace>,
     index: u16,
-    size: u16,
-    indirect_max: u16,
-    event_idx: bool,
-    depth: u16,
+    shape: RingShape,
 ) -> Result<Ring, QueueSetupError> {
+    let RingShape {
+        packed,
+        size,
+        indirect_max,
+        event_idx,
+        depth,
+        direct_chain,
+    } = shape;
     let too_small = || QueueSetupError::TooSmall { index, max: size };
     if packed {
         let layout = RingLayout::packed(size, indirect_max).ok_or_else(too_small)?;
@@ -183,7 +210,7 @@ pub fn new_ring(
         let layout = RingLayout::split(size, indirect_max).ok_or_else(too_small)?;
         let core =
             RingCore::new(Box::new(dma.alloc(layout.total)?), layout).ok_or_else(too_small)?;
-        Ok(SplitQueue::new(core, event_idx, depth).into())
+        Ok(SplitQueue::new(core, event_idx, depth, direct_chain).into())
     }
 }
 
@@ -217,6 +244,8 @@ mod tests {
         assert_eq!(req(Some(128), 0, true).resolve(256, 3, true), 85);
         assert_eq!(req(Some(32), 32, true).resolve(256, 3, true), 64);
         assert_eq!(req(Some(64), 64, true).resolve(256, 3, true), 85);
-        assert_eq!(req(None, 0, false).resolve(256, 3, false), 85);
+        assert_eq!(req(Some(128), 0, false).resolve(256, 3, false), 85);
+        // Unasked, without tables: slots of 4, so a request may carry two buffers.
+        assert_eq!(req(None, 0, false).resolve(256, 3, false), 64);
     }
 }

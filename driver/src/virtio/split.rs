@@ -74,20 +74,21 @@ pub fn slot_stride(size: u16, depth: u16) -> u16 {
 impl SplitQueue {
     /// Builds an empty queue in `memory`, which must be zeroed and at least `layout.total`
     /// bytes. `event_idx` is whether VIRTIO_F_EVENT_IDX was negotiated; `depth` is how many
-    /// chains its owner keeps in flight at most (the tag depth), which sets the slot stride.
-    pub fn new(core: RingCore, event_idx: bool, depth: u16) -> Self {
+    /// chains its owner keeps in flight at most (the tag depth), which sets the slot stride;
+    /// `direct_chain` is the descriptors of the owner's usual chain (a one-buffer request: 3
+    /// for virtio-blk, 4 with virtio-scsi's room for an UNMAP list).
+    pub fn new(core: RingCore, event_idx: bool, depth: u16, direct_chain: u16) -> Self {
         let layout = core.layout;
-        // Uniform slots give every chain `stride` descriptors. When that is fewer than a
-        // one-buffer request needs (a header, the data and a status: 3, so 4) and tables
-        // exist, the first slots get 4 and the rest one (each chain in its table): as many
-        // requests as the ring holds go direct (QEMU maps no table for them), the others
-        // indirect.
-        const WIDE: u16 = 4;
+        // Uniform slots give every chain `stride` descriptors. When that is fewer than the
+        // usual chain needs and tables exist, the first slots get `direct_chain` and the rest
+        // one (each chain in its table): as many requests as the ring holds go direct (QEMU
+        // maps no table for them), the others indirect.
+        let wide = direct_chain.clamp(2, layout.size.max(2));
         let uniform = slot_stride(layout.size, depth);
         let depth = depth.clamp(1, layout.size);
-        let (wide, wide_slots, stride) = if uniform < WIDE && layout.indirect_max > 1 {
+        let (wide, wide_slots, stride) = if uniform < wide && layout.indirect_max > 1 {
             let spare = layout.size - depth;
-            (WIDE, (spare / (WIDE - 1)).min(depth), 1)
+            (wide, (spare / (wide - 1)).min(depth), 1)
         } else {
             (uniform, layout.size / uniform, uniform)
         };
@@ -496,7 +497,7 @@ pub(crate) mod tests {
 
     pub fn queue(size: u16, indirect_max: u16, event_idx: bool, depth: u16) -> SplitQueue {
         let layout = RingLayout::split(size, indirect_max).unwrap();
-        SplitQueue::new(identity_core(layout), event_idx, depth)
+        SplitQueue::new(identity_core(layout), event_idx, depth, 4)
     }
 
     /// The device's side of `q`.
@@ -965,5 +966,29 @@ pub(crate) mod tests {
         assert_eq!(q.pop_used(), used(2, 4097));
         dev.complete(2, 0);
         assert_eq!(q.pop_used(), Some(Err(QueueFault::NotInFlight { id: 2 })));
+    }
+
+    #[test]
+    fn slots_of_three_keep_85_blk_chains_direct_on_256_entries() {
+        // virtio-blk's one-buffer chain is 3 descriptors: 85 tags fit a 256-entry ring
+        // directly even with indirect tables on offer (slots of 4 kept 64).
+        let layout = RingLayout::split(256, 8).unwrap();
+        let mut q = SplitQueue::new(identity_core(layout), true, 85, 3);
+        assert_eq!((q.stride(), q.slots()), (3, 85));
+        let mut dev = device(&q);
+        for t in 0..85u16 {
+            q.add_at(t, &blk_chain(u64::from(t)), u64::from(t)).unwrap();
+        }
+        q.publish();
+        let avail = dev.take_available();
+        assert_eq!(avail.len(), 85);
+        for (i, chain) in avail.iter().enumerate() {
+            assert_eq!(chain.head, 3 * i as u16);
+            assert!(!chain.indirect, "slot {i} went indirect");
+            assert_eq!(chain.segments, blk_chain(i as u64));
+        }
+        // A completion names its slot by its head, not by a power-of-two shift.
+        dev.complete(3 * 84, 4097);
+        assert_eq!(q.pop_used(), used(84, 4097));
     }
 }

@@ -391,32 +391,61 @@ impl JobStats {
     /// Becomes a copy of `o` in place, reusing the histograms' memory (see
     /// [`DirStats::copy_from`]).
     pub fn copy_from(&mut self, o: &JobStats) {
-        for (mine, theirs) in self.dirs.iter_mut().zip(&o.dirs) {
+        // Every field named, so that a new one cannot be left out of the snapshots.
+        let JobStats {
+            dirs,
+            io_depth,
+            submit,
+            complete,
+            submit_calls,
+            complete_calls,
+            cpu,
+            job_runtime,
+            first_error,
+            error,
+            verify_failures,
+            first_bad_block,
+            verified,
+            clones,
+            hw_queue,
+            shared_queue,
+            tid,
+            clock,
+            ring,
+            cpu_pinned,
+            queue_requests,
+            queue_notifications,
+            queue_stalls,
+            depth,
+            start_ms,
+        } = o;
+        for (mine, theirs) in self.dirs.iter_mut().zip(dirs) {
             mine.copy_from(theirs);
         }
-        self.io_depth = o.io_depth;
-        self.submit = o.submit;
-        self.complete = o.complete;
-        self.submit_calls = o.submit_calls;
-        self.complete_calls = o.complete_calls;
-        self.cpu = o.cpu;
-        self.job_runtime = o.job_runtime;
-        self.first_error.clone_from(&o.first_error);
-        self.error = o.error;
-        self.verify_failures = o.verify_failures;
-        self.first_bad_block.clone_from(&o.first_bad_block);
-        self.verified = o.verified;
-        self.clones = o.clones;
-        self.hw_queue = o.hw_queue;
-        self.shared_queue = o.shared_queue;
-        self.tid = o.tid;
-        self.clock = o.clock;
-        self.ring = o.ring;
-        self.cpu_pinned = o.cpu_pinned;
-        self.queue_requests = o.queue_requests;
-        self.queue_notifications = o.queue_notifications;
-        self.depth = o.depth;
-        self.start_ms = o.start_ms;
+        self.io_depth = *io_depth;
+        self.submit = *submit;
+        self.complete = *complete;
+        self.submit_calls = *submit_calls;
+        self.complete_calls = *complete_calls;
+        self.cpu = *cpu;
+        self.job_runtime = *job_runtime;
+        self.first_error.clone_from(first_error);
+        self.error = *error;
+        self.verify_failures = *verify_failures;
+        self.first_bad_block.clone_from(first_bad_block);
+        self.verified = *verified;
+        self.clones = *clones;
+        self.hw_queue = *hw_queue;
+        self.shared_queue = *shared_queue;
+        self.tid = *tid;
+        self.clock = *clock;
+        self.ring = *ring;
+        self.cpu_pinned = *cpu_pinned;
+        self.queue_requests = *queue_requests;
+        self.queue_notifications = *queue_notifications;
+        self.queue_stalls = *queue_stalls;
+        self.depth = *depth;
+        self.start_ms = *start_ms;
     }
 
     /// Adds another job's figures (group_reporting).
