@@ -4,12 +4,20 @@
 
 /// Pins the calling thread to `cpu`; false if the kernel refused.
 pub fn pin_to(cpu: usize) -> bool {
-    // SAFETY: the set is a plain bitmask initialised by CPU_ZERO/CPU_SET; pid 0 is the
-    // calling thread.
+    allow(&[cpu])
+}
+
+/// Lets the calling thread run on `cpus` only; false if the kernel refused (or none of
+/// them is a CPU number the set can hold).
+pub fn allow(cpus: &[usize]) -> bool {
+    // SAFETY: the set is a plain bitmask initialised by CPU_ZERO/CPU_SET (CPU numbers below
+    // CPU_SETSIZE only); pid 0 is the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
+        for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+            libc::CPU_SET(c, &mut set);
+        }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }

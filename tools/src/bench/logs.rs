@@ -282,7 +282,8 @@ impl JobLogs {
         let capacity = match (l.avg_msec, runtime_ms) {
             (0, _) => per_io,
             // Three directions, a window each per avg_msec, and the windows closed at the end.
-            (avg, Some(ms)) => ((ms / avg + 2) * 3) as usize,
+            (avg, Some(ms)) => usize::try_from((ms / avg).saturating_add(2).saturating_mul(3))
+                .unwrap_or(usize::MAX),
             (_, None) => per_io.min(1 << 16),
         }
         .min(MAX_SAMPLES);
@@ -360,7 +361,9 @@ impl JobLogs {
             return;
         }
         let spent = elapsed.saturating_sub(self.rate_base.at_ms);
-        if spent < avg && avg - spent > LOG_MSEC_SLACK {
+        // Not within the slack of the window's end yet; and never a window of no time (with
+        // log_avg_msec=1 the slack would let one through, as a rate of 0 losing its bytes).
+        if spent == 0 || (spent < avg && avg - spent > LOG_MSEC_SLACK) {
             return;
         }
         let max = self.max_value;
@@ -645,6 +648,14 @@ mod tests {
         l.start(&[0; 3], &[0; 3]);
         l.tick(500, &[0, 1 << 20, 0], &[0, 100, 0]);
         assert_eq!(text(l.bw.as_ref().unwrap(), false), "500, 2048, 1, 0, 0\n");
+        // log_avg_msec=1: a tick in the same millisecond as the window's start logs nothing
+        // and keeps its I/Os for the next line (not a rate of 0 that loses them).
+        let o = opts(&[("write_iops_log", ""), ("log_avg_msec", "1")]);
+        let mut l = JobLogs::new(&o, None, Some(2000)).unwrap();
+        l.start(&[0; 3], &[0; 3]);
+        l.tick(0, &[4096 * 5, 0, 0], &[5, 0, 0]);
+        l.tick(1, &[4096 * 10, 0, 0], &[10, 0, 0]);
+        assert_eq!(text(l.iops.as_ref().unwrap(), false), "1, 10000, 0, 0, 0\n");
     }
 
     #[test]

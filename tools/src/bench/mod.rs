@@ -176,6 +176,9 @@ pub fn run(args: &[String]) -> CmdResult {
             if let Some(e) = &j.stats.first_error {
                 failures.push(format!("job `{}`: I/O error: {e}", j.name));
             }
+            if let Some(e) = &j.stats.log_error {
+                failures.push(format!("job `{}`: writing its log: {e}", j.name));
+            }
             if let Some(bad) = &j.stats.first_bad_block {
                 failures.push(format!(
                     "job `{}`: {} bad block(s); first: {bad}",
@@ -241,7 +244,12 @@ fn max_ios(opts: &JobOptions, io_size: u64) -> Option<u64> {
     } else {
         1
     };
-    Some((io_size / smallest + 1) * u64::from(opts.loops.max(1)) * passes)
+    Some(
+        (io_size / smallest)
+            .saturating_add(1)
+            .saturating_mul(u64::from(opts.loops.max(1)))
+            .saturating_mul(passes),
+    )
 }
 
 fn now_ms() -> (i64, u64) {
@@ -503,7 +511,7 @@ fn run_group(
     let started = Instant::now();
     // Job threads hold the only senders from here: the recovery thread ends with them.
     drop(recover_tx);
-    let results: Vec<engine::CloneResult> = std::thread::scope(|scope| {
+    let mut results: Vec<engine::CloneResult> = std::thread::scope(|scope| {
         // Timed-out requests are recovered here, off the job threads and the status line:
         // ABORT TASK waits for the device to answer (QEMU answers when the aborted request
         // ends), and the other jobs of the group must not wait with it.
@@ -607,13 +615,18 @@ fn run_group(
     })?;
     let elapsed = started.elapsed();
     drop(functions);
-    // The logs, thread by thread, as fio writes them when its jobs end.
-    for (thread, r) in results.iter().enumerate() {
+    // The logs, thread by thread, as fio writes them when its jobs end. One that cannot be
+    // written fails the run's exit status, not its report.
+    for (thread, r) in results.iter_mut().enumerate() {
         let Some(logs) = &r.logs else { continue };
         let number = *threads_before + thread + 1;
-        let written = logs
-            .write(number)
-            .map_err(|e| format!("job `{}`: writing its log: {e}", planned[thread].opts.name))?;
+        let written = match logs.write(number) {
+            Ok(written) => written,
+            Err(e) => {
+                r.stats.log_error = Some(e.to_string());
+                continue;
+            }
+        };
         for (path, kept, dropped) in written.dropped {
             eprintln!(
                 "uvio bench: {}: kept the first {kept} lines, {dropped} more did not fit in \

@@ -49,24 +49,10 @@ impl Placement {
             Placement::Anywhere => None,
             Placement::Pinned(cpu) => crate::cpu::pin_to(*cpu).then_some(*cpu),
             Placement::Set(cpus) => {
-                set_affinity(cpus);
+                crate::cpu::allow(cpus);
                 None
             }
         }
-    }
-}
-
-/// Lets the calling thread run on `cpus`; false if the kernel refused.
-fn set_affinity(cpus: &[usize]) -> bool {
-    // SAFETY: the set is a plain bitmask initialised by CPU_ZERO/CPU_SET (CPU numbers below
-    // CPU_SETSIZE only); pid 0 is the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        for &c in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
-            libc::CPU_SET(c, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
 

@@ -337,6 +337,8 @@ pub struct JobStats {
     /// When the job began its I/O, in ms since the epoch (after its `startdelay`, and after
     /// the jobs before a `stonewall`): fio's JSON `job_start`. 0: it never started.
     pub start_ms: u64,
+    /// Its log files could not be written (the figures stand; the exit status says so).
+    pub log_error: Option<String>,
 }
 
 impl Default for JobStats {
@@ -367,6 +369,7 @@ impl Default for JobStats {
             queue_stalls: 0,
             depth: 1,
             start_ms: 0,
+            log_error: None,
         }
     }
 }
@@ -418,6 +421,7 @@ impl JobStats {
             queue_stalls,
             depth,
             start_ms,
+            log_error,
         } = o;
         for (mine, theirs) in self.dirs.iter_mut().zip(dirs) {
             mine.copy_from(theirs);
@@ -446,6 +450,7 @@ impl JobStats {
         self.queue_stalls = *queue_stalls;
         self.depth = *depth;
         self.start_ms = *start_ms;
+        self.log_error.clone_from(log_error);
     }
 
     /// Adds another job's figures (group_reporting).

@@ -296,7 +296,7 @@ pub fn histogram(title: &str, series: &[(String, Vec<(u64, u64)>)]) -> Result<St
     let mut lines = Vec::new();
     let (mut low, mut high) = (f64::MAX, 0f64);
     for (label, bins) in series {
-        let total: u64 = bins.iter().map(|b| b.1).sum();
+        let total = bins.iter().fold(0u64, |sum, b| sum.saturating_add(b.1));
         if total == 0 {
             continue;
         }
