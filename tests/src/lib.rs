@@ -1,4 +1,5 @@
 pub mod compare_plot;
 pub mod data;
 pub mod host_bin;
+pub mod lsscsi_compare;
 pub mod vm;

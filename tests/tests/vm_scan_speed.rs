@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use uvio_tests::lsscsi_compare::{compare_line, line_pairs};
 use uvio_tests::vm::{VmOutput, VmSpec};
 
 const UVIO_HBA: &str = "0000:00:04.0";
@@ -91,7 +92,7 @@ fn script(disks: usize) -> String {
 check bind uvio bind {UVIO_HBA}
 {first}{c1}{seq}{c2}{c3}{text}check kernel_timed sh -c 'echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/unbind; echo kernel-bind-start > /dev/kmsg; echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/bind; n=0; while [ $n -lt 1200 ]; do set -- {blocks}; if [ -e "$1" ] && [ $# -ge {disks} ]; then break; fi; sleep 0.05; n=$((n+1)); done; echo "sd devices: $#"'
 check kernel_lsscsi /usr/bin/lsscsi
-check dmesg dmesg
+{options}check dmesg dmesg
 "#,
         first = uvio_timed("first", "--json"),
         c1 = uvio_timed("concurrent", "--json"),
@@ -99,8 +100,38 @@ check dmesg dmesg
         c2 = uvio_timed("concurrent2", "--json"),
         c3 = uvio_timed("concurrent3", "--json"),
         text = uvio_timed("text", ""),
+        options = LSSCSI_OPTIONS
+            .iter()
+            .map(|(name, args)| {
+                format!(
+                    "check kernel_lsscsi_{name} /usr/bin/lsscsi {args}\ncheck scan_{name} uvio scan {args}\n"
+                )
+            })
+            .collect::<String>(),
     )
 }
+
+/// lsscsi's options the issue names, `uvio scan OPTS` against `lsscsi OPTS` on this
+/// topology: (check name, arguments). The filter names every host (`*`): the rebound twin
+/// has a kernel host number of its own, uvio numbers its host 0.
+const LSSCSI_OPTIONS: &[(&str, &str)] = &[
+    ("b", "-b"),
+    ("c", "-c"),
+    ("D", "-D"),
+    ("H", "-H"),
+    ("l", "-l"),
+    ("L", "-L"),
+    ("t", "-t"),
+    ("u", "-u"),
+    ("UU", "-UU"),
+    ("s", "-s"),
+    ("ss", "-ss"),
+    ("sss", "-sss"),
+    ("SS", "-SS"),
+    ("x", "-x"),
+    ("xx", "-xx"),
+    ("filter", "-s '*:0:7'"),
+];
 
 /// The kernel log's timestamp (seconds) of the first line containing `text` after `from`
 /// (a line number), and that line's number.
@@ -291,6 +322,24 @@ fn the_concurrent_scan_matches_the_sequential_scan_and_the_kernel_and_is_timed()
     let uvio_lsscsi = lsscsi_columns(&out.section("text").output);
     assert_eq!(kernel_lsscsi.len(), luns.len(), "{out}");
     assert_eq!(uvio_lsscsi, kernel_lsscsi, "{out}");
+
+    // Each of lsscsi's options the issue names, line for line, the host number aside.
+    let host = out
+        .section("kernel_lsscsi")
+        .output
+        .lines()
+        .find_map(|l| l.strip_prefix('[')?.split(':').next()?.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no kernel SCSI host in lsscsi's output\n{out}"));
+    for (name, args) in LSSCSI_OPTIONS {
+        let kernel = out.section(&format!("kernel_lsscsi_{name}"));
+        let uvio = out.section(&format!("scan_{name}"));
+        assert_eq!((kernel.rc, uvio.rc), (0, 0), "{args}\n{kernel}\n{uvio}");
+        let pairs = line_pairs(&uvio.output, &kernel.output, host, args);
+        assert!(!pairs.is_empty(), "{args}\n{kernel}");
+        for (u, k) in &pairs {
+            compare_line(u, k, args, UVIO_HBA);
+        }
+    }
 
     // The time: uvio's whole process (start, argument parsing, device setup, scan, output,
     // device reset and close, exit) and its scan alone, against the kernel's scan of the

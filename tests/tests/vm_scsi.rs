@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use uvio_tests::data::{guest_hash, seeded_bytes, sha256, work_dir};
+use uvio_tests::lsscsi_compare::{compare_line, host_lines};
 use uvio_tests::vm::{VmOutput, VmSpec};
 
 const UVIO_HBA: &str = "0000:00:04.0";
@@ -258,100 +259,6 @@ fn lsscsi_checks(uvio: bool) -> String {
     s
 }
 
-/// Lines of kernel host 0 in lsscsi's output (with `-c`'s heading).
-fn host0_lines(text: &str) -> Vec<&str> {
-    let mut keep = false;
-    let mut lines = Vec::new();
-    for line in text.lines() {
-        if line.starts_with('[') {
-            keep = line.starts_with("[0:") || line.starts_with("[0]");
-        } else if line.starts_with("Host: scsi") {
-            keep = line.starts_with("Host: scsi0 ");
-        } else if line.starts_with("Attached ") {
-            keep = true;
-        } else if line.trim().is_empty() {
-            continue;
-        }
-        if keep {
-            lines.push(line);
-        }
-    }
-    lines
-}
-
-/// The attributes of `-l`/`-L` whose values are uvio's own (the kernel's I/O counters and
-/// queue depth): checked for form, then left out of the comparison.
-const UVIO_OWN_ATTRIBUTES: &[&str] = &["iodone_cnt", "ioerr_cnt", "iorequest_cnt", "queue_depth"];
-
-/// An `-l`/`-L` line with uvio's own values replaced by `*`, after checking uvio's (`uvio`
-/// true) are well formed: hex counters, a positive depth.
-fn without_own_values(line: &str, uvio: bool) -> String {
-    if !line.starts_with("  ") || !line.contains('=') {
-        return line.to_string();
-    }
-    let fields: Vec<String> = line
-        .split(' ')
-        .map(|field| match field.split_once('=') {
-            Some((key, value)) if UVIO_OWN_ATTRIBUTES.contains(&key) => {
-                if uvio {
-                    let ok = match value.strip_prefix("0x") {
-                        Some(hex) => u32::from_str_radix(hex, 16).is_ok(),
-                        None => value.parse::<u16>().is_ok_and(|d| d > 0),
-                    };
-                    assert!(ok, "uvio's {key}={value} in {line:?}");
-                }
-                format!("{key}=*")
-            }
-            _ => field.to_string(),
-        })
-        .collect();
-    fields.join(" ")
-}
-
-/// One line of `uvio scan OPTS` against lsscsi's: equal up to the device node column;
-/// where lsscsi prints `/dev/sdX` (padded to 9), uvio prints its DEVICE address of that
-/// LUN, and `-` for the CD-ROM (uvio drives no CD-ROM); the rest equal again. `-v`'s
-/// `dir:` line names the PCI function uvio drives, whose sysfs path leads the kernel's
-/// SCSI device's.
-fn compare_lsscsi_line(u: &str, k: &str, args: &str) {
-    if let (Some(ud), Some(kd)) = (u.strip_prefix("  dir: "), k.strip_prefix("  dir: ")) {
-        let path = |d: &str| {
-            d.split_once("  [")
-                .map(|(_, p)| p.trim_end_matches(']').to_string())
-                .unwrap_or_default()
-        };
-        assert!(
-            ud.starts_with(&format!("/sys/bus/pci/devices/{UVIO_HBA}  ["))
-                && path(kd).starts_with(&format!("{}/", path(ud)))
-                && path(ud).ends_with(UVIO_HBA),
-            "uvio scan {args}:\n{u}\n{k}"
-        );
-        return;
-    }
-    let (u, k) = (without_own_values(u, true), without_own_values(k, false));
-    let Some(p) = k.find("/dev/") else {
-        assert_eq!(u, k, "uvio scan {args}");
-        return;
-    };
-    let field = |line: &str| -> (String, String) {
-        let rest = line.get(p..).unwrap_or("");
-        let token = rest.split(' ').next().unwrap_or("");
-        let end = (p + token.len()).max(p + 9).min(line.len());
-        (token.to_string(), line[end..].to_string())
-    };
-    assert_eq!(u.get(..p), Some(&k[..p]), "uvio scan {args}:\n{u}\n{k}");
-    let ((ut, us), (kt, ks)) = (field(&u), field(&k));
-    if kt.starts_with("/dev/sr") {
-        assert_eq!(ut, "-", "uvio scan {args}:\n{u}\n{k}");
-    } else {
-        assert!(
-            ut.starts_with(&format!("{UVIO_HBA}/0:")),
-            "uvio scan {args}:\n{u}\n{k}"
-        );
-    }
-    assert_eq!(us, ks, "uvio scan {args}:\n{u}\n{k}");
-}
-
 /// The non-empty lines of uvio's output, and lsscsi's of kernel host 0, for one option
 /// set (both must have succeeded).
 fn lsscsi_pair<'a>(out: &'a VmOutput, name: &str, args: &str) -> (Vec<&'a str>, Vec<&'a str>) {
@@ -359,7 +266,7 @@ fn lsscsi_pair<'a>(out: &'a VmOutput, name: &str, args: &str) -> (Vec<&'a str>, 
     let uvio = out.section(&format!("scan_{name}"));
     assert_eq!(kernel.rc, 0, "lsscsi {args}\n{kernel}");
     assert_eq!(uvio.rc, 0, "uvio scan {args}\n{uvio}");
-    let k = host0_lines(&kernel.output);
+    let k = host_lines(&kernel.output, 0);
     let u: Vec<&str> = uvio
         .output
         .lines()
@@ -376,13 +283,13 @@ fn lsscsi_pair<'a>(out: &'a VmOutput, name: &str, args: &str) -> (Vec<&'a str>, 
 }
 
 /// `uvio scan OPTS` against `lsscsi OPTS` for each of [`LSSCSI_OPTIONS`], line for line and
-/// character for character, except the device node column ([`compare_lsscsi_line`]) and
-/// uvio's own values of the kernel's I/O counters and queue depth ([`without_own_values`]).
+/// character for character, except the device node column ([`compare_line`]) and
+/// uvio's own values of the kernel's I/O counters and queue depth ([`without_own_values`](uvio_tests::lsscsi_compare::without_own_values)).
 fn compare_lsscsi_layouts(out: &VmOutput) {
     for (name, args) in LSSCSI_OPTIONS {
         let (u, k) = lsscsi_pair(out, name, args);
         for (u, k) in u.iter().zip(&k) {
-            compare_lsscsi_line(u, k, args);
+            compare_line(u, k, args, UVIO_HBA);
         }
     }
     // uvio's own counters count what it sent: the scan's INQUIRY at least, each answered.
@@ -458,7 +365,7 @@ fn udev_names(vars: &BTreeMap<String, String>) -> (Option<String>, Option<String
 
 /// `uvio scan -i/-w/-iw` against lsscsi's lines on the twin (where, without udev, lsscsi
 /// shows `-` and a blank WWN column) with the names the documented rule gives in their
-/// place; everything else as [`compare_lsscsi_line`] compares it.
+/// place; everything else as [`compare_line`] compares it.
 fn compare_udev_columns(out: &VmOutput) {
     let exports = udev_exports(out);
     let names: BTreeMap<&String, (Option<String>, Option<String>)> = exports
@@ -507,7 +414,7 @@ fn compare_udev_columns(out: &VmOutput) {
                     expected = format!("{}{id}", &expected[..expected.len() - 1]);
                 }
             }
-            compare_lsscsi_line(u, &expected, args);
+            compare_line(u, &expected, args, UVIO_HBA);
         }
     }
 }
