@@ -18,6 +18,8 @@ use uvio::virtio::DeviceType;
 use crate::command::CmdResult;
 
 pub mod filter;
+#[cfg(test)]
+mod fixtures;
 pub mod json;
 pub mod long;
 pub mod lsscsi;

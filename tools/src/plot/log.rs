@@ -184,12 +184,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(name: &str) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/data/plot")
-            .join(name)
-    }
+    use crate::plot::tests::data;
 
     #[test]
     fn fio_file_names() {

@@ -311,7 +311,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn data(name: &str) -> PathBuf {
+    /// A real fio output file of `tests/data/plot`.
+    pub(crate) fn data(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/data/plot")
             .join(name)

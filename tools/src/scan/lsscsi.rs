@@ -376,23 +376,8 @@ pub fn host_line(host: usize, layout: &Layout) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::fixtures::qemu_inquiry;
     use uvio::scsi::scan::DiskInfo;
-    use uvio::scsi_proto::reply::Inquiry;
-
-    /// QEMU's standard INQUIRY reply (scsi-hd or scsi-cd, SPC-3, version 2.5+).
-    fn qemu_inquiry(pdt: u8, product: &str) -> Inquiry {
-        let mut b = vec![0u8; 36];
-        b[0] = pdt;
-        b[1] = if pdt == 5 { 0x80 } else { 0 };
-        b[2] = 5;
-        b[3] = 0x12;
-        b[4] = 31;
-        b[7] = 0x12;
-        b[8..16].copy_from_slice(b"QEMU    ");
-        b[16..32].copy_from_slice(format!("{product:<16}").as_bytes());
-        b[32..36].copy_from_slice(b"2.5+");
-        Inquiry::parse(&b).unwrap()
-    }
 
     /// A LUN as the scan reports it: a disk of `bytes` in `block_size` blocks, or (None)
     /// QEMU's CD-ROM.
