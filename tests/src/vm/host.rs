@@ -217,6 +217,17 @@ pub(crate) fn elf_is_static(path: &Path) -> Result<bool, String> {
     Ok(true)
 }
 
+/// True if the ELF file is position-independent (`e_type` ET_DYN: a static-pie or a shared
+/// object) rather than an executable linked at a fixed address (ET_EXEC).
+pub(crate) fn elf_is_pie(path: &Path) -> Result<bool, String> {
+    let mut hdr = [0u8; 18];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut hdr))
+        .map_err(|e| format!("read ELF header of {}: {e}", path.display()))?;
+    const ET_DYN: u16 = 3;
+    Ok(u16::from_le_bytes([hdr[16], hdr[17]]) == ET_DYN)
+}
+
 /// `apt-get update` at most once per process (it is slow and the lists do not change within a
 /// test run).
 pub(crate) fn apt_update() {
@@ -403,6 +414,17 @@ pub fn guest_uvio_binary() -> &'static Path {
             ),
             Err(e) => panic!("guest uvio binary: {e}"),
         }
+        // A static-pie loads at a new address each run, so TCG translates its code again
+        // every time: timings (vm_scan_speed) would measure QEMU, not uvio.
+        match elf_is_pie(&bin) {
+            Ok(false) => {}
+            Ok(true) => panic!(
+                "{} is position-independent (a static-pie); build it with \
+                 RUSTFLAGS='{GUEST_RUSTFLAGS}' --target x86_64-unknown-linux-gnu",
+                bin.display()
+            ),
+            Err(e) => panic!("guest uvio binary: {e}"),
+        }
         bin
     })
 }
@@ -447,4 +469,23 @@ pub(crate) fn binary_with_libraries(bin: &Path) -> Vec<(String, PathBuf)> {
         files.push((path.to_string(), PathBuf::from(path)));
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pie_is_told_from_an_executable_at_a_fixed_address() {
+        // Rust links test binaries position-independent on this target (ET_DYN).
+        let me = std::env::current_exe().expect("the test binary's path");
+        assert_eq!(elf_is_pie(&me), Ok(true));
+        // The same header with e_type ET_EXEC (2), as `-C relocation-model=static` links.
+        let mut header = fs::read(&me).expect("the test binary")[..64].to_vec();
+        header[16..18].copy_from_slice(&2u16.to_le_bytes());
+        let path = std::env::temp_dir().join(format!("uvio-elf-exec-{}", std::process::id()));
+        fs::write(&path, &header).expect("a scratch file");
+        assert_eq!(elf_is_pie(&path), Ok(false));
+        fs::remove_file(&path).ok();
+    }
 }

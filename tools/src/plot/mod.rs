@@ -44,6 +44,11 @@ pub enum PlotError {
     UnknownInput(PathBuf),
     #[error("nothing to plot: {0}")]
     NothingToPlot(String),
+    #[error(
+        "two inputs give the chart {0} (files of one name from different directories): plot \
+         them in separate runs with their own -o, or together with --merge"
+    )]
+    SameChart(String),
     #[error("drawing a chart: {0}")]
     Draw(String),
     #[error("writing {}: {source}", path.display())]
@@ -167,6 +172,10 @@ pub fn charts(files: &[PathBuf], merge: Option<&str>) -> Result<Vec<(String, Str
         return Err(PlotError::NothingToPlot(
             "every log given is empty".to_string(),
         ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    if let Some((name, _)) = charts.iter().find(|(name, _)| !names.insert(name.as_str())) {
+        return Err(PlotError::SameChart(name.clone()));
     }
     Ok(charts)
 }
@@ -507,6 +516,9 @@ mod tests {
 
     #[test]
     fn bad_inputs_are_errors() {
+        // The same report twice would write its charts twice over: refused, nothing written.
+        let twice = charts(&[data("randrw.json"), data("randrw.json")], None).unwrap_err();
+        assert!(matches!(twice, PlotError::SameChart(_)), "{twice}");
         let missing = charts(&[data("no-such.json")], None).unwrap_err();
         assert!(matches!(missing, PlotError::Read { .. }), "{missing}");
         // A log is not JSON.

@@ -259,7 +259,14 @@ impl Engine {
         self.record_latencies();
         let Some(link) = &self.snapshot else { return };
         let phase = self.clock.between(self.phase_t0, now);
-        if let Ok(mut s) = link.slot.stats.lock() {
+        // A polling thread never waits on the printer: while it reads the last snapshot, the
+        // answer comes on a later pass.
+        let stats = match link.slot.stats.try_lock() {
+            Ok(stats) => Some(stats),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+            Err(std::sync::TryLockError::Poisoned(_)) => None,
+        };
+        if let Some(mut s) = stats {
             s.copy_from(&self.stats);
             for (d, counts) in s.dirs.iter_mut().zip(self.phase_dirs) {
                 if counts {
