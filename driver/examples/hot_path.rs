@@ -20,11 +20,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use uvio::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
+use uvio::blk::encoder::{BlkEncoder, BLK_CHAIN_OVERHEAD, BLK_SLOT_SIZE};
 use uvio::block::{Data, HwQueue, Limits, Request, Unit};
 use uvio::device::{AnyEncoder, AnyQueue};
 use uvio::dma::{DmaBuf, DmaSpace};
-use uvio::scsi::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
+use uvio::scsi::encoder::{ScsiEncoder, SCSI_CHAIN_OVERHEAD, SCSI_SLOT_SIZE};
 use uvio::scsi::units::{UnitInfo, UnitTable};
 use uvio::virtio::fake::{
     serve_blk, serve_blk_packed, serve_scsi, serve_scsi_packed, FakeChain, FakePackedDevice,
@@ -128,10 +128,10 @@ fn build(kind: Kind, packed: bool, depth: u16, dma: &Arc<DmaSpace>) -> (AnyQueue
         indirect_max: 0,
         event_idx: true,
         depth,
-        direct_chain: match kind {
-            Kind::Blk => 3,
-            Kind::Scsi => 4,
-        },
+        direct_chain: 1 + match kind {
+            Kind::Blk => BLK_CHAIN_OVERHEAD,
+            Kind::Scsi => SCSI_CHAIN_OVERHEAD,
+        } as u16,
     };
     let ring = new_ring(dma, 0, shape).expect("a ring");
     let device = if packed {

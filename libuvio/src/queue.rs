@@ -317,7 +317,7 @@ mod tests {
     use std::sync::atomic::AtomicU64;
     use std::sync::Arc;
 
-    use driver::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
+    use driver::blk::encoder::{BlkEncoder, BLK_CHAIN_OVERHEAD, BLK_SLOT_SIZE};
     use driver::block::{HwQueue, Limits};
     use driver::device::AnyEncoder;
     use driver::dma::{DmaRegion, DmaSpace};
@@ -360,7 +360,7 @@ mod tests {
             indirect_max: 0,
             event_idx: true,
             depth: DEPTH,
-            direct_chain: 3,
+            direct_chain: BLK_CHAIN_OVERHEAD as u16 + 1,
         };
         let ring = new_ring(&dma, 0, shape).unwrap();
         let device = FakeSplitDevice::new(ring.addresses(), RING);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::config::{blk_config_fields, BlkConfig, ShortBlkConfig};
-use super::encoder::{BlkEncoder, BLK_ID_BYTES};
+use super::encoder::{BlkEncoder, BLK_CHAIN_OVERHEAD, BLK_ID_BYTES};
 use crate::block::device::{RangeOpLimits, DEFAULT_MAX_TRANSFER};
 use crate::block::{
     restart_device, BlockDevice, Limits, Request, RestartError, RestartQueue, Restarted, TagSet,
@@ -88,14 +88,13 @@ impl VirtioBlk {
             .queues
             .unwrap_or(device_queues)
             .clamp(1, device_queues);
-        // Header and status take two descriptors of every chain.
         let plan = QueuePlan::new(
             &transport,
             0,
             nr_queues,
             options.queue_size,
             options.depth,
-            2,
+            BLK_CHAIN_OVERHEAD,
         )?;
         let limits = Self::limits(&config, features, plan.segment_budget, options);
         let capacity = config.capacity.saturating_mul(512);

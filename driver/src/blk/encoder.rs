@@ -30,6 +30,8 @@ const RANGE: usize = 16;
 const STATUS: usize = 32;
 /// Bytes of DMA memory per tag.
 pub const BLK_SLOT_SIZE: usize = 64;
+/// Descriptors of every virtio-blk chain besides its data: the header and the status.
+pub const BLK_CHAIN_OVERHEAD: usize = 2;
 
 /// Encodes block requests for one virtio-blk queue.
 #[derive(Debug, Clone)]
@@ -66,7 +68,7 @@ impl RequestEncoder for BlkEncoder {
     }
 
     fn max_chain(&self) -> usize {
-        self.limits.max_segments + 2
+        self.limits.max_segments + BLK_CHAIN_OVERHEAD
     }
 
     #[inline]

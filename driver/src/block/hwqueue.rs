@@ -789,7 +789,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
+    use crate::blk::encoder::{BlkEncoder, BLK_CHAIN_OVERHEAD, BLK_SLOT_SIZE};
+    /// A one-buffer virtio-blk chain: header, data, status.
+    const BLK_DIRECT_CHAIN: u16 = BLK_CHAIN_OVERHEAD as u16 + 1;
     // The block layer's tests drive real device encoders, through the device module's
     // common queue type (a test-only import from above).
     use crate::block::Limits;
@@ -822,7 +824,12 @@ mod tests {
     fn ring(dma: &Arc<DmaSpace>, depth: u16) -> (SplitQueue, FakeSplitDevice) {
         let layout = RingLayout::split(RING, 0).unwrap();
         let memory = Box::new(dma.alloc(layout.total).unwrap());
-        let q = SplitQueue::new(RingCore::new(memory, layout).unwrap(), true, depth, 3);
+        let q = SplitQueue::new(
+            RingCore::new(memory, layout).unwrap(),
+            true,
+            depth,
+            BLK_DIRECT_CHAIN,
+        );
         let dev = FakeSplitDevice::new(q.addresses(), RING);
         (q, dev)
     }
@@ -974,7 +981,7 @@ mod tests {
             indirect_max: 0,
             event_idx: true,
             depth: 4,
-            direct_chain: 3,
+            direct_chain: BLK_DIRECT_CHAIN,
         };
         let ring = new_ring(&dma, 0, shape).unwrap();
         let addresses = ring.addresses();

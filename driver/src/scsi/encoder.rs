@@ -22,6 +22,9 @@ const UNMAP_PARAMS: usize = RESP + CMD_RESP_LEN + 4;
 const UNMAP_PARAMS_LEN: usize = cdb::UNMAP_HEADER_LEN + cdb::UNMAP_DESCRIPTOR_LEN;
 /// Bytes of DMA memory per tag.
 pub const SCSI_SLOT_SIZE: usize = 256;
+/// Descriptors of every virtio-scsi chain besides its data: the request header, the response
+/// and room for an UNMAP parameter list.
+pub const SCSI_CHAIN_OVERHEAD: usize = 3;
 const _: () = assert!(UNMAP_PARAMS + UNMAP_PARAMS_LEN <= SCSI_SLOT_SIZE);
 
 /// Encodes requests for one virtio-scsi request queue.
@@ -123,7 +126,7 @@ impl RequestEncoder for ScsiEncoder {
     }
 
     fn max_chain(&self) -> usize {
-        self.max_segments + 3
+        self.max_segments + SCSI_CHAIN_OVERHEAD
     }
 
     #[inline]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::config::{ScsiConfig, ShortScsiConfig, SCSI_CONFIG_FIELDS};
-use super::encoder::ScsiEncoder;
+use super::encoder::{ScsiEncoder, SCSI_CHAIN_OVERHEAD};
 use super::error::ScsiError;
 use super::scan::{
     self, CommandRunner, DiskInfo, LunCommand, ScanProgress, ScanReport, ScannedLun,
@@ -292,14 +292,13 @@ impl VirtioScsiHost {
             .queues
             .unwrap_or(device_queues)
             .clamp(1, device_queues.max(1));
-        // Request header, response and an UNMAP list take three descriptors of a chain.
         let plan = QueuePlan::new(
             &transport,
             FIRST_REQUEST_QUEUE,
             nr_queues,
             options.queue_size,
             options.depth,
-            3,
+            SCSI_CHAIN_OVERHEAD,
         )?;
         let depth = plan.depth;
         let max_segments = (config.seg_max.max(1) as usize).min(plan.segment_budget);
