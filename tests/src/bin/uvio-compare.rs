@@ -31,6 +31,9 @@
 //! queues: interrupts); fio with `--clocksource=cpu`, since the guest's clocksource is the HPET
 //! and fio's default clock costs it most of its IOPS.
 //!
+//! Before the measured rounds, every peer runs the first row once for 1 s on every device
+//! kind, unmeasured: a program's first run in a fresh guest pays for TCG translating its code.
+//!
 //! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--repeat N` (every row
 //! N times in the same guest, rounds interleaved; the table shows medians and each uvio run),
 //! `--no-scsi`, `--no-packed`,
@@ -341,6 +344,80 @@ struct System {
     hipri: bool,
 }
 
+/// What every run of one pass shares: the peers' programs and the timing.
+struct Pass<'a> {
+    args: &'a Args,
+    blkio_bin: &'a Option<PathBuf>,
+    fio_engine: &'a Option<(PathBuf, PathBuf)>,
+    /// Seconds measured, and seconds run before measuring (libblkio's `--runtime`/`--ramp`).
+    rt: u32,
+    ramp: u32,
+    /// fio's and uvio bench's timing options, the same two figures.
+    common: String,
+}
+
+/// The guest commands of one row on one device kind: `uvio bench`, libblkio, fio with the
+/// uvio engine and with fio's `null` engine, and the kernel through fio; each a `check`
+/// section named `{tag}_{peer}`.
+fn row_commands(pass: &Pass, sys: &System, row: &(&str, &str, &str), tag: &str) -> String {
+    let Pass {
+        args,
+        blkio_bin,
+        fio_engine,
+        rt,
+        ramp,
+        ref common,
+    } = *pass;
+    let (key, _, opts) = *row;
+    let fio = "fio --output-format=json --name=k --direct=1 --thread --clocksource=cpu";
+    let mut script = String::new();
+    script += &format!(
+        "check {tag}_uvio uvio bench --output-format=json --name=u --filename={} {opts} {common}\n",
+        sys.uvio
+    );
+    let blkio_depth = BLKIO_ROWS.iter().find(|r| r.0 == key).map(|r| r.1);
+    if let (Some(bin), Some(depth), Some(f)) = (&blkio_bin, blkio_depth, sys.blkio) {
+        script += &format!(
+            "check {tag}_blkio {} --iodepth {depth} --runtime {rt} --ramp {ramp} /sys/bus/pci/devices/{f}\n",
+            bin.display()
+        );
+    }
+    if let (Some((fio_bin, so)), Some(_), true) =
+        (&fio_engine, blkio_depth, sys.key.starts_with("blk"))
+    {
+        // fio itself on uvio's device, then with fio's null engine: same job, its
+        // thread pinned to vCPU 0 as uvio bench and blkio-bench pin theirs.
+        let (fio_bin, so) = (fio_bin.display(), so.display());
+        let fio = format!(
+            "{fio_bin} --output-format=json --name=f --thread --clocksource=cpu \
+             --cpus_allowed=0"
+        );
+        let stages = if args.fio_stages {
+            "env UVIO_FIO_STAGES=1 "
+        } else {
+            ""
+        };
+        let dev = sys.uvio.replace(':', "\\:");
+        script += &format!(
+            "check {tag}_fio {stages}{fio} --ioengine=external:{so} '--filename={dev}' {opts} {common}\n"
+        );
+        script += &format!(
+            "check {tag}_fionull {fio} --ioengine=null --filename=null {opts} {common}\n"
+        );
+    }
+    let kdev = format!("${}", sys.kernel_var);
+    let hipri = if sys.hipri { " --hipri" } else { "" };
+    script += &format!(
+        "check {tag}_uring {fio} --filename={kdev} --ioengine=io_uring{hipri} {opts} {common}\n"
+    );
+    if opts.contains("--iodepth=1 ") || opts.ends_with("--iodepth=1") {
+        script += &format!(
+            "check {tag}_psync {fio} --filename={kdev} --ioengine=pvsync2{hipri} {opts} {common}\n"
+        );
+    }
+    script
+}
+
 /// The run with the median IOPS (the lower middle one for an even count).
 fn median(runs: &[Figures]) -> Option<Figures> {
     let mut sorted: Vec<&Figures> = runs.iter().collect();
@@ -455,56 +532,35 @@ fn main() {
             sys.label
         );
     }
-    let fio = "fio --output-format=json --name=k --direct=1 --thread --clocksource=cpu";
+    let rows: Vec<&(&str, &str, &str)> =
+        ROWS.iter().filter(|r| args.rows.contains(&r.0)).collect();
+    // One untimed pass of every peer on every device kind first, at the first row's depth:
+    // the first run in a fresh guest pays for TCG translating each program's code and for
+    // cold caches, which would otherwise land on whichever peer happens to run first.
+    let warm = Pass {
+        args: &args,
+        blkio_bin: &blkio_bin,
+        fio_engine: &fio_engine,
+        rt: 1,
+        ramp: 0,
+        common: "--time_based --runtime=1 --size=1g --group_reporting".into(),
+    };
+    for sys in &systems {
+        if let Some(row) = rows.first() {
+            script += &row_commands(&warm, sys, row, &format!("warm_{}", sys.key));
+        }
+    }
+    let measured = Pass {
+        rt,
+        ramp: 1,
+        common,
+        ..warm
+    };
     for round in 0..args.repeat {
         for sys in &systems {
-            let key_sys = sys.key;
-            for (key, _, opts) in ROWS.iter().filter(|r| args.rows.contains(&r.0)) {
-                let tag = format!("{key_sys}_{key}_r{round}");
-                script += &format!(
-                    "check {tag}_uvio uvio bench --output-format=json --name=u --filename={} {opts} {common}\n",
-                    sys.uvio
-                );
-                let blkio_depth = BLKIO_ROWS.iter().find(|r| r.0 == *key).map(|r| r.1);
-                if let (Some(bin), Some(depth), Some(f)) = (&blkio_bin, blkio_depth, sys.blkio) {
-                    script += &format!(
-                        "check {tag}_blkio {} --iodepth {depth} --runtime {rt} --ramp 1 /sys/bus/pci/devices/{f}\n",
-                        bin.display()
-                    );
-                }
-                if let (Some((fio_bin, so)), Some(_), true) =
-                    (&fio_engine, blkio_depth, sys.key.starts_with("blk"))
-                {
-                    // fio itself on uvio's device, then with fio's null engine: same job, its
-                    // thread pinned to vCPU 0 as uvio bench and blkio-bench pin theirs.
-                    let (fio_bin, so) = (fio_bin.display(), so.display());
-                    let fio = format!(
-                        "{fio_bin} --output-format=json --name=f --thread --clocksource=cpu \
-                         --cpus_allowed=0"
-                    );
-                    let stages = if args.fio_stages {
-                        "env UVIO_FIO_STAGES=1 "
-                    } else {
-                        ""
-                    };
-                    let dev = sys.uvio.replace(':', "\\:");
-                    script += &format!(
-                        "check {tag}_fio {stages}{fio} --ioengine=external:{so} '--filename={dev}' {opts} {common}\n"
-                    );
-                    script += &format!(
-                        "check {tag}_fionull {fio} --ioengine=null --filename=null {opts} {common}\n"
-                    );
-                }
-                let kdev = format!("${}", sys.kernel_var);
-                let hipri = if sys.hipri { " --hipri" } else { "" };
-                script += &format!(
-                    "check {tag}_uring {fio} --filename={kdev} --ioengine=io_uring{hipri} {opts} {common}\n"
-                );
-                if opts.contains("--iodepth=1 ") || opts.ends_with("--iodepth=1") {
-                    script += &format!(
-                        "check {tag}_psync {fio} --filename={kdev} --ioengine=pvsync2{hipri} {opts} {common}\n"
-                    );
-                }
+            for row in &rows {
+                let tag = format!("{}_{}_r{round}", sys.key, row.0);
+                script += &row_commands(&measured, sys, row, &tag);
             }
         }
     }

@@ -3,7 +3,9 @@
 //! other reference tools included) and prints its console. For trying things by hand.
 //! `UVIO_GUEST_BINS=perf,strace` copies more host binaries (with their libraries) in;
 //! `UVIO_GUEST_BLK=...` replaces the devices' extra options (default `num-queues=2`);
-//! `UVIO_GUEST_QEMU_ARGS="-trace virtqueue_pop -D /tmp/trace.log"` adds QEMU arguments.
+//! `UVIO_GUEST_QEMU_ARGS="-trace virtqueue_pop -D /tmp/trace.log"` adds QEMU arguments;
+//! `UVIO_GUEST_MODULE_PARAMS="vfio_pci:ids=1af4:1042;virtio_blk:poll_queues=1"` gives parameters
+//! to the modules `/init` loads (`MODULE:PARAMS`, `;`-separated).
 
 use std::time::Duration;
 
@@ -25,6 +27,14 @@ fn main() {
     {
         if !bin.is_empty() {
             spec = spec.host_binary(bin);
+        }
+    }
+    for item in std::env::var("UVIO_GUEST_MODULE_PARAMS")
+        .unwrap_or_default()
+        .split(';')
+    {
+        if let Some((module, params)) = item.split_once(':') {
+            spec = spec.module_param(module, params);
         }
     }
     let extra = std::env::var("UVIO_GUEST_QEMU_ARGS").unwrap_or_default();
