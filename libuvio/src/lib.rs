@@ -17,6 +17,8 @@ pub mod handle;
 pub mod memory;
 pub mod queue;
 #[cfg(test)]
+mod alloc_count;
+#[cfg(test)]
 mod tests;
 
 pub use api::*;

@@ -67,6 +67,10 @@ pub struct QueueState {
     finished: VecDeque<Finished>,
     /// Messages of the completions the last poll handed out, alive until the next poll.
     handed_messages: Vec<CString>,
+    /// The buffer lists of finished vectored requests, emptied, for the next ones: a
+    /// vectored request allocates only while the queue is young (at most `depth` lists are
+    /// ever in use at once, and the pool has room for all of them).
+    spare_lists: Vec<Vec<DmaBuf>>,
 }
 
 impl QueueState {
@@ -79,6 +83,7 @@ impl QueueState {
             outstanding: 0,
             finished: VecDeque::with_capacity(depth),
             handed_messages: Vec::new(),
+            spare_lists: Vec::with_capacity(depth),
         }
     }
 
@@ -143,9 +148,18 @@ impl QueueState {
                 expected: "1 to 1024 (IOV_MAX)",
             });
         }
-        let mut bufs = Vec::with_capacity(count);
+        let mut bufs = self
+            .spare_lists
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(count));
         for (addr, len) in pieces {
-            bufs.push(self.buf(regions, op, addr, len)?);
+            match self.buf(regions, op, addr, len) {
+                Ok(buf) => bufs.push(buf),
+                Err(e) => {
+                    self.recycle(Data::Many(bufs));
+                    return Err(e);
+                }
+            }
         }
         let request = match op {
             Op::Write => Request::writev(offset, bufs),
@@ -196,11 +210,19 @@ impl QueueState {
                 self.outstanding += 1;
                 Ok(0)
             }
-            Err(rejected) => Err(CapiError::Io {
-                device: disk.name.to_string(),
-                source: rejected.error,
-            }),
+            Err(rejected) => {
+                self.recycle(rejected.request.data);
+                Err(CapiError::Io {
+                    device: disk.name.to_string(),
+                    source: rejected.error,
+                })
+            }
         }
+    }
+
+    /// Keeps a vectored request's buffer list, emptied, for the next one.
+    fn recycle(&mut self, data: Data) {
+        recycle_list(&mut self.spare_lists, data);
     }
 
     /// Hands the device what was submitted, then fills `out` (at most its length) with
@@ -286,7 +308,7 @@ impl QueueState {
         if room == 0 {
             return;
         }
-        let (finished, names) = (&mut self.finished, &self.names);
+        let (finished, names, spare) = (&mut self.finished, &self.names, &mut self.spare_lists);
         let reaped = self.queue.poll_up_to(room, |done: Done<'_, Cookie>| {
             let device = names.get(done.ctx.disk as usize).map_or("", String::as_str);
             finished.push_back(Finished {
@@ -296,8 +318,20 @@ impl QueueState {
                     .err()
                     .map(|e| failure(device, done.op, done.ctx.offset, &done.data, &e)),
             });
+            recycle_list(spare, done.data);
         });
         self.outstanding = self.outstanding.saturating_sub(reaped);
+    }
+}
+
+/// Keeps `data`'s buffer list, if it has one, emptied in `spare` (whose capacity is the
+/// queue's depth, so the push never allocates).
+fn recycle_list(spare: &mut Vec<Vec<DmaBuf>>, data: Data) {
+    if let Data::Many(mut list) = data {
+        if spare.len() < spare.capacity() {
+            list.clear();
+            spare.push(list);
+        }
     }
 }
 
@@ -521,5 +555,41 @@ mod tests {
         refused(&mut s, base, 512);
         let e = s.regions.free(base, len).unwrap_err();
         assert_eq!(e.errno(), libc::EINVAL);
+    }
+
+    #[test]
+    fn vectored_requests_allocate_nothing_once_the_queue_is_warm() {
+        let mut s = setup();
+        let base = s.region.as_ptr() as usize;
+        let mut out = completions(usize::from(DEPTH));
+        let round = |s: &mut Setup, out: &mut [MaybeUninit<uvio_completion>]| {
+            for i in 0..usize::from(DEPTH) {
+                // Three pieces of 512 bytes per request, from a different place each time.
+                let at = base + i * 2048;
+                let pieces = [(at, 512), (at + 512, 512), (at + 1024, 512)];
+                let cookie = 100 + i;
+                let r = s.queue.transfer_vectored(
+                    fake(),
+                    &s.regions,
+                    Op::Read,
+                    i as u64 * 1536,
+                    pieces.into_iter(),
+                    cookie,
+                );
+                assert_eq!(r.unwrap_or_else(|e| panic!("readv: {e}")), 0);
+            }
+            s.queue.kick_for_test();
+            serve_blk(&mut s.device, &mut s.scratch, 0);
+            let got = s.queue.poll(out, usize::from(DEPTH), None).unwrap();
+            assert_eq!(got, usize::from(DEPTH));
+        };
+        // The first round makes the buffer lists; later rounds reuse them.
+        round(&mut s, &mut out);
+        round(&mut s, &mut out);
+        let before = crate::alloc_count::allocations();
+        for _ in 0..10 {
+            round(&mut s, &mut out);
+        }
+        assert_eq!(crate::alloc_count::allocations(), before);
     }
 }

@@ -458,7 +458,9 @@ fn main() {
         if !bin.is_file() {
             usage(&format!("blkio-bench {} is not a file", bin.display()));
         }
-        bin
+        // The guest finds it at the host's path: a relative one would name nothing there.
+        std::fs::canonicalize(&bin)
+            .unwrap_or_else(|e| usage(&format!("blkio-bench {}: {e}", bin.display())))
     });
     let fio_engine = args.fio.then(build_fio_engine);
     let load_before = loadavg();
