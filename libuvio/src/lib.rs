@@ -10,14 +10,14 @@
 //! it), [`device`] (open, start, close), and [`api`], the exported functions themselves.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
+#[cfg(test)]
+mod alloc_count;
 pub mod api;
 pub mod device;
 pub mod error;
 pub mod handle;
 pub mod memory;
 pub mod queue;
-#[cfg(test)]
-mod alloc_count;
 #[cfg(test)]
 mod tests;
 

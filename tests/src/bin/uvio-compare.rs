@@ -401,9 +401,8 @@ fn row_commands(pass: &Pass, sys: &System, row: &(&str, &str, &str), tag: &str) 
         script += &format!(
             "check {tag}_fio {stages}{fio} --ioengine=external:{so} '--filename={dev}' {opts} {common}\n"
         );
-        script += &format!(
-            "check {tag}_fionull {fio} --ioengine=null --filename=null {opts} {common}\n"
-        );
+        script +=
+            &format!("check {tag}_fionull {fio} --ioengine=null --filename=null {opts} {common}\n");
     }
     let kdev = format!("${}", sys.kernel_var);
     let hipri = if sys.hipri { " --hipri" } else { "" };
@@ -534,8 +533,7 @@ fn main() {
             sys.label
         );
     }
-    let rows: Vec<&(&str, &str, &str)> =
-        ROWS.iter().filter(|r| args.rows.contains(&r.0)).collect();
+    let rows: Vec<&(&str, &str, &str)> = ROWS.iter().filter(|r| args.rows.contains(&r.0)).collect();
     // One untimed pass of every peer on every device kind first, at the first row's depth:
     // the first run in a fresh guest pays for TCG translating each program's code and for
     // cold caches, which would otherwise land on whichever peer happens to run first.
