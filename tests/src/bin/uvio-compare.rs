@@ -32,7 +32,9 @@
 //! and fio's default clock costs it most of its IOPS.
 //!
 //! Before the measured rounds, every peer runs the first row once for 1 s on every device
-//! kind, unmeasured: a program's first run in a fresh guest pays for TCG translating its code.
+//! kind, unmeasured, so that no measured run is a program's first in the guest (TCG
+//! translates its code then). It did not remove every slow first round (docs/benchmarks.md,
+//! sixth session): runs here move by 20-40% whichever peer runs.
 //!
 //! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--repeat N` (every row
 //! N times in the same guest, rounds interleaved; the table shows medians and each uvio run),
