@@ -72,6 +72,20 @@ pub fn slot_stride(size: u16, depth: u16) -> u16 {
 }
 
 impl SplitQueue {
+    /// Chains the device has put in the used ring that were not taken off yet (a peek at the
+    /// used index: nothing is consumed or checked; a bad index reads as at most what the
+    /// device could have completed, and `next_used` reports it).
+    #[inline]
+    pub fn used_unreaped(&self) -> u16 {
+        let now = u16::from_le(
+            self.core
+                .atomic_u16(self.core.layout.device + 2)
+                .load(Ordering::Acquire),
+        );
+        let published = self.core.in_flight - self.unpublished();
+        now.wrapping_sub(self.last_used).min(published)
+    }
+
     /// Builds an empty queue in `memory`, which must be zeroed and at least `layout.total`
     /// bytes. `event_idx` is whether VIRTIO_F_EVENT_IDX was negotiated; `depth` is how many
     /// chains its owner keeps in flight at most (the tag depth), which sets the slot stride;
