@@ -902,6 +902,20 @@ mod tests {
         bufs(dma, 1).remove(0)
     }
 
+    /// Submits `n` reads (contexts 0..n) with buffers from `bufs`, then kicks once.
+    fn read_and_kick(q: &mut AnyQueue<u64>, bufs: &mut Vec<DmaBuf>, n: u64) {
+        for i in 0..n {
+            let buf = bufs.pop().expect("a buffer per read");
+            q.submit(Unit::ONLY, Request::read(0, buf), i).unwrap();
+        }
+        q.kick();
+    }
+
+    /// Doorbells rung so far.
+    fn notified(q: &AnyQueue<u64>) -> u64 {
+        q.stats().notifications
+    }
+
     /// Everything `poll` hands out: (tag, ctx, result, got a buffer back).
     fn reap(q: &mut AnyQueue<u64>) -> Vec<(u16, u64, Result<u64, IoError>, bool)> {
         let mut out = Vec::new();
@@ -1113,14 +1127,7 @@ mod tests {
         let (mut q, mut dev, dma) = blk_queue(4);
         q.set_notify_batching(true);
         let mut b = bufs(&dma, 6);
-        let mut read = |q: &mut AnyQueue<u64>, n: u64| {
-            for i in 0..n {
-                q.submit(Unit::ONLY, Request::read(0, b.pop().unwrap()), i)
-                    .unwrap();
-            }
-            q.kick();
-        };
-        let notified = |q: &AnyQueue<u64>| q.stats().notifications;
+        let mut read = |q: &mut AnyQueue<u64>, n: u64| read_and_kick(q, &mut b, n);
         // The device asks for entry 0 and holds nothing: notified at once.
         dev.set_avail_event(0);
         read(&mut q, 3);
@@ -1168,14 +1175,7 @@ mod tests {
         let (mut q, mut dev, dma) = blk_queue(4);
         q.set_notify_batching(true);
         let mut b = bufs(&dma, 4);
-        let mut read = |q: &mut AnyQueue<u64>, n: u64| {
-            for i in 0..n {
-                q.submit(Unit::ONLY, Request::read(0, b.pop().unwrap()), i)
-                    .unwrap();
-            }
-            q.kick();
-        };
-        let notified = |q: &AnyQueue<u64>| q.stats().notifications;
+        let mut read = |q: &mut AnyQueue<u64>, n: u64| read_and_kick(q, &mut b, n);
         dev.set_avail_event(0);
         read(&mut q, 2);
         assert_eq!(notified(&q), 1);
