@@ -69,9 +69,20 @@ fn topology(mut spec: VmSpec, bus: &str, addr: &str) -> VmSpec {
     spec
 }
 
+/// uvio's timed concurrent scans: the first runs between `first` and `sequential`, the rest
+/// after it; the timing assertion takes their median.
+const CONCURRENT: [&str; 5] = [
+    "concurrent",
+    "concurrent2",
+    "concurrent3",
+    "concurrent4",
+    "concurrent5",
+];
+
 /// The guest script: the kernel's view of the twin at boot, uvio's timed scans (a first run,
-/// then concurrent, sequential, concurrent four times more), then the kernel's timed scan of the twin
-/// (unbound from virtio-pci, bound again, until its last sd device is there) and lsscsi.
+/// then concurrent, sequential, concurrent four times more), then the kernel's timed scan of
+/// the twin (unbound from virtio-pci, bound again, until its last sd device is there) and
+/// lsscsi.
 /// Each timed run is framed by markers written to /dev/kmsg, so both are timed on the
 /// kernel's clock with no process started for it.
 ///
@@ -90,17 +101,17 @@ fn script(disks: usize) -> String {
     format!(
         r#"check kernel_sysfs sh -c 'for d in /sys/bus/pci/devices/{KERNEL_HBA}/virtio*/host*/target*/*:*:*:*; do n=$(basename $d); b=$(ls $d/block 2>/dev/null | head -1); if [ -n "$b" ]; then s="$(cat $d/block/$b/size)|$(cat $d/block/$b/queue/logical_block_size)|$(cat $d/block/$b/ro)"; else s="-|-|-"; fi; echo "$n|$(cat $d/type)|$(cat $d/vendor)|$(cat $d/model)|$(cat $d/rev)|$s"; done'
 check bind uvio bind {UVIO_HBA}
-{first}{c1}{seq}{c2}{c3}{c4}{c5}{text}check kernel_timed sh -c 'echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/unbind; echo kernel-bind-start > /dev/kmsg; echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/bind; n=0; while [ $n -lt 1200 ]; do set -- {blocks}; if [ -e "$1" ] && [ $# -ge {disks} ]; then break; fi; sleep 0.05; n=$((n+1)); done; echo "sd devices: $#"'
+{first}{c1}{seq}{more}{text}check kernel_timed sh -c 'echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/unbind; echo kernel-bind-start > /dev/kmsg; echo {KERNEL_HBA} > /sys/bus/pci/drivers/virtio-pci/bind; n=0; while [ $n -lt 1200 ]; do set -- {blocks}; if [ -e "$1" ] && [ $# -ge {disks} ]; then break; fi; sleep 0.05; n=$((n+1)); done; echo "sd devices: $#"'
 check kernel_lsscsi /usr/bin/lsscsi
 {options}check dmesg dmesg
 "#,
         first = uvio_timed("first", "--json"),
-        c1 = uvio_timed("concurrent", "--json"),
+        c1 = uvio_timed(CONCURRENT[0], "--json"),
         seq = uvio_timed("sequential", "--json --sequential"),
-        c2 = uvio_timed("concurrent2", "--json"),
-        c3 = uvio_timed("concurrent3", "--json"),
-        c4 = uvio_timed("concurrent4", "--json"),
-        c5 = uvio_timed("concurrent5", "--json"),
+        more = CONCURRENT[1..]
+            .iter()
+            .map(|name| uvio_timed(name, "--json"))
+            .collect::<String>(),
         text = uvio_timed("text", ""),
         options = LSSCSI_OPTIONS
             .iter()
@@ -288,12 +299,11 @@ fn the_concurrent_scan_matches_the_sequential_scan_and_the_kernel_and_is_timed()
     out.assert_success();
 
     // Same result, same order: the JSON of the concurrent and sequential scans is identical.
-    let concurrent = &out.section("concurrent").output;
+    let concurrent = &out.section(CONCURRENT[0]).output;
     assert_eq!(concurrent, &out.section("sequential").output, "{out}");
-    assert_eq!(concurrent, &out.section("concurrent2").output, "{out}");
-    assert_eq!(concurrent, &out.section("concurrent3").output, "{out}");
-    assert_eq!(concurrent, &out.section("concurrent4").output, "{out}");
-    assert_eq!(concurrent, &out.section("concurrent5").output, "{out}");
+    for name in &CONCURRENT[1..] {
+        assert_eq!(concurrent, &out.section(name).output, "{out}");
+    }
     assert_eq!(concurrent, &out.section("first").output, "{out}");
     let json: Value =
         serde_json::from_str(concurrent).unwrap_or_else(|e| panic!("scan JSON: {e}\n{concurrent}"));
@@ -356,19 +366,12 @@ fn the_concurrent_scan_matches_the_sequential_scan_and_the_kernel_and_is_timed()
     let kernel = kernel_seconds(&out, disks);
     let whole = |name| uvio_seconds(&out, name);
     let scan = |name| scan_phase_seconds(&out, name);
-    let concurrent = [
-        "concurrent",
-        "concurrent2",
-        "concurrent3",
-        "concurrent4",
-        "concurrent5",
-    ];
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let runs: Vec<f64> = concurrent.iter().map(|&n| whole(n)).collect();
-    let scans: Vec<f64> = concurrent.iter().map(|&n| scan(n)).collect();
+    let runs: Vec<f64> = CONCURRENT.iter().map(|&n| whole(n)).collect();
+    let scans: Vec<f64> = CONCURRENT.iter().map(|&n| scan(n)).collect();
     let (first, seq, sseq) = (whole("first"), whole("sequential"), scan("sequential"));
     let (c, s) = (median(runs.clone()), median(scans.clone()));
     let list = |v: &[f64]| {

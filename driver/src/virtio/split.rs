@@ -77,13 +77,25 @@ impl SplitQueue {
     /// device could have completed, and `next_used` reports it).
     #[inline]
     pub fn used_unreaped(&self) -> u16 {
-        let now = u16::from_le(
+        self.used_idx()
+            .wrapping_sub(self.last_used)
+            .min(self.published())
+    }
+
+    /// The device's used index (Acquire: the used elements before it are visible after it).
+    #[inline]
+    fn used_idx(&self) -> u16 {
+        u16::from_le(
             self.core
                 .atomic_u16(self.core.layout.device + 2)
                 .load(Ordering::Acquire),
-        );
-        let published = self.core.in_flight - self.unpublished();
-        now.wrapping_sub(self.last_used).min(published)
+        )
+    }
+
+    /// Chains in flight that the device can see; only they can complete.
+    #[inline]
+    fn published(&self) -> u16 {
+        self.core.in_flight - self.unpublished()
     }
 
     /// Builds an empty queue in `memory`, which must be zeroed and at least `layout.total`
@@ -448,17 +460,13 @@ impl Virtqueue for SplitQueue {
 
     #[inline]
     fn next_used(&mut self) -> Option<Result<UsedChain, QueueFault>> {
-        let now = u16::from_le(
-            self.core
-                .atomic_u16(self.core.layout.device + 2)
-                .load(Ordering::Acquire),
-        );
+        let now = self.used_idx();
         if now == self.last_used {
             return None;
         }
         let pending = now.wrapping_sub(self.last_used);
         // Only published chains can complete: the device never saw the others.
-        let published = self.core.in_flight - self.unpublished();
+        let published = self.published();
         if pending > published {
             return Some(Err(self.core.break_queue(QueueFault::IndexJump {
                 last: self.last_used,
