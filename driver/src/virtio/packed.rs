@@ -62,6 +62,14 @@ struct Pending {
     descriptors: u16,
 }
 
+/// A published chain's head: its ring slot, that slot's pass (wrap counter) and its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Head {
+    slot: u16,
+    wrap: bool,
+    id: u16,
+}
+
 /// A packed virtqueue in shared memory.
 #[derive(Debug)]
 pub struct PackedQueue {
@@ -89,6 +97,10 @@ pub struct PackedQueue {
     pending_len: u16,
     /// Ring descriptors added since the last publish, for the event suppression test.
     pending_descriptors: u16,
+    /// The newest published chain, while it is in flight.
+    newest: Option<Head>,
+    /// What `newest` was when the device was last notified (see [`Self::notified_all_used`]).
+    notified: Option<Head>,
 }
 
 /// The AVAIL/USED bits of a descriptor the driver makes available with wrap counter `wrap`.
@@ -154,6 +166,8 @@ impl PackedQueue {
             pending: vec![Pending::default(); usize::from(n)],
             pending_len: 0,
             pending_descriptors: 0,
+            newest: None,
+            notified: None,
         };
         queue.arm();
         queue
@@ -190,6 +204,8 @@ impl PackedQueue {
         self.used_wrap = true;
         self.pending_len = 0;
         self.pending_descriptors = 0;
+        self.newest = None;
+        self.notified = None;
         self.arm();
     }
 
@@ -365,6 +381,31 @@ impl PackedQueue {
 }
 
 impl PackedQueue {
+    /// Records that the device was just notified of every published chain.
+    #[inline]
+    pub fn mark_notified(&mut self) {
+        self.notified = self.newest;
+    }
+
+    /// Whether the device has put every chain it was last notified of in the ring, as far as
+    /// one look tells (nothing is consumed or checked). Used descriptors fill the ring
+    /// contiguously in completion order, each skipping as many slots as its chain took, so
+    /// the chains published up to the newest notified one cover exactly the slots before
+    /// its head plus its own. If the used descriptor at that head, in that pass, carries its
+    /// id, the chains completed before it fill every slot before the head: they are all the
+    /// older ones. False when the newest notified chain was reaped already (the caller's
+    /// count then says enough). A device that takes a later chain before an older one can
+    /// make this true early, which only makes a held doorbell ring early.
+    #[inline]
+    pub fn notified_all_used(&self) -> bool {
+        let Some(head) = self.notified else {
+            return false;
+        };
+        let flags = u16::from_le(self.flags_atomic(head.slot).load(Ordering::Acquire));
+        is_used(flags, head.wrap)
+            && self.core.read_u16(usize::from(head.slot) * DESC_SIZE + 12) == head.id
+    }
+
     /// Drops the first `count` (published) chains from the pending list, keeping the rest in
     /// order; returns the ring descriptors the dropped ones take.
     #[cold]
@@ -407,6 +448,13 @@ impl Virtqueue for PackedQueue {
             self.flags_atomic(p.slot).store(p.flags.to_le(), order);
             self.chains[usize::from(p.id)].published = true;
         }
+        let last = self.pending[usize::from(count) - 1];
+        self.newest = Some(Head {
+            slot: last.slot,
+            // A head's AVAIL bit is its pass's wrap counter.
+            wrap: last.flags & DESC_F_AVAIL != 0,
+            id: last.id,
+        });
         // Ring positions modulo 2^16, counted back from `next_avail` (the end of everything
         // added): the published batch runs from `old` to `new`.
         let old = self.next_avail.wrapping_sub(self.pending_descriptors);
@@ -489,6 +537,13 @@ impl Virtqueue for PackedQueue {
             self.core.layout.size,
         );
         self.num_free += chain.descriptors;
+        // A mark on a chain that is gone could match its stale used descriptor later.
+        if self.newest.is_some_and(|h| h.id == id) {
+            self.newest = None;
+        }
+        if self.notified.is_some_and(|h| h.id == id) {
+            self.notified = None;
+        }
         self.chains[usize::from(id)].descriptors = 0;
         self.chains[usize::from(id)].published = false;
         if chain.pooled {

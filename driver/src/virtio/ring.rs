@@ -93,13 +93,26 @@ impl Ring {
         }
     }
 
-    /// Chains the device has completed that were not taken off the ring yet, as far as a
-    /// cheap look tells: a split ring's used index; 0 for a packed ring, which has no count.
+    /// Of `held` chains the device was notified of and the driver has not reaped, how many
+    /// it may still be working on, as far as a cheap look tells. A split ring subtracts the
+    /// completions its used index shows; a packed ring has no count, and says 0 when the
+    /// used descriptor of the newest notified chain shows that all of them are done
+    /// ([`PackedQueue::notified_all_used`]), `held` otherwise.
     #[inline]
-    pub fn used_unreaped(&self) -> u16 {
+    pub fn still_held(&self, held: u64) -> u64 {
         match self {
-            Ring::Split(q) => q.used_unreaped(),
-            Ring::Packed(_) => 0,
+            Ring::Split(q) => held.saturating_sub(u64::from(q.used_unreaped())),
+            Ring::Packed(q) if q.notified_all_used() => 0,
+            Ring::Packed(_) => held,
+        }
+    }
+
+    /// Records that the device was just notified of every published chain (for
+    /// [`still_held`](Self::still_held) on a packed ring).
+    #[inline]
+    pub fn mark_notified(&mut self) {
+        if let Ring::Packed(q) = self {
+            q.mark_notified();
         }
     }
 
