@@ -163,7 +163,7 @@ struct StageTicks {
     submit: u64,
     /// Publishing and the doorbell (`HwQueue::kick`: an MMIO write that exits to QEMU).
     kick: u64,
-    /// After the kick: issue stamps, latency histograms, progress counters.
+    /// After a refill's kicks: latency histograms and progress counters.
     bookkeeping: u64,
     /// Polling until the first completion of a reap shows up.
     wait: u64,
