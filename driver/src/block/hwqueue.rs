@@ -301,6 +301,7 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
     /// one back.
     pub fn set_notify_batching(&mut self, on: bool) {
         self.notify_batching = on;
+        self.ring.track_notified(on);
     }
 
     /// Sets how long a request may stay in flight before [`poll`](Self::poll) hands it out
@@ -439,7 +440,9 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         self.stats.notifications += 1;
         self.notify_owed = false;
         self.notified_upto = self.stats.submitted - u64::from(self.ring.unpublished());
-        self.ring.mark_notified();
+        if self.notify_batching {
+            self.ring.mark_notified();
+        }
     }
 
     /// Hands every finished request to `each`, in completion order, and returns how many.

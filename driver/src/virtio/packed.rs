@@ -97,6 +97,8 @@ pub struct PackedQueue {
     pending_len: u16,
     /// Ring descriptors added since the last publish, for the event suppression test.
     pending_descriptors: u16,
+    /// Whether `newest` and `notified` are kept (see [`Self::track_notified`]).
+    track: bool,
     /// The newest published chain, while it is in flight.
     newest: Option<Head>,
     /// What `newest` was when the device was last notified (see [`Self::notified_all_used`]).
@@ -166,6 +168,7 @@ impl PackedQueue {
             pending: vec![Pending::default(); usize::from(n)],
             pending_len: 0,
             pending_descriptors: 0,
+            track: false,
             newest: None,
             notified: None,
         };
@@ -381,6 +384,14 @@ impl PackedQueue {
 }
 
 impl PackedQueue {
+    /// Keeps track (or stops) of the newest published chain and the newest one the device
+    /// was notified of, for [`Self::notified_all_used`].
+    pub fn track_notified(&mut self, on: bool) {
+        self.track = on;
+        self.newest = None;
+        self.notified = None;
+    }
+
     /// Records that the device was just notified of every published chain.
     #[inline]
     pub fn mark_notified(&mut self) {
@@ -448,13 +459,15 @@ impl Virtqueue for PackedQueue {
             self.flags_atomic(p.slot).store(p.flags.to_le(), order);
             self.chains[usize::from(p.id)].published = true;
         }
-        let last = self.pending[usize::from(count) - 1];
-        self.newest = Some(Head {
-            slot: last.slot,
-            // A head's AVAIL bit is its pass's wrap counter.
-            wrap: last.flags & DESC_F_AVAIL != 0,
-            id: last.id,
-        });
+        if self.track {
+            let last = self.pending[usize::from(count) - 1];
+            self.newest = Some(Head {
+                slot: last.slot,
+                // A head's AVAIL bit is its pass's wrap counter.
+                wrap: last.flags & DESC_F_AVAIL != 0,
+                id: last.id,
+            });
+        }
         // Ring positions modulo 2^16, counted back from `next_avail` (the end of everything
         // added): the published batch runs from `old` to `new`.
         let old = self.next_avail.wrapping_sub(self.pending_descriptors);
@@ -537,12 +550,14 @@ impl Virtqueue for PackedQueue {
             self.core.layout.size,
         );
         self.num_free += chain.descriptors;
-        // A mark on a chain that is gone could match its stale used descriptor later.
-        if self.newest.is_some_and(|h| h.id == id) {
-            self.newest = None;
-        }
-        if self.notified.is_some_and(|h| h.id == id) {
-            self.notified = None;
+        if self.track {
+            // A mark on a chain that is gone could match its stale used descriptor later.
+            if self.newest.is_some_and(|h| h.id == id) {
+                self.newest = None;
+            }
+            if self.notified.is_some_and(|h| h.id == id) {
+                self.notified = None;
+            }
         }
         self.chains[usize::from(id)].descriptors = 0;
         self.chains[usize::from(id)].published = false;

@@ -107,6 +107,15 @@ impl Ring {
         }
     }
 
+    /// Whether a packed ring keeps track of the newest chain the device was notified of,
+    /// for [`still_held`](Self::still_held) (a few instructions per publish and
+    /// completion, paid only by a caller that holds doorbells back).
+    pub fn track_notified(&mut self, on: bool) {
+        if let Ring::Packed(q) = self {
+            q.track_notified(on);
+        }
+    }
+
     /// Records that the device was just notified of every published chain (for
     /// [`still_held`](Self::still_held) on a packed ring).
     #[inline]
