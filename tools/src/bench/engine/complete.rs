@@ -126,6 +126,22 @@ impl Engine {
         }
     }
 
+    /// The last round's latencies and the progress counters, once a refill's kicks are done
+    /// (timed as the bookkeeping stage with `UVIO_BENCH_STAGES=1`).
+    #[inline]
+    pub(super) fn bookkeeping(&mut self) {
+        let t_c = if self.stages.is_some() {
+            self.clock.now()
+        } else {
+            0
+        };
+        self.record_latencies();
+        self.publish();
+        if let Some(st) = &mut self.stages {
+            st.bookkeeping += self.clock.now().saturating_sub(t_c);
+        }
+    }
+
     /// Milliseconds from the logs' time 0 to `tick`.
     #[inline]
     pub(super) fn log_ms(&self, tick: u64) -> u64 {

@@ -120,16 +120,7 @@ impl Engine {
                 // (UVIO_BENCH_STAGES: the doorbell's share per request fell from 1.6-2.3k
                 // ticks to 0.6-1.0k and the wait from 1.4-2.2k to 0.9-1.4k once it moved
                 // here; see docs/benchmarks.md).
-                let t_c = if self.stages.is_some() {
-                    clock.now()
-                } else {
-                    0
-                };
-                self.record_latencies();
-                self.publish();
-                if let Some(st) = &mut self.stages {
-                    st.bookkeeping += clock.now().saturating_sub(t_c);
-                }
+                self.bookkeeping();
             }
             // Prepare the next requests while the device works on these.
             if issuing && !self.stopped {

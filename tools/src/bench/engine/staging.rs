@@ -47,16 +47,7 @@ impl Engine {
         }
         if released.is_some() {
             // The device is busy with them: now do the last round's bookkeeping.
-            let t_c = if self.stages.is_some() {
-                clock.now()
-            } else {
-                0
-            };
-            self.record_latencies();
-            self.publish();
-            if let Some(st) = &mut self.stages {
-                st.bookkeeping += clock.now().saturating_sub(t_c);
-            }
+            self.bookkeeping();
         }
         released
     }
