@@ -62,14 +62,6 @@ struct Pending {
     descriptors: u16,
 }
 
-/// A published chain's head: its ring slot, that slot's pass (wrap counter) and its id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Head {
-    slot: u16,
-    wrap: bool,
-    id: u16,
-}
-
 /// A packed virtqueue in shared memory.
 #[derive(Debug)]
 pub struct PackedQueue {
@@ -99,10 +91,10 @@ pub struct PackedQueue {
     pending_descriptors: u16,
     /// Whether `newest` and `notified` are kept (see [`Self::track_notified`]).
     track: bool,
-    /// The newest published chain, while it is in flight.
-    newest: Option<Head>,
+    /// The newest published chain (its head as it was pending), while it is in flight.
+    newest: Option<Pending>,
     /// What `newest` was when the device was last notified (see [`Self::notified_all_used`]).
-    notified: Option<Head>,
+    notified: Option<Pending>,
 }
 
 /// The AVAIL/USED bits of a descriptor the driver makes available with wrap counter `wrap`.
@@ -412,8 +404,10 @@ impl PackedQueue {
         let Some(head) = self.notified else {
             return false;
         };
+        // A head's AVAIL bit is its pass's wrap counter.
+        let wrap = head.flags & DESC_F_AVAIL != 0;
         let flags = u16::from_le(self.flags_atomic(head.slot).load(Ordering::Acquire));
-        is_used(flags, head.wrap)
+        is_used(flags, wrap)
             && self.core.read_u16(usize::from(head.slot) * DESC_SIZE + 12) == head.id
     }
 
@@ -460,13 +454,7 @@ impl Virtqueue for PackedQueue {
             self.chains[usize::from(p.id)].published = true;
         }
         if self.track {
-            let last = self.pending[usize::from(count) - 1];
-            self.newest = Some(Head {
-                slot: last.slot,
-                // A head's AVAIL bit is its pass's wrap counter.
-                wrap: last.flags & DESC_F_AVAIL != 0,
-                id: last.id,
-            });
+            self.newest = Some(self.pending[usize::from(count) - 1]);
         }
         // Ring positions modulo 2^16, counted back from `next_avail` (the end of everything
         // added): the published batch runs from `old` to `new`.
