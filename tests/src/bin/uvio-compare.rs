@@ -36,6 +36,12 @@
 //! translates its code then). It did not remove every slow first round (docs/benchmarks.md,
 //! sixth session): runs here move by 20-40% whichever peer runs.
 //!
+//! Every measured run is gated on a quiet host (`tests/src/quiet_gate.rs`): the harness reads
+//! the steal time of this machine's own hypervisor around each run and has the guest run it
+//! again when more than `--max-steal PERCENT` (default 15) of the host's CPU time was stolen,
+//! up to `--tries N` (default 4) times; the least disturbed try is kept. The steal share of every
+//! try goes into `--raw DIR/gate.json`.
+//!
 //! Options: `--runtime SECONDS` per run (default 5, after a 1 s ramp), `--repeat N` (every row
 //! N times in the same guest, rounds interleaved; the table shows medians and each uvio run),
 //! `--no-scsi`, `--no-packed`,
@@ -50,6 +56,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use uvio_tests::quiet_gate::{self, Gate};
 use uvio_tests::vm::{VmOutput, VmSpec};
 
 const UVIO_BLK: &str = "0000:00:05.0";
@@ -125,6 +132,7 @@ struct Args {
     plot: Option<PathBuf>,
     fio: bool,
     fio_stages: bool,
+    gate: Gate,
 }
 
 fn parse_args() -> Args {
@@ -140,6 +148,10 @@ fn parse_args() -> Args {
         plot: None,
         fio: true,
         fio_stages: false,
+        gate: Gate {
+            max_steal: 0.15,
+            max_tries: 4,
+        },
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -174,6 +186,21 @@ fn parse_args() -> Args {
                         .into(),
                 )
             }
+            "--max-steal" => {
+                a.gate.max_steal = it
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|p| (0.0..=100.0).contains(p))
+                    .unwrap_or_else(|| usage("--max-steal needs a percentage (0-100)"))
+                    / 100.0
+            }
+            "--tries" => {
+                a.gate.max_tries = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &u32| n > 0)
+                    .unwrap_or_else(|| usage("--tries needs a count"))
+            }
             "--no-blkio" => a.blkio = false,
             "--no-fio" => a.fio = false,
             "--fio-stages" => a.fio_stages = true,
@@ -199,7 +226,7 @@ fn parse_args() -> Args {
 
 fn usage(why: &str) -> ! {
     eprintln!(
-        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--repeat N] [--no-scsi] [--no-packed]\n       [--rows qd1,qd32,...] [--raw DIR] [--no-blkio] [--blkio-bench PATH] [--plot DIR]\n       [--no-fio] [--fio-stages]"
+        "uvio-compare: {why}\nusage: uvio-compare [--runtime SECONDS] [--repeat N] [--no-scsi] [--no-packed]\n       [--rows qd1,qd32,...] [--raw DIR] [--no-blkio] [--blkio-bench PATH] [--plot DIR]\n       [--no-fio] [--fio-stages] [--max-steal PERCENT] [--tries N]"
     );
     std::process::exit(2)
 }
@@ -356,6 +383,8 @@ struct Pass<'a> {
     ramp: u32,
     /// fio's and uvio bench's timing options, the same two figures.
     common: String,
+    /// `check` (run once) or `gated` (run again while the host was disturbed).
+    verb: &'static str,
 }
 
 /// The guest commands of one row on one device kind: `uvio bench`, libblkio, fio with the
@@ -369,18 +398,19 @@ fn row_commands(pass: &Pass, sys: &System, row: &(&str, &str, &str), tag: &str) 
         rt,
         ramp,
         ref common,
+        verb,
     } = *pass;
     let (key, _, opts) = *row;
     let fio = "fio --output-format=json --name=k --direct=1 --thread --clocksource=cpu";
     let mut script = String::new();
     script += &format!(
-        "check {tag}_uvio uvio bench --output-format=json --name=u --filename={} {opts} {common}\n",
+        "{verb} {tag}_uvio uvio bench --output-format=json --name=u --filename={} {opts} {common}\n",
         sys.uvio
     );
     let blkio_depth = BLKIO_ROWS.iter().find(|r| r.0 == key).map(|r| r.1);
     if let (Some(bin), Some(depth), Some(f)) = (&blkio_bin, blkio_depth, sys.blkio) {
         script += &format!(
-            "check {tag}_blkio {} --iodepth {depth} --runtime {rt} --ramp {ramp} /sys/bus/pci/devices/{f}\n",
+            "{verb} {tag}_blkio {} --iodepth {depth} --runtime {rt} --ramp {ramp} /sys/bus/pci/devices/{f}\n",
             bin.display()
         );
     }
@@ -401,19 +431,20 @@ fn row_commands(pass: &Pass, sys: &System, row: &(&str, &str, &str), tag: &str) 
         };
         let dev = sys.uvio.replace(':', "\\:");
         script += &format!(
-            "check {tag}_fio {stages}{fio} --ioengine=external:{so} '--filename={dev}' {opts} {common}\n"
+            "{verb} {tag}_fio {stages}{fio} --ioengine=external:{so} '--filename={dev}' {opts} {common}\n"
         );
-        script +=
-            &format!("check {tag}_fionull {fio} --ioengine=null --filename=null {opts} {common}\n");
+        script += &format!(
+            "{verb} {tag}_fionull {fio} --ioengine=null --filename=null {opts} {common}\n"
+        );
     }
     let kdev = format!("${}", sys.kernel_var);
     let hipri = if sys.hipri { " --hipri" } else { "" };
     script += &format!(
-        "check {tag}_uring {fio} --filename={kdev} --ioengine=io_uring{hipri} {opts} {common}\n"
+        "{verb} {tag}_uring {fio} --filename={kdev} --ioengine=io_uring{hipri} {opts} {common}\n"
     );
     if opts.contains("--iodepth=1 ") || opts.ends_with("--iodepth=1") {
         script += &format!(
-            "check {tag}_psync {fio} --filename={kdev} --ioengine=pvsync2{hipri} {opts} {common}\n"
+            "{verb} {tag}_psync {fio} --filename={kdev} --ioengine=pvsync2{hipri} {opts} {common}\n"
         );
     }
     script
@@ -546,6 +577,7 @@ fn main() {
         rt: 1,
         ramp: 0,
         common: "--time_based --runtime=1 --size=1g --group_reporting".into(),
+        verb: "check",
     };
     for sys in &systems {
         if let Some(row) = rows.first() {
@@ -556,6 +588,7 @@ fn main() {
         rt,
         ramp: 1,
         common,
+        verb: "gated",
         ..warm
     };
     for round in 0..args.repeat {
@@ -566,10 +599,14 @@ fn main() {
             }
         }
     }
+    script += quiet_gate::GATE_DONE;
     script += "true\n";
 
-    let runs: usize = script.matches("\ncheck ").count();
+    let runs: usize = script.matches("\ncheck ").count() + script.matches("\ngated ").count();
     let guest_time = Duration::from_secs(u64::from(rt + 4) * runs as u64 + 180);
+    // Room for every run to be repeated once more.
+    let gated_time = guest_time + Duration::from_secs(u64::from(rt + 4) * runs as u64);
+    let script = format!("{}{script}", quiet_gate::GATED_SH);
     eprintln!(
         "booting a TCG guest (2 vCPUs; {} device kinds, uvio, the kernel{} on twins); {runs} runs of {rt} s...",
         systems.len(),
@@ -614,7 +651,9 @@ fn main() {
                 .scsi_hd_null("s3", 0, 0, 1 << 30, "");
         }
     }
-    let out = spec.script(script).run();
+    let mut vm = spec.script(script).spawn();
+    let gate = quiet_gate::drive(&mut vm, args.gate, std::time::Instant::now() + gated_time);
+    let out = vm.wait(Duration::from_secs(120));
     if out.exit_code != Some(0) {
         eprintln!("{out}");
         std::process::exit(1);
@@ -645,7 +684,7 @@ fn main() {
             let mut fio_runs: [Vec<Figures>; 2] = Default::default();
             for round in 0..args.repeat {
                 let tag = format!("{}_{key}_r{round}", sys.key);
-                match figures(&out, &format!("{tag}_uvio")) {
+                match figures(&out, &gate.section(&format!("{tag}_uvio"))) {
                     Ok((f, doc)) => {
                         uvio_runs.push(f);
                         raw.insert(format!("{tag}_uvio"), doc);
@@ -656,7 +695,7 @@ fn main() {
                     }
                 }
                 for (engine, name) in [("uring", "io_uring"), ("psync", "pvsync2")] {
-                    match figures(&out, &format!("{tag}_{engine}")) {
+                    match figures(&out, &gate.section(&format!("{tag}_{engine}"))) {
                         Ok((f, doc)) => {
                             kernel_runs.entry(name).or_default().push(f);
                             raw.insert(format!("{tag}_{engine}"), doc);
@@ -669,11 +708,12 @@ fn main() {
                     }
                 }
                 for (runs, engine) in fio_runs.iter_mut().zip(["fio", "fionull"]) {
-                    let section = format!("{tag}_{engine}");
+                    let name = format!("{tag}_{engine}");
+                    let section = gate.section(&name);
                     match figures(&out, &section) {
                         Ok((f, doc)) => {
                             runs.push(f);
-                            raw.insert(section.clone(), doc);
+                            raw.insert(name, doc);
                             // (after fio's progress line, if any: it ends in no newline)
                             let said = out.section(&section).output.lines();
                             let stages =
@@ -690,7 +730,7 @@ fn main() {
                         }
                     }
                 }
-                match blkio_figures(&out, &format!("{tag}_blkio")) {
+                match blkio_figures(&out, &gate.section(&format!("{tag}_blkio"))) {
                     Ok((b, doc)) => {
                         if round == 0 {
                             blkio_notes.push(format!(
@@ -798,6 +838,27 @@ fn main() {
             println!("- {n}");
         }
     }
+    let disturbed = gate.disturbed(args.gate.max_steal);
+    println!(
+        "\nQuiet host: {} measured runs; {} tries run again because the hypervisor stole more than \
+         {:.0}% of the host's CPU time during them (at most {} tries a run, the least disturbed kept); \
+         highest steal share of a kept run {:.1}%.",
+        gate.runs.len(),
+        gate.repeats(),
+        args.gate.max_steal * 100.0,
+        args.gate.max_tries,
+        gate.runs
+            .values()
+            .map(|r| r.kept_steal())
+            .fold(0.0, f64::max)
+            * 100.0
+    );
+    for (name, steal) in &disturbed {
+        println!(
+            "- {name}: every try disturbed, kept one with {:.1}% stolen",
+            steal * 100.0
+        );
+    }
     println!(
         "\n{} s per run after a 1 s ramp, {} round(s), one TCG guest (2 vCPUs), null-co backends, guest run {:.0} s, \
          host load average {load_before} before and {} after.",
@@ -808,6 +869,15 @@ fn main() {
     );
     if let Some(dir) = args.raw {
         std::fs::create_dir_all(&dir).expect("creating the --raw directory");
+        let steal: serde_json::Map<String, Value> = gate
+            .runs
+            .iter()
+            .map(|(name, r)| {
+                let run = serde_json::json!({ "steal_share": r.steal, "kept": r.kept() });
+                (name.clone(), run)
+            })
+            .collect();
+        raw.insert("gate".into(), Value::Object(steal));
         for (name, doc) in raw {
             let path = dir.join(format!("{name}.json"));
             std::fs::write(
