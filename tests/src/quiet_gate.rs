@@ -6,8 +6,11 @@
 //! drops to a third or less of its throughput, whichever driver runs. In 24 runs of 3 s at
 //! iodepth 8 (uvio and libblkio alternating, docs/benchmarks.md, eighth session), every run
 //! with a steal share of 0.27-0.41 gave 9k-50k IOPS and every run with 0.02-0.12 gave 64k-157k.
-//! The guest cannot see steal time under TCG, so the host measures it around each run and
-//! tells the guest over the console whether to keep the run or run it again.
+//! Smaller shares hurt too: in a comparison gated at 15%, the kept runs with 2.6-14% stolen
+//! were most of the low runs of their rows, while most runs had under 1%; the default gate
+//! (`uvio-compare --max-steal`) is 2%. The guest cannot see steal time under TCG, so the host
+//! measures it around each run and tells the guest over the console whether to keep the run
+//! or run it again.
 //!
 //! Protocol: the guest prints `@@GATE_START NAME TRY@@`, runs `check NAME_tTRY CMD...`, prints
 //! `@@GATE_END NAME TRY@@` and waits for one console line, `keep` or `again`; the script ends

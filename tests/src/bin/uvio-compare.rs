@@ -38,7 +38,7 @@
 //!
 //! Every measured run is gated on a quiet host (`tests/src/quiet_gate.rs`): the harness reads
 //! the steal time of this machine's own hypervisor around each run and has the guest run it
-//! again when more than `--max-steal PERCENT` (default 15) of the host's CPU time was stolen,
+//! again when more than `--max-steal PERCENT` (default 2) of the host's CPU time was stolen,
 //! up to `--tries N` (default 4) times; the least disturbed try is kept. The steal share of every
 //! try goes into `--raw DIR/gate.json`.
 //!
@@ -149,7 +149,7 @@ fn parse_args() -> Args {
         fio: true,
         fio_stages: false,
         gate: Gate {
-            max_steal: 0.15,
+            max_steal: 0.02,
             max_tries: 4,
         },
     };
