@@ -95,6 +95,8 @@ pub struct CloneSetup {
     pub depth: u32,
     /// Requests to prepare ahead in spare tags of the queue (0: none; see [`Engine`]).
     pub stage: u32,
+    /// Requests the job keeps issued beyond its tags (0: none; see [`Engine`]).
+    pub backlog: u32,
     pub seed: u64,
     /// `depth + stage` buffers, each as large as the job's largest block.
     pub buffers: Vec<DmaBuf>,
@@ -204,6 +206,11 @@ impl StageTicks {
 /// releases it ([`HwQueue::kick_up_to`](uvio::block::HwQueue::kick_up_to)), so the device
 /// waits less for the guest. At most `depth` requests are ever visible to the device; a
 /// prepared request's slat and clat start when it is released.
+///
+/// An iodepth beyond the queue's tags is kept as fio keeps it over libblkio: the job has
+/// `outstanding` I/Os issued, those without a tag in a backlog. The backlog holds only when
+/// each was issued (a completion issues the next at once); the I/O itself is chosen when it
+/// gets a tag, and its latency counts from its issue.
 struct Engine {
     clock: Clock,
     /// Execute PAUSE while spinning for completions (`UVIO_BENCH_PAUSE=1`).
@@ -224,6 +231,10 @@ struct Engine {
     /// How many requests may be prepared ahead, and the tags of those prepared, oldest first.
     stage_max: u32,
     staged: VecDeque<u16>,
+    /// The iodepth kept with a backlog (0: no backlog), and the issue times (ticks) of the
+    /// I/Os waiting for a tag, oldest first.
+    outstanding: u32,
+    backlog: VecDeque<u64>,
     /// An I/O the queue refused for lack of tags (a shared queue), retried first.
     pending: Option<(NextIo, Option<u64>)>,
     stats: JobStats,
@@ -318,6 +329,11 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
     buffers.truncate((depth + setup.stage) as usize);
     let depth = depth.min(buffers.len() as u32);
     let stage_max = setup.stage.min(buffers.len() as u32 - depth);
+    let outstanding = if setup.backlog > 0 {
+        depth + stage_max + setup.backlog
+    } else {
+        0
+    };
     let verifier = opts.verify.map(|kind| {
         Verifier::new(
             kind,
@@ -368,6 +384,8 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
         held: None,
         stage_max,
         staged: VecDeque::with_capacity(stage_max as usize),
+        outstanding,
+        backlog: VecDeque::with_capacity(outstanding as usize),
         pending: None,
         stats: JobStats {
             clock: clock.name(),
@@ -376,6 +394,8 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
             hw_queue,
             shared_queue: shared,
             depth,
+            prepared: stage_max,
+            waiting: setup.backlog,
             ..JobStats::default()
         },
         verifier,

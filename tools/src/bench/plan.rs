@@ -106,14 +106,8 @@ pub(super) fn plan_job(
     let offset = opts.offset.resolve(capacity, min_bs);
     let increment = opts.offset_increment.resolve(capacity, min_bs);
     let queue_depth = u32::from(d.queue_depth.max(1));
+    // Clamped to the tags; the caller lays out a deeper iodepth (see `bench::layout`).
     let depth = opts.iodepth.min(queue_depth);
-    if depth < opts.iodepth {
-        eprintln!(
-            "uvio bench: job `{name}`: iodepth={} exceeds the {queue_depth} tags of {target}'s \
-             queues; running at iodepth={depth}",
-            opts.iodepth
-        );
-    }
     let seed = base_seed(opts);
     let mut out = Vec::new();
     for clone in 0..opts.numjobs {

@@ -332,8 +332,13 @@ pub struct JobStats {
     /// 100 ms epochs that ended with the device holding requests and completing none (see
     /// `QueueStats::stalls`): nonzero in a run that collapsed means the queue stalled.
     pub queue_stalls: u64,
-    /// The depth the job actually ran at (iodepth, clamped to the queue).
+    /// The depth the job actually ran at (iodepth, clamped to the queue): requests visible
+    /// to the device at most.
     pub depth: u32,
+    /// Requests prepared ahead at most, and the I/Os that waited for a tag at most (an
+    /// iodepth beyond the queue's tags: `depth + prepared + waiting` is the iodepth).
+    pub prepared: u32,
+    pub waiting: u32,
     /// When the job began its I/O, in ms since the epoch (after its `startdelay`, and after
     /// the jobs before a `stonewall`): fio's JSON `job_start`. 0: it never started.
     pub start_ms: u64,
@@ -368,6 +373,8 @@ impl Default for JobStats {
             queue_notifications: 0,
             queue_stalls: 0,
             depth: 1,
+            prepared: 0,
+            waiting: 0,
             start_ms: 0,
             log_error: None,
         }
@@ -420,6 +427,8 @@ impl JobStats {
             queue_notifications,
             queue_stalls,
             depth,
+            prepared,
+            waiting,
             start_ms,
             log_error,
         } = o;
@@ -449,6 +458,8 @@ impl JobStats {
         self.queue_notifications = *queue_notifications;
         self.queue_stalls = *queue_stalls;
         self.depth = *depth;
+        self.prepared = *prepared;
+        self.waiting = *waiting;
         self.start_ms = *start_ms;
         self.log_error.clone_from(log_error);
     }
@@ -484,6 +495,8 @@ impl JobStats {
         self.clones += o.clones;
         self.shared_queue |= o.shared_queue;
         self.depth = self.depth.max(o.depth);
+        self.prepared = self.prepared.max(o.prepared);
+        self.waiting = self.waiting.max(o.waiting);
         // The group started when its first job did.
         if o.start_ms != 0 && (self.start_ms == 0 || o.start_ms < self.start_ms) {
             self.start_ms = o.start_ms;

@@ -22,6 +22,7 @@ impl Engine {
         tag: u16,
     ) {
         self.in_flight -= 1;
+        self.issue_into_backlog(now);
         if let Some(p) = &mut self.pacer {
             p.completed();
         }

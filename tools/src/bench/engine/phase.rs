@@ -40,6 +40,7 @@ impl Engine {
             record,
             paced,
         };
+        self.fill_backlog(t0);
         let mut issuing = true;
         let mut next_sample = t0 + interval;
         let mut sample_at = t0;

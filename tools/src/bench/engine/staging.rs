@@ -1,5 +1,6 @@
 //! Requests prepared ahead in spare tags (see [`Engine`]): submitted into the ring while the
-//! device works, then released by a kick when a completion makes room.
+//! device works, then released by a kick when a completion makes room. And the backlog of an
+//! iodepth beyond the tags: I/Os issued that wait for a tag.
 
 use super::submit::Feed;
 use super::Engine;
@@ -27,7 +28,10 @@ impl Engine {
             // Empty: a batch is cleared once its kick stamped it.
             debug_assert!(self.batch.is_empty());
             self.batch.extend(self.staged.drain(..n as usize));
-            queue.stamp_issued(&self.batch, Some(t_a), issued);
+            // A prepared request is issued when released, unless the job keeps a backlog: then
+            // it was issued when it entered the backlog, and keeps that time.
+            let start = (self.outstanding == 0).then_some(t_a);
+            queue.stamp_issued(&self.batch, start, issued);
             self.batch.clear();
             if record {
                 for _ in 0..n {
@@ -68,5 +72,25 @@ impl Engine {
             st.submit += clock.now().saturating_sub(t_s);
         }
         !source_done
+    }
+
+    /// At a phase's start: the job issues its whole iodepth at `now`; what the queue does not
+    /// already hold waits in the backlog (nothing without one).
+    pub(super) fn fill_backlog(&mut self, now: u64) {
+        self.backlog.clear();
+        let held = self.in_flight + self.staged.len() as u32;
+        for _ in held..self.outstanding {
+            self.backlog.push_back(now);
+        }
+    }
+
+    /// A completion at `now`: the job issues its next I/O, which waits in the backlog (when
+    /// the job keeps one) until a tag takes it.
+    #[inline]
+    pub(super) fn issue_into_backlog(&mut self, now: u64) {
+        let held = self.in_flight + (self.staged.len() + self.backlog.len()) as u32;
+        if held < self.outstanding {
+            self.backlog.push_back(now);
+        }
     }
 }

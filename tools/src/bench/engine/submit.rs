@@ -201,8 +201,10 @@ impl Engine {
                 }
             }
         };
+        // Issued when it entered the backlog, if it waited in one.
+        let start = self.backlog.front().copied().unwrap_or(now);
         let ctx = Inflight {
-            start: now,
+            start,
             issued: now,
             ddir: io.ddir,
             offset: io.offset,
@@ -221,6 +223,7 @@ impl Engine {
         }
         match submitted {
             Ok(tag) => {
+                self.backlog.pop_front();
                 if io.ddir == Ddir::Write && self.verifier.is_some() {
                     self.writes += 1;
                 }

@@ -364,10 +364,16 @@ pub fn job_block(out: &mut String, job: &JobReport, group: &GroupReport) {
     }
     let _ = writeln!(
         out,
-        "     uvio      : device={}, hw_queue={}, ring={}, notifications={}/{} requests, clock={}, cpu={}{}",
+        "     uvio      : device={}, hw_queue={}, ring={}, in flight={}{}, notifications={}/{} requests, clock={}, cpu={}{}",
         job.filename,
         s.hw_queue,
         s.ring,
+        s.depth,
+        match (s.prepared, s.waiting) {
+            (0, 0) => String::new(),
+            (p, 0) => format!(" (+{p} prepared ahead)"),
+            (p, w) => format!(" (+{p} prepared ahead, +{w} waiting for a tag)"),
+        },
         s.queue_notifications,
         s.queue_requests,
         s.clock,
