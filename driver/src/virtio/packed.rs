@@ -390,6 +390,15 @@ impl PackedQueue {
         self.notified = self.newest;
     }
 
+    /// Whether the next used descriptor is there (a flag load; nothing is checked: a
+    /// device that marks a slot used without having been given a chain is reported by
+    /// reaping).
+    #[inline]
+    pub fn next_used_ready(&self) -> bool {
+        let flags = u16::from_le(self.flags_atomic(self.last_used).load(Ordering::Acquire));
+        is_used(flags, self.used_wrap)
+    }
+
     /// Whether the device has put every chain it was last notified of in the ring, as far as
     /// one look tells (nothing is consumed or checked). Used descriptors fill the ring
     /// contiguously in completion order, each skipping as many slots as its chain took, so

@@ -117,6 +117,15 @@ impl QueueHandle {
         }
     }
 
+    /// Completions waiting to be polled (see [`HwQueue::ready`]).
+    #[inline]
+    pub fn ready(&self) -> u16 {
+        match self {
+            QueueHandle::Owned(q) => q.ready(),
+            QueueHandle::Shared(s, _) => lock(s).queue.ready(),
+        }
+    }
+
     /// Doorbell batching on an own queue (see [`HwQueue::set_notify_batching`]); a shared
     /// queue notifies whenever asked, as its other users may not be polling.
     pub fn set_notify_batching(&mut self, on: bool) {

@@ -73,7 +73,7 @@ impl Engine {
                 }
             }
             // Release what was prepared ahead, as room allows (see `release_staged`).
-            if let Some(issued) = self.release_staged(feed.queue, record) {
+            if let Some(issued) = self.release_staged(feed.queue, record, 0) {
                 now = issued;
             }
             // Submit: fill to the depth, one kick per batch.
@@ -166,6 +166,16 @@ impl Engine {
             } else {
                 0
             };
+            // Finished requests wait to be handled: release what was prepared ahead first, so
+            // that the device works while they are handled (they keep the time they were
+            // seen). At iodepth 1 this takes the completion's handling off the turnaround.
+            if !self.staged.is_empty() {
+                let ready = u32::from(feed.queue.ready());
+                if ready > 0 {
+                    stamp = Some(clock.now());
+                    self.release_staged(feed.queue, record, ready);
+                }
+            }
             loop {
                 got += feed.queue.poll(max - got, |io, result, data, tag| {
                     let at = *stamp.get_or_insert_with(|| clock.now());

@@ -9,15 +9,21 @@ use crate::bench::stats::{batch_bucket, depth_bucket};
 
 impl Engine {
     /// Releases what was prepared ahead, as room allows: it costs only the kick. (Even when
-    /// no longer issuing: a prepared request is in the ring and must complete.) Returns when
-    /// the last release was issued, if any was.
+    /// no longer issuing: a prepared request is in the ring and must complete.) `done`
+    /// requests in flight are known finished and not yet handled: their room counts.
+    /// Returns when the last release was issued, if any was.
     #[inline]
-    pub(super) fn release_staged(&mut self, queue: &mut QueueHandle, record: bool) -> Option<u64> {
+    pub(super) fn release_staged(
+        &mut self,
+        queue: &mut QueueHandle,
+        record: bool,
+        done: u32,
+    ) -> Option<u64> {
         let clock = self.clock;
         let mut released = None;
-        while !self.staged.is_empty() && self.in_flight < self.depth {
+        while !self.staged.is_empty() && self.in_flight < self.depth + done {
             let want = (self.staged.len() as u32)
-                .min(self.depth - self.in_flight)
+                .min(self.depth + done - self.in_flight)
                 .min(self.batch_submit);
             let t_a = clock.now();
             let n = u32::from(queue.kick_up_to(want as u16));
@@ -36,7 +42,7 @@ impl Engine {
             if record {
                 for _ in 0..n {
                     self.in_flight += 1;
-                    self.stats.io_depth[depth_bucket(self.in_flight)] += 1;
+                    self.stats.io_depth[depth_bucket(self.in_flight.saturating_sub(done))] += 1;
                 }
                 self.stats.submit[batch_bucket(n)] += 1;
                 self.stats.submit_calls += 1;
