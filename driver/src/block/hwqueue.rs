@@ -486,17 +486,19 @@ impl<E: RequestEncoder, Ctx> HwQueue<E, Ctx> {
         n
     }
 
-    /// Completions waiting for [`poll`](Self::poll), as far as a load or two tell: at
-    /// least 1 when there is any, and on a split ring the exact count. Nothing is consumed
-    /// and the queue is not checked (`poll` is). A caller with requests prepared ahead can
-    /// release them as soon as the device has finished earlier ones, before it handles
-    /// those completions.
+    /// Completions waiting for [`poll`](Self::poll), counted up to `max` (a load on a
+    /// split ring, a load per completion on a packed one). Nothing is consumed and the
+    /// queue is not checked (`poll` is). A caller with requests prepared ahead can release
+    /// them as soon as the device has finished earlier ones, before it handles those
+    /// completions.
     #[inline]
-    pub fn ready(&self) -> u16 {
+    pub fn ready(&self, max: u16) -> u16 {
         if !self.parked.is_empty() {
-            return u16::try_from(self.parked.len()).unwrap_or(u16::MAX);
+            return u16::try_from(self.parked.len())
+                .unwrap_or(u16::MAX)
+                .min(max);
         }
-        self.ring.used_ready()
+        self.ring.used_ready(max)
     }
 
     /// The context of request `tag` while it is in flight (to stamp a batch's issue time
@@ -1419,17 +1421,18 @@ mod tests {
         let (mut q, mut dev, dma) = blk_queue(4);
         let mut b = bufs(&dma, 3);
         read_and_kick(&mut q, &mut b, 3);
-        assert_eq!(q.ready(), 0);
+        assert_eq!(q.ready(8), 0);
         let mut chain = FakeChain::default();
         assert!(dev.next_chain(&mut chain));
         chain.write(chain.segments.len() - 1, 0, &[0]);
         dev.complete(u32::from(chain.head), chain.writable());
-        assert_eq!(q.ready(), 1, "one in the used ring");
-        assert_eq!(q.ready(), 1, "looking consumes nothing");
+        assert_eq!(q.ready(8), 1, "one in the used ring");
+        assert_eq!(q.ready(8), 1, "looking consumes nothing");
         assert_eq!(serve_blk(&mut dev, &mut chain, 0), 2);
-        assert_eq!(q.ready(), 3);
+        assert_eq!(q.ready(8), 3);
+        assert_eq!(q.ready(2), 2, "counted up to max");
         assert_eq!(reap(&mut q).len(), 3);
-        assert_eq!(q.ready(), 0);
+        assert_eq!(q.ready(8), 0);
 
         // A used index beyond what the device was given reads as at most that; poll then
         // breaks the queue.
@@ -1440,23 +1443,24 @@ mod tests {
         dev.put_used(0, 0);
         dev.put_used(0, 0);
         dev.publish_used();
-        assert_eq!(q.ready(), 1);
+        assert_eq!(q.ready(8), 1);
         let got = reap(&mut q);
         assert_eq!(got.len(), 1);
         assert!(matches!(got[0].2, Err(IoError::QueueBroken(_))), "{got:?}");
     }
 
     #[test]
-    fn ready_on_a_packed_ring_sees_the_next_used_descriptor() {
+    fn ready_on_a_packed_ring_walks_the_used_descriptors() {
         let (mut q, mut dev, dma) = packed_blk_queue(4);
-        let mut b = bufs(&dma, 2);
-        read_and_kick(&mut q, &mut b, 2);
-        assert_eq!(q.ready(), 0);
+        let mut b = bufs(&dma, 3);
+        read_and_kick(&mut q, &mut b, 3);
+        assert_eq!(q.ready(8), 0);
         let mut chain = FakeChain::default();
-        assert_eq!(serve_blk_packed(&mut dev, &mut chain, 0), 2);
-        assert_eq!(q.ready(), 1, "at least one, without walking the ring");
-        assert_eq!(reap(&mut q).len(), 2);
-        assert_eq!(q.ready(), 0);
+        assert_eq!(serve_blk_packed(&mut dev, &mut chain, 0), 3);
+        assert_eq!(q.ready(8), 3, "each chain's slots skipped");
+        assert_eq!(q.ready(1), 1);
+        assert_eq!(reap(&mut q).len(), 3);
+        assert_eq!(q.ready(8), 0);
     }
 
     #[test]

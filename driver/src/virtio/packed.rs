@@ -390,13 +390,32 @@ impl PackedQueue {
         self.notified = self.newest;
     }
 
-    /// Whether the next used descriptor is there (a flag load; nothing is checked: a
-    /// device that marks a slot used without having been given a chain is reported by
-    /// reaping).
+    /// How many of the next used descriptors are there, up to `max`: a walk over their
+    /// flags that skips each chain's slots, as reaping does. Nothing is consumed or checked:
+    /// the walk stops at the chains the device can see, and at the first id that names no
+    /// chain in flight (counted, so that reaping reports it).
     #[inline]
-    pub fn next_used_ready(&self) -> bool {
-        let flags = u16::from_le(self.flags_atomic(self.last_used).load(Ordering::Acquire));
-        is_used(flags, self.used_wrap)
+    pub fn used_ready(&self, max: u16) -> u16 {
+        let size = self.core.layout.size;
+        let limit = max.min(self.core.in_flight - self.pending_len);
+        let (mut slot, mut wrap) = (self.last_used, self.used_wrap);
+        let mut n = 0;
+        while n < limit {
+            let flags = u16::from_le(self.flags_atomic(slot).load(Ordering::Acquire));
+            if !is_used(flags, wrap) {
+                break;
+            }
+            n += 1;
+            let id = self.core.read_u16(usize::from(slot) * DESC_SIZE + 12);
+            let Some(chain) = self.chains.get(usize::from(id)) else {
+                break;
+            };
+            if chain.descriptors == 0 || !chain.published {
+                break;
+            }
+            (slot, wrap) = advance(slot, wrap, chain.descriptors, size);
+        }
+        n
     }
 
     /// Whether the device has put every chain it was last notified of in the ring, as far as
@@ -1413,6 +1432,17 @@ pub(crate) mod tests {
                 }
                 for _ in 0..(rng.next() % 3) {
                     let r = q.pop_used();
+                    on_pop(r, &mut outstanding, &mut seen);
+                }
+                // Counting what is ready never panics and never counts past `max` or what
+                // the device can see, whatever the ring holds.
+                let max = (rng.next() % 20) as u16;
+                let ready = q.used_ready(max);
+                assert!(ready <= max && ready <= q.in_flight(), "{ready} of {max}");
+                if ready > 0 && seen.is_none() && rng.next().is_multiple_of(2) {
+                    // Reaping finds what was counted ready first (or breaks the queue on it).
+                    let r = q.pop_used();
+                    assert!(r.is_some(), "{ready} counted ready, none reaped");
                     on_pop(r, &mut outstanding, &mut seen);
                 }
                 assert!(q.in_flight() <= depth);

@@ -107,16 +107,16 @@ impl Ring {
         }
     }
 
-    /// Completions the device has put in the ring and the driver has not reaped, as far as
-    /// a load or two tell: a split ring's used index counts them (at most the chains the
-    /// device can see); a packed ring says 1 when the next used descriptor is there, 0
-    /// otherwise. Nothing is consumed or checked: a bad index reads as at most what the
-    /// device could have completed, and reaping reports it.
+    /// Completions the device has put in the ring and the driver has not reaped, up to
+    /// `max`: a split ring's used index counts them (at most the chains the device can
+    /// see); a packed ring walks its used descriptors' flags
+    /// ([`PackedQueue::used_ready`]). Nothing is consumed or checked: a bad index reads as
+    /// at most what the device could have completed, and reaping reports it.
     #[inline]
-    pub fn used_ready(&self) -> u16 {
+    pub fn used_ready(&self, max: u16) -> u16 {
         match self {
-            Ring::Split(q) => q.used_unreaped(),
-            Ring::Packed(q) => u16::from(q.next_used_ready()),
+            Ring::Split(q) => q.used_unreaped().min(max),
+            Ring::Packed(q) => q.used_ready(max),
         }
     }
 

@@ -117,12 +117,12 @@ impl QueueHandle {
         }
     }
 
-    /// Completions waiting to be polled (see [`HwQueue::ready`]).
+    /// Completions waiting to be polled, up to `max` (see [`HwQueue::ready`]).
     #[inline]
-    pub fn ready(&self) -> u16 {
+    pub fn ready(&self, max: u16) -> u16 {
         match self {
-            QueueHandle::Owned(q) => q.ready(),
-            QueueHandle::Shared(s, _) => lock(s).queue.ready(),
+            QueueHandle::Owned(q) => q.ready(max),
+            QueueHandle::Shared(s, _) => lock(s).queue.ready(max),
         }
     }
 

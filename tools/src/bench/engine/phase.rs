@@ -170,7 +170,8 @@ impl Engine {
             // that the device works while they are handled (they keep the time they were
             // seen). At iodepth 1 this takes the completion's handling off the turnaround.
             if !self.staged.is_empty() {
-                let ready = u32::from(feed.queue.ready());
+                let staged = u16::try_from(self.staged.len()).unwrap_or(u16::MAX);
+                let ready = u32::from(feed.queue.ready(staged));
                 if ready > 0 {
                     stamp = Some(clock.now());
                     self.release_staged(feed.queue, record, ready);
