@@ -204,8 +204,9 @@ impl StageTicks {
 /// while the device works: submitted into the ring (header, descriptors) but not yet visible
 /// to the device. When a completion frees room, the next request costs only the kick that
 /// releases it ([`HwQueue::kick_up_to`](uvio::block::HwQueue::kick_up_to)), so the device
-/// waits less for the guest. At most `depth` requests are ever visible to the device; a
-/// prepared request's slat and clat start when it is released.
+/// waits less for the guest. It is released as soon as the device has finished an earlier one,
+/// before that completion is handled, so at most `depth` requests the device can see are
+/// unfinished; a prepared request's slat and clat start when it is released.
 ///
 /// An iodepth beyond the queue's tags is kept as fio keeps it over libblkio: the job has
 /// `outstanding` I/Os issued, those without a tag in a backlog. The backlog holds only when
@@ -226,7 +227,8 @@ struct Engine {
     free: Vec<DmaBuf>,
     /// Tags submitted in the current batch (their issue time is set at the kick).
     batch: Vec<u16>,
-    /// Requests the device can see (at most `depth`).
+    /// Requests the device can see and the engine has not seen complete (at most `depth`
+    /// unfinished, plus those released early for completions not yet handled).
     in_flight: u32,
     /// How many requests may be prepared ahead, and the tags of those prepared, oldest first.
     stage_max: u32,
@@ -255,7 +257,7 @@ struct Engine {
     held: Option<pacing::Hold>,
     /// Latencies of completed I/Os not yet in the histograms: recorded after the next kick,
     /// so the bookkeeping overlaps the device's work instead of delaying the next request.
-    /// Never grows past the depth.
+    /// Never grows past the tags (`depth + stage_max`).
     unrecorded: Vec<Unrecorded>,
     /// The job's time-series logs, if it writes any, and the tick their time counts from
     /// (the start of the measured I/O, after the ramp).
@@ -368,7 +370,7 @@ pub fn run_clone(setup: CloneSetup) -> CloneResult {
         },
         free: buffers,
         batch: Vec::with_capacity(depth as usize),
-        unrecorded: Vec::with_capacity(depth as usize),
+        unrecorded: Vec::with_capacity((depth + stage_max) as usize),
         logs: setup.logs.map(Box::new),
         log_epoch: 0,
         snapshot: setup.snapshot,

@@ -229,8 +229,19 @@ impl Layout {
     /// allow.
     fn of(p: &plan::Planned, handle: Option<&QueueHandle>) -> Layout {
         match handle {
-            Some(h @ QueueHandle::Owned(_)) if staging_enabled() && !p.opts.paced() => {
-                Layout::on_own_queue(p.opts.iodepth, u32::from(h.depth()))
+            Some(h @ QueueHandle::Owned(_)) if !p.opts.paced() => {
+                let layout = Layout::on_own_queue(p.opts.iodepth, u32::from(h.depth()));
+                if staging_enabled() {
+                    layout
+                } else {
+                    // Nothing prepared ahead (`UVIO_BENCH_STAGE=0`, to measure what that
+                    // gains): every tag visible, the iodepth kept all the same.
+                    Layout {
+                        depth: layout.depth + layout.stage,
+                        stage: 0,
+                        backlog: layout.backlog,
+                    }
+                }
             }
             _ => Layout {
                 depth: p.depth,
@@ -455,7 +466,8 @@ fn run_group(
         .map(|(p, h)| Layout::of(p, h.as_ref()))
         .collect();
     for (p, l) in planned.iter().zip(&layouts) {
-        if l.outstanding() < p.opts.iodepth {
+        // Once a job, as its clones have the same layout.
+        if p.clone == 0 && l.outstanding() < p.opts.iodepth {
             notes.push(format!(
                 "uvio bench: job `{}`: iodepth={} exceeds the {} tags of {}'s queue; running at \
                  iodepth={}",

@@ -10,6 +10,21 @@ use uvio::device::AnyQueue;
 
 use super::engine::Inflight;
 
+/// How a batch's issue time (where submission latency ends and completion latency begins)
+/// is set once its kick has made it visible.
+#[derive(Debug, Clone, Copy)]
+pub enum IssueStamp {
+    /// Issued at this tick (submitted when the job issued it).
+    At(u64),
+    /// Prepared ahead and released now: the job issues it at `start` (the release), and the
+    /// device could see it from `issued`.
+    Released { start: u64, issued: u64 },
+    /// Waited for a tag after the job issued it (its start): as fio counts a request that
+    /// waits in libblkio's queue, the wait is completion latency, and submission latency is
+    /// only the `cost` (ticks) of putting it in the ring.
+    AfterWaiting { cost: u64 },
+}
+
 /// A completion parked in a mailbox of a shared queue for the thread that submitted it.
 #[derive(Debug)]
 pub struct Mailed {
@@ -142,17 +157,22 @@ impl QueueHandle {
         }
     }
 
-    /// Sets the issue time of the requests under `tags` (after the kick that made them
-    /// visible), and their start time too when given (requests prepared ahead start when
-    /// released, not when prepared).
+    /// Sets the issue time of the requests under `tags`, after the kick that made them
+    /// visible (see [`IssueStamp`]).
     #[inline]
-    pub fn stamp_issued(&mut self, tags: &[u16], start: Option<u64>, issued: u64) {
+    pub fn stamp_issued(&mut self, tags: &[u16], how: IssueStamp) {
         let stamp = |q: &mut AnyQueue<Inflight>| {
             for &t in tags {
                 if let Some(ctx) = q.context_mut(t) {
-                    ctx.issued = issued;
-                    if let Some(s) = start {
-                        ctx.start = s;
+                    match how {
+                        IssueStamp::At(issued) => ctx.issued = issued,
+                        IssueStamp::Released { start, issued } => {
+                            ctx.start = start;
+                            ctx.issued = issued;
+                        }
+                        IssueStamp::AfterWaiting { cost } => {
+                            ctx.issued = ctx.start.saturating_add(cost)
+                        }
                     }
                 }
             }

@@ -4,7 +4,7 @@
 
 use super::submit::Feed;
 use super::Engine;
-use crate::bench::queue::QueueHandle;
+use crate::bench::queue::{IssueStamp, QueueHandle};
 use crate::bench::stats::{batch_bucket, depth_bucket};
 
 impl Engine {
@@ -36,13 +36,19 @@ impl Engine {
             self.batch.extend(self.staged.drain(..n as usize));
             // A prepared request is issued when released, unless the job keeps a backlog: then
             // it was issued when it entered the backlog, and keeps that time.
-            let start = (self.outstanding == 0).then_some(t_a);
-            queue.stamp_issued(&self.batch, start, issued);
+            let how = if self.outstanding > 0 {
+                IssueStamp::AfterWaiting {
+                    cost: issued.saturating_sub(t_a),
+                }
+            } else {
+                IssueStamp::Released { start: t_a, issued }
+            };
+            queue.stamp_issued(&self.batch, how);
             self.batch.clear();
             if record {
                 for _ in 0..n {
                     self.in_flight += 1;
-                    self.stats.io_depth[depth_bucket(self.in_flight.saturating_sub(done))] += 1;
+                    self.stats.io_depth[depth_bucket(self.job_depth(done))] += 1;
                 }
                 self.stats.submit[batch_bucket(n)] += 1;
                 self.stats.submit_calls += 1;
@@ -97,6 +103,18 @@ impl Engine {
         let held = self.in_flight + (self.staged.len() + self.backlog.len()) as u32;
         if held < self.outstanding {
             self.backlog.push_back(now);
+        }
+    }
+
+    /// The I/Os the job holds, for fio's depth histogram (its `cur_depth`): those the device
+    /// can see and has not finished (`done` of them have finished), or with a backlog, the
+    /// whole iodepth, which the job always holds.
+    #[inline]
+    pub(super) fn job_depth(&self, done: u32) -> u32 {
+        if self.outstanding > 0 {
+            self.outstanding
+        } else {
+            self.in_flight.saturating_sub(done)
         }
     }
 }

@@ -234,7 +234,7 @@ impl Engine {
                 self.in_flight += 1;
                 self.batch.push(tag);
                 if record {
-                    self.stats.io_depth[depth_bucket(self.in_flight)] += 1;
+                    self.stats.io_depth[depth_bucket(self.job_depth(0))] += 1;
                 }
                 true
             }
