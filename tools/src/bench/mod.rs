@@ -229,19 +229,9 @@ impl Layout {
     /// allow.
     fn of(p: &plan::Planned, handle: Option<&QueueHandle>) -> Layout {
         match handle {
+            // `UVIO_BENCH_STAGE=0` prepares nothing ahead, to measure what that gains.
             Some(h @ QueueHandle::Owned(_)) if !p.opts.paced() => {
-                let layout = Layout::on_own_queue(p.opts.iodepth, u32::from(h.depth()));
-                if staging_enabled() {
-                    layout
-                } else {
-                    // Nothing prepared ahead (`UVIO_BENCH_STAGE=0`, to measure what that
-                    // gains): every tag visible, the iodepth kept all the same.
-                    Layout {
-                        depth: layout.depth + layout.stage,
-                        stage: 0,
-                        backlog: layout.backlog,
-                    }
-                }
+                Layout::on_own_queue(p.opts.iodepth, u32::from(h.depth()), staging_enabled())
             }
             _ => Layout {
                 depth: p.depth,
@@ -251,17 +241,22 @@ impl Layout {
         }
     }
 
-    /// The layout of `iodepth` on an own queue of `tags` tags.
-    fn on_own_queue(iodepth: u32, tags: u32) -> Layout {
+    /// The layout of `iodepth` on an own queue of `tags` tags, preparing requests ahead or
+    /// not (then every tag is visible and the iodepth is kept all the same).
+    fn on_own_queue(iodepth: u32, tags: u32, prepare: bool) -> Layout {
         let (iodepth, tags) = (iodepth.max(1), tags.max(1));
         if iodepth <= tags {
             Layout {
                 depth: iodepth,
-                stage: iodepth.min(tags - iodepth),
+                stage: if prepare {
+                    iodepth.min(tags - iodepth)
+                } else {
+                    0
+                },
                 backlog: 0,
             }
         } else {
-            let depth = tags - tags / 4;
+            let depth = if prepare { tags - tags / 4 } else { tags };
             Layout {
                 depth,
                 stage: tags - depth,
@@ -873,21 +868,24 @@ mod tests {
     #[test]
     fn an_iodepth_within_the_tags_is_visible_and_prepares_ahead_in_the_rest() {
         // 4 + 4 spare tags, as `uvio bench` asks at iodepth 4.
-        assert_eq!(Layout::on_own_queue(4, 8), layout(4, 4, 0));
-        assert_eq!(Layout::on_own_queue(32, 85), layout(32, 32, 0));
-        assert_eq!(Layout::on_own_queue(64, 85), layout(64, 21, 0));
-        assert_eq!(Layout::on_own_queue(85, 85), layout(85, 0, 0));
-        assert_eq!(Layout::on_own_queue(64, 85).outstanding(), 64);
+        assert_eq!(Layout::on_own_queue(4, 8, true), layout(4, 4, 0));
+        assert_eq!(Layout::on_own_queue(32, 85, true), layout(32, 32, 0));
+        assert_eq!(Layout::on_own_queue(64, 85, true), layout(64, 21, 0));
+        assert_eq!(Layout::on_own_queue(85, 85, true), layout(85, 0, 0));
+        assert_eq!(Layout::on_own_queue(64, 85, true).outstanding(), 64);
     }
 
     #[test]
     fn an_iodepth_beyond_the_tags_waits_in_a_backlog_and_stays_the_iodepth() {
-        let l = Layout::on_own_queue(128, 85);
+        let l = Layout::on_own_queue(128, 85, true);
         assert_eq!(l, layout(64, 21, 43));
         assert_eq!(l.outstanding(), 128);
-        assert_eq!(Layout::on_own_queue(86, 85).outstanding(), 86);
+        assert_eq!(Layout::on_own_queue(86, 85, true).outstanding(), 86);
         // A queue of one tag: it is visible; the rest wait.
-        assert_eq!(Layout::on_own_queue(3, 1), layout(1, 0, 2));
-        assert_eq!(Layout::on_own_queue(0, 0), layout(1, 0, 0));
+        assert_eq!(Layout::on_own_queue(3, 1, true), layout(1, 0, 2));
+        assert_eq!(Layout::on_own_queue(0, 0, true), layout(1, 0, 0));
+        // Nothing prepared ahead: every tag visible, the iodepth kept.
+        assert_eq!(Layout::on_own_queue(128, 85, false), layout(85, 0, 43));
+        assert_eq!(Layout::on_own_queue(8, 16, false), layout(8, 0, 0));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::pacing::Hold;
 use super::submit::{Budget, Feed, Source};
 use super::{Engine, LOST_TIMEOUT, SAMPLE_INTERVAL};
-use crate::bench::queue::{IssueStamp, QueueHandle};
+use crate::bench::queue::QueueHandle;
 use crate::bench::stats::{batch_bucket, CpuUsage};
 
 impl Engine {
@@ -96,14 +96,8 @@ impl Engine {
                     };
                     feed.queue.kick();
                     let issued = clock.now();
-                    let how = if self.outstanding > 0 {
-                        IssueStamp::AfterWaiting {
-                            cost: issued.saturating_sub(now),
-                        }
-                    } else {
-                        IssueStamp::At(issued)
-                    };
-                    feed.queue.stamp_issued(&self.batch, how);
+                    feed.queue
+                        .stamp_issued(&self.batch, self.issue_stamp(now, issued, false));
                     self.batch.clear();
                     kicked = true;
                     if record {

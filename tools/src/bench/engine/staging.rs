@@ -34,16 +34,7 @@ impl Engine {
             // Empty: a batch is cleared once its kick stamped it.
             debug_assert!(self.batch.is_empty());
             self.batch.extend(self.staged.drain(..n as usize));
-            // A prepared request is issued when released, unless the job keeps a backlog: then
-            // it was issued when it entered the backlog, and keeps that time.
-            let how = if self.outstanding > 0 {
-                IssueStamp::AfterWaiting {
-                    cost: issued.saturating_sub(t_a),
-                }
-            } else {
-                IssueStamp::Released { start: t_a, issued }
-            };
-            queue.stamp_issued(&self.batch, how);
+            queue.stamp_issued(&self.batch, self.issue_stamp(t_a, issued, true));
             self.batch.clear();
             if record {
                 for _ in 0..n {
@@ -103,6 +94,25 @@ impl Engine {
         let held = self.in_flight + (self.staged.len() + self.backlog.len()) as u32;
         if held < self.outstanding {
             self.backlog.push_back(now);
+        }
+    }
+
+    /// How a batch put in the ring from `since` and visible from `issued` is stamped: with a
+    /// backlog, each was issued when it entered it and keeps that time, the wait being
+    /// completion latency; without, a prepared request is issued when released.
+    #[inline]
+    pub(super) fn issue_stamp(&self, since: u64, issued: u64, prepared: bool) -> IssueStamp {
+        if self.outstanding > 0 {
+            IssueStamp::AfterWaiting {
+                cost: issued.saturating_sub(since),
+            }
+        } else if prepared {
+            IssueStamp::Released {
+                start: since,
+                issued,
+            }
+        } else {
+            IssueStamp::At(issued)
         }
     }
 
