@@ -106,7 +106,7 @@ pub(super) fn plan_job(
     let offset = opts.offset.resolve(capacity, min_bs);
     let increment = opts.offset_increment.resolve(capacity, min_bs);
     let queue_depth = u32::from(d.queue_depth.max(1));
-    // Clamped to the tags; the caller lays out a deeper iodepth (see `Layout` in `bench`).
+    // Clamped to the tags; the caller lays out a deeper iodepth (see `bench::layout`).
     let depth = opts.iodepth.min(queue_depth);
     let seed = base_seed(opts);
     let mut out = Vec::new();
