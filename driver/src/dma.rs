@@ -264,6 +264,7 @@ impl DmaSpace {
             len: mapped_len,
             iova,
             _memory: Some(mem),
+            status_room: false,
         })
     }
 
@@ -297,6 +298,7 @@ impl DmaSpace {
             len,
             iova,
             _memory: None,
+            status_room: false,
         })
     }
 }
@@ -311,6 +313,8 @@ pub struct DmaRegion {
     iova: u64,
     /// The anonymous mapping, when the region owns its memory; dropped after the DMA unmap.
     _memory: Option<MmapMut>,
+    /// Carved into buffers with status room ([`DmaRegion::into_bufs_with_status_room`]).
+    status_room: bool,
 }
 
 // SAFETY: the region is plain memory plus an IOVA; who may touch which bytes when is governed
@@ -348,13 +352,32 @@ impl DmaRegion {
 
     /// Splits the region into `count` buffers of `size` bytes each (a pool for I/O).
     pub fn into_bufs(self, size: usize) -> Vec<DmaBuf> {
+        self.carve(size, size, false)
+    }
+
+    /// Splits the region into buffers of `size` bytes, each followed by room for the
+    /// device's status byte, so that a read takes its data and its status in one
+    /// descriptor (see [`DmaBuf::has_status_room`]). Buffers start every
+    /// [`status_room_stride(size)`](status_room_stride) bytes, each aligned to
+    /// [`STATUS_ROOM_ALIGN`].
+    pub fn into_bufs_with_status_room(self, size: usize) -> Vec<DmaBuf> {
+        self.carve(size, status_room_stride(size), true)
+    }
+
+    fn carve(mut self, size: usize, stride: usize, status_room: bool) -> Vec<DmaBuf> {
+        self.status_room = status_room;
         let region = Arc::new(self);
-        let count = region.len.checked_div(size).unwrap_or(0);
+        // The last buffer needs only its own bytes and, with status room, one more.
+        let need = size + usize::from(status_room);
+        let count = match region.len.checked_sub(need) {
+            Some(rest) if size > 0 => rest / stride + 1,
+            _ => 0,
+        };
         (0..count)
             .map(|i| DmaBuf {
                 space_id: region.space_id(),
                 region: Arc::clone(&region),
-                offset: i * size,
+                offset: i * stride,
                 len: size,
                 capacity: size,
             })
@@ -448,6 +471,17 @@ pub struct DmaBuf {
     capacity: usize,
 }
 
+/// Alignment of each buffer carved with [`DmaRegion::into_bufs_with_status_room`]: one
+/// 512-byte block, so that a device which hands the data to an `O_DIRECT` host file (QEMU
+/// with `cache=none`) need not bounce it.
+pub const STATUS_ROOM_ALIGN: usize = 512;
+
+/// Distance between the starts of buffers of `size` bytes carved with status room: the data,
+/// one byte, rounded up to [`STATUS_ROOM_ALIGN`].
+pub fn status_room_stride(size: usize) -> usize {
+    (size + 1).next_multiple_of(STATUS_ROOM_ALIGN)
+}
+
 impl DmaBuf {
     #[inline]
     pub fn iova(&self) -> u64 {
@@ -495,6 +529,47 @@ impl DmaBuf {
         self.len = len.min(self.capacity);
     }
 
+    /// Whether the byte just after the data belongs to the driver: true for buffers carved
+    /// with [`DmaRegion::into_bufs_with_status_room`]. A virtio-blk read into such a buffer
+    /// has the device write its status byte there (data and status in one descriptor), so a
+    /// read overwrites the byte after `len` even when `len` is below the capacity.
+    #[inline]
+    pub fn has_status_room(&self) -> bool {
+        // Kept in the region, not in each buffer: a `DmaBuf` moves with every request, and
+        // a larger one costs the hot path more stores.
+        self.region.status_room
+    }
+
+    /// Stores `value` in the byte after the data (only for a buffer with status room).
+    #[inline]
+    pub(crate) fn set_status_byte(&self, value: u8) {
+        assert!(self.has_status_room(), "a buffer without status room");
+        // SAFETY: len <= capacity, and a buffer with status room was carved with at least
+        // one byte of the region after capacity (`carve`), which no other buffer covers.
+        // The byte is shared with the device while the request is in flight: volatile.
+        unsafe {
+            self.region
+                .ptr
+                .as_ptr()
+                .add(self.offset + self.len)
+                .write_volatile(value)
+        }
+    }
+
+    /// The byte after the data (only for a buffer with status room).
+    #[inline]
+    pub(crate) fn status_byte(&self) -> u8 {
+        assert!(self.has_status_room(), "a buffer without status room");
+        // SAFETY: as for `set_status_byte`.
+        unsafe {
+            self.region
+                .ptr
+                .as_ptr()
+                .add(self.offset + self.len)
+                .read_volatile()
+        }
+    }
+
     /// The length the buffer was made with.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -518,6 +593,42 @@ mod tests {
         assert!(big >= 0xfef0_0000 && big + 0x1_0000_0000 <= 1 << 39);
         assert!(a.alloc(1 << 40, 4096).is_none());
         assert!(a.alloc(0, 4096).is_none());
+    }
+
+    #[test]
+    fn buffers_with_status_room_keep_a_byte_after_each_inside_the_region() {
+        assert_eq!(status_room_stride(4096), 4608);
+        assert_eq!(status_room_stride(511), 512);
+        assert_eq!(status_room_stride(512), 1024);
+        let space = DmaSpace::identity();
+        // 12 KiB: two 4608-byte strides and 3072 bytes, too few for a third 4096 + 1.
+        let bufs = space
+            .alloc(3 * 4096)
+            .unwrap()
+            .into_bufs_with_status_room(4096);
+        assert_eq!(bufs.len(), 2);
+        // 16 KiB: a third one whose data and status byte end 3 bytes before the end.
+        let bufs = space
+            .alloc(4 * 4096)
+            .unwrap()
+            .into_bufs_with_status_room(4096);
+        assert_eq!(bufs.len(), 3);
+        for (i, b) in bufs.iter().enumerate() {
+            assert!(b.has_status_room());
+            assert_eq!((b.len(), b.capacity()), (4096, 4096));
+            assert_eq!(b.iova() - bufs[0].iova(), 4608 * i as u64);
+            assert_eq!(b.iova() % STATUS_ROOM_ALIGN as u64, 0);
+        }
+        // The status byte is its own: writing it leaves the next buffer's data alone.
+        let mut bufs = bufs;
+        bufs[1].as_mut_slice().fill(0x5a);
+        bufs[0].set_status_byte(0xff);
+        assert_eq!(bufs[0].status_byte(), 0xff);
+        assert!(bufs[1].as_slice().iter().all(|&x| x == 0x5a));
+        // Plain buffers have none.
+        let plain = space.alloc(8192).unwrap().into_bufs(4096);
+        assert_eq!(plain.len(), 2);
+        assert!(!plain[0].has_status_room());
     }
 
     #[test]

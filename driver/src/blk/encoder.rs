@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::block::request::data_segments;
-use crate::block::{IoError, Limits, Op, RequestEncoder, TagRequest, Unit};
+use crate::block::{Data, IoError, Limits, Op, Request, RequestEncoder, TagRequest, Unit};
+use crate::dma::DmaBuf;
 use crate::virtio::queue::{ChainSink, Segment};
 
 const VIRTIO_BLK_T_IN: u32 = 0;
@@ -57,6 +58,27 @@ fn range(sector: u64, sectors: u32, flags: u32) -> [u64; 2] {
         sector.to_le(),
         (u64::from(sectors) | u64::from(flags) << 32).to_le(),
     ]
+}
+
+impl BlkEncoder {
+    /// The buffer of a read whose status byte goes right after its data, in the data's own
+    /// descriptor: a read into one buffer with status room ([`DmaBuf::has_status_room`])
+    /// that fits one segment with the byte. Its chain is two descriptors instead of three,
+    /// so the device fetches, maps and unmaps one fewer per request. Framing is free for a
+    /// virtio 1.x device (virtio 1.2, 2.6.4: no assumption about the arrangement of
+    /// descriptors); QEMU takes the status from the last byte of the last device-writable
+    /// buffer. Decided from the request alone, so `encode` and `decode` agree.
+    #[inline]
+    fn status_after_data<'r>(&self, request: &'r Request) -> Option<&'r DmaBuf> {
+        match (request.op, &request.data) {
+            (Op::Read, Data::One(buf))
+                if buf.has_status_room() && buf.len() < self.limits.max_segment_size as usize =>
+            {
+                Some(buf)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl RequestEncoder for BlkEncoder {
@@ -110,9 +132,14 @@ impl RequestEncoder for BlkEncoder {
             0
         };
         slot.put(HEADER, header(kind, sector));
-        // A stale status byte must never read as success.
-        slot.put(STATUS, 0xffu8);
         segments.push(Segment::readable(slot.iova(HEADER), 16));
+        if let Some(buf) = self.status_after_data(request) {
+            // A stale status byte must never read as success.
+            buf.set_status_byte(0xff);
+            segments.push(Segment::writable(buf.iova(), buf.len() as u32 + 1));
+            return Ok(());
+        }
+        slot.put(STATUS, 0xffu8);
         match request.op {
             Op::Read => data_segments(&request.data, true, self.limits.max_segment_size, segments),
             Op::Write => {
@@ -141,7 +168,11 @@ impl RequestEncoder for BlkEncoder {
     #[inline]
     fn decode(&mut self, at: TagRequest<'_, Infallible>, written: u32) -> Result<u64, IoError> {
         let TagRequest { slot, request, .. } = at;
-        match slot.get::<u8>(STATUS) {
+        let status = match self.status_after_data(request) {
+            Some(buf) => buf.status_byte(),
+            None => slot.get::<u8>(STATUS),
+        };
+        match status {
             VIRTIO_BLK_S_OK => {}
             VIRTIO_BLK_S_IOERR => return Err(IoError::DeviceIo),
             VIRTIO_BLK_S_UNSUPP => return Err(IoError::DeviceUnsupported),

@@ -1306,6 +1306,106 @@ mod tests {
         );
     }
 
+    /// Buffers of 4 KiB carved with room for the status byte after each.
+    fn bufs_with_status_room(dma: &Arc<DmaSpace>, n: usize) -> Vec<DmaBuf> {
+        let stride = crate::dma::status_room_stride(4096);
+        dma.alloc(n * stride)
+            .unwrap()
+            .into_bufs_with_status_room(4096)
+    }
+
+    #[test]
+    fn a_read_into_a_buffer_with_status_room_is_two_descriptors_with_the_status_after_the_data() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        let mut b = bufs_with_status_room(&dma, 4);
+        assert_eq!(b.len(), 4);
+        assert_eq!(
+            b[1].iova() - b[0].iova(),
+            4608,
+            "4096 + 1 rounded up to 512"
+        );
+        let (read_ok, read_err, write) = (b.pop().unwrap(), b.pop().unwrap(), b.pop().unwrap());
+        let mut short = b.pop().unwrap();
+        short.set_len(2048);
+        let (ok_iova, short_iova) = (read_ok.iova(), short.iova());
+        let t_ok = q
+            .submit(Unit::ONLY, Request::read(8192, read_ok), 1)
+            .unwrap();
+        let t_err = q.submit(Unit::ONLY, Request::read(0, read_err), 2).unwrap();
+        let t_write = q.submit(Unit::ONLY, Request::write(0, write), 3).unwrap();
+        let t_short = q.submit(Unit::ONLY, Request::read(512, short), 4).unwrap();
+        q.kick();
+        let mut chains = Vec::new();
+        let mut chain = FakeChain::default();
+        while dev.next_chain(&mut chain) {
+            chains.push(chain.clone());
+        }
+        assert_eq!(chains.len(), 4);
+        // The read: header, then data and status in one device-writable buffer.
+        let c = &chains[0];
+        assert_eq!(c.segments.len(), 2);
+        assert_eq!(c.read(0), [0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(!c.segments[0].device_writes && c.segments[1].device_writes);
+        assert_eq!((c.segments[1].iova, c.segments[1].len), (ok_iova, 4097));
+        assert_eq!(c.read(1)[4096], 0xff, "a stale status never reads as OK");
+        // A write keeps the status byte in its own buffer: the data is device-readable.
+        let w = &chains[2];
+        assert_eq!(w.segments.len(), 3);
+        assert!(!w.segments[1].device_writes && w.segments[2].device_writes);
+        assert_eq!((w.segments[2].len, w.read(2)), (1, vec![0xff]));
+        // A read shorter than the buffer takes the byte right after its data.
+        let s = &chains[3];
+        assert_eq!((s.segments[1].iova, s.segments[1].len), (short_iova, 2049));
+        // OK, IOERR, OK, OK, each where QEMU writes it: the chain's last byte.
+        for (c, status) in chains.iter().zip([0u8, 1, 0, 0]) {
+            c.write_blk_status(status);
+            dev.put_used(u32::from(c.head), c.writable());
+        }
+        dev.publish_used();
+        let mut got = reap(&mut q);
+        got.sort_by_key(|g| g.1);
+        assert_eq!(
+            got,
+            [
+                (t_ok, 1, Ok(4096), true),
+                (t_err, 2, Err(IoError::DeviceIo), true),
+                (t_write, 3, Ok(4096), true),
+                (t_short, 4, Ok(2048), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_packed_ring_takes_the_status_after_the_data_too() {
+        let (mut q, mut dev, dma) = packed_blk_queue(4);
+        let mut b = bufs_with_status_room(&dma, 2);
+        for (i, buf) in b.drain(..).enumerate() {
+            q.submit(Unit::ONLY, Request::read(4096 * i as u64, buf), i as u64)
+                .unwrap();
+        }
+        q.kick();
+        let mut chain = FakeChain::default();
+        assert!(dev.next_chain(&mut chain));
+        assert_eq!(chain.segments.len(), 2);
+        assert_eq!(chain.segments[1].len, 4097);
+        chain.write_blk_status(0);
+        dev.complete_next(chain.writable());
+        // The second: the device reports the data but not the status byte written.
+        assert!(dev.next_chain(&mut chain));
+        chain.write_blk_status(0);
+        dev.complete_next(4096);
+        let mut got = reap(&mut q);
+        got.sort_by_key(|g| g.1);
+        assert_eq!(got[0].2, Ok(4096));
+        assert_eq!(
+            got[1].2,
+            Err(IoError::ShortTransfer {
+                written: 4096,
+                expected: 4097
+            })
+        );
+    }
+
     #[test]
     fn device_errors_and_short_reads_come_back_as_typed_errors() {
         let (mut q, mut dev, dma) = blk_queue(4);
@@ -1424,7 +1524,7 @@ mod tests {
         assert_eq!(q.ready(8), 0);
         let mut chain = FakeChain::default();
         assert!(dev.next_chain(&mut chain));
-        chain.write(chain.segments.len() - 1, 0, &[0]);
+        chain.write_blk_status(0);
         dev.complete(u32::from(chain.head), chain.writable());
         assert_eq!(q.ready(8), 1, "one in the used ring");
         assert_eq!(q.ready(8), 1, "looking consumes nothing");

@@ -19,6 +19,7 @@
 //! `hwqueue`'s own tests do.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use super::{Data, Done, HwQueue, IoError, Limits, Request, Unit};
 use crate::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
 use crate::device::{AnyEncoder, AnyQueue};
-use crate::dma::{DmaBuf, DmaSpace};
+use crate::dma::{status_room_stride, DmaBuf, DmaSpace};
 use crate::scsi::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
 use crate::scsi::units::{UnitInfo, UnitTable};
 use crate::virtio::fake::ring_tests::XorShift;
@@ -149,7 +150,7 @@ fn answer(rng: &mut XorShift, kind: Kind) -> Answer {
 }
 
 /// Writes `answer` into `chain` as its device would, where the chain has room for it.
-fn write_answer(kind: Kind, chain: &FakeChain, answer: Answer) {
+fn write_answer(kind: Kind, chain: &FakeChain, answer: Answer, pool: &Range<u64>) {
     match kind {
         Kind::Blk => {
             let Some(last) = chain.segments.len().checked_sub(1) else {
@@ -160,8 +161,14 @@ fn write_answer(kind: Kind, chain: &FakeChain, answer: Answer) {
                 Answer::Noise(n) => n as u8,
                 _ => 0,
             };
-            if chain.segments[last].len >= 1 {
-                chain.write(last, 0, &[status]);
+            // The status goes in the chain's last byte: a one-byte status buffer, or the
+            // end of a read's data buffer with status room. A length the hostile device
+            // itself scribbled over a descriptor could reach past its buffer, so only a
+            // segment inside the buffer pool is written at its end.
+            let seg = chain.segments[last];
+            let end = seg.iova + u64::from(seg.len);
+            if seg.len == 1 || (seg.len > 1 && pool.contains(&seg.iova) && end <= pool.end) {
+                chain.write_blk_status(status);
             }
         }
         Kind::Scsi => {
@@ -200,6 +207,8 @@ struct Round {
     /// Buffers not in a request. `_keeper` keeps their region mapped whatever the queue
     /// drops, since a hostile device may name any chain's buffers.
     pool: Vec<DmaBuf>,
+    /// The IOVAs of the pool's region.
+    pool_range: Range<u64>,
     _keeper: DmaBuf,
     /// Chains the device took and has not answered.
     held: Vec<FakeChain>,
@@ -290,10 +299,17 @@ impl Round {
                 (q, Unit::new(unit))
             }
         };
-        let mut pool = dma
-            .alloc(BUF * (2 * usize::from(depth) + 3))
-            .unwrap()
-            .into_bufs(BUF);
+        // Half the rounds use buffers with status room: virtio-blk reads then take their
+        // status byte after the data, in a two-descriptor chain.
+        let region = dma
+            .alloc(status_room_stride(BUF) * (2 * usize::from(depth) + 3))
+            .unwrap();
+        let pool_range = region.iova()..region.iova() + region.len() as u64;
+        let mut pool = if rng.one_in(2) {
+            region.into_bufs_with_status_room(BUF)
+        } else {
+            region.into_bufs(BUF)
+        };
         let keeper = pool.pop().unwrap();
         Round {
             kind,
@@ -303,6 +319,7 @@ impl Round {
             size,
             depth,
             pool,
+            pool_range,
             _keeper: keeper,
             held: Vec::new(),
             scratch: FakeChain::default(),
@@ -451,7 +468,7 @@ impl Round {
             .held
             .swap_remove(rng.below(self.held.len() as u64) as usize);
         let a = answer(rng, self.kind);
-        write_answer(self.kind, &chain, a);
+        write_answer(self.kind, &chain, a, &self.pool_range);
         let writable = chain.writable();
         let len = if excess {
             writable.saturating_add(1 + rng.below(4096) as u32)
@@ -542,7 +559,7 @@ impl Round {
             self.q.kick();
             self.take_all();
             while let Some(chain) = self.held.pop() {
-                write_answer(self.kind, &chain, Answer::Good);
+                write_answer(self.kind, &chain, Answer::Good, &self.pool_range);
                 self.dev.complete(chain.head, chain.writable());
             }
             self.poll(rng);

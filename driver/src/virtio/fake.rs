@@ -56,6 +56,15 @@ impl FakeChain {
         }
     }
 
+    /// Writes a virtio-blk status byte where QEMU's virtio-blk puts it: the last byte of the
+    /// last buffer (a one-byte status buffer, or the end of a read's data buffer).
+    pub fn write_blk_status(&self, status: u8) {
+        let last = self.segments.len() - 1;
+        let len = self.segments[last].len as usize;
+        assert!(len > 0, "a virtio-blk chain ends in a status byte");
+        self.write(last, len - 1, &[status]);
+    }
+
     /// The bytes of segment `index` (the header a driver wrote, or data).
     pub fn read(&self, index: usize) -> Vec<u8> {
         let s = self.segments[index];
@@ -218,13 +227,12 @@ impl FakeSplitDevice {
 }
 
 /// Answers every available chain of a virtio-blk queue with `status` (0: OK): writes the
-/// status byte into the chain's last buffer and reports every writable byte written.
+/// status byte as the chain's last byte and reports every writable byte written.
 /// Returns how many chains it completed.
 pub fn serve_blk(device: &mut FakeSplitDevice, scratch: &mut FakeChain, status: u8) -> usize {
     let mut n = 0;
     while device.next_chain(scratch) {
-        let last = scratch.segments.len() - 1;
-        scratch.write(last, 0, &[status]);
+        scratch.write_blk_status(status);
         device.put_used(u32::from(scratch.head), scratch.writable());
         n += 1;
     }
@@ -397,8 +405,7 @@ pub fn serve_blk_packed(
 ) -> usize {
     let mut n = 0;
     while device.next_chain(scratch) {
-        let last = scratch.segments.len() - 1;
-        scratch.write(last, 0, &[status]);
+        scratch.write_blk_status(status);
         device.complete_next(scratch.writable());
         n += 1;
     }
