@@ -296,17 +296,25 @@ pub fn run(
     std::thread::scope(|scope| -> CmdResult {
         let mut handles = Vec::new();
         for (i, queue) in hw_queues.into_iter().enumerate() {
-            let buffers = opened
-                .dma
-                .alloc(depth * bs as usize)?
-                .into_bufs(bs as usize);
+            // Half the buffers plain, half with room for the status byte after the data, so
+            // that virtio-blk reads are checked in both framings (three descriptors, or two
+            // with the status after the data).
+            let bs = bs as usize;
+            let with_room = depth / 2;
+            let mut buffers = opened.dma.alloc((depth - with_room) * bs)?.into_bufs(bs);
+            buffers.extend(
+                opened
+                    .dma
+                    .alloc(with_room * uvio::dma::status_room_stride(bs))?
+                    .into_bufs_with_status_room(bs),
+            );
             let first = i as u64 * per_queue;
             handles.push(scope.spawn(move || {
                 let region = Region {
                     unit,
                     first_block: first,
                     blocks: per_queue as usize,
-                    bs: bs as usize,
+                    bs,
                 };
                 worker(queue.with_context(), buffers, region, ios, seed)
             }));
