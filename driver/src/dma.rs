@@ -350,7 +350,7 @@ impl DmaRegion {
         Arc::as_ptr(&self.space) as usize
     }
 
-    /// Splits the region into `count` buffers of `size` bytes each (a pool for I/O).
+    /// Splits the region into as many buffers of `size` bytes as fit (a pool for I/O).
     pub fn into_bufs(self, size: usize) -> Vec<DmaBuf> {
         self.carve(size, size, false)
     }
@@ -472,8 +472,11 @@ pub struct DmaBuf {
 }
 
 /// Alignment of each buffer carved with [`DmaRegion::into_bufs_with_status_room`]: one
-/// 512-byte block, so that a device which hands the data to an `O_DIRECT` host file (QEMU
-/// with `cache=none`) need not bounce it.
+/// 512-byte block. A device that hands the data to an `O_DIRECT` host file (QEMU with
+/// `cache=none`) bounces buffers below the host's alignment; 512 avoids that where the host
+/// asks for 512 (not on 4Kn disks). Page alignment would cost a whole page per buffer, and
+/// in the guest it measured no faster than 64- or 512-byte alignment (docs/benchmarks.md,
+/// tenth session), though a 4 KiB buffer then spans two pages.
 pub const STATUS_ROOM_ALIGN: usize = 512;
 
 /// Distance between the starts of buffers of `size` bytes carved with status room: the data,
@@ -531,8 +534,10 @@ impl DmaBuf {
 
     /// Whether the byte just after the data belongs to the driver: true for buffers carved
     /// with [`DmaRegion::into_bufs_with_status_room`]. A virtio-blk read into such a buffer
-    /// has the device write its status byte there (data and status in one descriptor), so a
-    /// read overwrites the byte after `len` even when `len` is below the capacity.
+    /// alone (not a vectored read, a write or any other op, and never on virtio-scsi) has
+    /// the device write its status byte there, data and status in one descriptor. So such a
+    /// read overwrites the byte after `len`, even when `len` is below the capacity and even
+    /// when the read fails; bytes past `len` are unspecified afterwards.
     #[inline]
     pub fn has_status_room(&self) -> bool {
         // Kept in the region, not in each buffer: a `DmaBuf` moves with every request, and
@@ -601,13 +606,13 @@ mod tests {
         assert_eq!(status_room_stride(511), 512);
         assert_eq!(status_room_stride(512), 1024);
         let space = DmaSpace::identity();
-        // 12 KiB: two 4608-byte strides and 3072 bytes, too few for a third 4096 + 1.
+        // 12 KiB: two 4608-byte strides leave 3072 bytes, too few for a third 4096 + 1.
         let bufs = space
             .alloc(3 * 4096)
             .unwrap()
             .into_bufs_with_status_room(4096);
         assert_eq!(bufs.len(), 2);
-        // 16 KiB: a third one whose data and status byte end 3 bytes before the end.
+        // 16 KiB: a third one whose data and status byte end 3071 bytes before the end.
         let bufs = space
             .alloc(4 * 4096)
             .unwrap()
@@ -625,6 +630,16 @@ mod tests {
         bufs[0].set_status_byte(0xff);
         assert_eq!(bufs[0].status_byte(), 0xff);
         assert!(bufs[1].as_slice().iter().all(|&x| x == 0x5a));
+        // 40 KiB = 8 strides + 4096 bytes: the ninth buffer's data would fit, but not its
+        // status byte.
+        assert_eq!(
+            space
+                .alloc(10 * 4096)
+                .unwrap()
+                .into_bufs_with_status_room(4096)
+                .len(),
+            8
+        );
         // Plain buffers have none.
         let plain = space.alloc(8192).unwrap().into_bufs(4096);
         assert_eq!(plain.len(), 2);

@@ -65,6 +65,9 @@ check split_on_packed_bench uvio --ring split bench --name=s --filename={PACKED}
     script += &format!("check verify uvio verify {STRESS} --ios {VERIFY_IOS} --json\n");
     script +=
         &format!("check verify_plain uvio verify {PLAIN} --ios {VERIFY_IOS} --depth 16 --json\n");
+    // Depth 1: its one buffer keeps status room (verify carves half and half, rounding up).
+    script +=
+        &format!("check verify_depth1 uvio verify {PLAIN} --ios {VERIFY_IOS} --depth 1 --json\n");
     for (name, off, len) in reads {
         script += &format!("check read_{name} sh -c 'uvio read {DISK} --offset {off} --length {len} | sha256sum'\n");
     }
@@ -237,6 +240,7 @@ true
     for (section, queues, depth) in [
         ("verify", 2, 256),
         ("verify_plain", 1, 16),
+        ("verify_depth1", 1, 1),
         ("packed_verify", 2, 256),
     ] {
         let s = out.section(section);

@@ -299,15 +299,16 @@ pub fn run(
             // Half the buffers plain, half with room for the status byte after the data, so
             // that virtio-blk reads are checked in both framings (three descriptors, or two
             // with the status after the data).
+            // (At depth 1, one buffer with room.)
             let bs = bs as usize;
-            let with_room = depth / 2;
-            let mut buffers = opened.dma.alloc((depth - with_room) * bs)?.into_bufs(bs);
-            buffers.extend(
-                opened
-                    .dma
-                    .alloc(with_room * uvio::dma::status_room_stride(bs))?
-                    .into_bufs_with_status_room(bs),
-            );
+            let plain = depth / 2;
+            let mut buffers = opened
+                .dma
+                .alloc((depth - plain) * uvio::dma::status_room_stride(bs))?
+                .into_bufs_with_status_room(bs);
+            if plain > 0 {
+                buffers.extend(opened.dma.alloc(plain * bs)?.into_bufs(bs));
+            }
             let first = i as u64 * per_queue;
             handles.push(scope.spawn(move || {
                 let region = Region {

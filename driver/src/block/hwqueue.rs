@@ -1375,6 +1375,65 @@ mod tests {
         );
     }
 
+    /// Only a one-buffer read that fits a segment with its status byte takes it after the
+    /// data; every other request with such buffers keeps the status in its slot.
+    #[test]
+    fn the_status_stays_in_the_slot_unless_a_one_buffer_read_fits_a_segment_with_it() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        let stride = crate::dma::status_room_stride(1 << 20);
+        // A read of exactly the device's segment size (1 MiB): with the byte it would not fit.
+        let whole = dma
+            .alloc(stride)
+            .unwrap()
+            .into_bufs_with_status_room(1 << 20)
+            .remove(0);
+        let mut b = bufs_with_status_room(&dma, 3);
+        let (v1, v2, id) = (b.pop().unwrap(), b.pop().unwrap(), b.pop().unwrap());
+        let mut id = id;
+        id.set_len(20);
+        q.submit(Unit::ONLY, Request::read(0, whole), 1).unwrap();
+        q.submit(Unit::ONLY, Request::readv(0, vec![v1, v2]), 2)
+            .unwrap();
+        q.submit(Unit::ONLY, Request::get_id(id), 3).unwrap();
+        q.kick();
+        let mut chain = FakeChain::default();
+        let mut shapes = Vec::new();
+        while dev.next_chain(&mut chain) {
+            let last = chain.segments[chain.segments.len() - 1];
+            shapes.push((chain.segments.len(), last.len));
+            chain.write_blk_status(0);
+            dev.put_used(u32::from(chain.head), chain.writable());
+        }
+        // Header, data, a one-byte status of its own, each time.
+        assert_eq!(shapes, [(3, 1), (4, 1), (3, 1)]);
+        dev.publish_used();
+        let mut got: Vec<_> = reap(&mut q).into_iter().map(|g| (g.1, g.2)).collect();
+        got.sort_by_key(|g| g.0);
+        assert_eq!(got, [(1, Ok(1 << 20)), (2, Ok(8192)), (3, Ok(20))]);
+    }
+
+    /// The status byte after the data is preset to 0xff: a device that reports the read
+    /// done without writing it has not said OK.
+    #[test]
+    fn an_unwritten_status_after_the_data_is_not_success() {
+        let (mut q, mut dev, dma) = blk_queue(4);
+        let mut buf = bufs_with_status_room(&dma, 1).remove(0);
+        buf.as_mut_slice().fill(0);
+        buf.set_len(2048);
+        let tag = q.submit(Unit::ONLY, Request::read(0, buf), 7).unwrap();
+        q.kick();
+        let mut chain = FakeChain::default();
+        assert!(dev.next_chain(&mut chain));
+        assert_eq!(chain.segments[1].len, 2049);
+        assert_eq!(chain.read(1)[2048], 0xff, "preset right after the data");
+        dev.put_used(u32::from(chain.head), 2049);
+        dev.publish_used();
+        assert_eq!(
+            reap(&mut q),
+            [(tag, 7, Err(IoError::BadStatus(0xff)), true)]
+        );
+    }
+
     #[test]
     fn a_packed_ring_takes_the_status_after_the_data_too() {
         let (mut q, mut dev, dma) = packed_blk_queue(4);
