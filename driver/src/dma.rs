@@ -545,34 +545,28 @@ impl DmaBuf {
         self.region.status_room
     }
 
-    /// Stores `value` in the byte after the data (only for a buffer with status room).
+    /// The byte after the data, for a buffer with status room only.
     #[inline]
-    pub(crate) fn set_status_byte(&self, value: u8) {
+    fn status_byte_ptr(&self) -> *mut u8 {
         assert!(self.has_status_room(), "a buffer without status room");
         // SAFETY: len <= capacity, and a buffer with status room was carved with at least
         // one byte of the region after capacity (`carve`), which no other buffer covers.
-        // The byte is shared with the device while the request is in flight: volatile.
-        unsafe {
-            self.region
-                .ptr
-                .as_ptr()
-                .add(self.offset + self.len)
-                .write_volatile(value)
-        }
+        unsafe { self.region.ptr.as_ptr().add(self.offset + self.len) }
+    }
+
+    /// Stores `value` in the byte after the data (only for a buffer with status room).
+    #[inline]
+    pub(crate) fn set_status_byte(&self, value: u8) {
+        // SAFETY: the byte is this buffer's (`status_byte_ptr`); it is shared with the
+        // device while the request is in flight, hence volatile.
+        unsafe { self.status_byte_ptr().write_volatile(value) }
     }
 
     /// The byte after the data (only for a buffer with status room).
     #[inline]
     pub(crate) fn status_byte(&self) -> u8 {
-        assert!(self.has_status_room(), "a buffer without status room");
         // SAFETY: as for `set_status_byte`.
-        unsafe {
-            self.region
-                .ptr
-                .as_ptr()
-                .add(self.offset + self.len)
-                .read_volatile()
-        }
+        unsafe { self.status_byte_ptr().read_volatile() }
     }
 
     /// The length the buffer was made with.
