@@ -23,7 +23,7 @@ use std::time::Instant;
 use uvio::blk::encoder::{BlkEncoder, BLK_CHAIN_OVERHEAD, BLK_SLOT_SIZE};
 use uvio::block::{Data, HwQueue, Limits, Request, Unit};
 use uvio::device::{AnyEncoder, AnyQueue};
-use uvio::dma::{status_room_stride, DmaBuf, DmaSpace};
+use uvio::dma::{DmaBuf, DmaSpace};
 use uvio::scsi::encoder::{ScsiEncoder, SCSI_CHAIN_OVERHEAD, SCSI_SLOT_SIZE};
 use uvio::scsi::units::{UnitInfo, UnitTable};
 use uvio::virtio::fake::{
@@ -215,9 +215,8 @@ fn run(args: &Args) -> Result<(), String> {
     // Buffers with room for the status byte, as `uvio bench` carves them: a virtio-blk read
     // is then two descriptors (virtio-scsi ignores the room).
     let mut free = dma
-        .alloc(usize::from(args.depth) * status_room_stride(BLOCK))
-        .map_err(|e| e.to_string())?
-        .into_bufs_with_status_room(BLOCK);
+        .alloc_bufs_with_status_room(usize::from(args.depth), BLOCK)
+        .map_err(|e| e.to_string())?;
     let mut scratch = FakeChain::default();
     let mut offset = 0u64;
     let mut completed = 0u64;

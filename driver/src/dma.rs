@@ -216,6 +216,18 @@ impl DmaSpace {
             .free(iova, len);
     }
 
+    /// `count` buffers of `size` bytes with status room, carved from one new region
+    /// ([`DmaRegion::into_bufs_with_status_room`]).
+    pub fn alloc_bufs_with_status_room(
+        self: &Arc<Self>,
+        count: usize,
+        size: usize,
+    ) -> Result<Vec<DmaBuf>, DmaError> {
+        Ok(self
+            .alloc(count * status_room_stride(size))?
+            .into_bufs_with_status_room(size))
+    }
+
     /// Allocates `len` bytes (rounded up to whole pages) of zeroed memory and maps it for the
     /// device. Regions of 2 MiB or more use huge pages when the system has them free.
     pub fn alloc(self: &Arc<Self>, len: usize) -> Result<DmaRegion, DmaError> {

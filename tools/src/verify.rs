@@ -298,14 +298,10 @@ pub fn run(
         for (i, queue) in hw_queues.into_iter().enumerate() {
             // Half the buffers plain, half with room for the status byte after the data, so
             // that virtio-blk reads are checked in both framings (three descriptors, or two
-            // with the status after the data).
-            // (At depth 1, one buffer with room.)
+            // with the status after the data). At depth 1, its one buffer has room.
             let bs = bs as usize;
             let plain = depth / 2;
-            let mut buffers = opened
-                .dma
-                .alloc((depth - plain) * uvio::dma::status_room_stride(bs))?
-                .into_bufs_with_status_room(bs);
+            let mut buffers = opened.dma.alloc_bufs_with_status_room(depth - plain, bs)?;
             if plain > 0 {
                 buffers.extend(opened.dma.alloc(plain * bs)?.into_bufs(bs));
             }

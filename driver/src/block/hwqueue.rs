@@ -1308,10 +1308,7 @@ mod tests {
 
     /// Buffers of 4 KiB carved with room for the status byte after each.
     fn bufs_with_status_room(dma: &Arc<DmaSpace>, n: usize) -> Vec<DmaBuf> {
-        let stride = crate::dma::status_room_stride(4096);
-        dma.alloc(n * stride)
-            .unwrap()
-            .into_bufs_with_status_room(4096)
+        dma.alloc_bufs_with_status_room(n, 4096).unwrap()
     }
 
     #[test]
