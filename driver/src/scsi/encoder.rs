@@ -78,30 +78,41 @@ impl ScsiEncoder {
     }
 }
 
-fn check_response(slot: &Slot<'_>) -> Result<CmdResp, IoError> {
+/// The residual count of the response the device wrote in `slot`, or the error it reports.
+/// A GOOD response needs two loads: the status word (qualifier, status, response) and the
+/// residual.
+#[inline]
+fn check_response(slot: &Slot<'_>) -> Result<u32, IoError> {
+    let [_, _, status, response] = slot.get::<u32>(RESP + 8).to_ne_bytes();
+    if response != wire::response::OK || status != 0 {
+        return Err(response_error(slot));
+    }
+    Ok(u32::from_le(slot.get::<u32>(RESP + 4)))
+}
+
+/// The error of a response other than OK with GOOD, with the sense of a CHECK CONDITION
+/// (off the hot path).
+#[cold]
+fn response_error(slot: &Slot<'_>) -> IoError {
     let resp = CmdResp::from_words(slot.get::<u64>(RESP), slot.get::<u32>(RESP + 8));
     if resp.response != wire::response::OK {
-        return Err(ScsiError::Response {
+        return ScsiError::Response {
             code: resp.response,
             name: wire::response::name(resp.response),
         }
-        .into());
+        .into();
     }
-    let status = ScsiStatus(resp.status);
-    if status.0 != 0 {
-        let sense = (resp.sense_len > 0).then(|| {
-            let mut sense = [0u8; SENSE_SIZE];
-            let n = (resp.sense_len as usize).min(SENSE_SIZE);
-            slot.get_bytes(RESP + 12, &mut sense[..n]);
-            SenseData::parse(&sense[..n]).ok()
-        });
-        return Err(ScsiError::Status {
-            status,
-            sense: sense.flatten(),
-        }
-        .into());
+    let sense = (resp.sense_len > 0).then(|| {
+        let mut sense = [0u8; SENSE_SIZE];
+        let n = (resp.sense_len as usize).min(SENSE_SIZE);
+        slot.get_bytes(RESP + 12, &mut sense[..n]);
+        SenseData::parse(&sense[..n]).ok()
+    });
+    ScsiError::Status {
+        status: ScsiStatus(resp.status),
+        sense: sense.flatten(),
     }
-    Ok(resp)
+    .into()
 }
 
 impl ScsiEncoder {
@@ -227,6 +238,12 @@ impl RequestEncoder for ScsiEncoder {
         // A response the device never wrote must not read as success: response byte 0xff
         // (the last of the status word: qualifier, status, response).
         slot.put(RESP + 8, u32::from_ne_bytes([0, 0, 0, 0xff]));
+        // The request header and the response each in a descriptor of its own, never
+        // merged with the data as a virtio-blk read merges its status: QEMU's virtio-scsi
+        // (7.2) takes the first device-readable and the first device-writable buffer's
+        // whole length as the header and the response unless VIRTIO_F_ANY_LAYOUT was
+        // negotiated, which it offers only to legacy drivers (docs/benchmarks.md, eleventh
+        // session: a merged read came back OVERRUN).
         segments.push(Segment::readable(slot.iova(REQ), CMD_REQ_LEN as u32));
         // Device-readable buffers first, then device-writable ones (virtio 1.2, 2.7.4.2).
         match request.op {
@@ -292,15 +309,15 @@ impl RequestEncoder for ScsiEncoder {
             ..
         } = at;
         self.release(unit, command);
-        let resp = check_response(slot)?;
+        let resid = check_response(slot)?;
         let data = request.data.len();
-        let moved = data.saturating_sub(u64::from(resp.resid));
+        let moved = data.saturating_sub(u64::from(resid));
         if command.is_some() {
             return Ok(moved);
         }
         match request.op {
             Op::Read => {
-                if resp.resid != 0 || u64::from(written) < CMD_RESP_LEN as u64 + data {
+                if resid != 0 || u64::from(written) < CMD_RESP_LEN as u64 + data {
                     return Err(IoError::ShortTransfer {
                         written,
                         expected: CMD_RESP_LEN as u64 + data,
@@ -309,7 +326,7 @@ impl RequestEncoder for ScsiEncoder {
                 Ok(data)
             }
             Op::Write => {
-                if resp.resid != 0 {
+                if resid != 0 {
                     return Err(IoError::ShortTransfer {
                         written: moved as u32,
                         expected: data,

@@ -5,7 +5,9 @@
 //! `UVIO_GUEST_BLK=...` replaces the devices' extra options (default `num-queues=2`);
 //! `UVIO_GUEST_QEMU_ARGS="-trace virtqueue_pop -D /tmp/trace.log"` adds QEMU arguments;
 //! `UVIO_GUEST_MODULE_PARAMS="vfio_pci:ids=1af4:1042;virtio_blk:poll_queues=1"` gives parameters
-//! to the modules `/init` loads (`MODULE:PARAMS`, `;`-separated).
+//! to the modules `/init` loads (`MODULE:PARAMS`, `;`-separated);
+//! `UVIO_GUEST_SCSI=1` adds a virtio-scsi HBA at 00:07.0 (two queues) with a null-co scsi-hd
+//! at 0:0:0 (`1af4:1048` in `vfio_pci:ids=` puts it on vfio-pci from boot).
 
 use std::time::Duration;
 
@@ -36,6 +38,11 @@ fn main() {
         if let Some((module, params)) = item.split_once(':') {
             spec = spec.module_param(module, params);
         }
+    }
+    if std::env::var("UVIO_GUEST_SCSI").is_ok_and(|v| v == "1") {
+        spec = spec
+            .virtio_scsi("s0", "07.0", 2, "")
+            .scsi_hd_null("s0", 0, 0, 1 << 30, "");
     }
     let extra = std::env::var("UVIO_GUEST_QEMU_ARGS").unwrap_or_default();
     let out = spec
