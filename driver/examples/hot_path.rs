@@ -212,10 +212,10 @@ fn run(args: &Args) -> Result<(), String> {
     let dma = DmaSpace::identity();
     let (queue, mut device, unit) = build(args.kind, args.packed, args.depth, &dma);
     let mut queue = queue.with_context::<u64>();
-    // Buffers with room for the framing, as `uvio bench` carves them: a virtio-blk read is
-    // then two descriptors (virtio-scsi keeps its framing in the slot).
+    // Buffers with room for the status byte, as `uvio bench` carves them: a virtio-blk read
+    // is then two descriptors (virtio-scsi ignores the room).
     let mut free = dma
-        .alloc_bufs_with_frame_room(usize::from(args.depth), BLOCK)
+        .alloc_bufs_with_status_room(usize::from(args.depth), BLOCK)
         .map_err(|e| e.to_string())?;
     let mut scratch = FakeChain::default();
     let mut offset = 0u64;

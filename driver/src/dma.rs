@@ -216,16 +216,16 @@ impl DmaSpace {
             .free(iova, len);
     }
 
-    /// `count` buffers of `size` bytes with frame room, carved from one new region
-    /// ([`DmaRegion::into_bufs_with_frame_room`]).
-    pub fn alloc_bufs_with_frame_room(
+    /// `count` buffers of `size` bytes with status room, carved from one new region
+    /// ([`DmaRegion::into_bufs_with_status_room`]).
+    pub fn alloc_bufs_with_status_room(
         self: &Arc<Self>,
         count: usize,
         size: usize,
     ) -> Result<Vec<DmaBuf>, DmaError> {
         Ok(self
-            .alloc(frame_room_region_len(count, size))?
-            .into_bufs_with_frame_room(size))
+            .alloc(count * status_room_stride(size))?
+            .into_bufs_with_status_room(size))
     }
 
     /// Allocates `len` bytes (rounded up to whole pages) of zeroed memory and maps it for the
@@ -276,7 +276,7 @@ impl DmaSpace {
             len: mapped_len,
             iova,
             _memory: Some(mem),
-            frame_room: false,
+            status_room: false,
         })
     }
 
@@ -310,7 +310,7 @@ impl DmaSpace {
             len,
             iova,
             _memory: None,
-            frame_room: false,
+            status_room: false,
         })
     }
 }
@@ -325,8 +325,8 @@ pub struct DmaRegion {
     iova: u64,
     /// The anonymous mapping, when the region owns its memory; dropped after the DMA unmap.
     _memory: Option<MmapMut>,
-    /// Carved into buffers with frame room ([`DmaRegion::into_bufs_with_frame_room`]).
-    frame_room: bool,
+    /// Carved into buffers with status room ([`DmaRegion::into_bufs_with_status_room`]).
+    status_room: bool,
 }
 
 // SAFETY: the region is plain memory plus an IOVA; who may touch which bytes when is governed
@@ -367,26 +367,20 @@ impl DmaRegion {
         self.carve(size, size, false)
     }
 
-    /// Splits the region into buffers of `size` bytes with room for the device's framing
-    /// around each: [`FRAME_HEAD_ROOM`] bytes before it for a header, one byte after it
-    /// for a status, so that a request takes its framing and its data in one
-    /// descriptor (see [`DmaBuf::has_frame_room`]). The first buffer starts at
-    /// [`FRAME_ROOM_ALIGN`], the others every [`frame_room_stride(size)`](frame_room_stride)
-    /// bytes, each aligned to [`FRAME_ROOM_ALIGN`].
-    pub fn into_bufs_with_frame_room(self, size: usize) -> Vec<DmaBuf> {
-        self.carve(size, frame_room_stride(size), true)
+    /// Splits the region into buffers of `size` bytes, each followed by room for the
+    /// device's status byte, so that a read takes its data and its status in one
+    /// descriptor (see [`DmaBuf::has_status_room`]). Buffers start every
+    /// [`status_room_stride(size)`](status_room_stride) bytes, each aligned to
+    /// [`STATUS_ROOM_ALIGN`].
+    pub fn into_bufs_with_status_room(self, size: usize) -> Vec<DmaBuf> {
+        self.carve(size, status_room_stride(size), true)
     }
 
-    fn carve(mut self, size: usize, stride: usize, frame_room: bool) -> Vec<DmaBuf> {
-        self.frame_room = frame_room;
+    fn carve(mut self, size: usize, stride: usize, status_room: bool) -> Vec<DmaBuf> {
+        self.status_room = status_room;
         let region = Arc::new(self);
-        // With frame room, the first buffer leaves its head room before it, and the last
-        // one needs its status byte after it; each gap between two holds both.
-        let (first, need) = if frame_room {
-            (FRAME_ROOM_ALIGN, FRAME_ROOM_ALIGN + size + 1)
-        } else {
-            (0, size)
-        };
+        // The last buffer needs only its own bytes and, with status room, one more.
+        let need = size + usize::from(status_room);
         let count = match region.len.checked_sub(need) {
             Some(rest) if size > 0 => rest / stride + 1,
             _ => 0,
@@ -395,7 +389,7 @@ impl DmaRegion {
             .map(|i| DmaBuf {
                 space_id: region.space_id(),
                 region: Arc::clone(&region),
-                offset: first + i * stride,
+                offset: i * stride,
                 len: size,
                 capacity: size,
             })
@@ -489,29 +483,18 @@ pub struct DmaBuf {
     capacity: usize,
 }
 
-/// Alignment of each buffer carved with [`DmaRegion::into_bufs_with_frame_room`]: one
+/// Alignment of each buffer carved with [`DmaRegion::into_bufs_with_status_room`]: one
 /// 512-byte block. A device that hands the data to an `O_DIRECT` host file (QEMU with
 /// `cache=none`) bounces buffers below the host's alignment; 512 avoids that where the host
 /// asks for 512 (not on 4Kn disks). Page alignment would cost a whole page per buffer, and
 /// in the guest it measured no faster than 64- or 512-byte alignment (docs/benchmarks.md,
 /// tenth session), though a 4 KiB buffer then spans two pages.
-pub const FRAME_ROOM_ALIGN: usize = 512;
+pub const STATUS_ROOM_ALIGN: usize = 512;
 
-/// Bytes before each buffer carved with frame room that belong to the driver: room for the
-/// framing a request puts right before its data (a virtio-blk header, 16 bytes). A multiple
-/// of 64, so the room starts as aligned as a tag's slot.
-pub const FRAME_HEAD_ROOM: usize = 64;
-const _: () = assert!(FRAME_HEAD_ROOM <= FRAME_ROOM_ALIGN && FRAME_HEAD_ROOM.is_multiple_of(64));
-
-/// Distance between the starts of buffers of `size` bytes carved with frame room: the data,
-/// its status byte and the next buffer's head room, rounded up to [`FRAME_ROOM_ALIGN`].
-pub fn frame_room_stride(size: usize) -> usize {
-    (size + 1 + FRAME_HEAD_ROOM).next_multiple_of(FRAME_ROOM_ALIGN)
-}
-
-/// Bytes of a region that holds `count` buffers of `size` bytes with frame room.
-pub fn frame_room_region_len(count: usize, size: usize) -> usize {
-    FRAME_ROOM_ALIGN + count * frame_room_stride(size)
+/// Distance between the starts of buffers of `size` bytes carved with status room: the data,
+/// one byte, rounded up to [`STATUS_ROOM_ALIGN`].
+pub fn status_room_stride(size: usize) -> usize {
+    (size + 1).next_multiple_of(STATUS_ROOM_ALIGN)
 }
 
 impl DmaBuf {
@@ -561,35 +544,29 @@ impl DmaBuf {
         self.len = len.min(self.capacity);
     }
 
-    /// Whether the [`FRAME_HEAD_ROOM`] bytes just before the data and the byte just after
-    /// it belong to the driver: true for buffers carved with
-    /// [`DmaRegion::into_bufs_with_frame_room`]. A request on such a buffer alone (not a
-    /// vectored one) may put its framing there, next to the data, in the data's own
-    /// descriptor:
-    /// - a virtio-blk read has the device write its status byte after the data, so it
-    ///   overwrites the byte after `len`, even when `len` is below the capacity and even
-    ///   when the read fails; bytes past `len` are unspecified afterwards;
-    /// - a virtio-blk write puts its 16-byte header before the data.
-    ///
-    /// virtio-scsi keeps its framing in the tag's slot (see the SCSI encoder for why).
-    /// The head room is never part of the buffer's slices.
+    /// Whether the byte just after the data belongs to the driver: true for buffers carved
+    /// with [`DmaRegion::into_bufs_with_status_room`]. A virtio-blk read into such a buffer
+    /// alone (not a vectored read, a write or any other op, and never on virtio-scsi) has
+    /// the device write its status byte there, data and status in one descriptor. So such a
+    /// read overwrites the byte after `len`, even when `len` is below the capacity and even
+    /// when the read fails; bytes past `len` are unspecified afterwards.
     #[inline]
-    pub fn has_frame_room(&self) -> bool {
+    pub fn has_status_room(&self) -> bool {
         // Kept in the region, not in each buffer: a `DmaBuf` moves with every request, and
         // a larger one costs the hot path more stores.
-        self.region.frame_room
+        self.region.status_room
     }
 
-    /// The byte after the data, for a buffer with frame room only.
+    /// The byte after the data, for a buffer with status room only.
     #[inline]
     fn status_byte_ptr(&self) -> *mut u8 {
-        assert!(self.has_frame_room(), "a buffer without frame room");
-        // SAFETY: len <= capacity, and a buffer with frame room was carved with at least
+        assert!(self.has_status_room(), "a buffer without status room");
+        // SAFETY: len <= capacity, and a buffer with status room was carved with at least
         // one byte of the region after capacity (`carve`), which no other buffer covers.
         unsafe { self.region.ptr.as_ptr().add(self.offset + self.len) }
     }
 
-    /// Stores `value` in the byte after the data (only for a buffer with frame room).
+    /// Stores `value` in the byte after the data (only for a buffer with status room).
     #[inline]
     pub(crate) fn set_status_byte(&self, value: u8) {
         // SAFETY: the byte is this buffer's (`status_byte_ptr`); it is shared with the
@@ -597,25 +574,11 @@ impl DmaBuf {
         unsafe { self.status_byte_ptr().write_volatile(value) }
     }
 
-    /// The byte after the data (only for a buffer with frame room).
+    /// The byte after the data (only for a buffer with status room).
     #[inline]
     pub(crate) fn status_byte(&self) -> u8 {
         // SAFETY: as for `set_status_byte`.
         unsafe { self.status_byte_ptr().read_volatile() }
-    }
-
-    /// The start of the [`FRAME_HEAD_ROOM`] bytes before the data and their device address
-    /// (only for a buffer with frame room), 64-aligned.
-    #[inline]
-    pub(crate) fn head_room(&self) -> (NonNull<u8>, u64) {
-        assert!(self.has_frame_room(), "a buffer without frame room");
-        // `carve` put every buffer with frame room at least FRAME_ROOM_ALIGN bytes into
-        // its region and FRAME_HEAD_ROOM bytes past the status byte of the one before.
-        let offset = self.offset - FRAME_HEAD_ROOM;
-        // SAFETY: offset lies inside the region (above), and the region's pointer is
-        // non-null, so the sum is too.
-        let ptr = unsafe { NonNull::new_unchecked(self.region.ptr.as_ptr().add(offset)) };
-        (ptr, self.region.iova + offset as u64)
     }
 
     /// The length the buffer was made with.
@@ -644,70 +607,49 @@ mod tests {
     }
 
     #[test]
-    fn buffers_with_frame_room_keep_head_room_before_and_a_byte_after_each_inside_the_region() {
-        // Data, status byte, the next buffer's 64 bytes of head room, rounded up to 512.
-        assert_eq!(frame_room_stride(4096), 4608);
-        assert_eq!(frame_room_stride(447), 512);
-        assert_eq!(frame_room_stride(448), 1024);
-        assert_eq!(frame_room_stride(512), 1024);
-        assert_eq!(frame_room_region_len(3, 4096), 512 + 3 * 4608);
+    fn buffers_with_status_room_keep_a_byte_after_each_inside_the_region() {
+        assert_eq!(status_room_stride(4096), 4608);
+        assert_eq!(status_room_stride(511), 512);
+        assert_eq!(status_room_stride(512), 1024);
         let space = DmaSpace::identity();
-        // 12 KiB: the first buffer at 512, the second at 5120, whose data and status byte
-        // end at 9217; a third would end at 13825.
+        // 12 KiB: two 4608-byte strides leave 3072 bytes, too few for a third 4096 + 1.
         let bufs = space
             .alloc(3 * 4096)
             .unwrap()
-            .into_bufs_with_frame_room(4096);
+            .into_bufs_with_status_room(4096);
         assert_eq!(bufs.len(), 2);
-        // 16 KiB: a third one.
-        let region = space.alloc(4 * 4096).unwrap();
-        let base = region.iova();
-        let mut bufs = region.into_bufs_with_frame_room(4096);
+        // 16 KiB: a third one whose data and status byte end 3071 bytes before the end.
+        let bufs = space
+            .alloc(4 * 4096)
+            .unwrap()
+            .into_bufs_with_status_room(4096);
         assert_eq!(bufs.len(), 3);
         for (i, b) in bufs.iter().enumerate() {
-            assert!(b.has_frame_room());
+            assert!(b.has_status_room());
             assert_eq!((b.len(), b.capacity()), (4096, 4096));
-            assert_eq!(b.iova() - base, 512 + 4608 * i as u64);
-            assert_eq!(b.iova() % FRAME_ROOM_ALIGN as u64, 0);
-            let (ptr, iova) = b.head_room();
-            assert_eq!(iova, b.iova() - FRAME_HEAD_ROOM as u64);
-            assert_eq!(ptr.as_ptr() as u64, iova, "identity-mapped");
+            assert_eq!(b.iova() - bufs[0].iova(), 4608 * i as u64);
+            assert_eq!(b.iova() % STATUS_ROOM_ALIGN as u64, 0);
         }
-        // The status byte and the head room are their own: writing them leaves every
-        // buffer's data alone.
-        for b in &mut bufs {
-            b.as_mut_slice().fill(0x5a);
-        }
-        for b in &bufs {
-            b.set_status_byte(0xff);
-            assert_eq!(b.status_byte(), 0xff);
-            let (ptr, _) = b.head_room();
-            // SAFETY: the head room is FRAME_HEAD_ROOM bytes of the live region that no
-            // buffer's slice covers, and nothing else accesses it here.
-            unsafe { ptr.as_ptr().write_bytes(0xa5, FRAME_HEAD_ROOM) };
-        }
-        assert!(bufs.iter().all(|b| b.as_slice().iter().all(|&x| x == 0x5a)));
-        assert!(
-            bufs.iter().all(|b| b.status_byte() == 0xff),
-            "no head room covers a status byte"
-        );
-        // 40 KiB: after the first buffer (512 + 4097 bytes), 36351 bytes hold seven more
-        // strides, not eight.
+        // The status byte is its own: writing it leaves the next buffer's data alone.
+        let mut bufs = bufs;
+        bufs[1].as_mut_slice().fill(0x5a);
+        bufs[0].set_status_byte(0xff);
+        assert_eq!(bufs[0].status_byte(), 0xff);
+        assert!(bufs[1].as_slice().iter().all(|&x| x == 0x5a));
+        // 40 KiB = 8 strides + 4096 bytes: the ninth buffer's data would fit, but not its
+        // status byte.
         assert_eq!(
             space
                 .alloc(10 * 4096)
                 .unwrap()
-                .into_bufs_with_frame_room(4096)
+                .into_bufs_with_status_room(4096)
                 .len(),
             8
         );
-        // Plain buffers have none, and start at the region's start.
-        let region = space.alloc(8192).unwrap();
-        let base = region.iova();
-        let plain = region.into_bufs(4096);
+        // Plain buffers have none.
+        let plain = space.alloc(8192).unwrap().into_bufs(4096);
         assert_eq!(plain.len(), 2);
-        assert_eq!(plain[0].iova(), base);
-        assert!(!plain[0].has_frame_room());
+        assert!(!plain[0].has_status_room());
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn per_request(ring: &str, device: &str, depth: u16) -> u64 {
 /// ring only) the same benchmark counted blk 1299 / 1073 and scsi 1603 / 1376 at depth 1 / 32;
 /// the split blk ceiling at depth 1 is half of that. Counted when the ceilings were set: split
 /// 627 / 509 and 844 / 726, packed 773 / 650 and 976 / 853. Since a read's status byte rides
-/// after its data (buffers with frame room, as `uvio bench` carves them): blk 636 / 505
+/// after its data (buffers with status room, as `uvio bench` carves them): blk 636 / 505
 /// split, 741 / 588 packed. Since a GOOD virtio-scsi response is checked with two loads instead
 /// of three and a decode: scsi 826 / 694 split, 954 / 803 packed.
 const CEILINGS: [(&str, &str, u16, u64); 8] = [

@@ -65,7 +65,7 @@ check split_on_packed_bench uvio --ring split bench --name=s --filename={PACKED}
     script += &format!("check verify uvio verify {STRESS} --ios {VERIFY_IOS} --json\n");
     script +=
         &format!("check verify_plain uvio verify {PLAIN} --ios {VERIFY_IOS} --depth 16 --json\n");
-    // Depth 1: its one buffer keeps frame room (verify carves half and half, rounding up).
+    // Depth 1: its one buffer keeps status room (verify carves half and half, rounding up).
     script +=
         &format!("check verify_depth1 uvio verify {PLAIN} --ios {VERIFY_IOS} --depth 1 --json\n");
     for (name, off, len) in reads {

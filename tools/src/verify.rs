@@ -301,7 +301,7 @@ pub fn run(
             // with the status after the data). At depth 1, its one buffer has room.
             let bs = bs as usize;
             let plain = depth / 2;
-            let mut buffers = opened.dma.alloc_bufs_with_frame_room(depth - plain, bs)?;
+            let mut buffers = opened.dma.alloc_bufs_with_status_room(depth - plain, bs)?;
             if plain > 0 {
                 buffers.extend(opened.dma.alloc(plain * bs)?.into_bufs(bs));
             }

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::block::request::data_segments;
-use crate::block::slot::before_data;
-use crate::block::{Data, IoError, Limits, Op, Request, RequestEncoder, Slot, TagRequest, Unit};
+use crate::block::{Data, IoError, Limits, Op, Request, RequestEncoder, TagRequest, Unit};
 use crate::dma::DmaBuf;
 use crate::virtio::queue::{ChainSink, Segment};
 
@@ -25,9 +24,6 @@ const VIRTIO_BLK_S_UNSUPP: u8 = 2;
 
 /// Length of the serial a GET_ID returns.
 pub const BLK_ID_BYTES: usize = 20;
-
-/// Bytes of `struct virtio_blk_outhdr`.
-const BLK_HEADER_LEN: usize = 16;
 
 // Per-tag slot layout.
 const HEADER: usize = 0;
@@ -66,7 +62,7 @@ fn range(sector: u64, sectors: u32, flags: u32) -> [u64; 2] {
 
 impl BlkEncoder {
     /// The buffer of a read whose status byte goes right after its data, in the data's own
-    /// descriptor: a read into one buffer with frame room ([`DmaBuf::has_frame_room`])
+    /// descriptor: a read into one buffer with status room ([`DmaBuf::has_status_room`])
     /// that fits one segment with the byte. Its chain is two descriptors instead of three,
     /// so the device fetches, maps and unmaps one fewer per request. Framing is free for a
     /// virtio 1.x device (virtio 1.2, 2.6.4: no assumption about the arrangement of
@@ -76,25 +72,7 @@ impl BlkEncoder {
     fn status_after_data<'r>(&self, request: &'r Request) -> Option<&'r DmaBuf> {
         match (request.op, &request.data) {
             (Op::Read, Data::One(buf))
-                if buf.has_frame_room() && buf.len() < self.limits.max_segment_size as usize =>
-            {
-                Some(buf)
-            }
-            _ => None,
-        }
-    }
-
-    /// The buffer of a write whose header goes right before its data, in the data's own
-    /// descriptor (the buffer's head room): a write from one buffer with frame room that
-    /// fits one segment with the header. Its chain is two descriptors, header and data,
-    /// then the status, instead of three; QEMU reads the header from the first 16 bytes of
-    /// the device-readable buffers. The mirror of [`Self::status_after_data`].
-    #[inline]
-    fn header_before_data<'r>(&self, request: &'r Request) -> Option<&'r DmaBuf> {
-        match (request.op, &request.data) {
-            (Op::Write, Data::One(buf))
-                if buf.has_frame_room()
-                    && buf.len() + BLK_HEADER_LEN <= self.limits.max_segment_size as usize =>
+                if buf.has_status_room() && buf.len() < self.limits.max_segment_size as usize =>
             {
                 Some(buf)
             }
@@ -153,20 +131,8 @@ impl RequestEncoder for BlkEncoder {
         } else {
             0
         };
-        if let Some(buf) = self.header_before_data(request) {
-            let head = Slot::head_room(buf);
-            let at = before_data(BLK_HEADER_LEN);
-            head.put(at, header(kind, sector));
-            segments.push(Segment::readable(
-                head.iova(at),
-                (BLK_HEADER_LEN + buf.len()) as u32,
-            ));
-            slot.put(STATUS, 0xffu8);
-            segments.push(Segment::writable(slot.iova(STATUS), 1));
-            return Ok(());
-        }
         slot.put(HEADER, header(kind, sector));
-        segments.push(Segment::readable(slot.iova(HEADER), BLK_HEADER_LEN as u32));
+        segments.push(Segment::readable(slot.iova(HEADER), 16));
         if let Some(buf) = self.status_after_data(request) {
             // A stale status byte must never read as success.
             buf.set_status_byte(0xff);

@@ -1307,19 +1307,19 @@ mod tests {
     }
 
     /// Buffers of 4 KiB carved with room for the status byte after each.
-    fn bufs_with_frame_room(dma: &Arc<DmaSpace>, n: usize) -> Vec<DmaBuf> {
-        dma.alloc_bufs_with_frame_room(n, 4096).unwrap()
+    fn bufs_with_status_room(dma: &Arc<DmaSpace>, n: usize) -> Vec<DmaBuf> {
+        dma.alloc_bufs_with_status_room(n, 4096).unwrap()
     }
 
     #[test]
-    fn a_read_into_a_buffer_with_frame_room_is_two_descriptors_with_the_status_after_the_data() {
+    fn a_read_into_a_buffer_with_status_room_is_two_descriptors_with_the_status_after_the_data() {
         let (mut q, mut dev, dma) = blk_queue(4);
-        let mut b = bufs_with_frame_room(&dma, 4);
+        let mut b = bufs_with_status_room(&dma, 4);
         assert_eq!(b.len(), 4);
         assert_eq!(
             b[1].iova() - b[0].iova(),
             4608,
-            "4096 + 1 + 128 rounded up to 512"
+            "4096 + 1 rounded up to 512"
         );
         let (read_ok, read_err, write) = (b.pop().unwrap(), b.pop().unwrap(), b.pop().unwrap());
         let mut short = b.pop().unwrap();
@@ -1347,9 +1347,9 @@ mod tests {
         assert_eq!(c.read(1)[4096], 0xff, "a stale status never reads as OK");
         // A write keeps the status byte in its own buffer: the data is device-readable.
         let w = &chains[2];
-        assert_eq!(w.segments.len(), 2);
-        assert!(!w.segments[0].device_writes && w.segments[1].device_writes);
-        assert_eq!((w.segments[1].len, w.read(1)), (1, vec![0xff]));
+        assert_eq!(w.segments.len(), 3);
+        assert!(!w.segments[1].device_writes && w.segments[2].device_writes);
+        assert_eq!((w.segments[2].len, w.read(2)), (1, vec![0xff]));
         // A read shorter than the buffer takes the byte right after its data.
         let s = &chains[3];
         assert_eq!((s.segments[1].iova, s.segments[1].len), (short_iova, 2049));
@@ -1377,12 +1377,14 @@ mod tests {
     #[test]
     fn the_status_stays_in_the_slot_unless_a_one_buffer_read_fits_a_segment_with_it() {
         let (mut q, mut dev, dma) = blk_queue(4);
+        let stride = crate::dma::status_room_stride(1 << 20);
         // A read of exactly the device's segment size (1 MiB): with the byte it would not fit.
         let whole = dma
-            .alloc_bufs_with_frame_room(1, 1 << 20)
+            .alloc(stride)
             .unwrap()
+            .into_bufs_with_status_room(1 << 20)
             .remove(0);
-        let mut b = bufs_with_frame_room(&dma, 3);
+        let mut b = bufs_with_status_room(&dma, 3);
         let (v1, v2, id) = (b.pop().unwrap(), b.pop().unwrap(), b.pop().unwrap());
         let mut id = id;
         id.set_len(20);
@@ -1407,95 +1409,12 @@ mod tests {
         assert_eq!(got, [(1, Ok(1 << 20)), (2, Ok(8192)), (3, Ok(20))]);
     }
 
-    #[test]
-    fn a_write_from_a_buffer_with_frame_room_is_two_descriptors_with_the_header_before_the_data() {
-        let (mut q, mut dev, dma) = blk_queue(4);
-        let mut b = bufs_with_frame_room(&dma, 4);
-        let mut fill = |i: usize, byte: u8| {
-            b[i].as_mut_slice().fill(byte);
-        };
-        fill(0, 0x11);
-        fill(1, 0x22);
-        fill(2, 0x33);
-        let (ok, err) = (b.remove(0), b.remove(0));
-        let (ok_iova, ok_len) = (ok.iova(), ok.len());
-        let mut short = b.remove(0);
-        short.set_len(1024);
-        let (v1, v2) = (b.remove(0), bufs_with_frame_room(&dma, 1).remove(0));
-        let t_ok = q.submit(Unit::ONLY, Request::write(8192, ok), 1).unwrap();
-        let t_err = q.submit(Unit::ONLY, Request::write(0, err), 2).unwrap();
-        let t_short = q.submit(Unit::ONLY, Request::write(512, short), 3).unwrap();
-        let t_v = q
-            .submit(Unit::ONLY, Request::writev(0, vec![v1, v2]), 4)
-            .unwrap();
-        q.kick();
-        let mut chains = Vec::new();
-        let mut chain = FakeChain::default();
-        while dev.next_chain(&mut chain) {
-            chains.push(chain.clone());
-        }
-        // Header and data in one device-readable buffer that ends where the data ends,
-        // then the one-byte status of the tag's slot.
-        let c = &chains[0];
-        assert_eq!(c.segments.len(), 2);
-        assert!(!c.segments[0].device_writes && c.segments[1].device_writes);
-        assert_eq!(
-            (c.segments[0].iova, c.segments[0].len),
-            (ok_iova - 16, 16 + ok_len as u32)
-        );
-        let bytes = c.read(0);
-        assert_eq!(
-            bytes[..16],
-            [1, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0]
-        );
-        assert!(
-            bytes[16..].iter().all(|&x| x == 0x11),
-            "the data, untouched"
-        );
-        assert_eq!((c.segments[1].len, c.read(1)), (1, vec![0xff]));
-        // A write shorter than its buffer: the header, then its own length of data.
-        let s = &chains[2];
-        assert_eq!(s.segments[0].len, 16 + 1024);
-        assert_eq!(
-            s.read(0)[..16],
-            [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
-        );
-        assert!(s.read(0)[16..].iter().all(|&x| x == 0x33));
-        // A vectored write keeps the header in its slot: header, two buffers, status.
-        assert_eq!(chains[3].segments.len(), 4);
-        assert_eq!(chains[3].segments[0].len, 16);
-        for (c, status) in chains.iter().zip([0u8, 1, 0, 0]) {
-            c.write_blk_status(status);
-            dev.put_used(u32::from(c.head), c.writable());
-        }
-        dev.publish_used();
-        // Each comes back with its buffer as it went: the header stayed out of the data.
-        let mut got = Vec::new();
-        q.poll(|d| {
-            let intact = d.data.bufs().iter().all(|b| {
-                let first = b.as_slice()[0];
-                b.as_slice().iter().all(|&x| x == first)
-            });
-            got.push((d.tag, *d.ctx, d.result, intact));
-        });
-        got.sort_by_key(|g| g.1);
-        assert_eq!(
-            got,
-            [
-                (t_ok, 1, Ok(4096), true),
-                (t_err, 2, Err(IoError::DeviceIo), true),
-                (t_short, 3, Ok(1024), true),
-                (t_v, 4, Ok(8192), true),
-            ]
-        );
-    }
-
     /// The status byte after the data is preset to 0xff: a device that reports the read
     /// done without writing it has not said OK.
     #[test]
     fn an_unwritten_status_after_the_data_is_not_success() {
         let (mut q, mut dev, dma) = blk_queue(4);
-        let mut buf = bufs_with_frame_room(&dma, 1).remove(0);
+        let mut buf = bufs_with_status_room(&dma, 1).remove(0);
         buf.as_mut_slice().fill(0);
         buf.set_len(2048);
         let tag = q.submit(Unit::ONLY, Request::read(0, buf), 7).unwrap();
@@ -1515,7 +1434,7 @@ mod tests {
     #[test]
     fn a_packed_ring_takes_the_status_after_the_data_too() {
         let (mut q, mut dev, dma) = packed_blk_queue(4);
-        let mut b = bufs_with_frame_room(&dma, 2);
+        let mut b = bufs_with_status_room(&dma, 2);
         for (i, buf) in b.drain(..).enumerate() {
             q.submit(Unit::ONLY, Request::read(4096 * i as u64, buf), i as u64)
                 .unwrap();
@@ -1626,13 +1545,13 @@ mod tests {
     }
 
     #[test]
-    fn a_scsi_read_keeps_its_response_in_the_slot_with_frame_room_too() {
+    fn a_scsi_read_keeps_its_response_in_the_slot_with_status_room_too() {
         use crate::scsi::error::ScsiError;
         use crate::scsi::passthrough::ScsiPassthrough;
         use crate::scsi_proto::cdb;
         use crate::scsi_proto::sense::SenseKey;
         let (mut q, mut dev, dma, unit) = scsi_queue(4);
-        let mut b = bufs_with_frame_room(&dma, 4);
+        let mut b = bufs_with_status_room(&dma, 4);
         let (ok, failed, short, inquiry) = (b.remove(0), b.remove(0), b.remove(0), b.remove(0));
         let ok_iova = ok.iova();
         let t_ok = q.submit(unit, Request::read(8 * 512, ok), 1).unwrap();
@@ -1656,7 +1575,7 @@ mod tests {
         }
         // The request header, the response, then the data: QEMU's virtio-scsi takes the
         // whole first device-writable buffer as the response (no ANY_LAYOUT on a modern
-        // device), so the response never rides in the data's head room.
+        // device), so the response never shares the data's descriptor.
         for c in &chains {
             assert_eq!(c.segments.len(), 3);
             assert_eq!(c.segments[0].len, 51);

@@ -7,7 +7,7 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use crate::dma::{DmaBuf, DmaRegion, FRAME_HEAD_ROOM};
+use crate::dma::DmaRegion;
 
 /// Plain data that may be copied into or out of device-shared memory as it is.
 ///
@@ -81,30 +81,7 @@ pub struct Slot<'q> {
     ptr: NonNull<u8>,
     iova: u64,
     len: usize,
-    _area: PhantomData<&'q ()>,
-}
-
-/// Offset in a [`Slot::head_room`] where framing of `len` bytes starts so that it ends
-/// where the data begins.
-pub(crate) const fn before_data(len: usize) -> usize {
-    FRAME_HEAD_ROOM - len
-}
-
-impl<'q> Slot<'q> {
-    /// The head room before `buf`'s data (a buffer with frame room, see
-    /// [`DmaBuf::has_frame_room`]) as a slot of [`FRAME_HEAD_ROOM`] bytes, lent while the
-    /// buffer is borrowed; [`before_data`] names the offset where a header or response of
-    /// a given length ends at the data.
-    #[inline]
-    pub(crate) fn head_room(buf: &'q DmaBuf) -> Slot<'q> {
-        let (ptr, iova) = buf.head_room();
-        Slot {
-            ptr,
-            iova,
-            len: FRAME_HEAD_ROOM,
-            _area: PhantomData,
-        }
-    }
+    _area: PhantomData<&'q SlotArea>,
 }
 
 impl Slot<'_> {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use super::{Data, Done, HwQueue, IoError, Limits, Request, Unit};
 use crate::blk::encoder::{BlkEncoder, BLK_SLOT_SIZE};
 use crate::device::{AnyEncoder, AnyQueue};
-use crate::dma::{frame_room_region_len, DmaBuf, DmaSpace};
+use crate::dma::{status_room_stride, DmaBuf, DmaSpace};
 use crate::scsi::encoder::{ScsiEncoder, SCSI_SLOT_SIZE};
 use crate::scsi::units::{UnitInfo, UnitTable};
 use crate::virtio::fake::ring_tests::XorShift;
@@ -162,7 +162,7 @@ fn write_answer(kind: Kind, chain: &FakeChain, answer: Answer, pool: &Range<u64>
                 _ => 0,
             };
             // The status goes in the chain's last byte: a one-byte status buffer, or the
-            // end of a read's data buffer with frame room. A length the hostile device
+            // end of a read's data buffer with status room. A length the hostile device
             // itself scribbled over a descriptor could reach past its buffer, so only a
             // segment inside the buffer pool is written at its end.
             let seg = chain.segments[last];
@@ -299,15 +299,14 @@ impl Round {
                 (q, Unit::new(unit))
             }
         };
-        // Half the rounds use buffers with frame room: virtio-blk reads then take their
-        // status byte after the data and writes their header before it, each in a
-        // two-descriptor chain.
+        // Half the rounds use buffers with status room: virtio-blk reads then take their
+        // status byte after the data, in a two-descriptor chain.
         let region = dma
-            .alloc(frame_room_region_len(2 * usize::from(depth) + 3, BUF))
+            .alloc(status_room_stride(BUF) * (2 * usize::from(depth) + 3))
             .unwrap();
         let pool_range = region.iova()..region.iova() + region.len() as u64;
         let mut pool = if rng.one_in(2) {
-            region.into_bufs_with_frame_room(BUF)
+            region.into_bufs_with_status_room(BUF)
         } else {
             region.into_bufs(BUF)
         };

@@ -6,11 +6,14 @@
 //! `UVIO_GUEST_QEMU_ARGS="-trace virtqueue_pop -D /tmp/trace.log"` adds QEMU arguments;
 //! `UVIO_GUEST_MODULE_PARAMS="vfio_pci:ids=1af4:1042;virtio_blk:poll_queues=1"` gives parameters
 //! to the modules `/init` loads (`MODULE:PARAMS`, `;`-separated);
+//! `UVIO_GUEST_GATE=0.02` gates the script's `gated NAME CMD...` runs on the host's steal
+//! share (as `uvio-compare` does) and ends the console with `@@KEPT NAME_tN ...@@` per name;
 //! `UVIO_GUEST_SCSI=1` adds a virtio-scsi HBA at 00:07.0 (two queues) with a null-co scsi-hd
 //! at 0:0:0 (`1af4:1048` in `vfio_pci:ids=` puts it on vfio-pci from boot).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use uvio_tests::quiet_gate;
 use uvio_tests::vm::VmSpec;
 
 fn main() {
@@ -45,15 +48,48 @@ fn main() {
             .scsi_hd_null("s0", 0, 0, 1 << 30, "");
     }
     let extra = std::env::var("UVIO_GUEST_QEMU_ARGS").unwrap_or_default();
-    let out = spec
+    let spec = spec
         .qemu_args(extra.split_whitespace())
         .reference_tools()
         .timeout(Duration::from_secs(900))
         .virtio_blk_null("05.0", 1 << 30, &blk)
-        .virtio_blk_null("06.0", 1 << 30, &blk)
-        .script(format!("{script}\ntrue\n"))
-        .run();
+        .virtio_blk_null("06.0", 1 << 30, &blk);
+    let Some(max_steal) = std::env::var("UVIO_GUEST_GATE").ok() else {
+        let out = spec.script(format!("{script}\ntrue\n")).run();
+        print!("{}", out.console);
+        if out.exit_code != Some(0) {
+            std::process::exit(1);
+        }
+        return;
+    };
+    // Gated: `gated NAME CMD...` runs CMD again while the host's steal share around it is
+    // over the gate; the console ends with the try kept of each name.
+    let Ok(max_steal) = max_steal.parse::<f64>() else {
+        eprintln!("UVIO_GUEST_GATE={max_steal}: a steal share such as 0.02");
+        std::process::exit(2);
+    };
+    let gate = quiet_gate::Gate {
+        max_steal,
+        max_tries: 5,
+    };
+    let mut vm = spec
+        .script(format!(
+            "{}{script}\n{}true\n",
+            quiet_gate::GATED_SH,
+            quiet_gate::GATE_DONE
+        ))
+        .spawn();
+    let log = quiet_gate::drive(&mut vm, gate, Instant::now() + Duration::from_secs(3600));
+    let out = vm.wait(Duration::from_secs(120));
     print!("{}", out.console);
+    for (name, run) in &log.runs {
+        println!(
+            "@@KEPT {} steal={:.4} tries={}@@",
+            log.section(name),
+            run.kept_steal(),
+            run.steal.len()
+        );
+    }
     if out.exit_code != Some(0) {
         std::process::exit(1);
     }

@@ -475,7 +475,7 @@ fn run_group(
         // Room for the status byte after each buffer: a virtio-blk read is then two
         // descriptors (header; data and status) instead of three, one fewer for the device
         // to fetch, map and unmap (docs/benchmarks.md, tenth session).
-        let mut buffers = dma.alloc_bufs_with_frame_room((depth + stage) as usize, max_bs)?;
+        let mut buffers = dma.alloc_bufs_with_status_room((depth + stage) as usize, max_bs)?;
         if p.opts.verify.is_none() && p.opts.rw.has(Ddir::Write) {
             scramble(&mut buffers, p.seed);
         }
