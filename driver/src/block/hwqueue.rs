@@ -958,6 +958,19 @@ mod tests {
         q.stats().notifications
     }
 
+    /// A virtio-scsi response head (12 bytes) with CHECK CONDITION and 18 bytes of fixed
+    /// sense: sense key `key`, additional sense code `asc`.
+    fn check_condition(key: u8, asc: u8) -> [u8; 12 + 18] {
+        let mut resp = [0u8; 12 + 18];
+        resp[0..4].copy_from_slice(&18u32.to_le_bytes());
+        resp[10] = 2;
+        resp[12] = 0x70;
+        resp[14] = key;
+        resp[19] = 10;
+        resp[24] = asc;
+        resp
+    }
+
     /// Everything `poll` hands out: (tag, ctx, result, got a buffer back).
     fn reap(q: &mut AnyQueue<u64>) -> Vec<(u16, u64, Result<u64, IoError>, bool)> {
         let mut out = Vec::new();
@@ -1597,13 +1610,7 @@ mod tests {
         );
         // GOOD; CHECK CONDITION, MEDIUM ERROR (fixed sense, 18 bytes); GOOD but the data
         // cut short; GOOD.
-        let mut medium = [0u8; 12 + 18];
-        medium[0..4].copy_from_slice(&18u32.to_le_bytes());
-        medium[10] = 2;
-        medium[12] = 0x70;
-        medium[14] = 3;
-        medium[19] = 10;
-        medium[24] = 0x11;
+        let medium = check_condition(3, 0x11);
         for (i, c) in chains.iter().enumerate() {
             let resp = c.segments.iter().position(|s| s.device_writes).unwrap();
             if i == 1 {
@@ -1649,13 +1656,7 @@ mod tests {
         let mut chain = FakeChain::default();
         assert!(dev.next_chain(&mut chain));
         // CHECK CONDITION with fixed sense: UNIT ATTENTION, POWER ON OR RESET (29h).
-        let mut resp = [0u8; 12 + 18];
-        resp[0..4].copy_from_slice(&18u32.to_le_bytes());
-        resp[10] = 2;
-        resp[12] = 0x70;
-        resp[14] = 6;
-        resp[19] = 10;
-        resp[24] = 0x29;
+        let resp = check_condition(6, 0x29);
         chain.write(1, 0, &resp);
         dev.put_used(u32::from(chain.head), 108);
         dev.publish_used();
