@@ -1390,12 +1390,10 @@ mod tests {
     #[test]
     fn the_status_stays_in_the_slot_unless_a_one_buffer_read_fits_a_segment_with_it() {
         let (mut q, mut dev, dma) = blk_queue(4);
-        let stride = crate::dma::status_room_stride(1 << 20);
         // A read of exactly the device's segment size (1 MiB): with the byte it would not fit.
         let whole = dma
-            .alloc(stride)
+            .alloc_bufs_with_status_room(1, 1 << 20)
             .unwrap()
-            .into_bufs_with_status_room(1 << 20)
             .remove(0);
         let mut b = bufs_with_status_room(&dma, 3);
         let (v1, v2, id) = (b.pop().unwrap(), b.pop().unwrap(), b.pop().unwrap());
